@@ -1,0 +1,46 @@
+# Two commands set everything up on a fresh, offline machine:
+#   make prepare-data   # .venv + install + the default (synthetic) dataset into shards
+#   make test
+# Real data already on disk:  make prepare-data DATASET=tiktok SOURCE=/data/TikTok_dataset
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+DATASET ?= synthetic
+SOURCE  ?= data/raw/$(DATASET)
+OUT     ?= data/shards/$(DATASET)
+WORKERS ?= 2
+MEDIAPIPE_ENV := .venv-mediapipe
+
+.PHONY: install prepare-data test mediapipe-env eval leaderboard bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned: pip takes these wheels from the local disk (a CUDA build that runs on the CPU)
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+# Real datasets are annotated with mediapipe by default, which lives in its own environment (numpy<2).
+$(MEDIAPIPE_ENV)/.installed:
+	bash scripts/make_mediapipe_env.sh $(MEDIAPIPE_ENV)
+	touch $@
+
+mediapipe-env: $(MEDIAPIPE_ENV)/.installed
+
+prepare-data: install $(if $(filter-out synthetic folder,$(DATASET)),mediapipe-env)
+	$(BIN)/toolkit prepare --dataset $(DATASET) --source $(SOURCE) --out $(OUT) --workers $(WORKERS)
+	$(BIN)/toolkit verify $(OUT)
+
+test: install
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/loader.py
+	$(BIN)/python benchmarks/metrics.py
+
+clean:
+	rm -rf data/shards build .pytest_cache

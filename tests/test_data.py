@@ -1,0 +1,89 @@
+"""ClipDataset: shapes, determinism, annotations that follow the crop, DataLoader workers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from conftest import make_tiktok_layout
+from toolkit.data import ClipDataset
+from toolkit.prepare import PrepareOptions, prepare
+from toolkit.shards.reader import Shards
+from toolkit.sources.recipe import load_recipe
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("data")
+    src = make_tiktok_layout(tmp / "src", n_videos=3, n_frames=40, h=72, w=48)
+    recipe = load_recipe("synthetic").__class__(**{**load_recipe("synthetic").__dict__, "raw": {}, "split_ids": {}})
+    prepare(recipe, src, tmp / "shards", PrepareOptions(size=None, pose="synthetic", densepose="synthetic",
+                                                        image_format="png"), progress=False)
+    return tmp / "shards"
+
+
+def test_items_have_the_promised_shapes(shards):
+    ds = ClipDataset(shards, n_frames=8, stride=4, size=(32, 24), columns=["keypoints", "iuv", "mask", "person_box"])
+    assert len(ds) == 3
+    item = ds[1]
+    assert item["reference"].shape == (3, 32, 24) and item["frames"].shape == (8, 3, 32, 24)
+    assert item["frames"].dtype == torch.float32 and 0 <= item["frames"].min() and item["frames"].max() <= 1
+    assert item["keypoints"].shape == (8, 133, 3) and item["reference_keypoints"].shape == (133, 3)
+    assert item["iuv"].shape == (8, 3, 32, 24) and item["iuv"].dtype == torch.uint8
+    assert item["mask"].shape == (8, 1, 32, 24)
+    assert item["person_box"].shape == (8, 4)
+    idx = item["frame_indices"].tolist()
+    assert np.all(np.diff(idx) == 4) and 0 <= idx[0] and idx[-1] < 40
+
+
+def test_frames_and_keypoints_match_the_shards(shards):
+    ds = ClipDataset(shards, n_frames=4, stride=2, size=None, columns=["keypoints"], reference="first")
+    item = ds[0]
+    s = Shards(shards)
+    idx = item["frame_indices"].tolist()
+    expect = s.frames(item["video_id"], idx)
+    assert np.array_equal((item["frames"].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8), expect)
+    np.testing.assert_allclose(item["keypoints"].numpy(), s.keypoints(item["video_id"], idx), atol=1e-5)
+    ref = s.frames(item["video_id"], [0])[0]
+    assert np.array_equal((item["reference"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), ref)
+
+
+def test_keypoints_follow_resize_and_centre_crop(shards):
+    # stored 48x72 (w x h) -> cover 24x24: scale 0.5 -> 24x36, crop 6 rows off the top
+    ds = ClipDataset(shards, n_frames=2, stride=1, size=24, columns=["keypoints"], reference="first")
+    item = ds[2]
+    raw = Shards(shards).keypoints(item["video_id"], item["frame_indices"].tolist())
+    got = item["keypoints"].numpy()
+    vis = raw[..., 2] > 0
+    np.testing.assert_allclose(got[vis][:, 0], raw[vis][:, 0] * 0.5, atol=1e-4)
+    np.testing.assert_allclose(got[vis][:, 1], raw[vis][:, 1] * 0.5 - 6, atol=1e-4)
+    assert (got[~vis] == 0).all()
+
+
+def test_deterministic_for_a_seed_and_varied_by_epoch(shards):
+    a = ClipDataset(shards, n_frames=4, stride=3, seed=7, samples_per_video=4)
+    b = ClipDataset(shards, n_frames=4, stride=3, seed=7, samples_per_video=4)
+    c = ClipDataset(shards, n_frames=4, stride=3, seed=8, samples_per_video=4)
+    picks = [a.clip_indices(i) for i in range(len(a))]
+    assert picks == [b.clip_indices(i) for i in range(len(b))]
+    assert picks != [c.clip_indices(i) for i in range(len(c))]
+    a.set_epoch(1)
+    assert picks != [a.clip_indices(i) for i in range(len(a))]
+    assert torch.equal(b[5]["frames"], ClipDataset(shards, n_frames=4, stride=3, seed=7, samples_per_video=4)[5]["frames"])
+
+
+def test_dataloader_with_workers_matches_single_process(shards):
+    ds = ClipDataset(shards, n_frames=4, stride=2, size=16, columns=["keypoints"], seed=3)
+    single = [ds[i]["frames"] for i in range(len(ds))]
+    loader = DataLoader(ds, batch_size=1, num_workers=2, shuffle=False)
+    multi = [batch["frames"][0] for batch in loader]
+    assert all(torch.equal(x, y) for x, y in zip(single, multi))
+
+
+def test_clear_errors(shards):
+    with pytest.raises(ValueError, match="no train-split video has 197 frames"):
+        ClipDataset(shards, n_frames=50, stride=4)
+    with pytest.raises(ValueError, match="unknown columns"):
+        ClipDataset(shards, columns=["depth"])

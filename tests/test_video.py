@@ -1,0 +1,79 @@
+"""The one decode path (decord) on real fixture videos, and encode/decode round trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from toolkit import video as vid
+
+
+def test_decodes_real_densepose_fixtures(real_fixtures):
+    for name, n in (("running.mp4", 42), ("dancing2.mp4", None)):
+        path = real_fixtures / "magicanimate" / "densepose" / name
+        info = vid.video_info(path)
+        frames = vid.read_video(path)
+        assert frames.dtype == np.uint8 and frames.ndim == 4 and frames.shape[-1] == 3
+        assert frames.shape[0] == info.n_frames and frames.shape[1:3] == (info.height, info.width) == (512, 512)
+        if n is not None:
+            assert info.n_frames == n
+        assert frames.std() > 10  # real content, not a blank decode
+        some = vid.read_video(path, [5, 0, 5])
+        assert np.array_equal(some[1], frames[0]) and np.array_equal(some[0], frames[5])
+        chunks = np.concatenate(list(vid.iter_video(path, chunk=16)))
+        assert np.array_equal(chunks, frames)
+
+
+def test_write_then_read_roundtrip(tmp_path):
+    yy, xx = np.mgrid[0:64, 0:96]
+    frames = np.stack([np.stack([xx * 2 + t, yy * 3, 255 - xx - yy], -1) for t in range(10)]).astype(np.uint8)
+    path = vid.write_video(tmp_path / "v.mp4", frames, fps=12, crf=10)
+    back = vid.read_video(path)
+    assert back.shape == frames.shape
+    assert np.abs(back.astype(int) - frames.astype(int)).mean() < 6
+    assert vid.video_info(path).fps == pytest.approx(12)
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+@pytest.mark.parametrize("content,needle", [(b"", "empty"), (b"not a video at all", "not a readable video")])
+def test_bad_videos_raise_decode_error_naming_the_file(tmp_path, content, needle):
+    p = tmp_path / "bad.mp4"
+    p.write_bytes(content)
+    with pytest.raises(vid.DecodeError, match=needle) as err:
+        vid.read_video(p)
+    assert str(p) in str(err.value)
+
+
+def test_truncated_video_is_an_error(tmp_path):
+    rng = np.random.default_rng(1)
+    good = vid.write_video(tmp_path / "good.mp4", rng.integers(0, 255, (30, 64, 64, 3), dtype=np.uint8))
+    data = good.read_bytes()
+    bad = tmp_path / "truncated.mp4"
+    bad.write_bytes(data[: len(data) // 3])
+    with pytest.raises(vid.DecodeError):
+        vid.read_video(bad)
+    with pytest.raises(vid.DecodeError, match="does not exist"):
+        vid.read_video(tmp_path / "missing.mp4")
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp"])
+def test_lossless_image_formats(fmt):
+    img = np.random.default_rng(2).integers(0, 255, (33, 47, 3), dtype=np.uint8)
+    assert np.array_equal(vid.decode_image(vid.encode_image(img, fmt)), img)
+
+
+def test_jpeg_is_close_and_masks_stay_single_channel():
+    img = np.full((32, 32, 3), (200, 30, 90), np.uint8)
+    back = vid.decode_image(vid.encode_image(img, "jpeg", 95))
+    assert np.abs(back.astype(int) - img).max() <= 4
+    mask = np.zeros((20, 30), np.uint8)
+    mask[5:10] = 255
+    assert np.array_equal(vid.decode_image(vid.encode_image(mask, "png"), grayscale=True), mask)
+    with pytest.raises(vid.DecodeError, match="not a decodable image"):
+        vid.decode_image(b"nope", name="x.png")
+
+
+def test_natural_frame_order(tmp_path):
+    for name in ("frame10.png", "frame2.png", "frame1.png"):
+        vid.write_image(tmp_path / name, np.zeros((4, 4, 3), np.uint8))
+    assert [p.name for p in vid.list_frame_files(tmp_path)] == ["frame1.png", "frame2.png", "frame10.png"]

@@ -1,0 +1,57 @@
+"""The ``toolkit`` command line: a thin layer that parses arguments and calls the library.
+
+Each command group lives in its own module with a ``register(subparsers)``
+function; heavy imports happen inside the command functions so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from toolkit import __version__
+
+# Modules under toolkit.cli that contribute subcommands, in the order --help lists them.
+COMMAND_MODULES = ("data", "weights", "evaluate", "leaderboard")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="toolkit",
+        description="Human image animation toolkit: prepare datasets into Parquet shards, "
+        "manage pretrained weights, benchmark methods and render leaderboards.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'toolkit COMMAND --help' for the options of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"toolkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"toolkit.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"toolkit.cli.{name}":
+                continue  # command group not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted: finished work is kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""`toolkit prepare`: sources -> annotate -> shards, resumable, one video at a time.
+
+Each video is read in chunks, annotated by the chosen pose / DensePose backends,
+encoded (PNG for evaluation splits, JPEG q95 for training splits unless told
+otherwise) and written as its own frames shard. A video that cannot be read is
+recorded as failed with its reason and the run goes on; rerunning the same
+command skips finished videos and retries failed ones.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from toolkit import video as vid
+from toolkit.annotate.keypoints import person_box
+from toolkit.io import atomic_write_json
+from toolkit.shards import writer
+from toolkit.shards.schema import ROW_GROUP_FRAMES
+from toolkit.sources import SourceVideo, discover, load_recipe
+from toolkit.sources.base import iter_source_chunks, plan_geometry, source_checksum
+from toolkit.sources.recipe import Recipe
+
+OPTIONS_FILE = "_options.json"
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """Everything that changes the bytes of the shards (recorded, and checked on resume)."""
+
+    size: int | None = 512
+    fps: float | None = None
+    image_format: str = "auto"          # auto: png for evaluation splits, jpeg for the rest
+    jpeg_quality: int = 95
+    pose: str = "none"
+    densepose: str = "none"
+    splits: tuple[str, ...] | None = None
+
+    def format_for(self, recipe: Recipe, split: str) -> str:
+        if self.image_format != "auto":
+            return self.image_format
+        return "png" if recipe.is_eval_split(split) else "jpeg"
+
+    def fingerprint(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("splits")
+        return d
+
+
+@dataclass
+class PrepareReport:
+    out: Path
+    records: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0
+    seconds: float = 0.0
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["status"] != "ok"]
+
+
+# Backends are built once per process (workers included) and reused across videos.
+_BACKENDS: dict[tuple[str, str], Any] = {}
+
+
+def _backend(kind: str, name: str):
+    if name == "none":
+        return None
+    key = (kind, name)
+    if key not in _BACKENDS:
+        from toolkit.annotate import backends
+
+        getter = backends.get_pose_backend if kind == "pose" else backends.get_densepose_backend
+        _BACKENDS[key] = getter(name)
+    return _BACKENDS[key]
+
+
+def backend_versions(options: PrepareOptions) -> dict[str, str]:
+    """Build the chosen backends now, so a missing one fails before any video is touched."""
+    out = {}
+    for kind, name in (("pose", options.pose), ("densepose", options.densepose)):
+        b = _backend(kind, name)
+        out[kind] = "none" if b is None else f"{name} {b.version()}"
+    return out
+
+
+def _binary_mask(m: np.ndarray) -> np.ndarray:
+    cut = 127 if m.max() > 1 else 0
+    return np.where(m > cut, 255, 0).astype(np.uint8)
+
+
+def _frame_batches(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, geo, fmt: str, flags: dict):
+    pose, dense = _backend("pose", options.pose), _backend("densepose", options.densepose)
+    for chunk in iter_source_chunks(sv, geo, chunk=ROW_GROUP_FRAMES):
+        t = len(chunk.frames)
+        kp = pose(chunk.frames, chunk.ground_truth) if pose else None
+        iuv = dense(chunk.frames, chunk.ground_truth) if dense else None
+        flags["keypoints"] |= kp is not None
+        flags["iuv"] |= iuv is not None
+        flags["mask"] |= any(m is not None for m in chunk.masks)
+        yield {
+            "video_id": [sv.video_id] * t,
+            "frame_index": list(range(flags["n"], flags["n"] + t)),
+            "source_frame": chunk.source_frames.tolist(),
+            "timestamp": [(flags["n"] + i) / geo.fps for i in range(t)],
+            "split": [sv.split] * t,
+            "width": [geo.width] * t,
+            "height": [geo.height] * t,
+            "image": [vid.encode_image(f, fmt, options.jpeg_quality) for f in chunk.frames],
+            "image_format": [fmt] * t,
+            "keypoints": writer.keypoint_column(kp, t),
+            "person_box": [None if kp is None else person_box(k) for k in (kp if kp is not None else [None] * t)],
+            "iuv": [None] * t if iuv is None else [vid.encode_image(np.ascontiguousarray(x), "png") for x in iuv],
+            "mask": [None if m is None else vid.encode_image(_binary_mask(m), "png") for m in chunk.masks],
+        }
+        flags["n"] += t
+
+
+def process_video(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, out: Path) -> dict[str, Any]:
+    """Prepare one video into its shard and record; never raises for bad input, records it instead."""
+    record: dict[str, Any] = {
+        "video_id": sv.video_id, "split": sv.split, "source": recipe.name, "source_path": sv.relative_path,
+        "status": "failed", "failure_reason": None,
+    }
+    try:
+        geo = plan_geometry(sv, options.size, options.fps)
+        fmt = options.format_for(recipe, sv.split)
+        flags = {"keypoints": False, "iuv": False, "mask": False, "n": 0}
+        rel, sha, nbytes, n = writer.write_frames(out, sv.split, sv.video_id,
+                                                  _frame_batches(sv, recipe, options, geo, fmt, flags))
+        record.update(
+            source_sha256=source_checksum(sv), source_fps=geo.source_fps, fps=geo.fps, width=geo.width,
+            height=geo.height, n_frames=n, image_format=fmt, has_keypoints=flags["keypoints"],
+            has_iuv=flags["iuv"], has_mask=flags["mask"], frames_file=rel, frames_sha256=sha,
+            frames_bytes=nbytes, status="ok",
+        )
+    except (vid.DecodeError, ValueError, OSError, RuntimeError) as exc:
+        record["failure_reason"] = f"{type(exc).__name__}: {exc}"
+    writer.write_state(out, record)
+    return record
+
+
+def _check_options(out: Path, recipe: Recipe, options: PrepareOptions) -> None:
+    """Refuse to mix shards made with different options in one folder."""
+    path = out / writer.STATE_DIR / OPTIONS_FILE
+    want = {"dataset": recipe.name, "recipe_sha256": recipe.sha256, **options.fingerprint()}
+    if path.exists():
+        have = json.loads(path.read_text())
+        diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
+        if diff:
+            desc = ", ".join(f"{k}: {a!r} before, {b!r} now" for k, (a, b) in diff.items())
+            raise ValueError(f"{out} holds shards prepared with other options ({desc}); "
+                             "use another --out, or delete the folder to start over")
+    else:
+        atomic_write_json(path, want)
+
+
+def ensure_generated(recipe: Recipe, source: Path, progress: bool = True) -> None:
+    """For generated datasets (the synthetic default), write the source files if they are not there yet."""
+    gen = recipe.raw.get("generator")
+    if not gen:
+        return
+    if gen.get("name") != "synthetic":
+        raise ValueError(f"recipe {recipe.name}: unknown generator {gen.get('name')!r}")
+    from toolkit.sources import synthetic
+
+    synthetic.generate(source, n_videos=gen.get("n_videos", 36), n_frames=gen.get("n_frames", 48),
+                       size=gen.get("size", 512), seed=gen.get("seed", 0), fps=recipe.fps or 24.0,
+                       progress=progress)
+
+
+def prepare(dataset: str | Recipe, source: str | Path, out: str | Path, options: PrepareOptions | None = None,
+            workers: int = 1, progress: bool = True) -> PrepareReport:
+    """Prepare a dataset into shards under `out`; see the module docstring."""
+    t0 = time.perf_counter()
+    recipe = dataset if isinstance(dataset, Recipe) else load_recipe(dataset)
+    options = options or PrepareOptions()
+    source, out = Path(source), Path(out)
+    ensure_generated(recipe, source, progress)
+    videos = discover(recipe, source)
+    if options.splits:
+        videos = [v for v in videos if v.split in options.splits]
+        if not videos:
+            raise ValueError(f"{source}: no videos in split(s) {', '.join(options.splits)}")
+    out.mkdir(parents=True, exist_ok=True)
+    _check_options(out, recipe, options)
+    versions = backend_versions(options)
+    report = PrepareReport(out=out)
+    todo = [v for v in videos if not writer.is_finished(out, v.video_id)]
+    report.skipped = len(videos) - len(todo)
+    bar = tqdm(total=len(todo), desc=f"prepare {recipe.name}", unit="video", disable=not progress or not todo)
+    if workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(process_video, v, recipe, options, out) for v in todo]
+            for fut in as_completed(futures):
+                report.records.append(fut.result())
+                bar.update()
+    else:
+        for v in todo:
+            report.records.append(process_video(v, recipe, options, out))
+            bar.update()
+    bar.close()
+    report.manifest = writer.finalize(out, {
+        "dataset": recipe.name,
+        "recipe": {"name": recipe.name, "title": recipe.title, "sha256": recipe.sha256, "citation": recipe.citation},
+        "options": options.fingerprint(),
+        "backends": versions,
+        "source": str(source.resolve()),
+    })
+    report.seconds = time.perf_counter() - t0
+    return report

@@ -1,0 +1,112 @@
+"""Reads shards: the videos table, the manifest, and any frames of any video by index.
+
+Random access reads only the row groups that hold the requested frames and only
+the requested columns, so a training clip costs one or two row-group reads.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from toolkit import video as vid
+from toolkit.shards.schema import ROW_GROUP_FRAMES
+
+
+class Shards:
+    """A prepared dataset folder (see toolkit.shards.schema for the layout)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not (self.root / "videos.parquet").is_file():
+            raise FileNotFoundError(f"{self.root}: not a shard folder (no videos.parquet); "
+                                    "run `toolkit prepare` first")
+        self._files: dict[str, pq.ParquetFile] = {}
+
+    @cached_property
+    def manifest(self) -> dict:
+        p = self.root / "manifest.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    @cached_property
+    def videos(self) -> pd.DataFrame:
+        """All videos, failed ones included (status != 'ok')."""
+        return pq.read_table(self.root / "videos.parquet").to_pandas()
+
+    def video_ids(self, split: str | None = None) -> list[str]:
+        """Ids of the successfully prepared videos, optionally of one split, in table order."""
+        v = self.videos[self.videos.status == "ok"]
+        if split is not None:
+            v = v[v.split == split]
+        return v.video_id.tolist()
+
+    def splits(self) -> list[str]:
+        return sorted(self.videos.split.unique().tolist())
+
+    def video(self, video_id: str) -> pd.Series:
+        row = self.videos[self.videos.video_id == video_id]
+        if row.empty:
+            raise KeyError(f"{self.root}: no video {video_id!r}")
+        return row.iloc[0]
+
+    def _file(self, video_id: str) -> pq.ParquetFile:
+        if video_id not in self._files:
+            rec = self.video(video_id)
+            if rec.status != "ok":
+                raise KeyError(f"{self.root}: video {video_id!r} failed to prepare: {rec.failure_reason}")
+            self._files[video_id] = pq.ParquetFile(self.root / rec.frames_file)
+        return self._files[video_id]
+
+    def read(self, video_id: str, indices: Sequence[int] | None = None,
+             columns: Sequence[str] = ("image",)) -> pa.Table:
+        """Rows of one video (all, or the given frame indices in the given order) with the chosen columns."""
+        f = self._file(video_id)
+        cols = list(dict.fromkeys(["frame_index", *columns]))
+        if indices is None:
+            return f.read(columns=cols)
+        idx = np.asarray(indices, dtype=np.int64)
+        n = f.metadata.num_rows
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise IndexError(f"{video_id}: frame index out of range 0..{n - 1}")
+        groups = sorted(set((idx // ROW_GROUP_FRAMES).tolist()))
+        table = f.read_row_groups(groups, columns=cols)
+        # Row groups are consecutive blocks of ROW_GROUP_FRAMES frames, so positions are offsets.
+        offsets = {g: sum(f.metadata.row_group(k).num_rows for k in groups[:i]) for i, g in enumerate(groups)}
+        pos = [offsets[i // ROW_GROUP_FRAMES] + i % ROW_GROUP_FRAMES for i in idx.tolist()]
+        return table.take(pa.array(pos, type=pa.int64()))
+
+    def frames(self, video_id: str, indices: Sequence[int] | None = None) -> np.ndarray:
+        """Decoded RGB frames (T, H, W, 3) uint8."""
+        col = self.read(video_id, indices, ["image"]).column("image").to_pylist()
+        return np.stack([vid.decode_image(b, name=f"{video_id}") for b in col])
+
+    def keypoints(self, video_id: str, indices: Sequence[int] | None = None) -> np.ndarray:
+        """(T, 133, 3) keypoints; frames without pose are all zeros."""
+        col = self.read(video_id, indices, ["keypoints"]).column("keypoints").to_pylist()
+        return np.stack([np.zeros((133, 3), np.float32) if k is None else np.asarray(k, np.float32).reshape(133, 3)
+                         for k in col])
+
+    def iuv(self, video_id: str, indices: Sequence[int] | None = None) -> np.ndarray | None:
+        """(T, H, W, 3) IUV maps, or None if the video has none."""
+        col = self.read(video_id, indices, ["iuv"]).column("iuv").to_pylist()
+        if any(b is None for b in col):
+            return None
+        return np.stack([vid.decode_image(b, name=f"{video_id} iuv") for b in col])
+
+    def masks(self, video_id: str, indices: Sequence[int] | None = None) -> np.ndarray | None:
+        """(T, H, W) uint8 person masks (0/255), or None if the video has none."""
+        col = self.read(video_id, indices, ["mask"]).column("mask").to_pylist()
+        if any(b is None for b in col):
+            return None
+        return np.stack([vid.decode_image(b, grayscale=True, name=f"{video_id} mask") for b in col])
+
+
+def open_shards(root: str | Path) -> Shards:
+    return Shards(root)

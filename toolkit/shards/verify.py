@@ -1,0 +1,121 @@
+"""`toolkit verify` and `toolkit info`: check a shard folder and describe what is inside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from toolkit import video as vid
+from toolkit.io import sha256_file
+from toolkit.shards.reader import Shards
+from toolkit.shards.schema import FRAMES_SCHEMA, SCHEMA_VERSION, VIDEOS_SCHEMA
+
+
+def verify(root: str | Path, deep: bool = False, expected: dict[str, int] | None = None) -> list[str]:
+    """Every problem found (empty list: the shards are sound).
+
+    Checks the manifest's schema version and per-file sha256, both tables' schemas,
+    frame counts, frame order, and (with expected) per-split video counts. With
+    deep=True every stored image, IUV map and mask is decoded too.
+    """
+    root = Path(root)
+    problems: list[str] = []
+    try:
+        shards = Shards(root)
+    except FileNotFoundError as exc:
+        return [str(exc)]
+    manifest = shards.manifest
+    if not manifest:
+        problems.append(f"{root}/manifest.json: missing")
+    elif manifest.get("schema_version") != SCHEMA_VERSION:
+        problems.append(f"{root}/manifest.json: schema version {manifest.get('schema_version')}, "
+                        f"this toolkit reads {SCHEMA_VERSION}")
+    for rel, sha in manifest.get("files", {}).items():
+        p = root / rel
+        if not p.is_file():
+            problems.append(f"{p}: listed in the manifest but missing")
+        elif sha256_file(p) != sha:
+            problems.append(f"{p}: sha256 differs from the manifest (file changed or corrupt)")
+    vschema = pq.read_schema(root / "videos.parquet")
+    if not vschema.equals(VIDEOS_SCHEMA):
+        problems.append(f"{root}/videos.parquet: schema differs from schema version {SCHEMA_VERSION}")
+    videos = shards.videos
+    for row in videos.itertuples():
+        if row.status != "ok":
+            continue
+        p = root / row.frames_file
+        if not p.is_file():
+            problems.append(f"{p}: frames file of {row.video_id} missing")
+            continue
+        try:
+            problems += _check_frames_file(p, row, deep)
+        except (pa.ArrowException, OSError) as exc:
+            problems.append(f"{p}: not a readable Parquet file ({exc})")
+    if expected:
+        ok = videos[videos.status == "ok"]
+        for split, n in expected.items():
+            have = int((ok.split == split).sum())
+            if have != n:
+                problems.append(f"{root}: split {split!r} has {have} videos, the recipe expects {n}")
+    failed = videos[videos.status != "ok"]
+    for row in failed.itertuples():
+        problems.append(f"{row.source_path}: failed to prepare ({row.failure_reason})")
+    return problems
+
+
+def _check_frames_file(p: Path, row, deep: bool) -> list[str]:
+    problems = []
+    f = pq.ParquetFile(p)
+    if not f.schema_arrow.remove_metadata().equals(FRAMES_SCHEMA.remove_metadata()):
+        return [f"{p}: frames schema differs from schema version {SCHEMA_VERSION}"]
+    if f.metadata.num_rows != row.n_frames:
+        problems.append(f"{p}: {f.metadata.num_rows} frames, videos table says {row.n_frames}")
+    t = f.read(columns=["video_id", "frame_index", "split"])
+    idx = t.column("frame_index").to_numpy()
+    if not np.array_equal(idx, np.arange(len(idx))):
+        problems.append(f"{p}: frame_index is not 0..{len(idx) - 1} in order")
+    if set(t.column("video_id").to_pylist()) != {row.video_id}:
+        problems.append(f"{p}: holds rows of other videos than {row.video_id}")
+    if deep:
+        problems += _decode_all(p, row)
+    return problems
+
+
+def _decode_all(path: Path, row) -> list[str]:
+    problems = []
+    table = pq.read_table(path, columns=["frame_index", "image", "iuv", "mask"])
+    for col in ("image", "iuv", "mask"):
+        for i, data in enumerate(table.column(col).to_pylist()):
+            if data is None:
+                continue
+            try:
+                img = vid.decode_image(data, name=f"{path} {col}[{i}]")
+            except vid.DecodeError as exc:
+                problems.append(str(exc))
+                continue
+            if img.shape[:2] != (row.height, row.width):
+                problems.append(f"{path}: {col} of frame {i} is {img.shape[1]}x{img.shape[0]}, "
+                                f"expected {row.width}x{row.height}")
+    return problems
+
+
+def info(root: str | Path) -> dict:
+    """A per-split summary of a shard folder (what `toolkit info` prints)."""
+    shards = Shards(root)
+    v = shards.videos
+    out = {"root": str(root), "dataset": shards.manifest.get("dataset"), "backends": shards.manifest.get("backends", {}),
+           "options": shards.manifest.get("options", {}), "splits": {}}
+    for split, g in v.groupby("split"):
+        ok = g[g.status == "ok"]
+        sizes = sorted({f"{int(w)}x{int(h)}" for w, h in zip(ok.width, ok.height)})
+        nbytes = sum((Path(root) / f).stat().st_size for f in ok.frames_file)
+        out["splits"][split] = {
+            "videos": len(ok), "failed": int((g.status != "ok").sum()), "frames": int(ok.n_frames.sum()),
+            "bytes": nbytes, "sizes": sizes, "fps": sorted(set(ok.fps.round(3).tolist())),
+            "image_formats": sorted(set(ok.image_format)),
+            "annotations": [c for c in ("keypoints", "iuv", "mask") if ok[f"has_{c}"].any()],
+        }
+    return out

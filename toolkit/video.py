@@ -1,0 +1,219 @@
+"""The one place that decodes and encodes video and frame images.
+
+Decoding goes through decord (installed from the maintained ``decord2``
+distribution, which provides the same ``decord`` module), the library the field's
+training loaders use. Encoding goes through PyAV (libx264). Still images are
+encoded and decoded with OpenCV. Every function speaks RGB uint8 arrays.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+class DecodeError(RuntimeError):
+    """A video or image could not be decoded; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    n_frames: int
+    fps: float
+    width: int
+    height: int
+
+
+def _open(path: Path):
+    import decord
+
+    path = Path(path)
+    if not path.exists():
+        raise DecodeError(f"{path}: file does not exist")
+    if path.stat().st_size == 0:
+        raise DecodeError(f"{path}: file is empty (0 bytes)")
+    try:
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+    except Exception as exc:  # decord raises its own DECORDError, or RuntimeError
+        raise DecodeError(f"{path}: not a readable video ({_first_line(exc)})") from None
+    if len(reader) == 0:
+        raise DecodeError(f"{path}: video has no frames")
+    return reader
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def video_info(path: str | os.PathLike) -> VideoInfo:
+    """Frame count, frame rate and size of a video file."""
+    reader = _open(Path(path))
+    h, w = _get_batch(reader, Path(path), [0]).shape[1:3]
+    return VideoInfo(n_frames=len(reader), fps=float(reader.get_avg_fps()), width=int(w), height=int(h))
+
+
+def _get_batch(reader, path: Path, idx: list[int]) -> np.ndarray:
+    try:
+        return reader.get_batch(idx).asnumpy()
+    except Exception as exc:
+        if "size must exactly match" in str(exc):
+            # decord2 3.4 miscomputes the row stride for a few narrow widths (16, 24, 32, 48, 96, 144
+            # seen here); PyAV decodes the same stream correctly.
+            return _read_pyav(path, idx)
+        raise DecodeError(f"{path}: decoding failed near frame {idx[0] if idx else 0} ({_first_line(exc)})") from None
+
+
+def _read_pyav(path: Path, idx: list[int]) -> np.ndarray:
+    import av
+
+    wanted = set(idx)
+    got: dict[int, np.ndarray] = {}
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                got[i] = frame.to_ndarray(format="rgb24")
+            if len(got) == len(wanted):
+                break
+    missing = wanted - got.keys()
+    if missing:
+        raise DecodeError(f"{path}: frames {sorted(missing)[:5]} could not be decoded")
+    return np.stack([got[i] for i in idx])
+
+
+def read_video(path: str | os.PathLike, indices: Sequence[int] | None = None) -> np.ndarray:
+    """Decode frames of a video as a (T, H, W, 3) RGB uint8 array (all frames if indices is None)."""
+    path = Path(path)
+    reader = _open(path)
+    idx = list(range(len(reader))) if indices is None else [int(i) for i in indices]
+    if idx and (min(idx) < 0 or max(idx) >= len(reader)):
+        raise DecodeError(f"{path}: frame index out of range 0..{len(reader) - 1}")
+    return np.ascontiguousarray(_get_batch(reader, path, idx))
+
+
+def iter_video(path: str | os.PathLike, indices: Sequence[int] | None = None, chunk: int = 32) -> Iterator[np.ndarray]:
+    """Decode frames in chunks of (t, H, W, 3) so long videos never sit whole in memory."""
+    path = Path(path)
+    reader = _open(path)
+    idx = list(range(len(reader))) if indices is None else [int(i) for i in indices]
+    for start in range(0, len(idx), chunk):
+        yield _get_batch(reader, path, idx[start:start + chunk])
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray | Sequence[np.ndarray], fps: float = 25.0,
+                codec: str = "libx264", crf: int | None = None, gop: int | None = None,
+                pix_fmt: str = "yuv420p") -> Path:
+    """Encode RGB uint8 frames to a video file atomically (x264 defaults unless crf/gop are given)."""
+    import av
+    from fractions import Fraction
+
+    path = Path(path)
+    frames = [np.asarray(f, dtype=np.uint8) for f in frames]
+    if not frames:
+        raise ValueError(f"{path}: no frames to write")
+    h, w = frames[0].shape[:2]
+    if pix_fmt == "yuv420p" and (h % 2 or w % 2):
+        raise ValueError(f"{path}: yuv420p needs even width and height, got {w}x{h}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    options = {}
+    if crf is not None:
+        options["crf"] = str(crf)
+    if gop is not None:
+        options["g"] = str(gop)
+    with av.open(str(tmp), mode="w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options=options)
+        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    os.replace(tmp, path)
+    return path
+
+
+def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:
+    """Encode an RGB (H, W, 3) or single-channel (H, W) uint8 image to PNG, JPEG or lossless WebP bytes."""
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        raise ValueError(f"encode_image expects uint8, got {img.dtype}")
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    fmt = fmt.lower()
+    if fmt == "png":
+        ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    elif fmt in ("jpeg", "jpg"):
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    elif fmt == "webp":  # quality above 100 selects lossless WebP in OpenCV
+        ok, buf = cv2.imencode(".webp", img, [cv2.IMWRITE_WEBP_QUALITY, 101])
+    else:
+        raise ValueError(f"unknown image format {fmt!r}: use png, jpeg or webp")
+    if not ok:
+        raise RuntimeError(f"OpenCV failed to encode a {img.shape} image as {fmt}")
+    return buf.tobytes()
+
+
+def decode_image(data: bytes, grayscale: bool = False, name: str = "<bytes>") -> np.ndarray:
+    """Decode encoded image bytes to RGB (H, W, 3) uint8, or (H, W) with grayscale=True.
+
+    Single-channel images (masks) stay (H, W); three-channel data stays in stored
+    channel order converted to RGB.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_UNCHANGED
+    img = cv2.imdecode(buf, flag)
+    if img is None:
+        raise DecodeError(f"{name}: not a decodable image ({len(data)} bytes)")
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return img
+
+
+def read_image(path: str | os.PathLike, grayscale: bool = False) -> np.ndarray:
+    """Read an image file as RGB uint8 (or (H, W) with grayscale=True); DecodeError names the file."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DecodeError(f"{path}: cannot read ({exc.strerror})") from None
+    if not data:
+        raise DecodeError(f"{path}: file is empty (0 bytes)")
+    return decode_image(data, grayscale=grayscale, name=str(path))
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write an RGB or single-channel uint8 image atomically; the format follows the suffix."""
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    data = encode_image(image, "jpeg" if fmt == "jpg" else fmt)
+    from toolkit.io import atomic_write_bytes
+
+    return atomic_write_bytes(path, data)
+
+
+def list_frame_files(folder: str | os.PathLike) -> list[Path]:
+    """Image files of a frame folder in natural order (frame2 before frame10)."""
+    import re
+
+    files = [p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")]
+    key = lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.stem)]  # noqa: E731
+    return sorted(files, key=key)
+
+
+def resize(image: np.ndarray, width: int, height: int, nearest: bool = False) -> np.ndarray:
+    """Resize to (height, width): area filter when shrinking, bicubic when growing, nearest for labels."""
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image
+    if nearest:
+        interp = cv2.INTER_NEAREST
+    else:
+        interp = cv2.INTER_AREA if width * height < w * h else cv2.INTER_CUBIC
+    return cv2.resize(image, (width, height), interpolation=interp)
