@@ -1,0 +1,145 @@
+"""Training-clip throughput: ClipDataset on shards vs per-sample mp4 decoding, same clips, same workers.
+
+The common open-source recipe (Animate Anyone / Champ style training code) opens
+the mp4 with decord for every training sample, decodes the sampled frames with
+`get_batch`, then resizes. ClipDataset reads the same frames from Parquet shards
+(JPEG q95 at 512, the training-split encoding) and resizes. Both produce the same
+16-frame clips at stride 4 (the clip positions come from one seeded list) at
+512x512, through a DataLoader with the same number of workers. Each case is run
+twice: clips returned as uint8 (convert on the GPU) and as float32 in [0, 1]
+(the division happens in the worker; the 4x larger tensors then cross processes).
+
+Source videos are made here the way the datasets ship: UBC-Fashion-like 720x940
+at 30 fps and TikTok-like 604x1080 portrait clips, x264 defaults. A second run
+uses mp4s already at 512x512 with a short GOP (12), the friendliest case for decord.
+
+Run: .venv/bin/python benchmarks/loader.py [--videos 4] [--frames 150] [--samples 48] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from toolkit.data import ClipDataset
+from toolkit.prepare import PrepareOptions, prepare
+from toolkit.video import write_video
+
+N_FRAMES, STRIDE, OUT = 16, 4, 512
+
+
+def moving_scene(n: int, width: int, height: int, seed: int) -> np.ndarray:
+    """Frames with texture and motion so the encoder does real work: textured backdrop, moving figure."""
+    rng = np.random.default_rng(seed)
+    noise = cv2.resize(rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8), (width, height),
+                       interpolation=cv2.INTER_CUBIC)
+    base = cv2.GaussianBlur(noise, (0, 0), 3)
+    frames = np.empty((n, height, width, 3), np.uint8)
+    cloth = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    cloth = cv2.resize(cloth, (width // 3, height // 2), interpolation=cv2.INTER_NEAREST)
+    for t in range(n):
+        f = np.roll(base, t // 3, axis=1).copy()
+        cx = int(width / 2 + width / 5 * np.sin(t / 15))
+        cy = int(height / 2 + height / 20 * np.sin(t / 7))
+        x0, y0 = max(0, cx - cloth.shape[1] // 2), max(0, cy - cloth.shape[0] // 2)
+        patch = cloth[: height - y0, : width - x0]
+        f[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
+        cv2.circle(f, (cx, y0 - height // 12), height // 14, (220, 180, 150), -1)
+        cv2.line(f, (x0, y0 + 20), (x0 - width // 8, y0 + height // 4 + int(30 * np.sin(t / 4))), (210, 170, 140), 18)
+        frames[t] = f
+    return frames
+
+
+class PerSampleMp4(Dataset):
+    """The per-sample baseline: open the mp4 with decord for each item, get_batch, resize + centre crop."""
+
+    def __init__(self, paths: dict[str, Path], clips: list[tuple[str, list[int], int]], dtype: torch.dtype):
+        self.paths, self.clips, self.dtype = paths, clips, dtype
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> dict:
+        import decord
+
+        video_id, idx, ref = self.clips[i]
+        reader = decord.VideoReader(str(self.paths[video_id]), ctx=decord.cpu(0))
+        batch = reader.get_batch([ref, *idx]).asnumpy()
+        out = []
+        for f in batch:
+            h, w = f.shape[:2]
+            s = OUT / min(h, w)
+            f = cv2.resize(f, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+            oy, ox = (f.shape[0] - OUT) // 2, (f.shape[1] - OUT) // 2
+            out.append(f[oy:oy + OUT, ox:ox + OUT])
+        arr = torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2)
+        if self.dtype == torch.float32:
+            arr = arr.float().div_(255)
+        return {"reference": arr[0].contiguous(), "frames": arr[1:].contiguous()}
+
+
+def clips_per_second(ds: Dataset, workers: int, warmup: int = 4) -> float:
+    loader = DataLoader(ds, batch_size=1, shuffle=False, num_workers=workers,
+                        persistent_workers=workers > 0, prefetch_factor=2 if workers else None)
+    it = iter(loader)
+    for _ in range(min(warmup, len(ds) - 1)):
+        next(it)
+    t0, n = time.perf_counter(), 0
+    for batch in it:
+        assert batch["frames"].shape[1:] == (N_FRAMES, 3, OUT, OUT)
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def run_case(name: str, tmp: Path, sizes: list[tuple[int, int]], args, gop: int | None,
+             dtype: torch.dtype) -> tuple[float, float]:
+    src, shards = tmp / f"{name}_src", tmp / f"{name}_shards"
+    if not shards.exists():
+        for k, (w, h) in enumerate(sizes):
+            write_video(src / f"v{k:02d}.mp4", moving_scene(args.frames, w, h, k), fps=30.0, gop=gop)
+        prepare("folder", src, shards, PrepareOptions(size=OUT, image_format="jpeg"), workers=2, progress=False)
+    paths = {p.stem: p for p in src.glob("*.mp4")}
+    ours = ClipDataset(shards, n_frames=N_FRAMES, stride=STRIDE, size=OUT, seed=0,
+                       samples_per_video=max(1, args.samples // len(sizes)), dtype=dtype)
+    clips = [ours.clip_indices(i) for i in range(len(ours))]
+    theirs = PerSampleMp4(paths, clips, dtype)
+    return clips_per_second(theirs, args.workers), clips_per_second(ours, args.workers)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--videos", type=int, default=4, help="videos per case")
+    p.add_argument("--frames", type=int, default=300, help="frames per video (30 fps; UBC clips run ~12 s)")
+    p.add_argument("--samples", type=int, default=48, help="clips drawn per measurement")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers, same on both sides")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="loader_bench_"))
+    try:
+        half = args.videos // 2
+        cases = [
+            ("as shipped (720x940 UBC-like + 604x1080 TikTok-like, x264 defaults)",
+             "shipped", [(720, 940)] * (args.videos - half) + [(604, 1080)] * half, None),
+            ("mp4 already 512x512, GOP 12", "small", [(512, 512)] * args.videos, 12),
+        ]
+        print(f"{N_FRAMES}-frame clips at stride {STRIDE}, output {OUT}x{OUT}, {args.workers} DataLoader workers, "
+              f"{args.videos} videos x {args.frames} frames per case\n")
+        print(f"{'source videos':<70} {'output':<8} {'mp4 per sample':>15} {'ClipDataset':>12} {'ratio':>7}")
+        for title, key, sizes, gop in cases:
+            for dtype, label in ((torch.uint8, "uint8"), (torch.float32, "float32")):
+                base, mine = run_case(key, tmp, sizes, args, gop, dtype)
+                print(f"{title:<70} {label:<8} {base:>11.2f} c/s {mine:>8.2f} c/s {mine / base:>6.1f}x", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
