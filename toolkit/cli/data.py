@@ -39,12 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-format", default="auto", choices=("auto", "png", "jpeg", "webp"),
                    help="frame encoding; auto = lossless PNG for evaluation splits, JPEG q95 for training splits")
     p.add_argument("--jpeg-quality", type=int, default=95)
-    p.add_argument("--pose", default=None,
-                   help="keypoint backend: synthetic (ground truth shipped by the source), mediapipe, dwpose, "
-                   "mmpose, none (default: the recipe's)")
-    p.add_argument("--densepose", default=None,
-                   help="DensePose backend: synthetic (ground truth / IUV shipped by the source), densepose "
-                   "(detectron2), none (default: the recipe's)")
+    p.add_argument("--pose", default=None, choices=("mediapipe", "dwpose", "mmpose", "synthetic", "source", "none"),
+                   help="keypoint backend: synthetic/source = ground truth shipped by the source, mediapipe "
+                   "(offline default for real video), dwpose (ONNX, needs weights), mmpose (optional), none "
+                   "(default: the recipe's); `toolkit weights status` says which run here")
+    p.add_argument("--densepose", default=None, choices=("densepose", "detectron2", "synthetic", "source", "none"),
+                   help="DensePose backend: synthetic/source = IUV shipped by the source (the synthetic data, the "
+                   "TikTok release's densepose/), densepose (detectron2, optional), none (default: the recipe's)")
     p.add_argument("--workers", type=int, default=1, help="videos processed in parallel (processes)")
     p.add_argument("--download", action="store_true",
                    help="first fetch the dataset from its official source into --source (needs internet)")

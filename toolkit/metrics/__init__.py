@@ -1,0 +1,10 @@
+"""Metrics, torchmetrics-style: small classes with update/compute, each calling a pure functional twin.
+
+Pixel metrics (numpy/OpenCV): L1, PSNR, PSNR legacy, SSIM under the `disco` and `standard`
+profiles. Network metrics (torch, weights from the registry): LPIPS, FID, FID-VID, FVD.
+"""
+
+from toolkit.metrics.functional import PROFILES, metric_names, pixel_metrics
+from toolkit.metrics.pixel import L1, PSNR, SSIM, PixelMetrics, PSNRLegacy
+
+__all__ = ["L1", "PSNR", "PSNRLegacy", "SSIM", "PixelMetrics", "PROFILES", "metric_names", "pixel_metrics"]

@@ -1,0 +1,200 @@
+"""Benchmark the pixel metrics against DisCo's evaluation loop on the same PNG frame pairs; prints a table.
+
+The frame pairs are real 512x512 frames from the DensePose driving videos of the fixtures: the ground truth
+is frame t, the "generated" frame is frame t+2 re-encoded as JPEG (quality 70), so the pairs differ by motion
+and by compression artifacts. They are written as PNG files into gen/ and gt/ folders with matching names,
+which is how DisCo's pipeline has them on disk.
+
+(a) ``disco_loop``: DisCo's loop style (tool/metrics/ssim_l1_lpips_psnr.py at c4fa48a), re-implemented: one
+    pass per metric, every pass reads both images of every pair from disk with cv2.imread, then numpy or
+    scikit-image on that pair. DisCo runs three passes (L1, PSNR, SSIM); the legacy PSNR pass is timed apart.
+(b) ``toolkit``: each PNG read once (threaded), then ``pixel_metrics`` computes all four disco metrics per frame
+    on a thread pool.
+The values of (a) and (b) must agree to 1e-6 (the script fails otherwise). The standard profile is timed the
+same way against scikit-image called per pair with Wang et al.'s settings.
+
+Run: python benchmarks/metrics.py [--pairs 64] [--workers N] [--repeat 3] [--fixtures DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import cv2
+import numpy as np
+from skimage.metrics import structural_similarity
+
+from toolkit.metrics.functional import pixel_metrics
+from toolkit.video import decode_image, encode_image, read_image, read_video, write_image
+
+DEFAULT_FIXTURES = Path(os.environ.get("TOOLKIT_FIXTURES",
+                                       Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real"))
+TOLERANCE = 1e-6
+T = TypeVar("T")
+
+
+@dataclass
+class Row:
+    """One line of the printed table: what ran, how long it took, the values it produced."""
+
+    name: str
+    seconds: float
+    values: dict[str, float]
+
+
+def build_pairs(fixtures: Path, n_pairs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pred, target) uint8 batches of 512x512 frames from the fixture DensePose videos (see module doc)."""
+    videos = sorted((fixtures / "magicanimate" / "densepose").glob("*.mp4"))
+    if not videos:
+        raise SystemExit(f"no fixture videos in {fixtures / 'magicanimate' / 'densepose'}: pass --fixtures")
+    preds, targets = [], []
+    per_video = math.ceil(n_pairs / len(videos))
+    for video in videos:
+        frames = read_video(video)
+        step = max(1, (len(frames) - 2) // per_video)
+        for t in range(0, len(frames) - 2, step)[:per_video]:
+            targets.append(frames[t])
+            preds.append(decode_image(encode_image(frames[t + 2], "jpeg", quality=70)))
+    return np.stack(preds[:n_pairs]), np.stack(targets[:n_pairs])
+
+
+def write_pairs(root: Path, preds: np.ndarray, targets: np.ndarray) -> tuple[list[Path], list[Path]]:
+    """Write pairs as root/gen/NNNNN.png and root/gt/NNNNN.png; return the two sorted file lists."""
+    gen, gt = [], []
+    for i, (p, t) in enumerate(zip(preds, targets)):
+        gen.append(write_image(root / "gen" / f"{i:05d}.png", p))
+        gt.append(write_image(root / "gt" / f"{i:05d}.png", t))
+    return gen, gt
+
+
+# ---------------------------------------------------------------- (a) DisCo's loop, re-implemented
+def _disco_pair_score(gen_bgr: np.ndarray, gt_bgr: np.ndarray, mode: str) -> float | np.ndarray:
+    if gen_bgr.shape != gt_bgr.shape:
+        gen_bgr = cv2.resize(gen_bgr, (gt_bgr.shape[1], gt_bgr.shape[0]))
+    if mode == "l1":
+        return np.absolute(gen_bgr.astype(float) - gt_bgr.astype(float)) / float(gt_bgr.shape[0] * gt_bgr.shape[1])
+    if mode in ("psnr", "psnr_legacy"):
+        if mode == "psnr":
+            mse = np.mean((gen_bgr.astype(np.float64) - gt_bgr.astype(np.float64)) ** 2)
+        else:
+            mse = np.mean((gen_bgr - gt_bgr) ** 2)  # uint8 wrap-around, as before DisCo commit 6190108
+        return 100.0 if mse == 0 else 20 * math.log10(255.0 / math.sqrt(mse))
+    gray_gen = cv2.cvtColor(gen_bgr, cv2.COLOR_BGR2GRAY)
+    gray_gt = cv2.cvtColor(gt_bgr, cv2.COLOR_BGR2GRAY)
+    return structural_similarity(gray_gen, gray_gt, full=True)[0]
+
+
+def disco_loop(gen_files: list[Path], gt_files: list[Path], mode: str) -> float:
+    """One DisCo pass for one metric: read every pair from disk, score it, average over pairs."""
+    scores = []
+    for gen, gt in zip(sorted(gen_files), sorted(gt_files)):
+        assert gen.stem == gt.stem, f"file mismatch: {gen.stem} vs {gt.stem}"
+        scores.append(_disco_pair_score(cv2.imread(str(gen)), cv2.imread(str(gt)), mode))
+    return float(np.mean(scores))
+
+
+def standard_loop(gen_files: list[Path], gt_files: list[Path]) -> dict[str, float]:
+    """Per-pair reference for the standard profile: numpy L1/PSNR and scikit-image SSIM (Wang et al.)."""
+    l1s, psnrs, ssims = [], [], []
+    for gen, gt in zip(gen_files, gt_files):
+        a, b = read_image(gen) / 255.0, read_image(gt) / 255.0
+        l1s.append(np.abs(a - b).mean())
+        mse = np.mean((a - b) ** 2)
+        psnrs.append(100.0 if mse == 0 else min(100.0, 10 * math.log10(1 / mse)))
+        ssims.append(structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                           data_range=1.0, channel_axis=-1))
+    return {"l1": float(np.mean(l1s)), "psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims))}
+
+
+# ---------------------------------------------------------------- (b) the toolkit
+def read_frames(files: list[Path], workers: int) -> np.ndarray:
+    """Decode every file once, on a thread pool, into an (N, H, W, 3) batch."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return np.stack(list(pool.map(read_image, files)))
+
+
+def toolkit_metrics(gen_files: list[Path], gt_files: list[Path], profile: str, workers: int) -> dict[str, float]:
+    """Read both folders once, compute every pixel metric of the profile per frame, average over frames."""
+    per_frame = pixel_metrics(read_frames(gen_files, workers), read_frames(gt_files, workers), profile,
+                              workers=workers)
+    return {name: float(values.mean()) for name, values in per_frame.items()}
+
+
+def lpips_rows(gen_files: list[Path], gt_files: list[Path]) -> list[Row]:
+    """Hook for LPIPS (batched vs per-image) timing rows; LPIPS is not benchmarked here yet, so none."""
+    return []
+
+
+# ---------------------------------------------------------------- driver
+def timed(repeat: int, fn: Callable[..., T], *args: object) -> tuple[float, T]:
+    """Best wall time of ``repeat`` runs (the least disturbed by other processes) and the last result."""
+    best, out = math.inf, None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn(*args)
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def check_equal(name: str, ours: dict[str, float], ref: dict[str, float]) -> float:
+    """Largest absolute difference; exit with an error if any exceeds TOLERANCE."""
+    worst = max(abs(ours[k] - ref[k]) for k in ref)
+    if worst > TOLERANCE:
+        raise SystemExit(f"{name}: values differ by {worst:.3g} > {TOLERANCE}: ours {ours} vs reference {ref}")
+    return worst
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=64, help="number of frame pairs (default 64)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="threads (default: all cores)")
+    parser.add_argument("--fixtures", type=Path, default=DEFAULT_FIXTURES, help="real fixtures folder")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best time is kept")
+    args = parser.parse_args(argv)
+
+    preds, targets = build_pairs(args.fixtures, args.pairs)
+    with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
+        gen_files, gt_files = write_pairs(Path(tmp), preds, targets)
+        rows: list[Row] = []
+        disco_values, disco_seconds = {}, 0.0
+        for mode in ("l1", "psnr", "ssim"):
+            sec, disco_values[mode] = timed(args.repeat, disco_loop, gen_files, gt_files, mode)
+            disco_seconds += sec
+        rows.append(Row("disco loop: L1, PSNR, SSIM passes (DisCo HEAD)", disco_seconds, dict(disco_values)))
+        sec, legacy = timed(args.repeat, disco_loop, gen_files, gt_files, "psnr_legacy")
+        rows.append(Row("disco loop: legacy PSNR pass (pre-6190108)", sec, {"psnr_legacy": legacy}))
+        disco_values["psnr_legacy"] = legacy
+        sec, ours = timed(args.repeat, toolkit_metrics, gen_files, gt_files, "disco", args.workers)
+        rows.append(Row("toolkit disco: all 4, one read", sec, ours))
+        disco_diff = check_equal("disco", ours, disco_values)
+
+        sec_ref, std_ref = timed(args.repeat, standard_loop, gen_files, gt_files)
+        rows.append(Row("skimage per pair: standard L1, PSNR, SSIM", sec_ref, std_ref))
+        sec_std, std_ours = timed(args.repeat, toolkit_metrics, gen_files, gt_files, "standard", args.workers)
+        rows.append(Row("toolkit standard: all 3, one read", sec_std, std_ours))
+        std_diff = check_equal("standard", std_ours, std_ref)
+        rows += lpips_rows(gen_files, gt_files)
+
+    print(f"{len(preds)} pairs of {preds.shape[2]}x{preds.shape[1]} PNG frames, {args.workers} worker threads, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, best of {args.repeat} runs")
+    print(f"{'what':<50} {'seconds':>8} {'ms/pair':>8}  values")
+    for row in rows:
+        values = ", ".join(f"{k}={v:.6g}" for k, v in row.values.items())
+        print(f"{row.name:<50} {row.seconds:8.3f} {1000 * row.seconds / len(preds):8.2f}  {values}")
+    print(f"disco: toolkit (4 metrics) vs DisCo loop (3 metrics): {disco_seconds / rows[2].seconds:.1f}x faster, "
+          f"vs DisCo loop incl. legacy pass: {(disco_seconds + rows[1].seconds) / rows[2].seconds:.1f}x; "
+          f"max |difference| {disco_diff:.2g}")
+    print(f"standard: toolkit vs scikit-image per pair: {sec_ref / sec_std:.1f}x faster; max |difference| "
+          f"{std_diff:.2g}")
+
+
+if __name__ == "__main__":
+    main()
