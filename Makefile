@@ -38,6 +38,10 @@ prepare-data: install $(if $(filter-out synthetic folder,$(DATASET)),mediapipe-e
 test: install
 	$(BIN)/pytest -q
 
+# The built-in methods on the default dataset's test split, under both profiles.
+eval: install
+	$(BIN)/toolkit eval --method reference-copy,gt-oracle,pose-warp --profile disco,standard --dataset $(OUT)
+
 bench: install
 	$(BIN)/python benchmarks/loader.py
 	$(BIN)/python benchmarks/metrics.py

@@ -161,19 +161,16 @@ def encode_image(image: np.ndarray, fmt: str = "png", quality: int = 95) -> byte
 
 
 def decode_image(data: bytes, grayscale: bool = False, name: str = "<bytes>") -> np.ndarray:
-    """Decode encoded image bytes to RGB (H, W, 3) uint8, or (H, W) with grayscale=True.
+    """Decode encoded image bytes to RGB (H, W, 3) uint8, or (H, W) uint8 with grayscale=True.
 
-    Single-channel images (masks) stay (H, W); three-channel data stays in stored
-    channel order converted to RGB.
+    Colour images are read the way ``cv2.imread`` reads them by default (any image to
+    8-bit 3-channel, EXIF orientation applied), as the field's evaluation code does.
     """
     buf = np.frombuffer(data, dtype=np.uint8)
-    flag = cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_UNCHANGED
-    img = cv2.imdecode(buf, flag)
+    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR)
     if img is None:
         raise DecodeError(f"{name}: not a decodable image ({len(data)} bytes)")
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    return img
+    return img if grayscale else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def read_image(path: str | os.PathLike, grayscale: bool = False) -> np.ndarray:

@@ -21,7 +21,8 @@ def discover(root: Path, recipe: Recipe) -> list[SourceVideo]:
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: TikTok source folder does not exist")
     videos = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and (p / "images").is_dir()):
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and (p / "images").is_dir()
+                    and not p.name.endswith(".tmp") and not p.name.startswith(".")):
         videos.append(SourceVideo(
             video_id=d.name,
             split=recipe.split_of(d.name),
