@@ -1,0 +1,177 @@
+"""The harness: built-in methods, predictions validation, the results store, unavailable metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_tiktok_layout
+from toolkit.cli import main as cli
+from toolkit.harness import runner as runner_mod
+from toolkit.harness.methods import METHODS, Conditions, Method, get_method
+from toolkit.harness.predictions import PredictionsInvalid
+from toolkit.harness.runner import evaluate
+from toolkit.harness.store import latest_runs, load_provenance, load_results
+from toolkit.prepare import PrepareOptions, prepare
+from toolkit.shards.reader import Shards
+from toolkit.sources.recipe import load_recipe
+from toolkit.video import write_image, write_video
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("harness")
+    src = make_tiktok_layout(tmp / "src", n_videos=3, n_frames=12, h=64, w=48)
+    recipe = load_recipe("synthetic")
+    recipe = recipe.__class__(**{**recipe.__dict__, "raw": {}, "split_ids": {"test": ("00002", "00003")}})
+    prepare(recipe, src, tmp / "shards", PrepareOptions(size=None, pose="synthetic", densepose="synthetic"),
+            progress=False)
+    return tmp / "shards"
+
+
+@pytest.fixture(autouse=True)
+def no_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOOLKIT_HOME", str(tmp_path / "empty_cache"))
+
+
+def test_gt_oracle_is_perfect_under_both_profiles(shards, tmp_path):
+    for profile in ("disco", "standard"):
+        rep = evaluate(shards, method="gt-oracle", profile=profile, results=tmp_path, progress=False)
+        a = rep.aggregate
+        assert a["l1"] == 0 and a["psnr"] == 100 and a["ssim"] == pytest.approx(1.0)
+        if profile == "disco":
+            assert a["psnr_legacy"] == 100
+        else:
+            assert a["l1_fg"] == 0 and a["ssim_bg"] == pytest.approx(1.0)
+
+
+def test_reference_copy_is_not_perfect_and_frames_counted_per_protocol(shards, tmp_path):
+    disco = evaluate(shards, method="reference-copy", profile="disco", results=tmp_path, progress=False)
+    std = evaluate(shards, method="reference-copy", profile="standard", results=tmp_path, progress=False)
+    assert disco.aggregate["l1"] > 0 and disco.aggregate["psnr"] < 100
+    assert disco.provenance["n_frames"] == 24      # every frame, the reference included
+    assert std.provenance["n_frames"] == 22        # the reference frame is an input, not scored
+    assert std.provenance["region_source"] == ["mask"]
+    rows = load_results(tmp_path, level=None)
+    std_rows = rows[rows.run_id == std.run_id]
+    assert set(std_rows.level) == {"aggregate", "video", "frame"}
+    frame_l1 = std_rows[(std_rows.level == "frame") & (std_rows.metric == "l1")]
+    assert len(frame_l1) == 22 and frame_l1.value.mean() == pytest.approx(std.aggregate["l1"])
+
+
+def test_missing_weights_are_reported_not_dropped(shards, tmp_path):
+    rep = evaluate(shards, method="reference-copy", profile="standard", results=tmp_path, progress=False)
+    for m, artifact in (("lpips", "lpips-alexnet-backbone"), ("fid", "fid-inception-pytorch"),
+                        ("fvd", "fvd-i3d-400"), ("fid_vid", "fidvid-r3d50-kinetics")):
+        assert rep.notes[m] == f"unavailable (weights: {artifact} missing)"
+        assert np.isnan(rep.aggregate[m])
+    rows = load_results(tmp_path)
+    un = rows[(rows.run_id == rep.run_id) & (rows.status == "unavailable")]
+    assert set(un.metric) == {"lpips", "fid", "fvd", "fid_vid"}
+    assert un.note.str.startswith("unavailable (weights:").all()
+
+
+def test_rerun_gives_identical_numbers_and_provenance_is_complete(shards, tmp_path):
+    a = evaluate(shards, method="pose-warp", profile="standard", results=tmp_path, progress=False)
+    b = evaluate(shards, method="pose-warp", profile="standard", results=tmp_path, progress=False)
+    assert a.run_id != b.run_id
+    assert a.aggregate.keys() == b.aggregate.keys()
+    for k in a.aggregate:
+        assert a.aggregate[k] == b.aggregate[k] or (np.isnan(a.aggregate[k]) and np.isnan(b.aggregate[k]))
+    prov = load_provenance(tmp_path, a.run_id)
+    for key in ("profile", "profile_version", "frame_size", "n_frames", "n_videos", "codec", "weights_sha256",
+                "toolkit_commit", "shards_manifest_sha256", "definitions"):
+        assert key in prov
+    assert prov["frame_size"] == ["48x64"]
+    assert len(latest_runs(tmp_path)) == len(a.aggregate)
+
+
+def test_interrupted_evaluation_leaves_no_rows(shards, tmp_path, monkeypatch):
+    class Boom(Method):
+        name = "boom"
+        calls = 0
+
+        def generate(self, cond: Conditions) -> np.ndarray:
+            Boom.calls += 1
+            if Boom.calls == 2:
+                raise KeyboardInterrupt
+            return np.repeat(cond.reference[None], cond.n_frames, axis=0)
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(shards, method=Boom(), results=tmp_path, progress=False)
+    assert not list((tmp_path / "runs").glob("*.parquet")) if (tmp_path / "runs").exists() else True
+    assert load_results(tmp_path).empty
+
+
+def test_method_output_is_checked(shards, tmp_path):
+    class Wrong(Method):
+        name = "wrong"
+
+        def generate(self, cond):
+            return np.zeros((cond.n_frames - 1, cond.height, cond.width, 3), np.uint8)
+
+    with pytest.raises(ValueError, match="wrong returned"):
+        evaluate(shards, method=Wrong(), results=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="unknown method"):
+        get_method("nope")
+    assert {"reference-copy", "gt-oracle", "pose-warp"} <= set(METHODS)
+
+
+def _write_predictions(shards, root, ids, transform=lambda f: f):
+    s = Shards(shards)
+    for vid_id in ids:
+        for i, frame in enumerate(s.frames(vid_id)):
+            write_image(root / vid_id / f"{i:04d}.png", transform(frame))
+
+
+def test_predictions_are_validated_all_at_once(shards, tmp_path):
+    preds = tmp_path / "preds"
+    _write_predictions(shards, preds, ["00002"])
+    (preds / "00002" / "0011.png").unlink()                               # frame count
+    write_image(preds / "stray" / "0000.png", np.zeros((8, 8, 3), np.uint8))  # extra video
+    with pytest.raises(PredictionsInvalid) as err:
+        evaluate(shards, predictions=preds, results=tmp_path, progress=False)
+    text = str(err.value)
+    assert "00002: 11 frames, the ground truth has 12" in text
+    assert "extra prediction" in text and "stray" in text
+    assert "00003: missing prediction" in text
+    assert "nothing was scored" in text
+    assert not (tmp_path / "runs").exists()
+
+
+def test_predictions_size_and_unreadable_files(shards, tmp_path):
+    preds = tmp_path / "preds"
+    _write_predictions(shards, preds, ["00002", "00003"])
+    write_image(preds / "00002" / "0003.png", np.zeros((10, 10, 3), np.uint8))
+    (preds / "00003" / "0005.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(PredictionsInvalid) as err:
+        evaluate(shards, predictions=preds, results=tmp_path, progress=False)
+    assert "0003.png: 10x10, the ground truth is 48x64" in str(err.value)
+    assert "0005.png: unreadable image" in str(err.value)
+
+
+def test_predictions_score_like_the_method_and_partial_records_coverage(shards, tmp_path):
+    preds = tmp_path / "preds"
+    _write_predictions(shards, preds, ["00002", "00003"])
+    rep = evaluate(shards, predictions=preds, profile="disco", results=tmp_path, progress=False)
+    assert rep.aggregate["psnr"] == 100 and rep.provenance["codec"] == ["png frames"]
+    s = Shards(shards)
+    write_video(tmp_path / "mp4s" / "00002.mp4", s.frames("00002"), fps=24)
+    part = evaluate(shards, predictions=tmp_path / "mp4s", profile="disco", results=tmp_path, progress=False,
+                    allow_partial=True)
+    assert part.provenance["n_videos"] == 1 and part.provenance["n_videos_in_split"] == 2
+    assert part.provenance["codec"] == ["mp4 video"]
+    assert 5 < part.aggregate["psnr"] < 100  # lossy h264 round trip of noise frames
+
+
+def test_cli_eval_prints_a_table(shards, tmp_path, capsys):
+    code = cli(["eval", "--method", "reference-copy,gt-oracle", "--profile", "disco,standard",
+                "--dataset", str(shards), "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "gt-oracle" in out and "psnr_legacy ↑" in out and "l1 ↓" in out
+    assert "[standard] lpips: unavailable (weights: lpips-alexnet-backbone missing)" in out
+    assert len(list((tmp_path / "runs").glob("*.parquet"))) == 4
+    df = pd.read_parquet(tmp_path / "runs")
+    assert set(df.method) == {"reference-copy", "gt-oracle"}

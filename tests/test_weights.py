@@ -1,0 +1,281 @@
+"""The weights registry: table sanity, import/fetch verification, trust on first use, status, and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import standin
+from toolkit import weights
+from toolkit.cli import main
+
+FIXED_NAMES = (
+    "dwpose-yolox-l", "dwpose-ll-ucoco-384", "densepose-r50-fpn", "fid-inception-pytorch", "fvd-i3d-400",
+    "fvd-i3d-styleganv", "fidvid-r3d50-kinetics", "lpips-vgg16-backbone", "lpips-alexnet-backbone",
+)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return standin.use_home(monkeypatch, tmp_path / "home")
+
+
+def _file(path: Path, content: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def _set(monkeypatch: pytest.MonkeyPatch, name: str, **changes: object) -> weights.Artifact:
+    artifact = dataclasses.replace(weights.ARTIFACTS[name], **changes)
+    monkeypatch.setitem(weights.ARTIFACTS, name, artifact)
+    return artifact
+
+
+# ----------------------------------------------------------------------------- the table
+
+def test_table_has_the_fixed_names_and_unique_files() -> None:
+    for name in FIXED_NAMES:
+        assert name in weights.ARTIFACTS
+    filenames = [a.filename for a in weights.ARTIFACTS.values()]
+    assert len(filenames) == len(set(filenames))
+    assert any(n.startswith("magicanimate-") for n in weights.ARTIFACTS)
+    assert any(n.startswith("unianimate-") for n in weights.ARTIFACTS)
+
+
+def test_table_hashes_are_well_formed_and_agree_with_their_prefixes() -> None:
+    for a in weights.ARTIFACTS.values():
+        if a.sha256 is not None:
+            assert re.fullmatch(r"[0-9a-f]{64}", a.sha256), a.name
+            if a.sha256_prefix:
+                assert a.sha256.startswith(a.sha256_prefix), a.name
+        assert a.size is None or a.size > 0
+        assert a.url.startswith("https://") and a.license and a.description and a.loader
+        assert "pkl" not in a.filename or "detectron2" in a.loader
+        if a.loader.startswith("torch.load"):
+            assert "weights_only=True" in a.loader, a.name
+
+
+def test_unknown_artifact_lists_the_known_ones() -> None:
+    with pytest.raises(weights.UnknownArtifact, match="fid-inception-pytorch"):
+        weights.get("no-such-weights")
+
+
+def test_home_defaults_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("TOOLKIT_HOME", raising=False)
+    assert weights.home() == Path.home() / ".cache" / "toolkit"
+    monkeypatch.setenv("TOOLKIT_HOME", str(tmp_path))
+    assert weights.cache_path("fvd-i3d-400") == tmp_path / "weights" / "metrics" / "i3d_pretrained_400.pt"
+
+
+# ----------------------------------------------------------------------------- missing
+
+def test_missing_weights_message_names_artifact_url_and_commands(home: Path) -> None:
+    with pytest.raises(weights.WeightsMissing) as info:
+        weights.path("fid-inception-pytorch")
+    message = str(info.value)
+    artifact = weights.ARTIFACTS["fid-inception-pytorch"]
+    assert "fid-inception-pytorch" in message and artifact.url in message
+    assert "`toolkit weights fetch fid-inception-pytorch`" in message
+    assert "`toolkit weights import /path/to/pt_inception-2015-12-05-6726825d.pth`" in message
+    assert isinstance(info.value, FileNotFoundError)
+    assert info.value.reason == "weights: fid-inception-pytorch missing"
+    assert not weights.available("fid-inception-pytorch")
+    with pytest.raises(weights.WeightsMissing):
+        weights.file_sha256("fid-inception-pytorch")
+
+
+def test_missing_page_only_artifact_says_to_use_a_browser(home: Path) -> None:
+    message = str(weights._missing("fidvid-r3d50-kinetics"))
+    assert "browser" in message and "toolkit weights import /path/to/resnet-50-kinetics.pth" in message
+
+
+# ----------------------------------------------------------------------------- import
+
+def test_import_rejects_a_file_that_is_not_the_pinned_one(home: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    good = _file(tmp_path / "src" / "vgg16-397923af.pth", b"the real bytes")
+    standin.pin(monkeypatch, "lpips-vgg16-backbone", good)
+    bad = _file(tmp_path / "other" / "vgg16-397923af.pth", b"something else!")
+    with pytest.raises(weights.WeightsMismatch, match="size|sha256"):
+        weights.import_file(bad, "lpips-vgg16-backbone")
+    assert not weights.available("lpips-vgg16-backbone")
+    _set(monkeypatch, "lpips-vgg16-backbone", size=None)
+    with pytest.raises(weights.WeightsMismatch, match="does not match"):
+        weights.import_file(bad, "lpips-vgg16-backbone")
+    dest = weights.import_file(good, "lpips-vgg16-backbone")
+    assert dest.read_bytes() == b"the real bytes"
+    assert weights.path("lpips-vgg16-backbone") == dest
+    assert weights.file_sha256("lpips-vgg16-backbone") == standin.sha256(good)
+    assert not list(dest.parent.glob("*.tmp"))
+
+
+def test_import_identifies_by_sha256_then_by_file_name(home: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    oddly_named = _file(tmp_path / "download (1).bin", b"inception bytes")
+    standin.pin(monkeypatch, "fid-inception-pytorch", oddly_named)
+    assert weights.identify(oddly_named) == "fid-inception-pytorch"
+    assert weights.import_file(oddly_named) == weights.cache_path("fid-inception-pytorch")
+
+    by_name = _file(tmp_path / "x" / "i3d_pretrained_400.pt", b"i3d bytes")
+    assert weights.identify(by_name) == "fvd-i3d-400"
+    with pytest.raises(ValueError, match="--name"):
+        weights.identify(_file(tmp_path / "unknown.bin", b"?"))
+
+
+def test_unpinned_artifact_is_trusted_on_first_use_then_held_to_it(home: Path, tmp_path: Path) -> None:
+    first = _file(tmp_path / "a" / "i3d_pretrained_400.pt", b"first copy")
+    assert weights.expected_sha256("fvd-i3d-400") is None
+    weights.import_file(first)
+    record = weights.pins()["fvd-i3d-400"]
+    assert record["sha256"] == standin.sha256(first) and record["source"].startswith("import ")
+    assert weights.expected_sha256("fvd-i3d-400") == standin.sha256(first)
+    assert weights.status("fvd-i3d-400").detail.startswith("sha256 not pinned; matches")
+
+    other = _file(tmp_path / "b" / "i3d_pretrained_400.pt", b"another copy")
+    with pytest.raises(weights.WeightsMismatch, match="recorded on first use"):
+        weights.import_file(other)
+    assert weights.identify(first) == "fvd-i3d-400"  # now also known by its recorded hash
+
+
+def test_upstream_prefix_is_enforced_without_a_full_hash(home: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    _set(monkeypatch, "lpips-alexnet-backbone", sha256=None, size=None)
+    wrong = _file(tmp_path / "alexnet-owt-7be5be79.pth", b"not alexnet")
+    with pytest.raises(weights.WeightsMismatch, match="7be5be79"):
+        weights.import_file(wrong)
+
+
+def test_import_of_a_missing_source_file_is_a_clear_error(home: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        weights.import_file(tmp_path / "nope.pth", "fvd-i3d-400")
+
+
+# ----------------------------------------------------------------------------- fetch
+
+def test_fetch_offline_names_the_url_and_the_import_fix(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(weights.WeightsFetchError) as info:
+        weights.fetch("lpips-alexnet-backbone", progress=False)
+    message = str(info.value)
+    assert weights.ARTIFACTS["lpips-alexnet-backbone"].url in message
+    assert "toolkit weights import /path/to/alexnet-owt-7be5be79.pth" in message
+    assert not weights.available("lpips-alexnet-backbone")
+    assert not list(weights.weights_dir().rglob("*.tmp"))
+
+
+def test_fetch_from_an_unreachable_file_url_fails_cleanly(home: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    url = (tmp_path / "absent" / "i3d_pretrained_400.pt").as_uri()
+    _set(monkeypatch, "fvd-i3d-400", url=url)
+    with pytest.raises(weights.WeightsFetchError, match=re.escape(url)):
+        weights.fetch("fvd-i3d-400", progress=False)
+
+
+def test_fetch_downloads_verifies_and_records(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    served = _file(tmp_path / "server" / "i3d_pretrained_400.pt", b"i3d weights" * 1000)
+    _set(monkeypatch, "fvd-i3d-400", url=served.as_uri())
+    dest = weights.fetch("fvd-i3d-400", progress=False)
+    assert dest.read_bytes() == served.read_bytes()
+    assert weights.pins()["fvd-i3d-400"]["source"] == f"fetch {served.as_uri()}"
+    assert weights.fetch("fvd-i3d-400", progress=False) == dest  # present: no second download
+
+    pinned = _file(tmp_path / "server" / "alexnet-owt-7be5be79.pth", b"tampered")
+    _set(monkeypatch, "lpips-alexnet-backbone", url=pinned.as_uri())
+    with pytest.raises(weights.WeightsMismatch):
+        weights.fetch("lpips-alexnet-backbone", progress=False)
+    assert not weights.available("lpips-alexnet-backbone")
+    assert not list(weights.weights_dir().rglob("*.tmp"))
+
+
+def test_fetch_refuses_landing_pages(home: Path) -> None:
+    with pytest.raises(weights.WeightsFetchError, match="browser"):
+        weights.fetch("fidvid-r3d50-kinetics", progress=False)
+
+
+# ----------------------------------------------------------------------------- status
+
+def test_status_reports_present_missing_and_mismatch(home: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    src = _file(tmp_path / "yolox_l.onnx", b"onnx bytes")
+    standin.pin(monkeypatch, "dwpose-yolox-l", src)
+    weights.import_file(src)
+    assert weights.status("dwpose-yolox-l").state == "present"
+    assert weights.status("dwpose-ll-ucoco-384").state == "missing"
+
+    cached = weights.cache_path("dwpose-yolox-l")
+    cached.write_bytes(b"onnx bytez")  # same size, different bytes
+    st = weights.status("dwpose-yolox-l")
+    assert st.state == "mismatch" and "does not match" in st.detail
+    assert weights.status("dwpose-yolox-l", verify=False).state == "present"
+    with pytest.raises(weights.WeightsMismatch):
+        weights.path("dwpose-yolox-l")
+    cached.write_bytes(b"short")
+    assert weights.status("dwpose-yolox-l", verify=False).state == "mismatch"
+
+    blocked = weights.unavailable_features([weights.status(n) for n in ("dwpose-yolox-l", "dwpose-ll-ucoco-384")])
+    assert blocked == {"DWPose pose extraction": ["dwpose-yolox-l mismatch", "dwpose-ll-ucoco-384 missing"]}
+
+
+def test_hash_cache_notices_a_changed_file(home: Path) -> None:
+    file = _file(weights.weights_dir() / "metrics" / "x.bin", b"one")
+    assert weights.sha256_of(file) == hashlib.sha256(b"one").hexdigest()
+    assert (weights.weights_dir() / weights.HASH_CACHE_FILE).is_file()
+    file.write_bytes(b"three")
+    assert weights.sha256_of(file) == hashlib.sha256(b"three").hexdigest()
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def test_cli_list_shows_pinning(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "fid-inception-pytorch" in out and "sha256 not pinned" in out and "pinned" in out
+    assert main(["weights", "list", "--long"]) == 0
+    assert "weights_only=True" in capsys.readouterr().out
+
+
+def test_cli_status_and_import(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["weights", "status", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "missing" in out and "unavailable until fixed" in out and "FVD (disco)" in out
+
+    src = _file(tmp_path / "resnet-50-kinetics.pth", b"r3d bytes")
+    assert main(["weights", "import", str(src)]) == 0
+    assert "fidvid-r3d50-kinetics: imported" in capsys.readouterr().out
+    assert main(["weights", "status", "fidvid-r3d50-kinetics"]) == 0
+    assert "recorded on first use" in capsys.readouterr().out
+
+    weights.cache_path("fidvid-r3d50-kinetics").write_bytes(b"r3d bytez")
+    assert main(["weights", "status", "fidvid-r3d50-kinetics"]) == 1
+    assert "mismatch" in capsys.readouterr().out
+
+    assert main(["weights", "import", str(tmp_path / "missing.pth"), "--name", "fvd-i3d-400"]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_fetch_offline_and_usage(home: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["weights", "fetch"]) == 2
+    assert main(["weights"]) == 2
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    capsys.readouterr()
+    assert main(["weights", "fetch", "fid-inception-pytorch"]) == 1
+    err = capsys.readouterr().err
+    assert "github.com/mseitzer/pytorch-fid" in err and "toolkit weights import" in err
+    assert main(["weights", "fetch", "bogus-name"]) == 1
+    assert "unknown weights artifact" in capsys.readouterr().err

