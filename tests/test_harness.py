@@ -175,3 +175,37 @@ def test_cli_eval_prints_a_table(shards, tmp_path, capsys):
     assert len(list((tmp_path / "runs").glob("*.parquet"))) == 4
     df = pd.read_parquet(tmp_path / "runs")
     assert set(df.method) == {"reference-copy", "gt-oracle"}
+
+
+@pytest.mark.slow
+def test_every_metric_available_with_standin_weights(tmp_path, monkeypatch):
+    """With stand-in networks of the right architectures in the cache, no metric is unavailable and the
+    oracle scores zero distance; the results record the stand-ins' sha256."""
+    import standin
+
+    src = make_tiktok_layout(tmp_path / "src", n_videos=2, n_frames=18, h=48, w=48)
+    recipe = load_recipe("synthetic")
+    recipe = recipe.__class__(**{**recipe.__dict__, "raw": {}, "split_ids": {"test": ("00001", "00002")}})
+    shards = tmp_path / "shards"
+    prepare(recipe, src, shards, PrepareOptions(size=None, pose="synthetic", densepose="synthetic"), progress=False)
+
+    standin.use_home(monkeypatch, tmp_path / "home")
+    work = tmp_path / "work"
+    work.mkdir()
+    standin.install(monkeypatch, "lpips-alexnet-backbone", standin.alexnet_backbone(), work)
+    standin.install(monkeypatch, "lpips-vgg16-backbone", standin.vgg16_backbone(), work)
+    standin.install(monkeypatch, "fid-inception-pytorch", standin.fid_inception_state(), work)
+    standin.install(monkeypatch, "fidvid-r3d50-kinetics", standin.resnet3d_checkpoint(), work, legacy=True)
+    i3d_file = standin.install(monkeypatch, "fvd-i3d-400", standin.i3d_state(), work)
+    oracle = evaluate(shards, method="gt-oracle", profile="disco", results=tmp_path, progress=False)
+    assert oracle.notes == {}
+    assert oracle.aggregate["lpips"] == pytest.approx(0, abs=1e-6)
+    for m in ("fid", "fid_vid", "fvd"):
+        assert abs(oracle.aggregate[m]) < 1e-3, m
+    copy = evaluate(shards, method="reference-copy", profile="standard", results=tmp_path, progress=False)
+    assert copy.notes == {}
+    assert copy.aggregate["lpips"] > 0 and copy.aggregate["fid"] > 0
+    assert np.isfinite(copy.aggregate["lpips_fg"]) and np.isfinite(copy.aggregate["fvd"])
+    sha = load_provenance(tmp_path, copy.run_id)["weights_sha256"]
+    assert sha["fvd"] == standin.sha256(i3d_file)
+    assert load_provenance(tmp_path, copy.run_id)["clips"]["fvd"]["clips_per_video"] == 16
