@@ -42,6 +42,14 @@ test: install
 eval: install
 	$(BIN)/toolkit eval --method reference-copy,gt-oracle,pose-warp --profile disco,standard --dataset $(OUT)
 
+RESULTS ?= eval/results
+REPORT  ?= reports
+
+# Every registered method that can run here, on the default dataset, then the report.
+leaderboard: install
+	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
+	$(BIN)/toolkit leaderboard --run --dataset $(OUT) --profile disco,standard --results $(RESULTS) --out $(REPORT)
+
 bench: install
 	$(BIN)/python benchmarks/loader.py
 	$(BIN)/python benchmarks/metrics.py

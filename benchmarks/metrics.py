@@ -128,9 +128,62 @@ def toolkit_metrics(gen_files: list[Path], gt_files: list[Path], profile: str, w
     return {name: float(values.mean()) for name, values in per_frame.items()}
 
 
-def lpips_rows(gen_files: list[Path], gt_files: list[Path]) -> list[Row]:
-    """Hook for LPIPS (batched vs per-image) timing rows; LPIPS is not benchmarked here yet, so none."""
-    return []
+def _standin_vgg_home(root: Path) -> None:
+    """A TOOLKIT_HOME holding random VGG16 weights registered as the LPIPS backbone (speed only, not values)."""
+    import dataclasses
+    import hashlib
+
+    import torch
+    import torchvision
+
+    from toolkit import weights
+
+    os.environ["TOOLKIT_HOME"] = str(root)
+    src = root / "standin" / "vgg16-397923af.pth"
+    src.parent.mkdir(parents=True)
+    torch.save(torchvision.models.vgg16().state_dict(), src)
+    sha = hashlib.sha256(src.read_bytes()).hexdigest()
+    weights.ARTIFACTS["lpips-vgg16-backbone"] = dataclasses.replace(
+        weights.ARTIFACTS["lpips-vgg16-backbone"], sha256=sha, size=src.stat().st_size, sha256_prefix=None)
+    weights.import_file(src, "lpips-vgg16-backbone")
+
+
+def lpips_rows(gen_files: list[Path], gt_files: list[Path], n: int, repeat: int) -> list[Row]:
+    """LPIPS (disco profile: VGG, [0,1] inputs) per image as DisCo's loop runs it vs batched, same weights.
+
+    Uses stand-in VGG16 weights (the real ones cannot be downloaded here): the timing is the
+    network's, the values are not meaningful LPIPS. The two paths must agree to 1e-5.
+    """
+    import torch
+
+    from toolkit.metrics.lpips import LPIPS
+
+    gen_files, gt_files = gen_files[:n], gt_files[:n]
+    with tempfile.TemporaryDirectory(prefix="bench-lpips-") as home:
+        _standin_vgg_home(Path(home))
+        metric = LPIPS(profile="disco", batch_size=8)
+        model = metric.model
+
+        def per_image() -> float:
+            total = 0.0
+            for g, t in zip(gen_files, gt_files):
+                a = torch.from_numpy(read_image(g)).permute(2, 0, 1)[None].float() / 255
+                b = torch.from_numpy(read_image(t)).permute(2, 0, 1)[None].float() / 255
+                with torch.inference_mode():
+                    total += float(model(a, b, normalize=False))
+            return total / len(gen_files)
+
+        def batched() -> float:
+            metric.reset()
+            metric.update(read_frames(gen_files, 2), read_frames(gt_files, 2))
+            return metric.compute().value
+
+        sec_a, a = timed(repeat, per_image)
+        sec_b, b = timed(repeat, batched)
+    if abs(a - b) > 1e-5:
+        raise SystemExit(f"LPIPS per image {a} vs batched {b} differ")
+    return [Row(f"LPIPS VGG per image, DisCo loop ({n} pairs)", sec_a, {"lpips_standin": a}),
+            Row(f"LPIPS VGG batched x8, one read ({n} pairs)", sec_b, {"lpips_standin": b})]
 
 
 # ---------------------------------------------------------------- driver
@@ -158,6 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="threads (default: all cores)")
     parser.add_argument("--fixtures", type=Path, default=DEFAULT_FIXTURES, help="real fixtures folder")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the best time is kept")
+    parser.add_argument("--lpips-pairs", type=int, default=16,
+                        help="pairs for the LPIPS line (stand-in VGG weights; 0 skips it)")
     args = parser.parse_args(argv)
 
     preds, targets = build_pairs(args.fixtures, args.pairs)
@@ -181,7 +236,8 @@ def main(argv: list[str] | None = None) -> None:
         sec_std, std_ours = timed(args.repeat, toolkit_metrics, gen_files, gt_files, "standard", args.workers)
         rows.append(Row("toolkit standard: all 3, one read", sec_std, std_ours))
         std_diff = check_equal("standard", std_ours, std_ref)
-        rows += lpips_rows(gen_files, gt_files)
+        if args.lpips_pairs:
+            rows += lpips_rows(gen_files, gt_files, args.lpips_pairs, args.repeat)
 
     print(f"{len(preds)} pairs of {preds.shape[2]}x{preds.shape[1]} PNG frames, {args.workers} worker threads, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, best of {args.repeat} runs")
@@ -194,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
           f"max |difference| {disco_diff:.2g}")
     print(f"standard: toolkit vs scikit-image per pair: {sec_ref / sec_std:.1f}x faster; max |difference| "
           f"{std_diff:.2g}")
+    lp = [r for r in rows if r.name.startswith("LPIPS")]
+    if lp:
+        print(f"LPIPS (stand-in VGG weights, CPU): batched vs per image: {lp[0].seconds / lp[1].seconds:.1f}x faster")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,354 @@
+"""`toolkit leaderboard`: tables, best values, unavailable labels, figures, strips, published numbers."""
+
+from __future__ import annotations
+
+import math
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_tiktok_layout
+from toolkit.cli import main as cli
+from toolkit.harness.protocols import higher_is_better
+from toolkit.harness.runner import evaluate
+from toolkit.harness.store import write_run
+from toolkit.prepare import PrepareOptions, prepare
+from toolkit.report.figures import normalise_scores
+from toolkit.report.leaderboard import write_leaderboard
+from toolkit.report.paper import DEFAULT_PAPER_RESULTS, PaperResultsInvalid, load_paper_results
+from toolkit.report.strips import GAP, GUTTER, HEADER, compose
+from toolkit.report.tables import best_methods, build_tables, format_value
+from toolkit.sources.recipe import load_recipe
+from toolkit.video import read_video
+
+LPIPS_NOTE = "unavailable (weights: lpips-alexnet-backbone missing)"
+FVD_NOTE = "unavailable (weights: fvd-i3d-400 missing)"
+# method -> metric -> aggregate; None = unavailable. alpha wins l1, beta wins psnr, they tie on ssim,
+# gt-oracle is perfect everywhere but is a sanity row, fvd exists for alpha only.
+AGGREGATES = {
+    "alpha": {"l1": 0.1, "psnr": 20.0, "ssim": 0.8, "lpips": None, "fvd": 120.0, "l1_fg": 0.3, "l1_bg": 0.05},
+    "beta": {"l1": 0.2, "psnr": 25.0, "ssim": 0.8, "lpips": None, "fvd": None, "l1_fg": 0.25, "l1_bg": 0.06},
+    "gt-oracle": {"l1": 0.0, "psnr": 100.0, "ssim": 1.0, "lpips": None, "fvd": 0.0, "l1_fg": 0.0, "l1_bg": 0.0},
+}
+
+
+def _rows(run_id: str, method: str, dataset: str, profile: str, version: str) -> list[dict]:
+    base = {"run_id": run_id, "method": method, "dataset": dataset, "split": "test", "profile": profile,
+            "profile_version": version}
+    rows = []
+    rng = np.random.default_rng(len(method))
+    for metric, value in AGGREGATES[method].items():
+        hib = higher_is_better(metric)
+        if value is None:
+            note = LPIPS_NOTE if metric == "lpips" else FVD_NOTE
+            rows.append({**base, "level": "aggregate", "video_id": None, "frame_index": None, "metric": metric,
+                         "value": float("nan"), "higher_is_better": hib, "status": "unavailable", "note": note})
+            continue
+        rows.append({**base, "level": "aggregate", "video_id": None, "frame_index": None, "metric": metric,
+                     "value": value, "higher_is_better": hib, "status": "ok", "note": None})
+        if metric == "fvd":
+            continue
+        for v in ("v1", "v2"):
+            per_video = value * (1 + rng.uniform(-0.1, 0.1))
+            rows.append({**base, "level": "video", "video_id": v, "frame_index": None, "metric": metric,
+                         "value": per_video, "higher_is_better": hib, "status": "ok", "note": None})
+            for t in range(6):
+                rows.append({**base, "level": "frame", "video_id": v, "frame_index": t, "metric": metric,
+                             "value": per_video * (1 + 0.02 * t), "higher_is_better": hib, "status": "ok",
+                             "note": None})
+    return rows
+
+
+def make_store(root: Path, dataset: str = "toyset", profiles=(("standard", "1.0"),), methods=tuple(AGGREGATES),
+               day: int = 1) -> Path:
+    """A results store with exactly known aggregates (see AGGREGATES) written through the store's API."""
+    for p_i, (profile, version) in enumerate(profiles):
+        for m_i, method in enumerate(AGGREGATES):
+            if method not in methods:
+                continue
+            run_id = f"202501{day:02d}T00000{p_i}{m_i}-{method}-{dataset}-test-{profile}-{version}"
+            prov = {"run_id": run_id, "method": method, "dataset": dataset, "split": "test", "profile": profile,
+                    "profile_version": version, "profile_title": f"{profile} title",
+                    "definitions": {"l1": "mean absolute error", "psnr": "per-frame PSNR"},
+                    "frame_size": ["48x64"], "n_videos": 2, "n_videos_in_split": 2, "n_frames": 12,
+                    "frames_scored": "skip-reference",
+                    "clips": {"fvd": {"num_pred": 7, "num_target": 7, "clips": "sampled", "clip_length": 16}},
+                    "codec": ["in-memory uint8 (lossless)"], "region_source": ["mask"],
+                    "weights_sha256": {"fvd": "ab" * 32}, "toolkit_version": "0.1.0",
+                    "toolkit_commit": "c0ffee123456", "created": f"2025-01-{day:02d}T00:00:0{m_i}+00:00",
+                    "shards": str(root / "no-such-shards")}
+            write_run(root, run_id, _rows(run_id, method, dataset, profile, version), prov)
+    return root
+
+
+class _Tables(HTMLParser):
+    """Collects the measured tables (class 'lb') and the published block of the rendered page."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: dict[str, dict] = {}
+        self.current: dict | None = None
+        self.cell: dict | None = None
+        self.row: str | None = None
+        self.in_paper = 0
+        self.paper_text: list[str] = []
+        self.depth = 0
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag == "section":
+            self.depth += 1
+            if "paper" in (a.get("class") or "").split():
+                self.in_paper = self.depth
+        if tag == "table" and "lb" in (a.get("class") or "").split():
+            self.current = {"headers": [], "rows": {}}
+            self.tables[a["id"]] = self.current
+        elif self.current is not None and tag == "tr":
+            self.row = a.get("data-method")
+            if self.row:
+                self.current["rows"][self.row] = []
+        elif self.current is not None and tag in ("th", "td"):
+            self.cell = {"attrs": a, "text": ""}
+
+    def handle_endtag(self, tag):
+        if tag == "section":
+            if self.in_paper == self.depth:
+                self.in_paper = 0
+            self.depth -= 1
+        if tag == "table":
+            self.current = None
+        elif self.current is not None and tag in ("th", "td") and self.cell is not None:
+            if self.row:
+                self.current["rows"][self.row].append(self.cell)
+            else:
+                self.current["headers"].append(self.cell)
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell["text"] += data
+        if self.in_paper:
+            self.paper_text.append(data)
+
+
+def _parse(html_text: str) -> _Tables:
+    p = _Tables()
+    p.feed(html_text)
+    return p
+
+
+def test_best_values_and_normalisation_are_direction_aware():
+    assert best_methods({"a": 0.1, "b": 0.2}, higher=False) == {"a"}
+    assert best_methods({"a": 0.1, "b": 0.2}, higher=True) == {"b"}
+    assert best_methods({"a": 0.5, "b": 0.5, "c": float("nan")}, higher=True) == {"a", "b"}
+    assert best_methods({"a": float("nan")}, higher=True) == set()
+    low = normalise_scores({"a": 10.0, "b": 30.0, "c": 20.0}, higher=False)
+    assert low == {"a": 1.0, "b": 0.0, "c": 0.5}
+    high = normalise_scores({"a": 10.0, "b": 30.0, "c": float("nan")}, higher=True)
+    assert high == {"a": 0.0, "b": 1.0}
+    assert normalise_scores({"a": 3.0, "b": 3.0}, higher=True) == {"a": 1.0, "b": 1.0}
+    assert format_value(float("nan")) == "n/a" and format_value(3.13e-4) == "3.13e-04"
+    assert format_value(148.06) == "148.06" and format_value(0.8114) == "0.8114"
+
+
+def test_tables_mark_best_among_competitors_and_keep_unavailable(tmp_path):
+    store = make_store(tmp_path / "results", profiles=(("standard", "1.0"), ("disco", "1.0")))
+    tables = build_tables(store)
+    assert [(t.profile, t.profile_version) for t in tables] == [("standard", "1.0"), ("disco", "1.0")]
+    t = tables[0]
+    assert t.methods == ["alpha", "beta", "gt-oracle"] and t.sanity == {"gt-oracle"}
+    best = {(m, k) for (m, k), c in t.cells.items() if c.best}
+    assert best == {("alpha", "l1"), ("beta", "psnr"), ("alpha", "ssim"), ("beta", "ssim"), ("alpha", "fvd"),
+                    ("beta", "l1_fg"), ("alpha", "l1_bg")}
+    assert t.cell("beta", "fvd").status == "unavailable" and t.cell("beta", "fvd").note == FVD_NOTE
+    assert t.unavailable() == {"fvd": FVD_NOTE, "lpips": LPIPS_NOTE}
+    assert t.whole_frame_metrics == ["l1", "psnr", "ssim", "lpips", "fvd"]
+    assert t.region_metrics == ["l1_fg", "l1_bg"]
+    assert build_tables(store, profiles="disco")[0].profile == "disco"
+    # a newer run under another version of the profile is not comparable: it gets a table of its own
+    make_store(store, profiles=(("standard", "2.0"),), methods=("beta",), day=2)
+    split = build_tables(store, profiles="standard")
+    assert [(t.profile_version, t.methods) for t in split] == [("1.0", ["alpha", "gt-oracle"]), ("2.0", ["beta"])]
+    with pytest.raises(ValueError, match="no runs for dataset"):
+        build_tables(store, datasets="nope")
+    with pytest.raises(FileNotFoundError, match="no results store"):
+        build_tables(tmp_path / "empty")
+
+
+def test_report_content_in_markdown_and_html(tmp_path):
+    store = make_store(tmp_path / "results", profiles=(("standard", "1.0"), ("disco", "1.0")))
+    board = write_leaderboard(store, tmp_path / "report", strips=2)
+    md = board.markdown_path.read_text()
+    page = board.html_path.read_text()
+
+    # Markdown: measured tables first, the published block after, never mixed
+    measured, published = md.split("## Published numbers (not measured here)")
+    assert "not measured by this toolkit" in published
+    for method in ("alpha", "beta", "gt-oracle (sanity)"):
+        assert method in measured
+    for header in ("l1 ↓", "psnr ↑", "ssim ↑", "lpips ↓", "fvd ↓", "l1_fg ↓", "l1_bg ↓"):
+        assert header in measured
+    row = {m: next(line for line in measured.splitlines() if line.startswith(f"| {m} |")) for m in ("alpha", "beta")}
+    assert "**0.1000**" in row["alpha"] and "**25.0000**" in row["beta"]
+    assert "**0.8000**" in row["alpha"] and "**0.8000**" in row["beta"]
+    assert "**" not in next(line for line in measured.splitlines() if line.startswith("| *gt-oracle"))
+    assert row["beta"].count("unavailable") == 2 and row["alpha"].count("unavailable") == 1
+    assert LPIPS_NOTE in measured and "toolkit weights fetch fvd-i3d-400" in measured
+    assert "c0ffee123456" in measured and "abababababab" in measured and "48x64" in measured
+    assert "7 generated / 7 real" in measured
+    for paper_method in ("MagicAnimate", "Animate Anyone", "Champ", "UniAnimate", "DisCo"):
+        assert paper_method not in measured and paper_method in published
+    assert "20.58 [I]" in published and "29.56† [U]" in published
+    for fig in ("bars", "frames", "radar"):
+        assert (tmp_path / "report" / "figures" / f"toyset-test-standard-v1.0-{fig}.png").is_file()
+        assert f"figures/toyset-test-standard-v1.0-{fig}.png" in md
+
+    # HTML: same content, structured
+    doc = _parse(page)
+    main = doc.tables["tbl-toyset-test-standard-v1_0-main"]
+    metrics = [h["attrs"].get("data-metric") for h in main["headers"][1:]]
+    assert metrics == ["l1", "psnr", "ssim", "lpips", "fvd"]
+    assert [h["text"].split()[-1] for h in main["headers"][1:]] == ["↓", "↑", "↑", "↓", "↓"]
+    assert set(main["rows"]) == {"alpha", "beta", "gt-oracle"}
+    marked = {(m, metrics[i - 1]) for m, cells in main["rows"].items() for i, c in enumerate(cells)
+              if i and "best" in (c["attrs"].get("class") or "")}
+    assert marked == {("alpha", "l1"), ("beta", "psnr"), ("alpha", "ssim"), ("beta", "ssim"), ("alpha", "fvd")}
+    beta_fvd = main["rows"]["beta"][metrics.index("fvd") + 1]
+    assert beta_fvd["text"] == "unavailable" and beta_fvd["attrs"]["title"] == FVD_NOTE
+    assert float(main["rows"]["alpha"][1]["attrs"]["data-value"]) == pytest.approx(0.1)
+    region = doc.tables["tbl-toyset-test-standard-v1_0-region"]
+    assert [h["attrs"].get("data-metric") for h in region["headers"][1:]] == ["l1_fg", "l1_bg"]
+    assert "tbl-toyset-test-disco-v1_0-main" in doc.tables
+    paper = " ".join(doc.paper_text)
+    assert "not measured by this toolkit" in paper and "UniAnimate" in paper and "148.06" in paper
+    for tid, t in doc.tables.items():
+        assert set(t["rows"]) <= set(AGGREGATES), f"published rows leaked into measured table {tid}"
+    # self-contained: figures embedded, nothing fetched from the network
+    assert page.count('src="data:image/png;base64,') == 6
+    for tag, attrs in doc.tags:
+        assert not (attrs.get("src") or "").startswith(("http:", "https:", "//")), (tag, attrs)
+        assert tag != "link" and not (tag == "script" and attrs.get("src"))
+    assert "no strips" in md  # the shard folder in the provenance does not exist: said, not silently skipped
+
+
+def _tiny_shards(tmp: Path) -> Path:
+    src = make_tiktok_layout(tmp / "src", n_videos=2, n_frames=8, h=64, w=48)
+    recipe = load_recipe("synthetic")
+    recipe = recipe.__class__(**{**recipe.__dict__, "raw": {}, "split_ids": {"test": ("00001", "00002")}})
+    prepare(recipe, src, tmp / "shards", PrepareOptions(size=None, pose="synthetic", densepose="synthetic"),
+            progress=False)
+    return tmp / "shards"
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """A tiny dataset and a results store made by the real harness (no weights: learned metrics unavailable)."""
+    tmp = tmp_path_factory.mktemp("leaderboard")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TOOLKIT_HOME", str(tmp / "empty_cache"))
+    try:
+        shards = _tiny_shards(tmp)
+        for method in ("reference-copy", "gt-oracle", "pose-warp"):
+            for profile in ("disco", "standard"):
+                evaluate(shards, method=method, profile=profile, results=tmp / "results", progress=False)
+    finally:
+        mp.undo()
+    return shards, tmp / "results"
+
+
+def test_end_to_end_report_with_strips(evaluated, tmp_path):
+    shards, results = evaluated
+    board = write_leaderboard(results, tmp_path / "out", strips=1, strip_frames=6, tile_height=64)
+    assert [(t.table.dataset, t.table.profile) for t in board.tables] == [("synthetic", "standard"),
+                                                                          ("synthetic", "disco")]
+    for report in board.tables:
+        t = report.table
+        assert t.methods == ["pose-warp", "reference-copy", "gt-oracle"]
+        assert {m for m, c in t.unavailable().items()} == {"lpips", "fid", "fid_vid", "fvd"}
+        assert all(not t.cell("gt-oracle", k).best for k in t.metrics)
+        # the bold one is really the best of the competitors, in the stored direction
+        for k in t.metrics:
+            vals = {m: t.cell(m, k).value for m in ("pose-warp", "reference-copy") if t.cell(m, k).ok}
+            if vals:
+                best = (max if higher_is_better(k) else min)(vals.values())
+                assert {m for m in vals if t.cell(m, k).best} == {m for m, v in vals.items() if math.isclose(v, best)}
+    assert len(board.strips) == 1
+    strip = board.strips[0]
+    assert strip.video_id == "00001" and strip.n_frames == 6
+    assert strip.columns == ["reference", "driving pose", "ground truth", "pose-warp", "reference-copy"]
+    with Image.open(strip.gif) as gif:
+        assert gif.n_frames == 6
+    video = read_video(strip.mp4)
+    assert video.shape[0] == 6 and video.shape[2] == GUTTER + 5 * 48 + 4 * 4
+    sheet = np.asarray(Image.open(strip.png))
+    assert sheet.shape[1] == video.shape[2] and sheet.shape[0] > HEADER + 64
+    # the still is lossless: reference-copy, regenerated by the registered method, equals the reference tile in
+    # every row, while the ground truth moves away from it
+    rows = [HEADER + k * (64 + GAP) for k in range(4)]
+    tile = lambda y, col: sheet[y:y + 64, GUTTER + col * (48 + GAP):GUTTER + col * (48 + GAP) + 48]  # noqa: E731
+    assert all((tile(y, 0) == tile(y, 4)).all() for y in rows)
+    assert not (tile(rows[-1], 0) == tile(rows[-1], 2)).all()
+    md = board.markdown_path.read_text()
+    assert "strips/synthetic-test/00001.png" in md and "strips/synthetic-test/00001.mp4" in md
+    assert 'src="data:image/gif;base64,' in board.html_path.read_text()
+
+
+def test_compose_places_every_column():
+    cols = [(name, np.full((3, 10, 8, 3), colour, np.uint8)) for name, colour in (("a", 50), ("b", 120), ("c", 200))]
+    grid = compose(cols, ["0", "1", "2"])
+    assert grid.shape[0] == 3 and grid.shape[1] % 2 == 0 and grid.shape[2] % 2 == 0
+    for i, (_, frames) in enumerate(cols):
+        x0 = GUTTER + i * (8 + 4)
+        assert (grid[:, HEADER:HEADER + 10, x0:x0 + 8] == frames).all()
+
+
+def test_paper_results_file_is_valid_and_sourced(tmp_path):
+    rows = load_paper_results(DEFAULT_PAPER_RESULTS)
+    assert {"DisCo", "MagicAnimate", "Animate Anyone", "Champ", "UniAnimate"} <= {r.method for r in rows}
+    assert all(r.dataset == "tiktok" and r.protocol == "disco" and r.status in "VIU" and r.source for r in rows)
+    uni = {r.metric: r.value for r in rows if r.method == "UniAnimate"}
+    assert uni["psnr"] == 20.58 and uni["psnr_legacy"] == 30.77 and uni["l1"] == pytest.approx(2.66e-4)
+    assert all(r.reported_as in ("PSNR", "PSNR*") for r in rows if r.metric.startswith("psnr"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("method,dataset,metric,value,paper,table,protocol,status\n"
+                   "X,tiktok,psnr,abc,P,T,disco,U\nY,tiktok,psnr_star,1,P,T,disco,Q\n")
+    with pytest.raises(PaperResultsInvalid) as err:
+        load_paper_results(bad)
+    msg = str(err.value)
+    assert str(bad) in msg and "line 2: value 'abc'" in msg and "line 3: unknown metric 'psnr_star'" in msg
+    assert "line 3: status 'Q'" in msg
+
+
+def test_cli_writes_both_documents_and_reports_bad_input(tmp_path, capsys):
+    store = make_store(tmp_path / "results")
+    out = tmp_path / "reports"
+    assert cli(["leaderboard", "--results", str(store), "--out", str(out), "--strips", "0"]) == 0
+    assert (out / "leaderboard.md").is_file() and (out / "leaderboard.html").is_file()
+    assert re.search(r"1 table\(s\), 3 figure\(s\), 0 strip\(s\), \d+ published row\(s\)", capsys.readouterr().out)
+    assert cli(["leaderboard", "--results", str(tmp_path / "nothing"), "--out", str(out)]) == 1
+    assert f"{tmp_path / 'nothing'}: no results store here" in capsys.readouterr().err
+    assert cli(["leaderboard", "--results", str(store), "--dataset", str(tmp_path / "missing/shards"),
+                "--out", str(out)]) == 1
+    assert "not a shard folder" in capsys.readouterr().err
+
+
+def test_cli_run_evaluates_registered_methods_then_renders(evaluated, tmp_path, monkeypatch, capsys):
+    shards, _ = evaluated
+    monkeypatch.setenv("TOOLKIT_HOME", str(tmp_path / "empty_cache"))
+    out = tmp_path / "reports"
+    assert cli(["leaderboard", "--run", "--dataset", str(shards), "--profile", "standard",
+                "--results", str(tmp_path / "results"), "--out", str(out), "--strips", "0", "--no-paper"]) == 0
+    printed = capsys.readouterr().out
+    for method in ("reference-copy", "gt-oracle", "pose-warp"):
+        assert f"evaluated {method} (standard)" in printed
+    md = (out / "leaderboard.md").read_text()
+    assert "## synthetic · test · standard v1.0" in md and "Published numbers" in md and "No published" in md
+    assert cli(["leaderboard", "--run", "--dataset", "synthetic", "--results", str(tmp_path / "results"),
+                "--out", str(out)]) == 1
+    assert "--run needs --dataset to be a shard folder" in capsys.readouterr().err

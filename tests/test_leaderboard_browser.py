@@ -1,0 +1,79 @@
+"""The rendered leaderboard.html in headless Chromium: no console errors, tables and figures visible, sorting works.
+
+Needs a Chromium binary (Debian: `apt-get install -y chromium`; or set $CHROMIUM); skipped without one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from test_leaderboard import make_store
+from toolkit.report.leaderboard import write_leaderboard
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic", "--hide-scrollbars"]
+
+
+def _chromium() -> str:
+    for candidate in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if candidate and shutil.which(candidate):
+            return shutil.which(candidate)
+    pytest.skip("no Chromium found (install with `apt-get install -y chromium` or set $CHROMIUM)")
+
+
+def _run(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    cmd = [_chromium(), *FLAGS, f"--user-data-dir={profile}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("browser")
+    store = make_store(tmp / "results", profiles=(("standard", "1.0"), ("disco", "1.0")))
+    board = write_leaderboard(store, tmp / "report", strips=0)
+    return board.html_path
+
+
+def test_page_loads_without_errors_and_everything_is_visible(page, tmp_path):
+    url = page.as_uri() + "#sort=tbl-toyset-test-standard-v1_0-main:psnr:asc"
+    res = _run(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", url],
+               tmp_path / "profile")
+    assert res.returncode == 0, res.stderr[-2000:]
+    console = [line for line in res.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console
+    body = re.search(r"<body([^>]*)>", res.stdout).group(1)
+    attrs = dict(re.findall(r'(data-[\w-]+)="([^"]*)"', body))
+    assert attrs["data-ready"] == "1" and attrs["data-js-errors"] == "0"
+    n_images = res.stdout.count("<img ")
+    assert n_images == 6 and attrs["data-images-ok"] == str(n_images) and attrs["data-images-broken"] == "0"
+    n_tables = res.stdout.count("<table ")
+    assert n_tables >= 4 and attrs["data-tables-visible"] == str(n_tables)
+    # the page's own script sorted the table from the address: psnr ascending, the sanity row stays last
+    table = res.stdout[res.stdout.index('id="tbl-toyset-test-standard-v1_0-main"'):]
+    table = table[:table.index("</table>")]
+    assert re.findall(r'data-method="([^"]+)"', table) == ["alpha", "beta", "gt-oracle"]
+    assert 'aria-sort="ascending"' in table
+    res = _run(["--virtual-time-budget=5000", "--dump-dom",
+                page.as_uri() + "#sort=tbl-toyset-test-standard-v1_0-main:psnr"], tmp_path / "profile2")
+    table = res.stdout[res.stdout.index('id="tbl-toyset-test-standard-v1_0-main"'):]
+    assert re.findall(r'data-method="([^"]+)"', table[:table.index("</table>")]) == ["beta", "alpha", "gt-oracle"]
+
+
+def test_screenshot_shows_the_report(page, tmp_path):
+    shot = tmp_path / "leaderboard.png"
+    res = _run(["--window-size=1280,1600", "--virtual-time-budget=5000", f"--screenshot={shot}", page.as_uri()],
+               tmp_path / "profile")
+    assert res.returncode == 0 and shot.is_file(), res.stderr[-2000:]
+    img = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
+    assert img.shape[:2] == (1600, 1280)
+    assert img.std() > 20  # text, tables and figures, not a blank page
+    # the best-value highlight colour (#dafbe1) is on screen
+    assert (np.abs(img - np.array([0xDA, 0xFB, 0xE1])).sum(axis=2) < 6).sum() > 500

@@ -1,0 +1,250 @@
+"""OpenPose-style pose images: the skeleton pictures DWPose-conditioned models consume.
+
+The drawing follows the conventions of ControlNet's OpenPose/DWPose annotator as
+used by UniAnimate (``run_align_pose.py``):
+
+* body: limbs are filled ellipses (``cv2.ellipse2Poly``, half-width 4 px) in 18
+  hue-wheel colours; after all limbs the whole canvas is scaled by 0.6 and then
+  the joints are drawn on top as full-intensity discs of radius 4;
+* hands (after the body): each of the 20 hand edges is a 2 px line coloured by
+  the HSV hue ``edge / 20``; each hand point is a disc of radius 4 in the
+  colour (0, 0, 255) of the drawing canvas;
+* face (last, optional): white discs of radius 3.
+
+The reference code draws into a NumPy canvas with those colour triples. ControlNet
+treats that canvas as RGB; UniAnimate writes it with ``cv2.imwrite``, which reads
+it as BGR, so in UniAnimate's saved pose JPEGs every colour is channel-reversed
+(the first body limb is blue, hand points are red) and two foot limbs (ankle to
+the midpoint of the toes) are added. Both variants are available as
+:data:`STYLES`; the default, ``"unianimate"``, reproduces those JPEGs when they
+are read as RGB.
+
+:mod:`toolkit.annotate.pose_from_render` goes the other way (body joints from a
+rendered image), which lets tests check this renderer against real renders.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from toolkit.annotate.keypoints import (
+    FACE,
+    HAND_EDGES,
+    INDEX,
+    LEFT_HAND,
+    N_KEYPOINTS,
+    OPENPOSE18_LIMBS,
+    RIGHT_HAND,
+    to_openpose18,
+)
+
+STICK_HALF_WIDTH = 4
+LIMB_DIM = 0.6
+JOINT_RADIUS = 4
+HAND_LINE_THICKNESS = 2
+HAND_POINT_RADIUS = 4
+FACE_POINT_RADIUS = 3
+
+# Canvas colours as the reference code writes them (its canvas order; see module doc).
+BODY_COLOURS: tuple[tuple[int, int, int], ...] = tuple(
+    tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(i / 18, 1.0, 1.0)) for i in range(18)
+) + ((170, 255, 255), (255, 255, 0))  # the two toe joints / foot limbs of UniAnimate's body-and-foot drawing
+HAND_EDGE_COLOURS: tuple[tuple[int, int, int], ...] = tuple(
+    tuple(int(np.rint(c * 255)) for c in colorsys.hsv_to_rgb(i / len(HAND_EDGES), 1.0, 1.0))
+    for i in range(len(HAND_EDGES))
+)
+HAND_POINT_COLOUR = (0, 0, 255)
+FACE_COLOUR = (255, 255, 255)
+
+# Extra UniAnimate joints after the 18 OpenPose ones: left toes midpoint (18), right toes midpoint (19).
+TOE_JOINTS = {18: ("left_big_toe", "left_small_toe"), 19: ("right_big_toe", "right_small_toe")}
+# Foot limbs in drawing order after the 17 body limbs: left ankle -> left toes, right ankle -> right toes.
+FOOT_LIMBS = ((13, 18), (10, 19))
+
+
+@dataclass(frozen=True)
+class PoseStyle:
+    """How a pose image is drawn.
+
+    feet: draw the two ankle-to-toes limbs and toe joints (UniAnimate's body-and-foot drawing).
+    swap_channels: reverse the reference colour triples, i.e. produce what a canvas
+        written with ``cv2.imwrite`` looks like when read back as RGB.
+    """
+
+    name: str
+    feet: bool
+    swap_channels: bool
+
+    @property
+    def n_joints(self) -> int:
+        return 20 if self.feet else 18
+
+    @property
+    def limbs(self) -> tuple[tuple[int, int], ...]:
+        return OPENPOSE18_LIMBS + (FOOT_LIMBS if self.feet else ())
+
+    def colour(self, rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+        """The colour a reference triple ends up as in an RGB image of this style."""
+        return tuple(reversed(rgb)) if self.swap_channels else tuple(rgb)
+
+
+STYLES = {
+    "unianimate": PoseStyle("unianimate", feet=True, swap_channels=True),
+    "controlnet": PoseStyle("controlnet", feet=False, swap_channels=False),
+}
+
+
+def get_style(style: str | PoseStyle) -> PoseStyle:
+    """Look a style up by name (``"unianimate"`` or ``"controlnet"``)."""
+    if isinstance(style, PoseStyle):
+        return style
+    try:
+        return STYLES[style]
+    except KeyError:
+        raise ValueError(f"unknown pose style {style!r}; choose one of {sorted(STYLES)}") from None
+
+
+def _check_keypoints(keypoints: np.ndarray, ndim: int) -> np.ndarray:
+    kp = np.asarray(keypoints, dtype=np.float64)
+    if kp.ndim != ndim or kp.shape[-2:] != (N_KEYPOINTS, 3):
+        want = "(133, 3)" if ndim == 2 else "(T, 133, 3)"
+        raise ValueError(f"expected keypoints of shape {want} (x, y, score), got {kp.shape}")
+    if not np.isfinite(kp).all():
+        raise ValueError("keypoints contain NaN or infinite values")
+    return kp
+
+
+def body_joints(keypoints: np.ndarray, feet: bool = True) -> np.ndarray:
+    """The drawn body joints of (133, 3) keypoints: OpenPose-18, plus the two toe midpoints if feet.
+
+    A toe midpoint is valid only when both toes are; its score is the smaller of the two.
+    """
+    kp = _check_keypoints(keypoints, 2)
+    joints = to_openpose18(kp).astype(np.float64)
+    if not feet:
+        return joints
+    toes = np.zeros((2, 3))
+    for row, (a, b) in enumerate(TOE_JOINTS.values()):
+        pa, pb = kp[INDEX[a]], kp[INDEX[b]]
+        toes[row, :2] = (pa[:2] + pb[:2]) / 2
+        toes[row, 2] = min(pa[2], pb[2])
+    return np.concatenate([joints, toes])
+
+
+def draw_limb(canvas: np.ndarray, p: np.ndarray, q: np.ndarray, colour: tuple[int, int, int]) -> None:
+    """Fill one limb in place as the reference draws it: an ellipse from p to q, centre and angle truncated to int."""
+    centre = (int((p[0] + q[0]) / 2), int((p[1] + q[1]) / 2))
+    length = math.hypot(p[0] - q[0], p[1] - q[1])
+    angle = math.degrees(math.atan2(p[1] - q[1], p[0] - q[0]))
+    polygon = cv2.ellipse2Poly(centre, (int(length / 2), STICK_HALF_WIDTH), int(angle), 0, 360, 1)
+    cv2.fillConvexPoly(canvas, polygon, colour)
+
+
+def draw_body(canvas: np.ndarray, joints: np.ndarray, style: PoseStyle, threshold: float = 0.3) -> np.ndarray:
+    """Draw limbs (dimmed) and joints of (18 or 20, 3) body joints onto a black canvas; returns the new canvas."""
+    ok = joints[:, 2] > threshold
+    for i, (a, b) in enumerate(style.limbs):
+        if ok[a] and ok[b]:
+            draw_limb(canvas, joints[a], joints[b], style.colour(BODY_COLOURS[i]))
+    canvas = (canvas * LIMB_DIM).astype(np.uint8)
+    for j in range(style.n_joints):
+        if ok[j]:
+            centre = (int(joints[j, 0]), int(joints[j, 1]))
+            cv2.circle(canvas, centre, JOINT_RADIUS, style.colour(BODY_COLOURS[j]), thickness=-1)
+    return canvas
+
+
+def _drawable(points: np.ndarray, threshold: float) -> np.ndarray:
+    """Hand and face points the reference draws: scored above threshold and at integer pixel >= 1.
+
+    The reference marks missing points with negative coordinates and tests x > eps, y > eps
+    after truncating to int, so points in the first pixel row or column are never drawn.
+    """
+    return (points[:, 2] > threshold) & (np.trunc(points[:, 0]) >= 1) & (np.trunc(points[:, 1]) >= 1)
+
+
+def draw_hands(canvas: np.ndarray, keypoints: np.ndarray, style: PoseStyle, threshold: float = 0.3) -> None:
+    """Draw both hands (left, then right) in place: coloured edges, then point discs."""
+    for hand in (LEFT_HAND, RIGHT_HAND):
+        pts = keypoints[hand]
+        ok = _drawable(pts, threshold)
+        for e, (a, b) in enumerate(HAND_EDGES):
+            if ok[a] and ok[b]:
+                p = (int(pts[a, 0]), int(pts[a, 1]))
+                q = (int(pts[b, 0]), int(pts[b, 1]))
+                cv2.line(canvas, p, q, style.colour(HAND_EDGE_COLOURS[e]), thickness=HAND_LINE_THICKNESS)
+        for k in np.flatnonzero(ok):
+            centre = (int(pts[k, 0]), int(pts[k, 1]))
+            cv2.circle(canvas, centre, HAND_POINT_RADIUS, style.colour(HAND_POINT_COLOUR), thickness=-1)
+
+
+def draw_face(canvas: np.ndarray, keypoints: np.ndarray, threshold: float = 0.3) -> None:
+    """Draw the 68 face points in place as white discs."""
+    pts = keypoints[FACE]
+    for k in np.flatnonzero(_drawable(pts, threshold)):
+        cv2.circle(canvas, (int(pts[k, 0]), int(pts[k, 1])), FACE_POINT_RADIUS, FACE_COLOUR, thickness=-1)
+
+
+def _scaled(kp: np.ndarray, height: int, width: int, source_size: tuple[int, int] | None) -> np.ndarray:
+    if source_size is None:
+        return kp
+    src_h, src_w = source_size
+    if src_h <= 0 or src_w <= 0:
+        raise ValueError(f"source_size must be positive (height, width), got {source_size}")
+    out = kp.copy()
+    out[..., 0] *= width / src_w
+    out[..., 1] *= height / src_h
+    return out
+
+
+def render_pose(
+    keypoints: np.ndarray,
+    height: int,
+    width: int,
+    face: bool = False,
+    hands: bool = True,
+    threshold: float = 0.3,
+    style: str | PoseStyle = "unianimate",
+    source_size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Render (133, 3) keypoints as an OpenPose-style (height, width, 3) uint8 RGB image on black.
+
+    Keypoints are pixels of the output canvas, or of a frame of ``source_size`` =
+    (height, width) that is stretched onto the canvas (as UniAnimate draws every
+    pose at 768x512 from normalised coordinates). Points scored at or below
+    ``threshold`` are not drawn.
+    """
+    if int(height) <= 0 or int(width) <= 0:
+        raise ValueError(f"canvas size must be positive, got height={height}, width={width}")
+    st = get_style(style)
+    kp = _scaled(_check_keypoints(keypoints, 2), height, width, source_size)
+    canvas = np.zeros((int(height), int(width), 3), dtype=np.uint8)
+    canvas = draw_body(canvas, body_joints(kp, feet=st.feet), st, threshold)
+    if hands:
+        draw_hands(canvas, kp, st, threshold)
+    if face:
+        draw_face(canvas, kp, threshold)
+    return canvas
+
+
+def render_poses(
+    keypoints: np.ndarray,
+    height: int,
+    width: int,
+    face: bool = False,
+    hands: bool = True,
+    threshold: float = 0.3,
+    style: str | PoseStyle = "unianimate",
+    source_size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Render a (T, 133, 3) keypoint sequence to (T, height, width, 3) uint8 RGB frames."""
+    seq = _check_keypoints(keypoints, 3)
+    out = np.zeros((len(seq), int(height), int(width), 3), dtype=np.uint8)
+    for t, kp in enumerate(seq):
+        out[t] = render_pose(kp, height, width, face, hands, threshold, style, source_size)
+    return out

@@ -1,0 +1,370 @@
+"""The leaderboard as one self-contained HTML page: inline CSS, a little inline JS, figures embedded.
+
+No network and no libraries: images are data URIs (a strip GIF larger than
+``EMBED_LIMIT`` is linked instead), the tables sort on a header click (best
+first; sanity rows and missing values always last), and ``#sort=TABLE:METRIC:asc``
+in the address sorts on load. After load the page records on ``<body>`` how many
+tables and images are visible and how many script errors occurred
+(``data-ready``, ``data-tables-visible``, ``data-images-ok``,
+``data-images-broken``, ``data-js-errors``), so a headless browser can check it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from pathlib import Path
+
+from toolkit.harness.protocols import higher_is_better
+from toolkit.report.leaderboard import Leaderboard, TableReport
+from toolkit.report.paper import CAPTION, PAPER_NAMES, STATUS, PaperRow
+from toolkit.report.strips import Strip
+from toolkit.report.tables import (
+    LeaderboardTable,
+    arrow,
+    format_value,
+    metric_order,
+    provenance_lines,
+    weights_fix,
+)
+
+EMBED_LIMIT = 8 * 1024 * 1024   # bytes: larger strip GIFs are linked, not embedded
+MIME = {".png": "image/png", ".gif": "image/gif"}
+
+CSS = """
+:root { --ink:#1f2328; --muted:#656d76; --line:#d8dee4; --soft:#f6f8fa; --best:#dafbe1; --best-ink:#116329;
+        --accent:#0969da; --paper:#fff8e5; --paper-line:#d4a72c; }
+* { box-sizing: border-box; }
+body { margin:0; color:var(--ink); background:#fff; line-height:1.5;
+       font: 15px/1.5 -apple-system, BlinkMacSystemFont, "Segoe UI", "Noto Sans", Helvetica, Arial, sans-serif; }
+main, header.top, footer { max-width: 1240px; margin: 0 auto; padding: 0 28px; }
+header.top { padding-top: 28px; padding-bottom: 8px; border-bottom: 1px solid var(--line); }
+h1 { font-size: 28px; margin: 0 0 4px; letter-spacing: -0.01em; }
+h2 { font-size: 21px; margin: 0 0 2px; }
+h3 { font-size: 15px; margin: 18px 0 6px; color: var(--muted); font-weight: 600; }
+.meta, .subtitle { color: var(--muted); margin: 0 0 10px; font-size: 13.5px; }
+nav { display:flex; flex-wrap:wrap; gap:6px 14px; margin: 10px 0 12px; font-size: 13.5px; }
+nav a { color: var(--accent); text-decoration: none; } nav a:hover { text-decoration: underline; }
+.legend { font-size: 13px; color: var(--muted); margin: 0 0 14px; }
+.legend span.best, .legend span.na, .legend span.sanity-tag { margin: 0 2px; }
+section.board, section.strips, section.paper { margin: 30px 0 12px; padding-top: 6px; }
+.sep { color: #b0b7bf; font-weight: 400; margin: 0 4px; }
+.table-wrap { overflow-x: auto; border: 1px solid var(--line); border-radius: 8px; margin-top: 10px; }
+table { border-collapse: collapse; width: 100%; font-size: 14px; font-variant-numeric: tabular-nums; }
+th, td { padding: 7px 12px; border-bottom: 1px solid var(--line); white-space: nowrap; }
+thead th { background: var(--soft); font-weight: 600; text-align: right; position: relative; }
+thead th:first-child, td:first-child, tbody th { text-align: left; }
+tbody th { font-weight: 600; }
+td.num { text-align: right; }
+table.sortable thead th { cursor: pointer; user-select: none; }
+table.sortable thead th:hover { background: #eaeef2; }
+th .arrow { color: var(--accent); font-weight: 700; margin-left: 2px; }
+th[aria-sort="ascending"]::after { content: " \\25B2"; font-size: 10px; color: var(--muted); }
+th[aria-sort="descending"]::after { content: " \\25BC"; font-size: 10px; color: var(--muted); }
+tbody tr:last-child td, tbody tr:last-child th { border-bottom: none; }
+tbody tr:hover td { background: #f8fafc; }
+td.best, span.best { background: var(--best); color: var(--best-ink); font-weight: 700; }
+span.best { padding: 0 6px; border-radius: 4px; }
+span.na { display:inline-block; padding: 0 7px; border-radius: 10px; background: #eef1f4; color: var(--muted);
+          font-size: 12px; border: 1px dashed #c4ccd4; }
+tr.sanity td { color: var(--muted); font-style: italic; }
+span.sanity-tag { font-style: normal; font-size: 11px; padding: 0 6px; border-radius: 10px; background: #eef1f4;
+                  color: var(--muted); margin-left: 6px; }
+ul.unavailable { font-size: 13px; color: var(--muted); margin: 10px 0 0; padding-left: 18px; }
+ul.unavailable code, .provenance code { font-size: 12px; }
+.provenance { font-size: 12px; color: var(--muted); margin: 12px 0 0; display: grid;
+              grid-template-columns: max-content 1fr; gap: 1px 14px; }
+.provenance dt { font-weight: 600; } .provenance dd { margin: 0; word-break: break-word; }
+details { font-size: 12.5px; color: var(--muted); margin: 8px 0 0; }
+details summary { cursor: pointer; }
+details li { margin: 2px 0; }
+.figures { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 18px; margin-top: 18px;
+            align-items: start; }
+.figures .fig-bars { grid-column: 1 / -1; } .figures .fig-curves { grid-column: span 2; }
+@media (max-width: 900px) { .figures { grid-template-columns: 1fr; } .figures figure { grid-column: 1 / -1; } }
+figure { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: 10px; background: #fff; }
+figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
+figcaption { font-size: 12px; color: var(--muted); margin-top: 6px; }
+figure.wide { grid-column: 1 / -1; }
+.notes { font-size: 12.5px; color: var(--muted); }
+.strip-grid { display: grid; gap: 18px; margin-top: 12px; }
+.strip-grid img { image-rendering: auto; }
+section.paper { background: var(--paper); border: 1px solid var(--paper-line); border-left: 6px solid var(--paper-line);
+                border-radius: 8px; padding: 16px 20px 18px; }
+th .paper-name { display: block; font-weight: 400; font-size: 11px; color: var(--muted); }
+.paper-banner { display: inline-block; font-size: 11.5px; font-weight: 700; letter-spacing: .06em;
+                text-transform: uppercase; color: #7d4e00; background: #fff1c2; border: 1px solid var(--paper-line);
+                border-radius: 4px; padding: 1px 8px; margin-bottom: 8px; }
+section.paper .caption { font-size: 13.5px; margin: 4px 0 10px; }
+section.paper .table-wrap { background: #fff; }
+section.paper td.status, .st { font-size: 11px; color: var(--muted); margin-left: 3px; }
+table.paper-table { font-size: 13px; }
+table.paper-table th, table.paper-table td { padding: 6px 8px; }
+section.paper td.src { white-space: normal; min-width: 170px; max-width: 230px; font-size: 12px; }
+#js-errors { color: #b42318; background: #fff1f0; padding: 8px; }
+footer { font-size: 12px; color: var(--muted); padding-top: 16px; padding-bottom: 30px;
+         border-top: 1px solid var(--line); margin-top: 30px; }
+"""
+
+ERROR_HOOK = """
+window.__reportErrors = [];
+window.addEventListener('error', function (e) {
+  window.__reportErrors.push(String(e.message || e.type));
+  var box = document.getElementById('js-errors');
+  if (box) { box.hidden = false; box.textContent += (e.message || e.type) + '\\n'; }
+});
+"""
+
+SCRIPT = """
+(function () {
+  function value(cell) {
+    var v = cell.getAttribute('data-value');
+    return v === null || v === '' ? NaN : parseFloat(v);
+  }
+  function sortTable(table, idx, dir) {
+    var th = table.tHead.rows[0].cells[idx], numeric = th.hasAttribute('data-metric');
+    var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var sa = a.classList.contains('sanity'), sb = b.classList.contains('sanity');
+      if (sa !== sb) { return sa ? 1 : -1; }
+      if (!numeric) { return dir * a.cells[idx].textContent.localeCompare(b.cells[idx].textContent); }
+      var va = value(a.cells[idx]), vb = value(b.cells[idx]), na = isNaN(va), nb = isNaN(vb);
+      if (na || nb) { return na === nb ? 0 : (na ? 1 : -1); }
+      return dir * (va - vb);
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (c) { c.removeAttribute('aria-sort'); });
+    th.setAttribute('aria-sort', dir > 0 ? 'ascending' : 'descending');
+  }
+  function bestFirst(th) { return th.getAttribute('data-higher') === '1' ? -1 : 1; }
+  document.querySelectorAll('table.sortable').forEach(function (table) {
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, idx) {
+      th.tabIndex = 0;
+      var go = function () {
+        var first = th.hasAttribute('data-metric') ? bestFirst(th) : 1;
+        var current = th.getAttribute('aria-sort');
+        var dir = current === null ? first : (current === 'ascending' ? -1 : 1);
+        sortTable(table, idx, dir);
+      };
+      th.addEventListener('click', go);
+      th.addEventListener('keydown', function (e) {
+        if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); go(); }
+      });
+    });
+  });
+  function sortFromHash() {
+    var m = /sort=([^:&]+):([^:&]+)(?::(asc|desc))?/.exec(decodeURIComponent(location.hash || ''));
+    if (!m) { return; }
+    var table = document.getElementById(m[1]);
+    if (!table) { return; }
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, idx) {
+      if ((th.getAttribute('data-metric') || (idx === 0 ? 'method' : '')) === m[2]) {
+        sortTable(table, idx, m[3] ? (m[3] === 'asc' ? 1 : -1) : (th.hasAttribute('data-metric') ? bestFirst(th) : 1));
+      }
+    });
+  }
+  sortFromHash();
+  window.addEventListener('hashchange', sortFromHash);
+  window.addEventListener('load', function () {
+    var ok = 0, broken = 0, tables = 0;
+    document.querySelectorAll('img').forEach(function (img) {
+      if (img.complete && img.naturalWidth > 0 && img.offsetWidth > 0 && img.offsetHeight > 0) { ok++; } else { broken++; }
+    });
+    document.querySelectorAll('table').forEach(function (t) { if (t.offsetWidth > 0 && t.offsetHeight > 0) { tables++; } });
+    var b = document.body;
+    b.setAttribute('data-images-ok', ok);
+    b.setAttribute('data-images-broken', broken);
+    b.setAttribute('data-tables-visible', tables);
+    b.setAttribute('data-js-errors', window.__reportErrors.length);
+    b.setAttribute('data-ready', '1');
+  });
+})();
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _src(path: Path, out: Path, limit: int = EMBED_LIMIT) -> str:
+    """A data URI for the image, or its path relative to the page when it is larger than `limit`."""
+    if path.stat().st_size <= limit and path.suffix.lower() in MIME:
+        return f"data:{MIME[path.suffix.lower()]};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    return _e(Path(os.path.relpath(path, out)).as_posix())
+
+
+def _rel(path: Path, out: Path) -> str:
+    return _e(Path(os.path.relpath(path, out)).as_posix())
+
+
+def _table_id(t: LeaderboardTable, part: str) -> str:
+    return f"tbl-{t.slug}-{part}".replace(".", "_")
+
+
+def metric_table(t: LeaderboardTable, metrics: list[str], table_id: str) -> str:
+    """One sortable HTML table: a row per method, best values marked, unavailable cells labelled."""
+    defs = t.definitions
+    head = ['<th scope="col">method</th>']
+    for m in metrics:
+        title = defs.get(m) or defs.get(m.removesuffix("_fg").removesuffix("_bg"), "")
+        head.append(f'<th scope="col" data-metric="{_e(m)}" data-higher="{int(higher_is_better(m))}" '
+                    f'title="{_e(title)}">{_e(m)} <span class="arrow">{arrow(m)}</span></th>')
+    rows = []
+    for method in t.methods:
+        sanity = method in t.sanity
+        name = _e(method) + ('<span class="sanity-tag" title="sees the ground truth; never ranked">sanity</span>'
+                             if sanity else "")
+        cells = [f'<th scope="row">{name}</th>']
+        for m in metrics:
+            c = t.cell(method, m)
+            if c.status == "unavailable":
+                cells.append(f'<td class="num" data-value="" title="{_e(c.note or "unavailable")}">'
+                             f'<span class="na">unavailable</span></td>')
+            elif c.status == "missing":
+                cells.append('<td class="num" data-value="" title="not part of this run">–</td>')
+            else:
+                cls = "num best" if c.best else "num"
+                title = " title=\"best of the column\"" if c.best else ""
+                data = repr(float(c.value)) if c.ok else ""
+                cells.append(f'<td class="{cls}" data-value="{data}"{title}>{_e(format_value(c.value))}</td>')
+        rows.append(f'<tr class="{"sanity" if sanity else "method"}" data-method="{_e(method)}">'
+                    + "".join(cells) + "</tr>")
+    return (f'<div class="table-wrap"><table class="lb sortable" id="{table_id}">'
+            f'<thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _board_section(report: TableReport, out: Path) -> str:
+    t = report.table
+    sep = '<span class="sep">·</span>'
+    parts = [f'<section class="board" id="board-{_e(t.slug)}">',
+             f"<h2>{_e(t.dataset)} {sep} {_e(t.split)} {sep} {_e(t.profile)} v{_e(t.profile_version)}</h2>",
+             f'<p class="subtitle">{_e(t.title)}</p>',
+             metric_table(t, t.whole_frame_metrics, _table_id(t, "main"))]
+    if t.region_metrics:
+        parts.append("<h3>Person region (_fg) and background (_bg), region from the ground truth</h3>")
+        parts.append(metric_table(t, t.region_metrics, _table_id(t, "region")))
+    unavailable = t.unavailable()
+    if unavailable:
+        items = []
+        for metric, note in unavailable.items():
+            fix = weights_fix(note)
+            items.append(f"<li><code>{_e(metric)}</code>: {_e(note)}"
+                         + (f" — fix: <code>{_e(fix)}</code>" if fix else "") + "</li>")
+        parts.append('<ul class="unavailable">' + "".join(items)
+                     + "<li>offline: <code>toolkit weights import FILE --name NAME</code></li></ul>")
+    prov = "".join(f"<dt>{_e(label)}</dt><dd>{_e(text)}</dd>" for label, text in provenance_lines(t))
+    parts.append(f'<dl class="provenance">{prov}</dl>')
+    if t.definitions:
+        items = "".join(f"<li><code>{_e(k)}</code>: {_e(v)}</li>" for k, v in t.definitions.items())
+        parts.append(f"<details><summary>Metric definitions of this profile</summary><ul>{items}</ul></details>")
+    if report.figures:
+        figs = []
+        for fig in report.figures:
+            figs.append(f'<figure class="fig-{_e(fig.kind)}"><img src="{_src(fig.path, out)}" '
+                        f'alt="{_e(fig.kind)} figure for {_e(t.slug)}" loading="eager">'
+                        f"<figcaption>{_e(fig.caption)}</figcaption></figure>")
+        parts.append('<div class="figures">' + "".join(figs) + "</div>")
+    if report.notes:
+        parts.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in report.notes) + "</ul>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _strip_figure(s: Strip, out: Path) -> str:
+    links = (f'<a href="{_rel(s.mp4, out)}">MP4</a> · <a href="{_rel(s.gif, out)}">GIF</a> · '
+             f'<a href="{_rel(s.png, out)}">still</a>')
+    notes = "".join(f"<br>{_e(n)}" for n in s.notes)
+    return (f'<figure class="strip"><img src="{_src(s.gif, out)}" alt="strip {_e(s.video_id)}" loading="eager">'
+            f"<figcaption><strong>{_e(s.dataset)} · {_e(s.video_id)}</strong> — {s.n_frames} frames; columns: "
+            f"{_e(', '.join(s.columns))}. {links}{notes}</figcaption></figure>")
+
+
+def _paper_cell(row: PaperRow, metric: str) -> str:
+    r = row.values.get(metric)
+    if r is None:
+        return '<td class="num">–</td>'
+    title = "; ".join(x for x in (f"the paper's column: {r.reported_as}", r.notes, r.source) if x)
+    mark = '<span class="st" title="printed under another column name; see the notes">†</span>' if r.relabelled else ""
+    return (f'<td class="num" title="{_e(title)}">{_e(r.text)}{mark}'
+            f'<span class="st" title="{_e(STATUS[r.status])}">[{_e(r.status)}]</span></td>')
+
+
+def paper_section(rows: list[PaperRow], source: Path | None) -> str:
+    """The published-numbers block, styled apart from the measured tables."""
+    parts = ['<section class="paper" id="published">', '<div class="paper-banner">Published · not measured here</div>',
+             "<h2>Numbers reported in papers</h2>", f'<p class="caption">{_e(CAPTION)}</p>']
+    if not rows:
+        parts.append("<p>No published numbers loaded.</p></section>")
+        return "\n".join(parts)
+    status = " · ".join(f"[{_e(k)}] {_e(v)}" for k, v in STATUS.items())
+    parts.append(f'<p class="meta">Column headers: the toolkit metric and the name papers print for it; † = printed '
+                 f'under another name (see the notes). Status of each value: {status}.'
+                 + (f" From <code>{_e(source.name)}</code>." if source else "") + "</p>")
+    for dataset in dict.fromkeys(r.dataset for r in rows):
+        group = [r for r in rows if r.dataset == dataset]
+        metrics = metric_order({m for r in group for m in r.values})
+        head = "".join(f'<th scope="col" title="the toolkit metric this value corresponds to">{_e(m)} '
+                       f'<span class="arrow">{arrow(m)}</span><span class="paper-name">papers: '
+                       f"{_e(PAPER_NAMES.get(m, m))}</span></th>" for m in metrics)
+        body = []
+        for r in group:
+            body.append(f'<tr><th scope="row">{_e(r.method)}</th><td class="src">{_e(r.paper)}, {_e(r.table)}</td>'
+                        f"<td>{_e(r.protocol)}</td>" + "".join(_paper_cell(r, m) for m in metrics) + "</tr>")
+        parts.append(f"<h3>{_e(dataset)} (published)</h3>")
+        parts.append('<div class="table-wrap"><table class="paper-table"><thead><tr><th scope="col">method</th>'
+                     '<th scope="col" style="text-align:left">reported in</th>'
+                     f'<th scope="col" style="text-align:left">protocol</th>{head}</tr></thead>'
+                     f"<tbody>{''.join(body)}</tbody></table></div>")
+        notes = []
+        for r in group:
+            for m in metrics:
+                v = r.values.get(m)
+                if v is None:
+                    continue
+                alias = f" (printed as {v.reported_as})" if v.relabelled else ""
+                text = "; ".join(x for x in (v.notes, f"source: {v.source}" if v.source else "") if x)
+                if alias or text:
+                    notes.append(f"<li>{_e(r.method)}, <code>{_e(m)}</code>{_e(alias)}: {_e(text)}</li>")
+        if notes:
+            parts.append(f"<details><summary>Notes and sources</summary><ul>{''.join(notes)}</ul></details>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def render_html(board: Leaderboard) -> str:
+    """The whole report as one HTML document (figures embedded, links relative to the report folder)."""
+    out = board.out
+    nav = [f'<a href="#board-{_e(r.table.slug)}">{_e(r.table.dataset)} · {_e(r.table.profile)} '
+           f"v{_e(r.table.profile_version)}</a>" for r in board.tables]
+    if board.strips:
+        nav.append('<a href="#strips">qualitative strips</a>')
+    nav.append('<a href="#published">published numbers</a>')
+    legend = ('<span class="arrow">↑</span> higher is better · <span class="arrow">↓</span> lower is better · '
+              '<span class="best">best</span> best of the column among the competing methods · '
+              '<span class="sanity-tag">sanity</span> sees the ground truth, never ranked · '
+              '<span class="na">unavailable</span> not computed here (hover for the reason) · click a column '
+              "header to sort")
+    body = [f'<header class="top"><h1>Leaderboard</h1><p class="meta">Generated {_e(board.created)} by toolkit '
+            f"{_e(board.toolkit_version)} from <code>{_e(board.results)}</code>. Measured numbers first, one table "
+            "per dataset × split × profile; published numbers are in their own block at the end.</p>",
+            f"<nav>{''.join(nav)}</nav>", f'<p class="legend">{legend}</p></header>', "<main>"]
+    if not board.tables:
+        body.append("<p>No runs in the results store.</p>")
+    body += [_board_section(r, out) for r in board.tables]
+    if board.strips or board.strip_notes:
+        body.append('<section class="strips" id="strips"><h2>Qualitative strips</h2><p class="subtitle">Reference | '
+                    "driving pose | ground truth | each method, regenerated on the first frames of a few test "
+                    "videos.</p>")
+        body.append('<div class="strip-grid">' + "".join(_strip_figure(s, out) for s in board.strips) + "</div>")
+        if board.strip_notes:
+            body.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in board.strip_notes) + "</ul>")
+        body.append("</section>")
+    body.append(paper_section(board.paper, board.paper_source))
+    body.append('<pre id="js-errors" hidden></pre></main>')
+    body.append(f"<footer>toolkit {_e(board.toolkit_version)} · results store <code>{_e(board.results)}</code> · "
+                "this page loads nothing from the network.</footer>")
+    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>Leaderboard</title><script>{ERROR_HOOK}</script><style>{CSS}</style></head>\n<body>\n"
+            + "\n".join(body) + f"\n<script>{SCRIPT}</script>\n</body></html>\n")

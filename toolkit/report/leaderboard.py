@@ -1,0 +1,145 @@
+"""`toolkit leaderboard`: turn a results store into `leaderboard.md` and a self-contained `leaderboard.html`.
+
+Steps: build the tables from the newest run of each method (tables.py), draw the
+figures of each table (figures.py), regenerate qualitative strips for a few test
+videos (strips.py), load the published numbers (paper.py), then render both
+documents (markdown.py, html.py). Everything is written under ``out``; the
+HTML embeds its figures so it opens from disk with no network.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from toolkit import __version__
+from toolkit.io import atomic_write_text
+from toolkit.report import figures as figs
+from toolkit.report.paper import DEFAULT_PAPER_RESULTS, PaperRow, load_paper_results, paper_rows
+from toolkit.report.strips import Strip, make_strips, pose_renderer
+from toolkit.report.tables import LeaderboardTable, build_tables, load_run_rows
+
+
+@dataclass
+class TableReport:
+    """One leaderboard table with its figures and why any figure is absent."""
+
+    table: LeaderboardTable
+    figures: list[figs.FigureFile] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Leaderboard:
+    """Everything a rendered report shows; paths are absolute, renderers make them relative to `out`."""
+
+    out: Path
+    results: Path
+    tables: list[TableReport]
+    paper: list[PaperRow]
+    paper_source: Path | None
+    strips: list[Strip] = field(default_factory=list)
+    strip_notes: list[str] = field(default_factory=list)
+    created: str = ""
+    toolkit_version: str = __version__
+
+    @property
+    def markdown_path(self) -> Path:
+        return self.out / "leaderboard.md"
+
+    @property
+    def html_path(self) -> Path:
+        return self.out / "leaderboard.html"
+
+
+def _table_figures(report: TableReport, results: Path, out: Path, colours: dict[str, str]) -> None:
+    t = report.table
+    runs = [t.run_ids[m] for m in t.methods if m not in t.sanity]
+    video_rows = load_run_rows(results, runs, "video")
+    frame_rows = load_run_rows(results, runs, "frame")
+    folder = out / "figures"
+    made = {
+        "bars": figs.bar_chart(t, video_rows, folder / f"{t.slug}-bars.png", colours),
+        "curves": figs.frame_curves(t, frame_rows, folder / f"{t.slug}-frames.png", colours),
+        "radar": figs.radar(t, folder / f"{t.slug}-radar.png", colours),
+    }
+    why = {"bars": "no competing method has a value for any metric",
+           "curves": "no per-frame values stored for the competing methods",
+           "radar": "needs at least 3 metrics with a value for every competing method"}
+    for kind, fig in made.items():
+        if fig is None:
+            report.notes.append(f"{kind} figure not drawn: {why[kind]}")
+        else:
+            report.figures.append(fig)
+
+
+def _strip_sources(tables: list[LeaderboardTable], shards: Path | None) -> dict[tuple[str, str], dict]:
+    """Per (dataset, split): the shard folder, the competing methods and their predictions folders."""
+    out: dict[tuple[str, str], dict] = {}
+    for t in tables:
+        entry = out.setdefault((t.dataset, t.split), {"shards": None, "methods": [], "predictions": {}})
+        for m in t.methods:
+            if m in t.sanity:
+                continue
+            prov = t.provenance.get(m, {})
+            if m not in entry["methods"]:
+                entry["methods"].append(m)
+            if prov.get("predictions"):
+                entry["predictions"][m] = prov["predictions"]
+            if entry["shards"] is None and prov.get("shards") and Path(prov["shards"]).is_dir():
+                entry["shards"] = Path(prov["shards"])
+        if shards is not None:
+            entry["shards"] = shards
+    return out
+
+
+def build_leaderboard(results: str | Path, out: str | Path, datasets: str | Iterable[str] | None = None,
+                      profiles: str | Iterable[str] | None = None, split: str | None = "test",
+                      paper: str | Path | None = DEFAULT_PAPER_RESULTS, strips: int = 3, strip_frames: int = 48,
+                      tile_height: int = 192, shards: str | Path | None = None,
+                      draw_figures: bool = True) -> Leaderboard:
+    """Compute everything the report shows and write figures and strips under `out` (not the documents)."""
+    results, out = Path(results), Path(out)
+    shards_path = Path(shards) if shards is not None else None
+    if shards_path is not None and datasets is None:
+        from toolkit.shards.reader import Shards
+
+        datasets = [Shards(shards_path).manifest.get("dataset", shards_path.name)]
+    tables = build_tables(results, datasets=datasets, profiles=profiles, split=split)
+    colours = figs.method_colours([m for t in tables for m in t.methods])
+    reports = [TableReport(t) for t in tables]
+    if draw_figures:
+        for r in reports:
+            _table_figures(r, results, out, colours)
+    board = Leaderboard(out=out, results=results, tables=reports, paper=[], paper_source=None,
+                        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    if paper is not None:
+        board.paper_source = Path(paper)
+        board.paper = paper_rows(load_paper_results(paper))
+    if strips > 0:
+        _, how = pose_renderer()
+        for (dataset, sp), src in _strip_sources(tables, shards_path).items():
+            if src["shards"] is None:
+                board.strip_notes.append(f"{dataset}/{sp}: no strips, the shard folder named in the runs' provenance "
+                                         "is not on this machine (pass --dataset SHARD_FOLDER)")
+                continue
+            made = make_strips(src["shards"], src["methods"], out / "strips" / f"{dataset}-{sp}", n_videos=strips,
+                               split=sp, max_frames=strip_frames, tile_height=tile_height,
+                               predictions=src["predictions"])
+            board.strips += made
+        if board.strips:
+            board.strip_notes.append(f"driving pose column drawn with {how}")
+    return board
+
+
+def write_leaderboard(results: str | Path, out: str | Path, **options) -> Leaderboard:
+    """Build the leaderboard (see build_leaderboard for options) and write leaderboard.md and leaderboard.html."""
+    from toolkit.report.html import render_html
+    from toolkit.report.markdown import render_markdown
+
+    board = build_leaderboard(results, out, **options)
+    atomic_write_text(board.markdown_path, render_markdown(board))
+    atomic_write_text(board.html_path, render_html(board))
+    return board

@@ -1,0 +1,143 @@
+"""The leaderboard as Markdown (GitHub-flavoured): tables, provenance, figures, strips, published numbers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from toolkit.report.leaderboard import Leaderboard, TableReport
+from toolkit.report.paper import CAPTION, PAPER_NAMES, STATUS, PaperRow
+from toolkit.report.tables import (
+    LeaderboardTable,
+    arrow,
+    format_value,
+    metric_order,
+    provenance_lines,
+    weights_fix,
+)
+
+LEGEND = ("↑ higher is better · ↓ lower is better · **bold** = best value of the column among the competing "
+          "methods · *(sanity)* rows see the ground truth and are never ranked · `unavailable` = not computed "
+          "here (reason under the table) · – = not part of that run.")
+
+
+def _rel(path: Path, out: Path) -> str:
+    return Path(os.path.relpath(path, out)).as_posix()
+
+
+def _esc(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _cell(table: LeaderboardTable, method: str, metric: str) -> str:
+    c = table.cell(method, metric)
+    if c.status == "unavailable":
+        return "unavailable"
+    if c.status == "missing":
+        return "–"
+    text = format_value(c.value)
+    return f"**{text}**" if c.best else text
+
+
+def metric_table(table: LeaderboardTable, metrics: list[str]) -> list[str]:
+    """Markdown lines of one table: a row per method (sanity rows in italics, last)."""
+    head = "| method | " + " | ".join(f"{m} {arrow(m)}" for m in metrics) + " |"
+    rule = "|:--|" + "--:|" * len(metrics)
+    lines = [head, rule]
+    for method in table.methods:
+        name = f"*{method} (sanity)*" if method in table.sanity else method
+        lines.append(f"| {_esc(name)} | " + " | ".join(_cell(table, method, m) for m in metrics) + " |")
+    return lines
+
+
+def _table_section(report: TableReport, out: Path) -> list[str]:
+    t = report.table
+    lines = [f"## {t.dataset} · {t.split} · {t.profile} v{t.profile_version}", "", f"*{_esc(t.title)}*", ""]
+    lines += metric_table(t, t.whole_frame_metrics)
+    if t.region_metrics:
+        lines += ["", "Person region (`_fg`) and background (`_bg`), region from the ground truth:", ""]
+        lines += metric_table(t, t.region_metrics)
+    unavailable = t.unavailable()
+    if unavailable:
+        lines += ["", "Unavailable here (offline: `toolkit weights import FILE --name NAME`):"]
+        for metric, note in unavailable.items():
+            fix = weights_fix(note)
+            lines.append(f"- `{metric}`: {_esc(note)}" + (f" — fix: `{fix}`" if fix else ""))
+    prov = " · ".join(f"{label}: {_esc(text)}" for label, text in provenance_lines(t))
+    lines += ["", f"<sub>{prov}</sub>", ""]
+    if t.definitions:
+        lines += ["<details><summary>Metric definitions of this profile</summary>", ""]
+        lines += [f"- `{k}`: {_esc(v)}" for k, v in t.definitions.items()]
+        lines += ["", "</details>", ""]
+    for fig in report.figures:
+        lines += [f"![{fig.kind} — {t.slug}]({_rel(fig.path, out)})", "", f"*{fig.caption}*", ""]
+    for note in report.notes:
+        lines.append(f"- {note}")
+    if report.notes:
+        lines.append("")
+    return lines
+
+
+def _paper_cell(row: PaperRow, metric: str) -> str:
+    r = row.values.get(metric)
+    return "–" if r is None else f"{r.text}{'†' if r.relabelled else ''} [{r.status}]"
+
+
+def paper_section(rows: list[PaperRow], source: Path | None) -> list[str]:
+    """The published-numbers block: its own heading, caption, one table per dataset, notes with sources."""
+    lines = ["## Published numbers (not measured here)", "", f"> {CAPTION}", ""]
+    if not rows:
+        return lines + ["No published numbers loaded.", ""]
+    lines.append("Column headers: the toolkit metric (the name papers print). † = printed under another name, "
+                 "see the notes. Status: " + "; ".join(f"[{k}] {v}" for k, v in STATUS.items())
+                 + (f". Source file: `{source.name}`." if source else "."))
+    lines.append("")
+    for dataset in dict.fromkeys(r.dataset for r in rows):
+        group = [r for r in rows if r.dataset == dataset]
+        metrics = metric_order({m for r in group for m in r.values})
+        lines += [f"### {dataset} (published)", ""]
+        lines.append("| method | paper | table | protocol | "
+                     + " | ".join(f"{m} {arrow(m)} ({PAPER_NAMES.get(m, m)})" for m in metrics) + " |")
+        lines.append("|:--|:--|:--|:--|" + "--:|" * len(metrics))
+        for r in group:
+            lines.append(f"| {_esc(r.method)} | {_esc(r.paper)} | {_esc(r.table)} | {r.protocol} | "
+                         + " | ".join(_paper_cell(r, m) for m in metrics) + " |")
+        notes = []
+        for r in group:
+            for m in metrics:
+                v = r.values.get(m)
+                if v is None:
+                    continue
+                alias = f" (printed as {v.reported_as})" if v.relabelled else ""
+                text = "; ".join(x for x in (v.notes, f"source: {v.source}" if v.source else "") if x)
+                if alias or text:
+                    notes.append(f"- {_esc(r.method)}, `{m}`{_esc(alias)}: {_esc(text)}")
+        if notes:
+            lines += ["", "<details><summary>Notes and sources</summary>", ""] + notes + ["", "</details>"]
+        lines.append("")
+    return lines
+
+
+def render_markdown(board: Leaderboard) -> str:
+    """The whole report as Markdown, with paths relative to the report folder."""
+    out = board.out
+    lines = ["# Leaderboard", "",
+             f"Generated {board.created} by toolkit {board.toolkit_version} from `{board.results}`. "
+             "Numbers measured by this toolkit come first, one table per dataset × split × profile; numbers "
+             "reported in papers are in their own section at the end.", "", LEGEND, ""]
+    if not board.tables:
+        lines += ["No runs in the results store.", ""]
+    for report in board.tables:
+        lines += _table_section(report, out)
+    if board.strips or board.strip_notes:
+        lines += ["## Qualitative strips", "",
+                  "Each strip: reference | driving pose | ground truth | each method, regenerated on the first "
+                  "frames of a few test videos. Rows of the still are evenly spaced frames.", ""]
+        for s in board.strips:
+            lines += [f"### {s.dataset} · {s.video_id}", "", f"![{s.video_id}]({_rel(s.png, out)})", "",
+                      f"[MP4]({_rel(s.mp4, out)}) · [GIF]({_rel(s.gif, out)}) · {s.n_frames} frames · "
+                      f"columns: {', '.join(s.columns)}", ""]
+            lines += [f"- {n}" for n in s.notes] + ([""] if s.notes else [])
+        lines += [f"- {n}" for n in board.strip_notes] + ([""] if board.strip_notes else [])
+    lines += paper_section(board.paper, board.paper_source)
+    return "\n".join(lines).rstrip() + "\n"

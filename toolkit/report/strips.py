@@ -1,0 +1,253 @@
+"""Qualitative strips: side-by-side animated grids (reference | driving pose | ground truth | each method).
+
+For a few test videos the registered methods are run again on the harness's
+inputs (reference = frame 0, the driving keypoints and IUV, the frame count), the
+first ``max_frames`` frames only; a ``predictions:NAME`` run is shown from the
+predictions folder its provenance names. Each strip is written as MP4 (x264), GIF
+and a still contact sheet (PNG: a few time steps, one per row).
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from toolkit.harness.methods import Conditions, get_method
+from toolkit.io import atomic_write_bytes
+from toolkit.shards.reader import Shards
+from toolkit.video import encode_image, write_video
+
+HEADER = 24          # px: column labels
+GUTTER = 46          # px: frame index at the left
+GAP = 4              # px between tiles
+BACKGROUND = (255, 255, 255)
+INK = (40, 40, 40)
+
+
+@dataclass
+class Strip:
+    """One written strip: its files, its columns, and anything that could not be shown."""
+
+    dataset: str
+    video_id: str
+    columns: list[str]
+    n_frames: int
+    mp4: Path
+    gif: Path
+    png: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def pose_renderer() -> tuple[Callable[[np.ndarray, int, int], np.ndarray], str]:
+    """The DWPose-style renderer (toolkit.annotate.render, else render_pose), or a plain dot plot."""
+    for module in ("toolkit.annotate.render", "toolkit.annotate.render_pose"):
+        try:
+            fn = importlib.import_module(module).render_pose
+            return fn, f"{module}.render_pose"
+        except (ImportError, AttributeError):
+            continue
+    return draw_keypoint_dots, "keypoint dots (no pose renderer installed)"
+
+
+def draw_keypoint_dots(keypoints: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Fallback pose picture: every visible keypoint as a dot on black."""
+    canvas = np.zeros((height, width, 3), np.uint8)
+    radius = max(1, round(min(height, width) / 160))
+    for x, y, s in np.asarray(keypoints, np.float64):
+        if s > 0.3 and 0 <= x < width and 0 <= y < height:
+            cv2.circle(canvas, (int(round(x)), int(round(y))), radius, (255, 255, 255), -1, cv2.LINE_AA)
+    return canvas
+
+
+def densepose_renderer() -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """MagicAnimate-style DensePose renderer (toolkit.annotate.render), or a plain part-index hue picture."""
+    try:
+        return importlib.import_module("toolkit.annotate.render").render_densepose, "toolkit.annotate.render"
+    except (ImportError, AttributeError):
+        return _iuv_picture, "part-index hues (no DensePose renderer installed)"
+
+
+def _iuv_picture(iuv: np.ndarray) -> np.ndarray:
+    """Fallback driving picture from an IUV map: part index as hue, U as brightness."""
+    part = iuv[..., 0].astype(np.float32)
+    hsv = np.zeros(iuv.shape, np.uint8)
+    hsv[..., 0] = (part * (179 / 24)).astype(np.uint8)
+    hsv[..., 1] = 200
+    hsv[..., 2] = np.where(part > 0, 128 + iuv[..., 1] // 2, 0).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def build_conditions(shards: Shards, video_id: str, max_frames: int, with_ground_truth: bool
+                     ) -> tuple[np.ndarray, Conditions]:
+    """Ground truth (first max_frames frames) and the harness's inputs for them, as `toolkit eval` builds them."""
+    row = shards.video(video_id)
+    idx = list(range(min(int(max_frames), int(row.n_frames))))
+    gt = shards.frames(video_id, idx)
+    kp = shards.keypoints(video_id, idx) if row.has_keypoints else None
+    iuv = shards.iuv(video_id, idx) if row.has_iuv else None
+    cond = Conditions(video_id=video_id, n_frames=len(gt), height=gt.shape[1], width=gt.shape[2],
+                      fps=float(row.fps), reference=gt[0].copy(),
+                      reference_keypoints=None if kp is None else kp[0], keypoints=kp, iuv=iuv,
+                      reference_iuv=None if iuv is None else iuv[0],
+                      ground_truth=gt.copy() if with_ground_truth else None)
+    return gt, cond
+
+
+def _tile_size(height: int, width: int, tile_height: int) -> tuple[int, int]:
+    h = int(tile_height) - int(tile_height) % 2
+    w = int(round(width * h / height))
+    return h, w + (w % 2)
+
+
+def _fit(frames: np.ndarray, h: int, w: int) -> np.ndarray:
+    return np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def _placeholder(n: int, h: int, w: int, text: str) -> np.ndarray:
+    tile = np.full((h, w, 3), 235, np.uint8)
+    _put_text(tile, text, (6, h // 2), 0.4, (120, 120, 120))
+    return np.repeat(tile[None], n, axis=0)
+
+
+def _put_text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour=INK) -> None:
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
+
+
+def _fit_label(text: str, width: int, scale: float = 0.45) -> str:
+    """The label, shortened with '..' until it fits the tile (OpenCV's font has no ellipsis glyph)."""
+    def fits(t: str) -> bool:
+        return cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= width - 6
+
+    if fits(text):
+        return text
+    while len(text) > 1 and not fits(text + ".."):
+        text = text[:-1]
+    return text + ".."
+
+
+def compose(columns: list[tuple[str, np.ndarray]], frame_labels: list[str]) -> np.ndarray:
+    """Grid frames (T, H, W, 3): a label row, then one tile per column, the frame index in a left gutter."""
+    n, h, w = columns[0][1].shape[:3]
+    width = GUTTER + len(columns) * (w + GAP) - GAP
+    width += width % 2
+    height = HEADER + h
+    height += height % 2
+    base = np.full((height, width, 3), BACKGROUND, np.uint8)
+    for c, (label, _) in enumerate(columns):
+        x0 = GUTTER + c * (w + GAP)
+        _put_text(base, _fit_label(label, w), (x0 + 3, HEADER - 8), 0.45)
+    out = np.repeat(base[None], n, axis=0)
+    for t in range(n):
+        for c, (_, frames) in enumerate(columns):
+            x0 = GUTTER + c * (w + GAP)
+            out[t, HEADER:HEADER + h, x0:x0 + w] = frames[t]
+        _put_text(out[t], frame_labels[t], (4, HEADER + 16), 0.4, (110, 110, 110))
+    return out
+
+
+def contact_sheet(columns: list[tuple[str, np.ndarray]], n_rows: int = 4) -> np.ndarray:
+    """A still: the label row once, then `n_rows` evenly spaced time steps, one per row."""
+    n = columns[0][1].shape[0]
+    steps = sorted(set(np.linspace(0, n - 1, min(n_rows, n)).round().astype(int).tolist()))
+    grids = compose([(label, frames[steps]) for label, frames in columns], [f"t={t}" for t in steps])
+    rows = [grids[0]] + [g[HEADER:] for g in grids[1:]]
+    spacer = np.full((GAP, grids.shape[2], 3), BACKGROUND, np.uint8)
+    parts = []
+    for i, r in enumerate(rows):
+        parts += ([spacer] if i else []) + [r]
+    return np.concatenate(parts, axis=0)
+
+
+def encode_gif(frames: np.ndarray, fps: float) -> bytes:
+    """Animated GIF bytes (adaptive palette per frame, looping)."""
+    images = [Image.fromarray(f).convert("P", palette=Image.Palette.ADAPTIVE, colors=255) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                   duration=max(20, int(round(1000 / max(fps, 1e-3)))), optimize=False, disposal=1)
+    return buf.getvalue()
+
+
+def _method_frames(name: str, shards: Shards, video_id: str, gt: np.ndarray, cond: Conditions,
+                   predictions: str | None) -> np.ndarray:
+    """A method's frames for the strip: regenerated for registered methods, loaded for predictions runs."""
+    if name.startswith("predictions:"):
+        from toolkit.harness.predictions import find_predictions
+
+        if not predictions or not Path(predictions).is_dir():
+            raise FileNotFoundError(f"predictions folder {predictions!r} of run {name} is not on this machine")
+        row = shards.video(video_id)
+        found, problems = find_predictions(predictions, {video_id: (int(row.n_frames), int(row.width),
+                                                                    int(row.height))}, exact_size=False)
+        if video_id not in found:
+            raise FileNotFoundError("; ".join(problems) or f"no prediction for {video_id}")
+        pred = found[video_id].load()[: len(gt)]
+        if pred.shape[1:3] != gt.shape[1:3]:
+            pred = _fit(pred, gt.shape[1], gt.shape[2])
+        return pred
+    method = get_method(name)
+    pred = np.asarray(method.generate(cond))
+    if pred.shape != gt.shape or pred.dtype != np.uint8:
+        raise ValueError(f"returned {pred.shape} {pred.dtype}, expected {gt.shape} uint8")
+    return pred
+
+
+def make_strip(shards: Shards, video_id: str, methods: list[str], out_dir: Path, dataset: str,
+               max_frames: int = 48, tile_height: int = 192, predictions: dict[str, str] | None = None) -> Strip:
+    """Run the methods on one video and write `<video_id>.mp4`, `.gif` and `.png` into out_dir."""
+    from toolkit.harness.methods import METHODS
+
+    needs_gt = any(getattr(METHODS[m](), "uses_ground_truth", False) for m in methods if m in METHODS)
+    gt, cond = build_conditions(shards, video_id, max_frames, needs_gt)
+    n, height, width = gt.shape[:3]
+    th, tw = _tile_size(height, width, min(tile_height, height))
+    notes: list[str] = []
+    render, how = pose_renderer()
+    if cond.keypoints is not None:
+        # drawn at tile size (keypoints scaled), so the strokes keep their width instead of being shrunk
+        scale = np.array([tw / width, th / height, 1.0], np.float32)
+        pose = np.stack([render(k * scale, th, tw) for k in cond.keypoints])
+        pose_label = "driving pose"
+        if render is draw_keypoint_dots:
+            notes.append(f"driving pose drawn as {how}")
+    elif cond.iuv is not None:
+        render_iuv, how = densepose_renderer()
+        pose, pose_label = np.stack([render_iuv(x) for x in cond.iuv]), "driving DensePose"
+        notes.append(f"no keypoints in the shards: the driving column shows the DensePose map ({how})")
+    else:
+        pose, pose_label = np.zeros_like(gt), "no driving signal"
+        notes.append("the shards have neither keypoints nor IUV")
+    columns = [("reference", np.repeat(gt[:1], n, axis=0)), (pose_label, pose), ("ground truth", gt)]
+    for name in methods:
+        try:
+            frames = _method_frames(name, shards, video_id, gt, cond, (predictions or {}).get(name))
+        except Exception as exc:  # one failing method must not sink the report; it is named in the notes
+            notes.append(f"{name}: not shown ({type(exc).__name__}: {exc})")
+            frames = None
+        columns.append((name, _fit(frames, th, tw) if frames is not None else _placeholder(n, th, tw, "not shown")))
+    columns = [(label, f if f.shape[1:3] == (th, tw) else _fit(f, th, tw)) for label, f in columns]
+    grid = compose(columns, [f"{t}" for t in range(n)])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = video_id.replace("/", "_")
+    mp4 = write_video(out_dir / f"{stem}.mp4", grid, fps=float(cond.fps) or 24.0, crf=20)
+    gif = atomic_write_bytes(out_dir / f"{stem}.gif", encode_gif(grid, float(cond.fps) or 24.0))
+    png = atomic_write_bytes(out_dir / f"{stem}.png", encode_image(contact_sheet(columns)))
+    return Strip(dataset=dataset, video_id=video_id, columns=[c for c, _ in columns], n_frames=n, mp4=mp4, gif=gif,
+                 png=png, notes=notes)
+
+
+def make_strips(shards_path: str | Path, methods: list[str], out_dir: str | Path, n_videos: int = 3,
+                split: str = "test", max_frames: int = 48, tile_height: int = 192,
+                predictions: dict[str, str] | None = None) -> list[Strip]:
+    """Strips for the first `n_videos` videos of a split; methods in the given order."""
+    shards = Shards(shards_path)
+    dataset = shards.manifest.get("dataset", shards.root.name)
+    ids = shards.video_ids(split)[:max(0, n_videos)]
+    return [make_strip(shards, vid, methods, Path(out_dir), dataset, max_frames, tile_height, predictions)
+            for vid in ids]
