@@ -87,3 +87,19 @@ def test_clear_errors(shards):
         ClipDataset(shards, n_frames=50, stride=4)
     with pytest.raises(ValueError, match="unknown columns"):
         ClipDataset(shards, columns=["depth"])
+
+
+def test_condition_renders_follow_the_keypoints_and_iuv(shards):
+    from toolkit.annotate.render import render_densepose, render_pose
+
+    ds = ClipDataset(shards, n_frames=2, stride=3, size=None, columns=["keypoints", "iuv", "pose", "densepose"],
+                     reference="first")
+    item = ds[0]
+    assert item["pose"].shape == item["frames"].shape == item["densepose"].shape
+    kp = item["keypoints"][1].numpy()
+    expect = render_pose(kp, item["frames"].shape[2], item["frames"].shape[3])
+    got = (item["pose"][1].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    assert np.array_equal(got, expect) and got.any()
+    iuv = item["iuv"][0].permute(1, 2, 0).numpy()
+    dp = (item["densepose"][0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    assert np.array_equal(dp, render_densepose(iuv))

@@ -61,10 +61,11 @@ def _grid(rows: list[list[str]], file) -> None:
             print("  ".join("-" * w for w in widths), file=file)
 
 
-def print_table(reports: list, file=sys.stdout) -> None:
+def print_table(reports: list, file=None) -> None:
     """Whole-frame metrics per (method, profile), then the person/background split, then what was unavailable."""
     from toolkit.harness.protocols import higher_is_better
 
+    file = file or sys.stdout
     def metric_columns(keep) -> list[str]:
         out: list[str] = []
         for r in reports:

@@ -92,15 +92,22 @@ def _region(shards: Shards, row, sl: slice) -> tuple[np.ndarray | None, str]:
     return None, "none"
 
 
-def _conditions(shards: Shards, row, gt: np.ndarray, method: Method | None) -> Conditions:
-    kp = shards.keypoints(row.video_id) if row.has_keypoints else None
-    iuv = shards.iuv(row.video_id) if row.has_iuv else None
-    return Conditions(
-        video_id=row.video_id, n_frames=len(gt), height=gt.shape[1], width=gt.shape[2], fps=float(row.fps),
+def conditions_for(shards: Shards, video_id: str, max_frames: int | None = None,
+                   with_ground_truth: bool = False) -> tuple[np.ndarray, Conditions]:
+    """The ground truth (all frames, or the first max_frames) and the inputs the harness gives a method for it."""
+    row = shards.video(video_id)
+    n = int(row.n_frames) if max_frames is None else min(int(max_frames), int(row.n_frames))
+    idx = None if n == int(row.n_frames) else list(range(n))
+    gt = shards.frames(video_id, idx)
+    kp = shards.keypoints(video_id, idx) if row.has_keypoints else None
+    iuv = shards.iuv(video_id, idx) if row.has_iuv else None
+    cond = Conditions(
+        video_id=video_id, n_frames=len(gt), height=gt.shape[1], width=gt.shape[2], fps=float(row.fps),
         reference=gt[0].copy(), reference_keypoints=None if kp is None else kp[0], keypoints=kp,
         iuv=iuv, reference_iuv=None if iuv is None else iuv[0],
-        ground_truth=gt.copy() if method is not None and method.uses_ground_truth else None,
+        ground_truth=gt.copy() if with_ground_truth else None,
     )
+    return gt, cond
 
 
 def evaluate(shards_path: str | Path, method: str | Method | None = None, predictions: str | Path | None = None,
@@ -139,14 +146,14 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
     bar = tqdm(list(videos.itertuples()), desc=f"eval {method_name} [{protocol.name}]", unit="video",
                disable=not progress)
     for row in bar:
-        gt = shards.frames(row.video_id)
         if runner is not None:
-            pred = np.asarray(runner.generate(_conditions(shards, row, gt, runner)))
+            gt, cond = conditions_for(shards, row.video_id, with_ground_truth=runner.uses_ground_truth)
+            pred = np.asarray(runner.generate(cond))
             if pred.shape != gt.shape or pred.dtype != np.uint8:
                 raise ValueError(f"method {method_name} returned {pred.shape} {pred.dtype} for {row.video_id}, "
                                  f"expected {gt.shape} uint8")
         else:
-            pred = found[row.video_id].load()
+            gt, pred = shards.frames(row.video_id), found[row.video_id].load()
         sl = protocol.scored_frames(len(gt))
         p, g = pred[sl], gt[sl]
         idx = list(range(len(gt)))[sl]

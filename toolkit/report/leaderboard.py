@@ -18,7 +18,7 @@ from toolkit import __version__
 from toolkit.io import atomic_write_text
 from toolkit.report import figures as figs
 from toolkit.report.paper import DEFAULT_PAPER_RESULTS, PaperRow, load_paper_results, paper_rows
-from toolkit.report.strips import Strip, make_strips, pose_renderer
+from toolkit.report.strips import Strip, make_strips
 from toolkit.report.tables import LeaderboardTable, build_tables, load_run_rows
 
 
@@ -119,7 +119,6 @@ def build_leaderboard(results: str | Path, out: str | Path, datasets: str | Iter
         board.paper_source = Path(paper)
         board.paper = paper_rows(load_paper_results(paper))
     if strips > 0:
-        _, how = pose_renderer()
         for (dataset, sp), src in _strip_sources(tables, shards_path).items():
             if src["shards"] is None:
                 board.strip_notes.append(f"{dataset}/{sp}: no strips, the shard folder named in the runs' provenance "
@@ -130,7 +129,7 @@ def build_leaderboard(results: str | Path, out: str | Path, datasets: str | Iter
                                predictions=src["predictions"])
             board.strips += made
         if board.strips:
-            board.strip_notes.append(f"driving pose column drawn with {how}")
+            board.strip_notes.append("driving pose column drawn with toolkit.annotate.render.render_pose")
     return board
 
 

@@ -9,17 +9,17 @@ and a still contact sheet (PNG: a few time steps, one per row).
 
 from __future__ import annotations
 
-import importlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 from PIL import Image
 
+from toolkit.annotate.render import render_pose
 from toolkit.harness.methods import Conditions, get_method
+from toolkit.harness.runner import conditions_for
 from toolkit.io import atomic_write_bytes
 from toolkit.shards.reader import Shards
 from toolkit.video import encode_image, write_video
@@ -45,59 +45,10 @@ class Strip:
     notes: list[str] = field(default_factory=list)
 
 
-def pose_renderer() -> tuple[Callable[[np.ndarray, int, int], np.ndarray], str]:
-    """The DWPose-style renderer (toolkit.annotate.render, else render_pose), or a plain dot plot."""
-    for module in ("toolkit.annotate.render", "toolkit.annotate.render_pose"):
-        try:
-            fn = importlib.import_module(module).render_pose
-            return fn, f"{module}.render_pose"
-        except (ImportError, AttributeError):
-            continue
-    return draw_keypoint_dots, "keypoint dots (no pose renderer installed)"
-
-
-def draw_keypoint_dots(keypoints: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Fallback pose picture: every visible keypoint as a dot on black."""
-    canvas = np.zeros((height, width, 3), np.uint8)
-    radius = max(1, round(min(height, width) / 160))
-    for x, y, s in np.asarray(keypoints, np.float64):
-        if s > 0.3 and 0 <= x < width and 0 <= y < height:
-            cv2.circle(canvas, (int(round(x)), int(round(y))), radius, (255, 255, 255), -1, cv2.LINE_AA)
-    return canvas
-
-
-def densepose_renderer() -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """MagicAnimate-style DensePose renderer (toolkit.annotate.render), or a plain part-index hue picture."""
-    try:
-        return importlib.import_module("toolkit.annotate.render").render_densepose, "toolkit.annotate.render"
-    except (ImportError, AttributeError):
-        return _iuv_picture, "part-index hues (no DensePose renderer installed)"
-
-
-def _iuv_picture(iuv: np.ndarray) -> np.ndarray:
-    """Fallback driving picture from an IUV map: part index as hue, U as brightness."""
-    part = iuv[..., 0].astype(np.float32)
-    hsv = np.zeros(iuv.shape, np.uint8)
-    hsv[..., 0] = (part * (179 / 24)).astype(np.uint8)
-    hsv[..., 1] = 200
-    hsv[..., 2] = np.where(part > 0, 128 + iuv[..., 1] // 2, 0).astype(np.uint8)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-
-
 def build_conditions(shards: Shards, video_id: str, max_frames: int, with_ground_truth: bool
                      ) -> tuple[np.ndarray, Conditions]:
     """Ground truth (first max_frames frames) and the harness's inputs for them, as `toolkit eval` builds them."""
-    row = shards.video(video_id)
-    idx = list(range(min(int(max_frames), int(row.n_frames))))
-    gt = shards.frames(video_id, idx)
-    kp = shards.keypoints(video_id, idx) if row.has_keypoints else None
-    iuv = shards.iuv(video_id, idx) if row.has_iuv else None
-    cond = Conditions(video_id=video_id, n_frames=len(gt), height=gt.shape[1], width=gt.shape[2],
-                      fps=float(row.fps), reference=gt[0].copy(),
-                      reference_keypoints=None if kp is None else kp[0], keypoints=kp, iuv=iuv,
-                      reference_iuv=None if iuv is None else iuv[0],
-                      ground_truth=gt.copy() if with_ground_truth else None)
-    return gt, cond
+    return conditions_for(shards, video_id, max_frames, with_ground_truth)
 
 
 def _tile_size(height: int, width: int, tile_height: int) -> tuple[int, int]:
@@ -208,18 +159,14 @@ def make_strip(shards: Shards, video_id: str, methods: list[str], out_dir: Path,
     n, height, width = gt.shape[:3]
     th, tw = _tile_size(height, width, min(tile_height, height))
     notes: list[str] = []
-    render, how = pose_renderer()
     if cond.keypoints is not None:
         # drawn at tile size (keypoints scaled), so the strokes keep their width instead of being shrunk
         scale = np.array([tw / width, th / height, 1.0], np.float32)
-        pose = np.stack([render(k * scale, th, tw) for k in cond.keypoints])
+        pose = np.stack([render_pose(k * scale, th, tw) for k in cond.keypoints])
         pose_label = "driving pose"
-        if render is draw_keypoint_dots:
-            notes.append(f"driving pose drawn as {how}")
     elif cond.iuv is not None:
-        render_iuv, how = densepose_renderer()
-        pose, pose_label = np.stack([render_iuv(x) for x in cond.iuv]), "driving DensePose"
-        notes.append(f"no keypoints in the shards: the driving column shows the DensePose map ({how})")
+        pose, pose_label = cond.densepose_renders(), "driving DensePose"
+        notes.append("no keypoints in the shards: the driving column shows the DensePose render")
     else:
         pose, pose_label = np.zeros_like(gt), "no driving signal"
         notes.append("the shards have neither keypoints nor IUV")
