@@ -77,3 +77,18 @@ def test_natural_frame_order(tmp_path):
     for name in ("frame10.png", "frame2.png", "frame1.png"):
         vid.write_image(tmp_path / name, np.zeros((4, 4, 3), np.uint8))
     assert [p.name for p in vid.list_frame_files(tmp_path)] == ["frame1.png", "frame2.png", "frame10.png"]
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg"])
+def test_chw_decode_is_pixel_identical(fmt):
+    yy, xx = np.mgrid[0:40, 0:56]
+    imgs = [np.stack([xx * 4 + k, yy * 6, (xx + yy) * 2], -1).astype(np.uint8) for k in range(3)]
+    blobs = [vid.encode_image(im, fmt) for im in imgs]
+    chw = vid.decode_images_chw(blobs)
+    assert chw.shape == (3, 3, 40, 56)
+    for k in range(3):
+        assert np.array_equal(chw[k].transpose(1, 2, 0), vid.decode_image(blobs[k]))
+    crop = vid.decode_images_chw(blobs, transform=lambda im: im[5:25, 10:40])
+    assert np.array_equal(crop[1].transpose(1, 2, 0), vid.decode_image(blobs[1])[5:25, 10:40])
+    with pytest.raises(vid.DecodeError, match="image 1 is not decodable"):
+        vid.decode_images_chw([blobs[0], b"broken"], name="x")

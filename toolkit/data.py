@@ -112,19 +112,20 @@ class ClipDataset(Dataset):
         video_id, idx, ref = self.clip_indices(index)
         stored = sorted({_STORED[c] for c in self.columns})
         table = self.shards.read(video_id, [ref, *idx], ["image", *stored])
-        images = [vid.decode_image(b, name=video_id) for b in table.column("image").to_pylist()]
-        h, w = images[0].shape[:2]
+        row = self.shards.video(video_id)
+        h, w = int(row.height), int(row.width)
         out_h, out_w = self.size or (h, w)
         scale, oy, ox = _cover_crop(h, w, out_h, out_w)
+        sh, sw = round(h * scale), round(w * scale)
 
         def fit(img: np.ndarray, nearest: bool = False) -> np.ndarray:
-            sh, sw = round(h * scale), round(w * scale)
+            """Resize (area when shrinking, bilinear when growing, nearest for labels) and centre-crop."""
             if (sh, sw) != (h, w):
                 interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
                 img = cv2.resize(img, (sw, sh), interpolation=interp)
             return img[oy:oy + out_h, ox:ox + out_w]
 
-        frames = torch.from_numpy(np.stack([fit(im) for im in images])).permute(0, 3, 1, 2)
+        frames = torch.from_numpy(vid.decode_images_chw(table.column("image").to_pylist(), fit, video_id))
         if self.dtype == torch.float32:
             frames = frames.float().div_(255)
         item = {

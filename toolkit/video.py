@@ -173,6 +173,32 @@ def decode_image(data: bytes, grayscale: bool = False, name: str = "<bytes>") ->
     return img if grayscale else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def decode_images_chw(blobs: Sequence[bytes], transform=None, name: str = "<bytes>") -> np.ndarray:
+    """Decode encoded colour images into one (N, 3, H, W) RGB uint8 array, the layout models take.
+
+    Pixels equal `decode_image`'s. `transform` (HWC -> HWC, e.g. resize + crop) runs
+    on each decoded image first; the BGR -> RGB swap and the HWC -> CHW reordering
+    happen in one cv2.split into the output planes, which is several times cheaper
+    than a transpose copy.
+    """
+    out = None
+    for i, data in enumerate(blobs):
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        if img is None:
+            raise DecodeError(f"{name}: image {i} is not decodable ({len(data)} bytes)")
+        if transform is not None:
+            img = transform(img)
+        if out is None:
+            out = np.empty((len(blobs), 3, *img.shape[:2]), np.uint8)
+        if img.shape[:2] != out.shape[2:]:
+            raise DecodeError(f"{name}: image {i} is {img.shape[1]}x{img.shape[0]}, "
+                              f"the first was {out.shape[3]}x{out.shape[2]}")
+        cv2.split(np.ascontiguousarray(img), [out[i, 2], out[i, 1], out[i, 0]])
+    if out is None:
+        raise ValueError(f"{name}: no images to decode")
+    return out
+
+
 def read_image(path: str | os.PathLike, grayscale: bool = False) -> np.ndarray:
     """Read an image file as RGB uint8 (or (H, W) with grayscale=True); DecodeError names the file."""
     path = Path(path)

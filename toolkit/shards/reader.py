@@ -61,7 +61,7 @@ class Shards:
             rec = self.video(video_id)
             if rec.status != "ok":
                 raise KeyError(f"{self.root}: video {video_id!r} failed to prepare: {rec.failure_reason}")
-            self._files[video_id] = pq.ParquetFile(self.root / rec.frames_file)
+            self._files[video_id] = pq.ParquetFile(self.root / rec.frames_file, memory_map=True)
         return self._files[video_id]
 
     def read(self, video_id: str, indices: Sequence[int] | None = None,
