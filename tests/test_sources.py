@@ -108,3 +108,24 @@ def test_geometry_helpers():
     assert resample_indices(10, 30, None) == list(range(10))
     assert resample_indices(30, 30, 10) == list(range(0, 30, 3))
     assert resample_indices(5, 10, 20) == list(range(5))
+
+
+def test_download_fails_clearly_offline(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    from toolkit.cli import main as cli
+    from toolkit.sources.download import DownloadError, download
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(DownloadError, match=r"(?s)cannot download https://vision\.cs\.ubc\.ca/.*fashion_train\.txt.*"
+                                            r"no internet.*--source"):
+        download(load_recipe("fashion"), tmp_path / "fashion")
+    with pytest.raises(DownloadError, match="(?s)cannot be downloaded by script.*TikTok_dataset"):
+        download(load_recipe("tiktok"), tmp_path / "tiktok")
+    code = cli(["prepare", "--dataset", "fashion", "--source", str(tmp_path / "f"), "--out", str(tmp_path / "o"),
+                "--download", "--quiet"])
+    assert code == 1 and not (tmp_path / "o").exists()
