@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from toolkit.cli.table import format_table
+
 PREPARE_EPILOG = """\
 examples:
   toolkit prepare --dataset synthetic --source data/raw/synthetic --out data/shards/synthetic
@@ -75,13 +77,6 @@ def _fmt_bytes(n: float) -> str:
     return str(n)
 
 
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def cmd_prepare(args: argparse.Namespace) -> int:
     from toolkit.prepare import PrepareOptions, prepare
     from toolkit.sources.recipe import load_recipe
@@ -107,7 +102,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
                      ",".join(s["annotations"]) or "-"])
     print(f"\n{recipe.name}: {args.out}  ({report.skipped} already done, {len(report.records)} processed, "
           f"{report.seconds:.1f} s)")
-    print(_table(rows))
+    print(format_table(rows[0], rows[1:]))
     if report.failed:
         print(f"\n{len(report.failed)} video(s) failed (recorded in videos.parquet; rerun to retry):", file=sys.stderr)
         for r in report.failed:
@@ -153,5 +148,5 @@ def cmd_info(args: argparse.Namespace) -> int:
         rows.append([split, str(s["videos"]), str(s["failed"]), str(s["frames"]), _fmt_bytes(s["bytes"]),
                      ",".join(s["sizes"]) or "-", ",".join(f"{f:g}" for f in s["fps"]) or "-",
                      ",".join(s["image_formats"]) or "-", ",".join(s["annotations"]) or "-"])
-    print(_table(rows))
+    print(format_table(rows[0], rows[1:]))
     return 0

@@ -7,6 +7,8 @@ import math
 import sys
 from pathlib import Path
 
+from toolkit.cli.table import format_table
+
 EPILOG = """\
 examples:
   toolkit eval --method pose-warp --dataset data/shards/synthetic
@@ -52,15 +54,6 @@ def _fmt(v: float) -> str:
     return f"{v:.4f}"
 
 
-def _grid(rows: list[list[str]], file) -> None:
-    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
-    for i, row in enumerate(rows):
-        print("  ".join(cell.rjust(w) if c > 1 else cell.ljust(w) for c, (cell, w) in enumerate(zip(row, widths))),
-              file=file)
-        if i == 0:
-            print("  ".join("-" * w for w in widths), file=file)
-
-
 def print_table(reports: list, file=None) -> None:
     """Whole-frame metrics per (method, profile), then the person/background split, then what was unavailable."""
     from toolkit.harness.protocols import higher_is_better
@@ -79,11 +72,13 @@ def print_table(reports: list, file=None) -> None:
                          for r in reports if only(r)]
 
     region = lambda m: m.endswith(("_fg", "_bg"))  # noqa: E731
-    _grid(rows_for(metric_columns(lambda m: not region(m))), file)
+    main = rows_for(metric_columns(lambda m: not region(m)))
+    print(format_table(main[0], main[1:], right_from=2), file=file)
     split = metric_columns(region)
     if split:
         print("\nperson region (_fg) and background (_bg), region from the ground truth:", file=file)
-        _grid(rows_for(split, lambda r: any(region(m) for m in r.aggregate)), file)
+        part = rows_for(split, lambda r: any(region(m) for m in r.aggregate))
+        print(format_table(part[0], part[1:], right_from=2), file=file)
     notes: dict[tuple[str, str], str] = {}
     for r in reports:
         for m, n in r.notes.items():

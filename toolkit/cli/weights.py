@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from toolkit.cli.table import format_table
+
 EPILOG = """examples:
   toolkit weights list                     what the toolkit can use, with sizes and licences
   toolkit weights list --long              also URLs, file formats and how each file is loaded
@@ -77,14 +79,6 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    return "\n".join(lines)
-
-
 def _pinned_label(artifact, recorded: dict) -> str:
     if artifact.sha256:
         return "pinned"
@@ -111,7 +105,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     rows = [[a.name, _size(a.size), a.license.split(" (")[0], ", ".join(a.used_by) or "-",
              _pinned_label(a, recorded)] for a in artifacts]
-    print(_table(rows, ["name", "size", "licence", "used by", "sha256"]))
+    print(format_table(["name", "size", "licence", "used by", "sha256"], rows))
     if args.long:
         for a in artifacts:
             print(f"\n{a.name}\n  file:    {weights.weights_dir() / a.filename}\n  url:     {a.url}"
@@ -135,7 +129,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                           "unavailable_features": blocked, "annotation_backends": backends}, indent=2))
     else:
         rows = [[s.name, s.state, s.pinned, s.detail] for s in statuses]
-        print(_table(rows, ["name", "state", "sha256", "detail"]))
+        print(format_table(["name", "state", "sha256", "detail"], rows))
         print(f"\ncache: {weights.weights_dir()}")
         if blocked:
             print("\nunavailable until fixed:")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from toolkit.harness.protocols import higher_is_better
 from toolkit.report.leaderboard import Leaderboard, TableReport
-from toolkit.report.paper import CAPTION, PAPER_NAMES, STATUS, PaperRow
+from toolkit.report.paper import CAPTION, PAPER_NAMES, STATUS, PaperRow, value_notes
 from toolkit.report.strips import Strip
 from toolkit.report.tables import (
     LeaderboardTable,
@@ -316,16 +316,8 @@ def paper_section(rows: list[PaperRow], source: Path | None) -> str:
                      '<th scope="col" style="text-align:left">reported in</th>'
                      f'<th scope="col" style="text-align:left">protocol</th>{head}</tr></thead>'
                      f"<tbody>{''.join(body)}</tbody></table></div>")
-        notes = []
-        for r in group:
-            for m in metrics:
-                v = r.values.get(m)
-                if v is None:
-                    continue
-                alias = f" (printed as {v.reported_as})" if v.relabelled else ""
-                text = "; ".join(x for x in (v.notes, f"source: {v.source}" if v.source else "") if x)
-                if alias or text:
-                    notes.append(f"<li>{_e(r.method)}, <code>{_e(m)}</code>{_e(alias)}: {_e(text)}</li>")
+        notes = [f"<li>{_e(method)}, <code>{_e(m)}</code>{_e(alias)}: {_e(text)}</li>"
+                 for method, m, alias, text in value_notes(group, metrics)]
         if notes:
             parts.append(f"<details><summary>Notes and sources</summary><ul>{''.join(notes)}</ul></details>")
     parts.append("</section>")

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from toolkit.report.leaderboard import Leaderboard, TableReport
-from toolkit.report.paper import CAPTION, PAPER_NAMES, STATUS, PaperRow
+from toolkit.report.paper import CAPTION, PAPER_NAMES, STATUS, PaperRow, value_notes
 from toolkit.report.tables import (
     LeaderboardTable,
     arrow,
@@ -102,16 +102,8 @@ def paper_section(rows: list[PaperRow], source: Path | None) -> list[str]:
         for r in group:
             lines.append(f"| {_esc(r.method)} | {_esc(r.paper)} | {_esc(r.table)} | {r.protocol} | "
                          + " | ".join(_paper_cell(r, m) for m in metrics) + " |")
-        notes = []
-        for r in group:
-            for m in metrics:
-                v = r.values.get(m)
-                if v is None:
-                    continue
-                alias = f" (printed as {v.reported_as})" if v.relabelled else ""
-                text = "; ".join(x for x in (v.notes, f"source: {v.source}" if v.source else "") if x)
-                if alias or text:
-                    notes.append(f"- {_esc(r.method)}, `{m}`{_esc(alias)}: {_esc(text)}")
+        notes = [f"- {_esc(method)}, `{m}`{_esc(alias)}: {_esc(text)}"
+                 for method, m, alias, text in value_notes(group, metrics)]
         if notes:
             lines += ["", "<details><summary>Notes and sources</summary>", ""] + notes + ["", "</details>"]
         lines.append("")

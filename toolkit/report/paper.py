@@ -128,3 +128,18 @@ def paper_rows(results: list[PaperResult], datasets: list[str] | None = None) ->
             continue
         rows.setdefault((r.method, r.dataset, r.paper, r.table, r.protocol), {})[r.metric] = r
     return [PaperRow(*key, values=vals) for key, vals in rows.items()]
+
+
+def value_notes(rows: list[PaperRow], metrics: list[str]) -> list[tuple[str, str, str, str]]:
+    """(method, metric, alias, text) for every reported value that carries a relabelling, notes or a source."""
+    out = []
+    for r in rows:
+        for m in metrics:
+            v = r.values.get(m)
+            if v is None:
+                continue
+            alias = f" (printed as {v.reported_as})" if v.relabelled else ""
+            text = "; ".join(x for x in (v.notes, f"source: {v.source}" if v.source else "") if x)
+            if alias or text:
+                out.append((r.method, m, alias, text))
+    return out
