@@ -30,8 +30,10 @@ RIGHT_PARTS = {3, 6, 7, 9, 11, 13, 16, 18, 20, 22, 23}
 
 
 def _tree_hashes(root: Path) -> dict[str, str]:
+    """sha256 of every file but the mp4s: libx264 through PyAV gave different streams for the same frames
+    on a busy machine (even single-threaded), so only frames, masks, IUV and keypoints are byte-exact."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.suffix != ".mp4"}
 
 
 @pytest.fixture(scope="module")
@@ -237,3 +239,11 @@ def test_bad_figure_inputs() -> None:
         Look(hair_style="mohawk")
     with pytest.raises(ValueError, match="background"):
         figure_frame(Pose(), Look(), 64, background=np.zeros((32, 32, 3), np.uint8))
+
+
+def test_parallel_generation_gives_the_same_bytes(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    generate(one, n_videos=3, n_frames=3, size=64, seed=5, progress=False)
+    generate(two, n_videos=3, n_frames=3, size=64, seed=5, progress=False, workers=2)
+    assert _tree_hashes(one) == _tree_hashes(two)
+    assert sorted((one / "videos").iterdir()) and len(list((two / "videos").glob("*.mp4"))) == 3

@@ -164,7 +164,7 @@ def _check_options(out: Path, recipe: Recipe, options: PrepareOptions) -> None:
         atomic_write_json(path, want)
 
 
-def ensure_generated(recipe: Recipe, source: Path, progress: bool = True) -> None:
+def ensure_generated(recipe: Recipe, source: Path, progress: bool = True, workers: int = 1) -> None:
     """For generated datasets (the synthetic default), write the source files if they are not there yet."""
     gen = recipe.raw.get("generator")
     if not gen:
@@ -175,7 +175,7 @@ def ensure_generated(recipe: Recipe, source: Path, progress: bool = True) -> Non
 
     synthetic.generate(source, n_videos=gen.get("n_videos", 36), n_frames=gen.get("n_frames", 48),
                        size=gen.get("size", 512), seed=gen.get("seed", 0), fps=recipe.fps or 24.0,
-                       progress=progress)
+                       progress=progress, workers=workers)
 
 
 def prepare(dataset: str | Recipe, source: str | Path, out: str | Path, options: PrepareOptions | None = None,
@@ -185,7 +185,7 @@ def prepare(dataset: str | Recipe, source: str | Path, out: str | Path, options:
     recipe = dataset if isinstance(dataset, Recipe) else load_recipe(dataset)
     options = options or PrepareOptions()
     source, out = Path(source), Path(out)
-    ensure_generated(recipe, source, progress)
+    ensure_generated(recipe, source, progress, workers)
     videos = discover(recipe, source)
     if options.splits:
         videos = [v for v in videos if v.split in options.splits]

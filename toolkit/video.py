@@ -111,7 +111,11 @@ def iter_video(path: str | os.PathLike, indices: Sequence[int] | None = None, ch
 def write_video(path: str | os.PathLike, frames: np.ndarray | Sequence[np.ndarray], fps: float = 25.0,
                 codec: str = "libx264", crf: int | None = None, gop: int | None = None,
                 pix_fmt: str = "yuv420p") -> Path:
-    """Encode RGB uint8 frames to a video file atomically (x264 defaults unless crf/gop are given)."""
+    """Encode RGB uint8 frames to a video file atomically (x264 defaults unless crf/gop are given).
+
+    The bytes are not guaranteed reproducible: libx264 through PyAV was seen here to give
+    slightly different streams for the same frames on a busy machine, even single-threaded.
+    """
     import av
     from fractions import Fraction
 

@@ -345,8 +345,12 @@ def _check_existing(path: Path, params: dict) -> None:
 
 
 def generate(root: Path, n_videos: int = 36, n_frames: int = 48, size: int = 512, seed: int = 0,
-             fps: float = 24.0, progress: bool = True) -> list[str]:
-    """Write the synthetic dataset under root; returns the video ids. Skips videos already complete (resumable)."""
+             fps: float = 24.0, progress: bool = True, workers: int = 1) -> list[str]:
+    """Write the synthetic dataset under root; returns the video ids. Skips videos already complete (resumable).
+
+    `workers` > 1 renders videos in parallel processes; every video depends only on
+    (seed, its index), so the bytes are the same either way.
+    """
     root = Path(root)
     if n_videos < 1 or n_frames < 1:
         raise ValueError(f"generate: n_videos and n_frames must be >= 1, got {n_videos} and {n_frames}")
@@ -367,10 +371,21 @@ def generate(root: Path, n_videos: int = 36, n_frames: int = 48, size: int = 512
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc="synthetic videos", unit="video")
-    for i in todo:
-        _render_video(root, i, n_frames, size, seed, fps)
-        if bar is not None:
-            bar.update(1)
+    if workers > 1 and len(todo) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(_render_video, root, i, n_frames, size, seed, fps) for i in todo]
+            for fut in as_completed(futures):
+                fut.result()
+                if bar is not None:
+                    bar.update(1)
+    else:
+        for i in todo:
+            _render_video(root, i, n_frames, size, seed, fps)
+            if bar is not None:
+                bar.update(1)
     if bar is not None:
         bar.close()
     for vid in ids:  # debris of an interrupted run whose video was finished since
