@@ -19,7 +19,7 @@ the midpoint of the toes) are added. Both variants are available as
 :data:`STYLES`; the default, ``"unianimate"``, reproduces those JPEGs when they
 are read as RGB.
 
-:mod:`toolkit.annotate.pose_from_render` goes the other way (body joints from a
+:mod:`toolkit.annotate.pose_from_render` goes the other way (body joints and hands from a
 rendered image), which lets tests check this renderer against real renders.
 """
 
