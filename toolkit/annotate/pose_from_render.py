@@ -80,6 +80,22 @@ def _palette(style: PoseStyle) -> tuple[np.ndarray, dict[str, range]]:
     return np.asarray(colours, np.float32), ranges
 
 
+def _nearest_colour_lut(colours: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every quantised RGB colour (2**_LUT_BITS levels a channel): the grid colour, the index of the
+    nearest of `colours` and its squared distance."""
+    n = 1 << _LUT_BITS
+    step = 256 // n
+    centres = np.arange(n, dtype=np.float32) * step + (step - 1) / 2
+    grid = np.stack(np.meshgrid(centres, centres, centres, indexing="ij"), -1).reshape(-1, 3)
+    best = np.full(len(grid), np.inf, np.float32)
+    label = np.full(len(grid), -1, np.int16)
+    for k, colour in enumerate(colours):
+        d = ((grid - colour) ** 2).sum(-1)
+        closer = d < best
+        best[closer], label[closer] = d[closer], k
+    return grid, label, best
+
+
 @functools.lru_cache(maxsize=8)
 def _class_lut(style: PoseStyle, with_hands: bool = True) -> np.ndarray:
     """Nearest palette class for every colour quantised to _LUT_BITS per channel (-1: near none).
@@ -91,16 +107,7 @@ def _class_lut(style: PoseStyle, with_hands: bool = True) -> np.ndarray:
     if not with_hands:
         colours = colours.copy()
         colours[ranges["hand"].start:ranges["hand"].stop] = np.inf
-    n = 1 << _LUT_BITS
-    step = 256 // n
-    centres = np.arange(n, dtype=np.float32) * step + (step - 1) / 2
-    grid = np.stack(np.meshgrid(centres, centres, centres, indexing="ij"), -1).reshape(-1, 3)
-    best = np.full(len(grid), np.inf, np.float32)
-    label = np.full(len(grid), -1, np.int16)
-    for k, colour in enumerate(colours):
-        d = ((grid - colour) ** 2).sum(-1)
-        closer = d < best
-        best[closer], label[closer] = d[closer], k
+    grid, label, best = _nearest_colour_lut(colours)
     label[best > COLOUR_TOLERANCE**2] = -1
     return label
 
@@ -998,16 +1005,7 @@ def _hand_lut(style: PoseStyle) -> np.ndarray:
     """Nearest of the 21 hand colours (20 edges, then the point colour) for every quantised colour; -1: not bright."""
     colours = np.asarray([style.colour(c) for c in HAND_EDGE_COLOURS] + [style.colour(HAND_POINT_COLOUR)]
                          + [FACE_COLOUR], np.float32)
-    n = 1 << _LUT_BITS
-    step = 256 // n
-    centres = np.arange(n, dtype=np.float32) * step + (step - 1) / 2
-    grid = np.stack(np.meshgrid(centres, centres, centres, indexing="ij"), -1).reshape(-1, 3)
-    best = np.full(len(grid), np.inf, np.float32)
-    label = np.full(len(grid), -1, np.int16)
-    for k, colour in enumerate(colours):
-        d = ((grid - colour) ** 2).sum(-1)
-        closer = d < best
-        best[closer], label[closer] = d[closer], k
+    grid, label, _ = _nearest_colour_lut(colours)
     label[(label == len(colours) - 1) | (grid.max(-1) < HAND_MIN_VALUE)] = -1
     return label
 
