@@ -7,21 +7,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import make_tiktok_layout
+from conftest import make_shards
 from toolkit.data import ClipDataset
-from toolkit.prepare import PrepareOptions, prepare
 from toolkit.shards.reader import Shards
-from toolkit.sources.recipe import load_recipe
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("data")
-    src = make_tiktok_layout(tmp / "src", n_videos=3, n_frames=40, h=72, w=48)
-    recipe = load_recipe("synthetic").__class__(**{**load_recipe("synthetic").__dict__, "raw": {}, "split_ids": {}})
-    prepare(recipe, src, tmp / "shards", PrepareOptions(size=None, pose="synthetic", densepose="synthetic",
-                                                        image_format="png"), progress=False)
-    return tmp / "shards"
+    return make_shards(tmp_path_factory.mktemp("data"), n_videos=3, n_frames=40, h=72, w=48, image_format="png")
 
 
 def test_items_have_the_promised_shapes(shards):

@@ -6,28 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import make_tiktok_layout
+from conftest import make_shards
 from toolkit.cli import main as cli
-from toolkit.harness import runner as runner_mod
 from toolkit.harness.methods import METHODS, Conditions, Method, get_method
 from toolkit.harness.predictions import PredictionsInvalid
 from toolkit.harness.runner import evaluate
 from toolkit.harness.store import latest_runs, load_provenance, load_results
-from toolkit.prepare import PrepareOptions, prepare
 from toolkit.shards.reader import Shards
-from toolkit.sources.recipe import load_recipe
 from toolkit.video import write_image, write_video
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("harness")
-    src = make_tiktok_layout(tmp / "src", n_videos=3, n_frames=12, h=64, w=48)
-    recipe = load_recipe("synthetic")
-    recipe = recipe.__class__(**{**recipe.__dict__, "raw": {}, "split_ids": {"test": ("00002", "00003")}})
-    prepare(recipe, src, tmp / "shards", PrepareOptions(size=None, pose="synthetic", densepose="synthetic"),
-            progress=False)
-    return tmp / "shards"
+    return make_shards(tmp_path_factory.mktemp("harness"), n_videos=3, n_frames=12, h=64, w=48,
+                       test_ids=("00002", "00003"))
 
 
 @pytest.fixture(autouse=True)
@@ -183,11 +175,7 @@ def test_every_metric_available_with_standin_weights(tmp_path, monkeypatch):
     oracle scores zero distance; the results record the stand-ins' sha256."""
     import standin
 
-    src = make_tiktok_layout(tmp_path / "src", n_videos=2, n_frames=18, h=48, w=48)
-    recipe = load_recipe("synthetic")
-    recipe = recipe.__class__(**{**recipe.__dict__, "raw": {}, "split_ids": {"test": ("00001", "00002")}})
-    shards = tmp_path / "shards"
-    prepare(recipe, src, shards, PrepareOptions(size=None, pose="synthetic", densepose="synthetic"), progress=False)
+    shards = make_shards(tmp_path, n_videos=2, n_frames=18, h=48, w=48, test_ids=("00001", "00002"))
 
     standin.use_home(monkeypatch, tmp_path / "home")
     work = tmp_path / "work"

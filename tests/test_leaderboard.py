@@ -11,18 +11,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_tiktok_layout
+from conftest import make_shards
 from toolkit.cli import main as cli
 from toolkit.harness.protocols import higher_is_better
 from toolkit.harness.runner import evaluate
 from toolkit.harness.store import write_run
-from toolkit.prepare import PrepareOptions, prepare
 from toolkit.report.figures import normalise_scores
 from toolkit.report.leaderboard import write_leaderboard
 from toolkit.report.paper import DEFAULT_PAPER_RESULTS, PaperResultsInvalid, load_paper_results
 from toolkit.report.strips import GAP, GUTTER, HEADER, compose
 from toolkit.report.tables import best_methods, build_tables, format_value
-from toolkit.sources.recipe import load_recipe
 from toolkit.video import read_video
 
 LPIPS_NOTE = "unavailable (weights: lpips-alexnet-backbone missing)"
@@ -238,12 +236,7 @@ def test_report_content_in_markdown_and_html(tmp_path):
 
 
 def _tiny_shards(tmp: Path) -> Path:
-    src = make_tiktok_layout(tmp / "src", n_videos=2, n_frames=8, h=64, w=48)
-    recipe = load_recipe("synthetic")
-    recipe = recipe.__class__(**{**recipe.__dict__, "raw": {}, "split_ids": {"test": ("00001", "00002")}})
-    prepare(recipe, src, tmp / "shards", PrepareOptions(size=None, pose="synthetic", densepose="synthetic"),
-            progress=False)
-    return tmp / "shards"
+    return make_shards(tmp, n_videos=2, n_frames=8, h=64, w=48, test_ids=("00001", "00002"))
 
 
 @pytest.fixture(scope="module")

@@ -10,22 +10,19 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import make_tiktok_layout, make_video_folder
+from conftest import layout_recipe, make_tiktok_layout, make_video_folder
 from toolkit import prepare as prep
 from toolkit.cli import main as cli
 from toolkit.prepare import PrepareOptions, prepare
 from toolkit.shards.reader import Shards
 from toolkit.shards.schema import FRAMES_SCHEMA, ROW_GROUP_FRAMES
 from toolkit.shards.verify import verify
-from toolkit.sources.recipe import load_recipe
 
 GT = PrepareOptions(size=24, pose="synthetic", densepose="synthetic")
 
 
 def _tiktok_recipe():
-    # The synthetic recipe reads the TikTok layout with IUV-ordered DensePose and ground truth.
-    return load_recipe("synthetic").__class__(**{**load_recipe("synthetic").__dict__, "raw": {}, "split_ids":
-                                                 {"test": ("00003",)}})
+    return layout_recipe(("00003",))
 
 
 def _files(root):

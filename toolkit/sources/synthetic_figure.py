@@ -888,7 +888,7 @@ class _Painter:
         if layer == "back" and style not in ("long", "bob"):
             return
         c2, right, down = self.head_frame()
-        rx, ry = d.head_rx * self.scale, d.head_ry * self.scale
+        ry = d.head_ry * self.scale
         extent = 3.4 * ry if layer == "back" else 1.7 * ry
         g = self.ellipse_grid(float(c2[0]), float(c2[1]), extent)
         if g is None:
