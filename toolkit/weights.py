@@ -356,14 +356,11 @@ def fix_commands(name: str) -> str:
     """The exact commands that put NAME's file into the cache."""
     artifact = get(name)
     basename = Path(artifact.filename).name
-    fetch_line = (
-        f"toolkit weights fetch {name}" if artifact.direct_download
-        else f"download {basename} from {artifact.url} in a browser"
+    get_it = (
+        f"on a connected machine run `toolkit weights fetch {name}`" if artifact.direct_download
+        else f"download {basename} in a browser from {artifact.url}"
     )
-    return (
-        f"on a connected machine run `{fetch_line}`, or copy the file here and run "
-        f"`toolkit weights import /path/to/{basename}`"
-    )
+    return f"{get_it}, or copy the file here and run `toolkit weights import /path/to/{basename}`"
 
 
 def _missing(name: str) -> WeightsMissing:
