@@ -76,6 +76,8 @@ class _Learned:
                 self.metrics[name] = getattr(mod, cls)(profile=profile, device=device, **extra)
             except weights.WeightsMissing as exc:
                 self.unavailable[name] = f"unavailable ({exc.reason})"
+            except weights.WeightsMismatch as exc:  # a wrong file in the cache is never used
+                self.unavailable[name] = f"unavailable (weights: {exc})"
             except ImportError as exc:
                 self.unavailable[name] = f"unavailable (package: {exc.name} missing)"
 
