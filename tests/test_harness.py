@@ -197,3 +197,15 @@ def test_every_metric_available_with_standin_weights(tmp_path, monkeypatch):
     sha = load_provenance(tmp_path, copy.run_id)["weights_sha256"]
     assert sha["fvd"] == standin.sha256(i3d_file)
     assert load_provenance(tmp_path, copy.run_id)["clips"]["fvd"]["clips_per_video"] == 16
+
+
+def test_a_wrong_weights_file_is_never_used(shards, tmp_path, monkeypatch):
+    from toolkit import weights
+
+    monkeypatch.setenv("TOOLKIT_HOME", str(tmp_path / "home"))
+    bad = weights.cache_path("lpips-alexnet-backbone")
+    bad.parent.mkdir(parents=True, exist_ok=True)
+    bad.write_bytes(b"not the alexnet weights")
+    rep = evaluate(shards, method="reference-copy", profile="standard", results=tmp_path, progress=False)
+    assert rep.notes["lpips"].startswith("unavailable (weights:") and "lpips-alexnet-backbone" in rep.notes["lpips"]
+    assert np.isnan(rep.aggregate["lpips"])
