@@ -83,6 +83,8 @@ class ClipDataset(Dataset):
             raise ValueError(f"{self.root}: no {split or 'any'}-split video has {self.span} frames "
                              f"({n_frames} frames at stride {stride})")
         self.videos = list(zip(long_enough.video_id, long_enough.n_frames.astype(int)))
+        self.stored_size = {v: (int(h), int(w)) for v, h, w in zip(long_enough.video_id, long_enough.height,
+                                                                 long_enough.width)}
         self._shards: Shards | None = None
         self._pid = -1
 
@@ -112,8 +114,7 @@ class ClipDataset(Dataset):
         video_id, idx, ref = self.clip_indices(index)
         stored = sorted({_STORED[c] for c in self.columns})
         table = self.shards.read(video_id, [ref, *idx], ["image", *stored])
-        row = self.shards.video(video_id)
-        h, w = int(row.height), int(row.width)
+        h, w = self.stored_size[video_id]
         out_h, out_w = self.size or (h, w)
         scale, oy, ox = _cover_crop(h, w, out_h, out_w)
         sh, sw = round(h * scale), round(w * scale)

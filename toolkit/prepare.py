@@ -118,7 +118,7 @@ def _frame_batches(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, geo
             "image": [vid.encode_image(f, fmt, options.jpeg_quality) for f in chunk.frames],
             "image_format": [fmt] * t,
             "keypoints": writer.keypoint_column(kp, t),
-            "person_box": [None if kp is None else person_box(k) for k in (kp if kp is not None else [None] * t)],
+            "person_box": [None] * t if kp is None else [person_box(k) for k in kp],
             "iuv": [None] * t if iuv is None else [vid.encode_image(np.ascontiguousarray(x), "png") for x in iuv],
             "mask": [None if m is None else vid.encode_image(_binary_mask(m), "png") for m in chunk.masks],
         }

@@ -45,12 +45,6 @@ class Strip:
     notes: list[str] = field(default_factory=list)
 
 
-def build_conditions(shards: Shards, video_id: str, max_frames: int, with_ground_truth: bool
-                     ) -> tuple[np.ndarray, Conditions]:
-    """Ground truth (first max_frames frames) and the harness's inputs for them, as `toolkit eval` builds them."""
-    return conditions_for(shards, video_id, max_frames, with_ground_truth)
-
-
 def _tile_size(height: int, width: int, tile_height: int) -> tuple[int, int]:
     h = int(tile_height) - int(tile_height) % 2
     w = int(round(width * h / height))
@@ -155,7 +149,7 @@ def make_strip(shards: Shards, video_id: str, methods: list[str], out_dir: Path,
     from toolkit.harness.methods import METHODS
 
     needs_gt = any(getattr(METHODS[m](), "uses_ground_truth", False) for m in methods if m in METHODS)
-    gt, cond = build_conditions(shards, video_id, max_frames, needs_gt)
+    gt, cond = conditions_for(shards, video_id, max_frames, needs_gt)
     n, height, width = gt.shape[:3]
     th, tw = _tile_size(height, width, min(tile_height, height))
     notes: list[str] = []
