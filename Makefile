@@ -12,7 +12,7 @@ OUT     ?= data/shards/$(DATASET)
 WORKERS ?= 2
 MEDIAPIPE_ENV := .venv-mediapipe
 
-.PHONY: install prepare-data test mediapipe-env eval leaderboard bench clean
+.PHONY: install prepare-data test mediapipe-env eval leaderboard bench clean train-tiny learn-tiny
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,22 @@ REPORT  ?= reports
 leaderboard: install
 	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
 	$(BIN)/toolkit leaderboard --run --dataset $(OUT) --profile disco,standard --results $(RESULTS) --out $(REPORT)
+
+RUNS          ?= runs
+TRAIN_MINUTES ?= 20
+
+# Train the tiny UniAnimate-style model on the default dataset (CPU minutes; reruns resume), then score it.
+train-tiny: install
+	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
+	$(BIN)/toolkit train --method unianimate --config tiny --shards $(OUT) --out $(RUNS)/ua-tiny \
+		--max-minutes $(TRAIN_MINUTES) $(if $(wildcard $(RUNS)/ua-tiny/checkpoint),--resume)
+	$(BIN)/toolkit eval --method unianimate --checkpoint $(RUNS)/ua-tiny --dataset $(OUT) --profile standard \
+		--results $(RESULTS) --name ua-tiny
+
+# The learning check: fit one training video for at most 15 minutes, regenerate it, compare with reference-copy.
+learn-tiny: install
+	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
+	$(BIN)/python scripts/learn_one_video.py --shards $(OUT) --out $(RUNS)/learn-tiny
 
 bench: install
 	$(BIN)/python benchmarks/loader.py

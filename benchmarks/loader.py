@@ -13,7 +13,16 @@ Source videos are made here the way the datasets ship: UBC-Fashion-like 720x940
 at 30 fps and TikTok-like 604x1080 portrait clips, x264 defaults. A second run
 uses mp4s already at 512x512 with a short GOP (12), the friendliest case for decord.
 
+A third part measures the conditions models train on: pose and DensePose renders.
+On the default dataset's shards (512x512, keypoints and IUV stored), ClipDataset
+renders them per clip (toolkit.conditions); the field's recipe (Moore-AnimateAnyone
+reads a pose mp4 beside each video, Champ a folder per condition) decodes three
+videos per sample with decord: the frames and their pre-rendered pose and DensePose
+videos, written here from the same shards. Targets: with pose + DensePose at least
+10x that per-sample baseline; with pose alone within 1.5x of frames alone.
+
 Run: .venv/bin/python benchmarks/loader.py [--videos 4] [--frames 150] [--samples 48] [--workers 2]
+     [--part decode|conditions|all] [--shards data/shards/synthetic]
 """
 
 from __future__ import annotations
@@ -86,6 +95,32 @@ class PerSampleMp4(Dataset):
         return {"reference": arr[0].contiguous(), "frames": arr[1:].contiguous()}
 
 
+class PerSampleConditionMp4s(Dataset):
+    """The field's per-sample recipe with conditions: decode the clip from the video, its pose mp4 and its
+    DensePose mp4 with decord for every item (no resize needed: all three are stored at the output size)."""
+
+    def __init__(self, paths: dict[str, dict[str, Path]], clips: list[tuple[str, list[int], int]],
+                 dtype: torch.dtype):
+        self.paths, self.clips, self.dtype = paths, clips, dtype
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> dict:
+        import decord
+
+        video_id, idx, ref = self.clips[i]
+        out = {}
+        for key, path in self.paths[video_id].items():
+            batch = decord.VideoReader(str(path), ctx=decord.cpu(0)).get_batch([ref, *idx]).asnumpy()
+            arr = torch.from_numpy(batch).permute(0, 3, 1, 2)
+            arr = arr.float().div_(255) if self.dtype == torch.float32 else arr.contiguous()
+            out[key] = arr[1:]
+            if key == "frames":
+                out["reference"] = arr[0]
+        return out
+
+
 def clips_per_second(ds: Dataset, workers: int, warmup: int = 4) -> float:
     loader = DataLoader(ds, batch_size=1, shuffle=False, num_workers=workers,
                         persistent_workers=workers > 0, prefetch_factor=2 if workers else None)
@@ -94,7 +129,7 @@ def clips_per_second(ds: Dataset, workers: int, warmup: int = 4) -> float:
         next(it)
     t0, n = time.perf_counter(), 0
     for batch in it:
-        assert batch["frames"].shape[1:] == (N_FRAMES, 3, OUT, OUT)
+        assert batch["frames"].shape[1:] == (N_FRAMES, 3, OUT, OUT), batch["frames"].shape
         n += 1
     return n / (time.perf_counter() - t0)
 
@@ -114,16 +149,66 @@ def run_case(name: str, tmp: Path, sizes: list[tuple[int, int]], args, gop: int 
     return clips_per_second(theirs, args.workers), clips_per_second(ours, args.workers)
 
 
+def conditions_part(args, tmp: Path) -> None:
+    """Pose / DensePose conditions: ClipDataset renders vs decoding pre-rendered condition videos per sample."""
+    from toolkit import conditions
+    from toolkit.shards.reader import Shards
+
+    shards = Shards(args.shards)
+    table = shards.videos[(shards.videos.split == "train") & (shards.videos.status == "ok")]
+    ids = list(table.video_id[:args.videos])
+    if not ids or not (table.has_keypoints.all() and table.has_iuv.all()):
+        print(f"\nconditions: skipped ({args.shards} needs train videos with keypoints and IUV: make prepare-data)")
+        return
+    stride = 2
+    paths: dict[str, dict[str, Path]] = {}
+    for video_id in ids:
+        frames = shards.frames(video_id)
+        size = frames.shape[1:3]
+        pose = conditions.pose_images(shards.keypoints(video_id), size, size)
+        dense = conditions.densepose_images(shards.iuv(video_id), size)
+        paths[video_id] = {}
+        for key, arr in (("frames", frames), ("pose", pose), ("densepose", dense)):
+            paths[video_id][key] = write_video(tmp / "cond" / key / f"{video_id}.mp4", arr, fps=30.0)
+    n_per = max(1, args.samples // len(ids))
+
+    def ours(columns, dtype):
+        return ClipDataset(args.shards, n_frames=N_FRAMES, stride=stride, size=OUT, seed=0, columns=columns,
+                           samples_per_video=n_per, dtype=dtype, videos=ids)
+
+    print(f"\nconditions: default dataset shards ({len(ids)} train videos, 512x512, frames JPEG, IUV PNG), "
+          f"{N_FRAMES}-frame clips at stride {stride}, {args.workers} workers")
+    print(f"{'case':<58} {'output':<8} {'clips/s':>9} {'ratio':>26}")
+    for dtype, label in ((torch.uint8, "uint8"), (torch.float32, "float32")):
+        frames_only = clips_per_second(ours((), dtype), args.workers)
+        pose = clips_per_second(ours(("pose",), dtype), args.workers)
+        both = clips_per_second(ours(("pose", "densepose"), dtype), args.workers)
+        clips = [ours((), dtype).clip_indices(i) for i in range(len(ids) * n_per)]
+        base = clips_per_second(PerSampleConditionMp4s(paths, clips, dtype), args.workers)
+        print(f"{'ClipDataset frames only':<58} {label:<8} {frames_only:>9.2f}")
+        print(f"{'ClipDataset + pose':<58} {label:<8} {pose:>9.2f} {frames_only / pose:>8.2f}x slower (target <=1.5)")
+        print(f"{'per-sample decord: video + pose mp4 + DensePose mp4':<58} {label:<8} {base:>9.2f}")
+        print(f"{'ClipDataset + pose + DensePose':<58} {label:<8} {both:>9.2f} {both / base:>8.1f}x faster (target >=10)",
+              flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--videos", type=int, default=4, help="videos per case")
     p.add_argument("--frames", type=int, default=300, help="frames per video (30 fps; UBC clips run ~12 s)")
     p.add_argument("--samples", type=int, default=48, help="clips drawn per measurement")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers, same on both sides")
+    p.add_argument("--part", choices=("decode", "conditions", "all"), default="all")
+    p.add_argument("--shards", type=Path, default=Path("data/shards/synthetic"),
+                   help="shards with keypoints and IUV for the conditions part")
     args = p.parse_args()
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="loader_bench_"))
     try:
+        if args.part in ("conditions", "all"):
+            conditions_part(args, tmp)
+        if args.part == "conditions":
+            return
         half = args.videos // 2
         cases = [
             ("as shipped (720x940 UBC-like + 604x1080 TikTok-like, x264 defaults)",

@@ -85,3 +85,12 @@ def make_video_folder(root: Path, seed: int = 0) -> Path:
 @pytest.fixture
 def tiny_tiktok(tmp_path: Path) -> Path:
     return make_tiktok_layout(tmp_path / "tiktok_src")
+
+
+@pytest.fixture(scope="session")
+def default_shards() -> Path:
+    """The default dataset's shards, made by `make prepare-data` (CI runs it before the tests)."""
+    d = ROOT / "data" / "shards" / "synthetic"
+    if not (d / "videos.parquet").is_file():
+        pytest.skip(f"default dataset not prepared at {d} (run `make prepare-data`)")
+    return d

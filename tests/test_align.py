@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from toolkit.annotate.align import SEGMENTS, align_pose_sequence, fit_alignment
-from toolkit.annotate.keypoints import FACE, FEET, INDEX, LEFT_HAND, RIGHT_HAND
+from toolkit.keypoints import FACE, FEET, INDEX, LEFT_HAND, RIGHT_HAND
 
 BODY_XY = {
     "nose": (250, 160), "left_eye": (262, 150), "right_eye": (238, 150), "left_ear": (276, 158),
@@ -163,7 +163,7 @@ def _openpose18_reference_alignment(seq18: np.ndarray, ref18: np.ndarray) -> np.
 
 
 def test_matches_the_scripts_procedure_on_the_body():
-    from toolkit.annotate.keypoints import to_openpose18
+    from toolkit.keypoints import to_openpose18
 
     seq = sequence(seed=3)
     rng = np.random.default_rng(7)
@@ -194,7 +194,7 @@ def test_bad_inputs_raise_clear_errors():
 
 def test_unianimate_aligned_frame_needs_no_further_alignment(real_fixtures):
     """UniAnimate already aligned its saved first frame to ref_pose: fitting again finds ratios near 1, no offset."""
-    from toolkit.annotate.pose_from_render import recover_keypoints_from_render
+    from helpers.pose_from_render import recover_keypoints_from_render
     from toolkit.video import read_image
 
     folder = real_fixtures / "unianimate" / "dwpose_render" / "IMG_20240514_104337"

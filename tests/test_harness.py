@@ -8,7 +8,8 @@ import pytest
 
 from conftest import make_shards
 from toolkit.cli import main as cli
-from toolkit.harness.methods import METHODS, Conditions, Method, get_method
+from toolkit.harness.method import Conditions, Method
+from toolkit.harness.registry import get_method, method_names
 from toolkit.harness.predictions import PredictionsInvalid
 from toolkit.harness.runner import evaluate
 from toolkit.harness.store import latest_runs, load_provenance, load_results
@@ -107,7 +108,7 @@ def test_method_output_is_checked(shards, tmp_path):
         evaluate(shards, method=Wrong(), results=tmp_path, progress=False)
     with pytest.raises(ValueError, match="unknown method"):
         get_method("nope")
-    assert {"reference-copy", "gt-oracle", "pose-warp"} <= set(METHODS)
+    assert {"reference-copy", "gt-oracle", "pose-warp"} <= set(method_names())
 
 
 def _write_predictions(shards, root, ids, transform=lambda f: f):
@@ -159,7 +160,7 @@ def test_predictions_score_like_the_method_and_partial_records_coverage(shards, 
 
 def test_cli_eval_prints_a_table(shards, tmp_path, capsys):
     code = cli(["eval", "--method", "reference-copy,gt-oracle", "--profile", "disco,standard",
-                "--dataset", str(shards), "--out", str(tmp_path), "--quiet"])
+                "--dataset", str(shards), "--results", str(tmp_path), "--quiet"])
     assert code == 0
     out = capsys.readouterr().out
     assert "gt-oracle" in out and "psnr_legacy ↑" in out and "l1 ↓" in out

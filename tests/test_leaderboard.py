@@ -20,16 +20,19 @@ from toolkit.report.figures import normalise_scores
 from toolkit.report.leaderboard import write_leaderboard
 from toolkit.report.paper import DEFAULT_PAPER_RESULTS, PaperResultsInvalid, load_paper_results
 from toolkit.report.strips import GAP, GUTTER, HEADER, compose
-from toolkit.report.tables import best_methods, build_tables, format_value
+from toolkit.report.tables import best_methods, build_tables, format_value, rank_methods
 from toolkit.video import read_video
 
 LPIPS_NOTE = "unavailable (weights: lpips-alexnet-backbone missing)"
 FVD_NOTE = "unavailable (weights: fvd-i3d-400 missing)"
-# method -> metric -> aggregate; None = unavailable. alpha wins l1, beta wins psnr, they tie on ssim,
-# gt-oracle is perfect everywhere but is a sanity row, fvd exists for alpha only.
+NOTES = {"lpips": (LPIPS_NOTE, "lpips-alexnet-backbone"), "fvd": (FVD_NOTE, "fvd-i3d-400")}
+# method -> metric -> aggregate; None = unavailable. alpha wins l1, beta wins psnr, they tie on ssim (the primary
+# metric: ranks 1, 1), gamma is never best (rank 3), gt-oracle is perfect everywhere but is a sanity row, fvd
+# exists for alpha and gamma only.
 AGGREGATES = {
     "alpha": {"l1": 0.1, "psnr": 20.0, "ssim": 0.8, "lpips": None, "fvd": 120.0, "l1_fg": 0.3, "l1_bg": 0.05},
     "beta": {"l1": 0.2, "psnr": 25.0, "ssim": 0.8, "lpips": None, "fvd": None, "l1_fg": 0.25, "l1_bg": 0.06},
+    "gamma": {"l1": 0.3, "psnr": 18.0, "ssim": 0.7, "lpips": None, "fvd": 150.0, "l1_fg": 0.35, "l1_bg": 0.07},
     "gt-oracle": {"l1": 0.0, "psnr": 100.0, "ssim": 1.0, "lpips": None, "fvd": 0.0, "l1_fg": 0.0, "l1_bg": 0.0},
 }
 
@@ -42,9 +45,10 @@ def _rows(run_id: str, method: str, dataset: str, profile: str, version: str) ->
     for metric, value in AGGREGATES[method].items():
         hib = higher_is_better(metric)
         if value is None:
-            note = LPIPS_NOTE if metric == "lpips" else FVD_NOTE
+            note, artifact = NOTES[metric]
             rows.append({**base, "level": "aggregate", "video_id": None, "frame_index": None, "metric": metric,
-                         "value": float("nan"), "higher_is_better": hib, "status": "unavailable", "note": note})
+                         "value": float("nan"), "higher_is_better": hib, "status": "unavailable", "note": note,
+                         "weights_artifact": artifact})
             continue
         rows.append({**base, "level": "aggregate", "video_id": None, "frame_index": None, "metric": metric,
                      "value": value, "higher_is_better": hib, "status": "ok", "note": None})
@@ -153,6 +157,11 @@ def test_best_values_and_normalisation_are_direction_aware():
     assert normalise_scores({"a": 3.0, "b": 3.0}, higher=True) == {"a": 1.0, "b": 1.0}
     assert format_value(float("nan")) == "n/a" and format_value(3.13e-4) == "3.13e-04"
     assert format_value(148.06) == "148.06" and format_value(0.8114) == "0.8114"
+    # PSNR (dB) always with two decimals
+    assert format_value(25.0, "psnr") == "25.00" and format_value(100.0, "psnr_legacy") == "100.00"
+    assert format_value(17.4219, "psnr_fg") == "17.42" and format_value(0.91234, "ssim") == "0.9123"
+    assert rank_methods({"a": 0.8, "b": 0.8, "c": 0.7, "d": float("nan")}, higher=True) == {"a": 1, "b": 1, "c": 3}
+    assert rank_methods({"a": 3.0, "b": 1.0}, higher=False) == {"b": 1, "a": 2}
 
 
 def test_tables_mark_best_among_competitors_and_keep_unavailable(tmp_path):
@@ -160,19 +169,26 @@ def test_tables_mark_best_among_competitors_and_keep_unavailable(tmp_path):
     tables = build_tables(store)
     assert [(t.profile, t.profile_version) for t in tables] == [("standard", "1.0"), ("disco", "1.0")]
     t = tables[0]
-    assert t.methods == ["alpha", "beta", "gt-oracle"] and t.sanity == {"gt-oracle"}
+    # ranked by the primary metric (ssim here: the first preferred one every competing method has), ties share a
+    # rank and go by name; the sanity row is last and unranked
+    assert t.primary == "ssim" and t.ranks == {"alpha": 1, "beta": 1, "gamma": 3}
+    assert t.methods == ["alpha", "beta", "gamma", "gt-oracle"] and t.sanity == {"gt-oracle"}
+    assert t.ranking_text.startswith("Ranked by ssim ↑")
     best = {(m, k) for (m, k), c in t.cells.items() if c.best}
     assert best == {("alpha", "l1"), ("beta", "psnr"), ("alpha", "ssim"), ("beta", "ssim"), ("alpha", "fvd"),
                     ("beta", "l1_fg"), ("alpha", "l1_bg")}
     assert t.cell("beta", "fvd").status == "unavailable" and t.cell("beta", "fvd").note == FVD_NOTE
     assert t.unavailable() == {"fvd": FVD_NOTE, "lpips": LPIPS_NOTE}
+    # the artifact comes from its own column of the store, not from the note's text
+    assert t.unavailable_weights() == {"fvd": "fvd-i3d-400", "lpips": "lpips-alexnet-backbone"}
     assert t.whole_frame_metrics == ["l1", "psnr", "ssim", "lpips", "fvd"]
     assert t.region_metrics == ["l1_fg", "l1_bg"]
     assert build_tables(store, profiles="disco")[0].profile == "disco"
     # a newer run under another version of the profile is not comparable: it gets a table of its own
     make_store(store, profiles=(("standard", "2.0"),), methods=("beta",), day=2)
     split = build_tables(store, profiles="standard")
-    assert [(t.profile_version, t.methods) for t in split] == [("1.0", ["alpha", "gt-oracle"]), ("2.0", ["beta"])]
+    assert [(t.profile_version, t.methods) for t in split] == [("1.0", ["alpha", "gamma", "gt-oracle"]),
+                                                                ("2.0", ["beta"])]
     with pytest.raises(ValueError, match="no runs for dataset"):
         build_tables(store, datasets="nope")
     with pytest.raises(FileNotFoundError, match="no results store"):
@@ -188,14 +204,18 @@ def test_report_content_in_markdown_and_html(tmp_path):
     # Markdown: measured tables first, the published block after, never mixed
     measured, published = md.split("## Published numbers (not measured here)")
     assert "not measured by this toolkit" in published
-    for method in ("alpha", "beta", "gt-oracle (sanity)"):
+    for method in ("alpha", "beta", "gamma", "gt-oracle (sanity)"):
         assert method in measured
     for header in ("l1 ↓", "psnr ↑", "ssim ↑", "lpips ↓", "fvd ↓", "l1_fg ↓", "l1_bg ↓"):
         assert header in measured
-    row = {m: next(line for line in measured.splitlines() if line.startswith(f"| {m} |")) for m in ("alpha", "beta")}
-    assert "**0.1000**" in row["alpha"] and "**25.0000**" in row["beta"]
+    assert "**Ranked by ssim ↑ (SSIM)" in measured
+    lines = measured.splitlines()
+    row = {m: next(line for line in lines if f"| {m} |" in line) for m in ("alpha", "beta", "gamma")}
+    assert row["alpha"].startswith("| 1 | alpha |") and row["beta"].startswith("| 1 | beta |")
+    assert row["gamma"].startswith("| 3 | gamma |")
+    assert "**0.1000**" in row["alpha"] and "**25.00**" in row["beta"] and "| 18.00 |" in row["gamma"]
     assert "**0.8000**" in row["alpha"] and "**0.8000**" in row["beta"]
-    assert "**" not in next(line for line in measured.splitlines() if line.startswith("| *gt-oracle"))
+    assert "**" not in next(line for line in lines if line.startswith("| – | *gt-oracle"))
     assert row["beta"].count("unavailable") == 2 and row["alpha"].count("unavailable") == 1
     assert LPIPS_NOTE in measured and "toolkit weights fetch fvd-i3d-400" in measured
     assert "c0ffee123456" in measured and "abababababab" in measured and "48x64" in measured
@@ -210,24 +230,29 @@ def test_report_content_in_markdown_and_html(tmp_path):
     # HTML: same content, structured
     doc = _parse(page)
     main = doc.tables["tbl-toyset-test-standard-v1_0-main"]
-    metrics = [h["attrs"].get("data-metric") for h in main["headers"][1:]]
+    assert [h["text"] for h in main["headers"][:2]] == ["#", "method"]
+    metrics = [h["attrs"].get("data-metric") for h in main["headers"][2:]]
     assert metrics == ["l1", "psnr", "ssim", "lpips", "fvd"]
-    assert [h["text"].split()[-1] for h in main["headers"][1:]] == ["↓", "↑", "↑", "↓", "↓"]
-    assert set(main["rows"]) == {"alpha", "beta", "gt-oracle"}
-    marked = {(m, metrics[i - 1]) for m, cells in main["rows"].items() for i, c in enumerate(cells)
-              if i and "best" in (c["attrs"].get("class") or "")}
+    assert [h["text"].split()[-1] for h in main["headers"][2:]] == ["↓", "↑", "↑", "↓", "↓"]
+    assert list(main["rows"]) == ["alpha", "beta", "gamma", "gt-oracle"]       # rank order
+    assert [cells[0]["text"] for cells in main["rows"].values()] == ["1", "1", "3", "–"]
+    marked = {(m, metrics[i - 2]) for m, cells in main["rows"].items() for i, c in enumerate(cells)
+              if i >= 2 and "best" in (c["attrs"].get("class") or "")}
     assert marked == {("alpha", "l1"), ("beta", "psnr"), ("alpha", "ssim"), ("beta", "ssim"), ("alpha", "fvd")}
-    beta_fvd = main["rows"]["beta"][metrics.index("fvd") + 1]
+    beta_fvd = main["rows"]["beta"][metrics.index("fvd") + 2]
     assert beta_fvd["text"] == "unavailable" and beta_fvd["attrs"]["title"] == FVD_NOTE
-    assert float(main["rows"]["alpha"][1]["attrs"]["data-value"]) == pytest.approx(0.1)
+    assert float(main["rows"]["alpha"][2]["attrs"]["data-value"]) == pytest.approx(0.1)
+    assert main["rows"]["beta"][metrics.index("psnr") + 2]["text"] == "25.00"
     region = doc.tables["tbl-toyset-test-standard-v1_0-region"]
-    assert [h["attrs"].get("data-metric") for h in region["headers"][1:]] == ["l1_fg", "l1_bg"]
+    assert [h["attrs"].get("data-metric") for h in region["headers"][2:]] == ["l1_fg", "l1_bg"]
+    assert "<code>toolkit weights fetch fvd-i3d-400</code>" in page
     assert "tbl-toyset-test-disco-v1_0-main" in doc.tables
     paper = " ".join(doc.paper_text)
     assert "not measured by this toolkit" in paper and "UniAnimate" in paper and "148.06" in paper
     for tid, t in doc.tables.items():
         assert set(t["rows"]) <= set(AGGREGATES), f"published rows leaked into measured table {tid}"
-    # self-contained: figures embedded, nothing fetched from the network
+    # self-contained: figures embedded (bars, curves and, with three competing methods, a radar per table),
+    # nothing fetched from the network
     assert page.count('src="data:image/png;base64,') == 6
     for tag, attrs in doc.tags:
         assert not (attrs.get("src") or "").startswith(("http:", "https:", "//")), (tag, attrs)
@@ -262,8 +287,19 @@ def test_end_to_end_report_with_strips(evaluated, tmp_path):
                                                                           ("synthetic", "disco")]
     for report in board.tables:
         t = report.table
-        assert t.methods == ["pose-warp", "reference-copy", "gt-oracle"]
+        assert t.primary == ("ssim_fg" if t.profile == "standard" else "ssim")
+        ranked = sorted(("pose-warp", "reference-copy"), key=lambda m: (t.ranks[m], m))
+        assert t.methods == ranked + ["gt-oracle"]
+        first, second = (t.cell(m, t.primary).value for m in ranked)
+        assert first >= second        # ssim: higher is better
         assert {m for m, c in t.unavailable().items()} == {"lpips", "fid", "fid_vid", "fvd"}
+        # the harness stored each missing artifact in its own column; the fix comes from the weights registry
+        assert t.unavailable_weights() == {"lpips": "lpips-alexnet-backbone" if t.profile == "standard"
+                                           else "lpips-vgg16-backbone", "fid": "fid-inception-pytorch",
+                                           "fid_vid": "fidvid-r3d50-kinetics", "fvd": "fvd-i3d-400"}
+        # two competing methods: no radar (it would only picture their ranks), and the report says why
+        assert [f.kind for f in report.figures] == ["bars", "curves"]
+        assert any(n.startswith("radar figure not drawn: needs at least 3 competing methods") for n in report.notes)
         assert all(not t.cell("gt-oracle", k).best for k in t.metrics)
         # the bold one is really the best of the competitors, in the stored direction
         for k in t.metrics:
@@ -271,10 +307,16 @@ def test_end_to_end_report_with_strips(evaluated, tmp_path):
             if vals:
                 best = (max if higher_is_better(k) else min)(vals.values())
                 assert {m for m in vals if t.cell(m, k).best} == {m for m, v in vals.items() if math.isclose(v, best)}
+    md = board.markdown_path.read_text()
+    # FID-VID's weights have no direct download: the fix says so instead of offering `toolkit weights fetch`
+    assert "toolkit weights fetch fidvid-r3d50-kinetics" not in md
+    assert "download resnet-50-kinetics.pth in a browser" in md and "toolkit weights fetch fvd-i3d-400" in md
     assert len(board.strips) == 1
     strip = board.strips[0]
     assert strip.video_id == "00001" and strip.n_frames == 6
-    assert strip.columns == ["reference", "driving pose", "ground truth", "pose-warp", "reference-copy"]
+    ranked = board.tables[0].table.methods[:2]
+    assert strip.columns == ["reference", "driving pose", "ground truth", *ranked]
+    copy_col = strip.columns.index("reference-copy")
     with Image.open(strip.gif) as gif:
         assert gif.n_frames == 6
     video = read_video(strip.mp4)
@@ -285,11 +327,13 @@ def test_end_to_end_report_with_strips(evaluated, tmp_path):
     # every row, while the ground truth moves away from it
     rows = [HEADER + k * (64 + GAP) for k in range(4)]
     tile = lambda y, col: sheet[y:y + 64, GUTTER + col * (48 + GAP):GUTTER + col * (48 + GAP) + 48]  # noqa: E731
-    assert all((tile(y, 0) == tile(y, 4)).all() for y in rows)
+    assert all((tile(y, 0) == tile(y, copy_col)).all() for y in rows)
     assert not (tile(rows[-1], 0) == tile(rows[-1], 2)).all()
-    md = board.markdown_path.read_text()
     assert "strips/synthetic-test/00001.png" in md and "strips/synthetic-test/00001.mp4" in md
-    assert 'src="data:image/gif;base64,' in board.html_path.read_text()
+    # the page shows the full-size GIF from strips/ beside it, with an embedded still if that folder is missing
+    page = board.html_path.read_text()
+    assert 'src="strips/synthetic-test/00001.gif"' in page and 'data-fallback="data:image/jpeg;base64,' in page
+    assert 'src="data:image/gif;base64,' not in page
 
 
 def test_compose_places_every_column():
@@ -345,3 +389,63 @@ def test_cli_run_evaluates_registered_methods_then_renders(evaluated, tmp_path, 
     assert cli(["leaderboard", "--run", "--dataset", "synthetic", "--results", str(tmp_path / "results"),
                 "--out", str(out)]) == 1
     assert "--run needs --dataset to be a shard folder" in capsys.readouterr().err
+
+
+def test_method_colours_are_stable_and_links_come_from_the_method_class(tmp_path, monkeypatch):
+    from toolkit import plugins
+    from toolkit.report import figures, tables
+
+    # a method's colour depends on its name only: the same in every report, whatever else is shown
+    assert figures.method_colours(["alpha", "beta"])["alpha"] == figures.method_colours(["zeta", "alpha"])["alpha"]
+    assert figures.method_colour("pose-warp") == figures.NAMED_COLOURS["pose-warp"]
+    assert re.fullmatch(r"#[0-9A-F]{6}", figures.method_colour("predictions:mine"))
+    assert len({figures.method_colour(m) for m in ("alpha", "beta", "gamma", "reference-copy", "pose-warp")}) == 5
+
+    class Documented:
+        paper = "https://arxiv.org/abs/0000.00000"
+        code = "https://github.com/example/alpha"
+
+    class Undocumented:        # no paper / code attributes at all: tolerated
+        pass
+
+    real_load = plugins.load
+    classes = {"alpha": Documented, "beta": Undocumented}
+    monkeypatch.setattr(plugins, "load", lambda group, name: classes[name] if name in classes
+                        else real_load(group, name))
+    tables.method_links.cache_clear()
+    try:
+        store = make_store(tmp_path / "results")
+        board = write_leaderboard(store, tmp_path / "report", strips=0, paper=None)
+        md, page = board.markdown_path.read_text(), board.html_path.read_text()
+    finally:
+        tables.method_links.cache_clear()
+    assert "| 1 | alpha ([paper](https://arxiv.org/abs/0000.00000) · [code](https://github.com/example/alpha)) |" in md
+    assert "| 1 | beta |" in md and "| 3 | gamma |" in md
+    assert 'href="https://github.com/example/alpha"' in page and page.count('class="ref"') == 4   # main + region
+    assert f'style="background:{figures.method_colour("alpha")}"' in page
+
+
+def test_strip_tiles_are_large_enough_to_judge(evaluated, tmp_path):
+    from toolkit.report.strips import TILE_HEIGHT, make_strips
+
+    assert TILE_HEIGHT >= 384
+    shards, _ = evaluated            # 64 px frames: a tile is never larger than the frame itself
+    strip = make_strips(shards, ["reference-copy"], tmp_path, n_videos=1, max_frames=2)[0]
+    assert strip.tile_height == 64 and strip.preview.is_file()
+
+
+@pytest.mark.slow
+def test_default_dataset_report_is_small_enough(tmp_path, monkeypatch):
+    """The report of the default dataset (3 methods x 2 profiles, 3 strips of 48 frames at 384 px tiles) stays
+    under 2 MB of HTML: the strips are files beside the page, only small stills are embedded."""
+    shards = Path(__file__).resolve().parents[1] / "data" / "shards" / "synthetic"
+    if not (shards / "videos.parquet").is_file():
+        pytest.skip(f"{shards} not prepared (make prepare-data)")
+    monkeypatch.setenv("TOOLKIT_HOME", str(tmp_path / "empty_cache"))
+    for method in ("reference-copy", "gt-oracle", "pose-warp"):
+        for profile in ("disco", "standard"):
+            evaluate(shards, method=method, profile=profile, results=tmp_path / "results", progress=False)
+    board = write_leaderboard(tmp_path / "results", tmp_path / "report", shards=shards)
+    size = board.html_path.stat().st_size
+    assert len(board.strips) == 3 and all(s.tile_height >= 384 for s in board.strips)
+    assert size < 2 * 1024 * 1024, f"leaderboard.html is {size / 2**20:.2f} MB"

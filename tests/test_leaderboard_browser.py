@@ -1,6 +1,13 @@
 """The rendered leaderboard.html in headless Chromium: no console errors, tables and figures visible, sorting works.
 
 Needs a Chromium binary (Debian: `apt-get install -y chromium`; or set $CHROMIUM); skipped without one.
+
+The screenshot test can also shoot a report of your choice and keep the picture (how the README's
+docs/img/leaderboard.png is made, from a report of the default dataset):
+
+    make leaderboard      # writes reports/leaderboard.html
+    LEADERBOARD_PAGE=reports/leaderboard.html LEADERBOARD_SCREENSHOT=docs/img/leaderboard.png \
+        .venv/bin/pytest -q tests/test_leaderboard_browser.py -k screenshot
 """
 
 from __future__ import annotations
@@ -42,6 +49,17 @@ def page(tmp_path_factory) -> Path:
     return board.html_path
 
 
+def _page_to_shoot(page: Path) -> Path:
+    """$LEADERBOARD_PAGE (a report you rendered, e.g. reports/leaderboard.html), else the test's own page."""
+    chosen = os.environ.get("LEADERBOARD_PAGE")
+    if not chosen:
+        return page
+    path = Path(chosen).resolve()
+    if not path.is_file():
+        pytest.fail(f"LEADERBOARD_PAGE={chosen}: no such file")
+    return path
+
+
 def test_page_loads_without_errors_and_everything_is_visible(page, tmp_path):
     url = page.as_uri() + "#sort=tbl-toyset-test-standard-v1_0-main:psnr:asc"
     res = _run(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", url],
@@ -59,19 +77,30 @@ def test_page_loads_without_errors_and_everything_is_visible(page, tmp_path):
     # the page's own script sorted the table from the address: psnr ascending, the sanity row stays last
     table = res.stdout[res.stdout.index('id="tbl-toyset-test-standard-v1_0-main"'):]
     table = table[:table.index("</table>")]
-    assert re.findall(r'data-method="([^"]+)"', table) == ["alpha", "beta", "gt-oracle"]
+    assert re.findall(r'data-method="([^"]+)"', table) == ["gamma", "alpha", "beta", "gt-oracle"]
     assert 'aria-sort="ascending"' in table
     res = _run(["--virtual-time-budget=5000", "--dump-dom",
                 page.as_uri() + "#sort=tbl-toyset-test-standard-v1_0-main:psnr"], tmp_path / "profile2")
     table = res.stdout[res.stdout.index('id="tbl-toyset-test-standard-v1_0-main"'):]
-    assert re.findall(r'data-method="([^"]+)"', table[:table.index("</table>")]) == ["beta", "alpha", "gt-oracle"]
+    assert re.findall(r'data-method="([^"]+)"', table[:table.index("</table>")]) == ["beta", "alpha", "gamma",
+                                                                                     "gt-oracle"]
+    # without a #sort the rows are in rank order (primary metric ssim: alpha and beta tie)
+    res = _run(["--virtual-time-budget=5000", "--dump-dom", page.as_uri()], tmp_path / "profile3")
+    table = res.stdout[res.stdout.index('id="tbl-toyset-test-standard-v1_0-main"'):]
+    assert re.findall(r'data-method="([^"]+)"', table[:table.index("</table>")]) == ["alpha", "beta", "gamma",
+                                                                                     "gt-oracle"]
 
 
 def test_screenshot_shows_the_report(page, tmp_path):
     shot = tmp_path / "leaderboard.png"
-    res = _run(["--window-size=1280,1600", "--virtual-time-budget=5000", f"--screenshot={shot}", page.as_uri()],
+    target = _page_to_shoot(page)
+    res = _run(["--window-size=1280,1600", "--virtual-time-budget=5000", f"--screenshot={shot}", target.as_uri()],
                tmp_path / "profile")
     assert res.returncode == 0 and shot.is_file(), res.stderr[-2000:]
+    keep = os.environ.get("LEADERBOARD_SCREENSHOT")
+    if keep:  # written even if a check below fails, so the picture can be looked at
+        Path(keep).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, keep)
     img = np.asarray(Image.open(shot).convert("RGB"), dtype=np.float32)
     assert img.shape[:2] == (1600, 1280)
     assert img.std() > 20  # text, tables and figures, not a blank page

@@ -17,7 +17,7 @@ from toolkit.annotate import backends
 from toolkit.annotate import mediapipe_worker as mw
 from toolkit.annotate import pose_dwpose as dw
 from toolkit.annotate.backends import BackendUnavailable, get_pose_backend, pick_person
-from toolkit.annotate.keypoints import FACE, INDEX, LEFT_HAND, N_KEYPOINTS, RIGHT_HAND
+from toolkit.keypoints import FACE, INDEX, LEFT_HAND, N_KEYPOINTS, RIGHT_HAND
 
 FIXTURES = Path(os.environ.get("TOOLKIT_FIXTURES", Path(__file__).resolve().parents[2] / "shared/fixtures/real"))
 

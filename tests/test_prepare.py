@@ -95,12 +95,21 @@ def test_failures_are_recorded_and_the_run_goes_on(tmp_path, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert "broken.mp4" in err and "empty.mp4" in err and "2 video(s) failed" in err
+    # no --pose and the folder recipe names none: say so, and name the backends that would add keypoints
+    assert "the shards will have no keypoints" in err and "--pose mediapipe" in err and "--pose dwpose" in err
     videos = Shards(out).videos.set_index("video_id")
     assert videos.loc["broken", "status"] == "failed" and "not a readable video" in videos.loc["broken", "failure_reason"]
     assert videos.loc["empty", "failure_reason"].endswith("file is empty (0 bytes)")
     assert (videos.loc[["train__a", "test__b", "clip"], "status"] == "ok").all()
     problems = verify(out)
     assert any("broken.mp4" in p for p in problems)
+
+
+def test_an_explicit_pose_choice_gets_no_keypoints_note(tmp_path, capsys):
+    src = make_video_folder(tmp_path / "src")
+    cli(["prepare", "--dataset", "folder", "--source", str(src), "--out", str(tmp_path / "shards"), "--size", "32",
+         "--quiet", "--pose", "none"])
+    assert "no keypoints" not in capsys.readouterr().err
 
 
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):

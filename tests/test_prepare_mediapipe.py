@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from toolkit.annotate.keypoints import INDEX
+from toolkit.keypoints import INDEX
 from toolkit.cli import main as cli
 from toolkit.shards.reader import Shards
 from toolkit.video import read_image, resize, write_video

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import toolkit.annotate.render_pose as render_pose_module
-from toolkit.annotate.keypoints import FACE, HAND_EDGES, INDEX, LEFT_HAND, RIGHT_HAND
-from toolkit.annotate.pose_from_render import (
+from toolkit.keypoints import FACE, HAND_EDGES, INDEX, LEFT_HAND, RIGHT_HAND
+from helpers.pose_from_render import (
     FOUND,
     body_stroke_iou,
     hand_masks,
@@ -20,7 +20,7 @@ from toolkit.annotate.pose_from_render import (
     recover_hands_from_render,
     recover_keypoints_from_render,
 )
-from toolkit.annotate.render import compare_pose_render, side_by_side
+from helpers.compare_render import compare_pose_render, side_by_side
 from toolkit.annotate.render_densepose import (
     densepose_palette,
     densepose_render_to_parts,

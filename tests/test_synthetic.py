@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from toolkit.annotate.keypoints import INDEX, N_KEYPOINTS
+from toolkit.keypoints import INDEX, N_KEYPOINTS
 from toolkit.sources.synthetic import MANIFEST, generate, plan_video
 from toolkit.sources.synthetic_figure import (
     DENSEPOSE_PARTS,

@@ -56,6 +56,24 @@ def test_truncated_video_is_an_error(tmp_path):
         vid.read_video(tmp_path / "missing.mp4")
 
 
+def test_broken_video_error_is_not_preceded_by_decoder_noise(tmp_path, capfd):
+    """No FFmpeg ("moov atom not found") or decord C++ log lines on stderr: the DecodeError says it all."""
+    rng = np.random.default_rng(3)
+    good = vid.write_video(tmp_path / "good.mp4", rng.integers(0, 255, (20, 32, 32, 3), dtype=np.uint8))
+    data = good.read_bytes()
+    (tmp_path / "truncated.mp4").write_bytes(data[: len(data) // 3])     # moov atom (at the end) cut off
+    (tmp_path / "noise.mp4").write_bytes(rng.integers(0, 255, 4096, dtype=np.uint8).tobytes())
+    capfd.readouterr()
+    for name in ("truncated.mp4", "noise.mp4"):
+        with pytest.raises(vid.DecodeError, match="not a readable video") as err:
+            vid.read_video(tmp_path / name)
+        assert "/project/src" not in str(err.value)
+        with pytest.raises(vid.DecodeError):
+            vid.video_info(tmp_path / name)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
 @pytest.mark.parametrize("fmt", ["png", "webp"])
 def test_lossless_image_formats(fmt):
     img = np.random.default_rng(2).integers(0, 255, (33, 47, 3), dtype=np.uint8)

@@ -226,6 +226,30 @@ def test_status_reports_present_missing_and_mismatch(home: Path, tmp_path: Path,
     assert blocked == {"DWPose pose extraction": ["dwpose-yolox-l mismatch", "dwpose-ll-ucoco-384 missing"]}
 
 
+def test_status_names_only_features_that_exist(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from toolkit.harness import protocols, registry
+
+    blocked = weights.unavailable_features([weights.status(n, verify=False) for n in weights.ARTIFACTS])
+    # every metric a protocol card lists, under that profile, and nothing else of the metric kind
+    for profile in protocols.available_protocols():
+        for metric in set(protocols.load_protocol(profile).metrics) & {"lpips", "fid", "fid_vid", "fvd"}:
+            label = {"lpips": "LPIPS", "fid": "FID", "fid_vid": "FID-VID", "fvd": "FVD"}[metric]
+            assert f"{label} ({profile})" in blocked
+    assert "DWPose pose extraction" in blocked and "DensePose extraction" in blocked
+    # methods only when a plug-in of that name is registered
+    names = set(registry.method_names())
+    for feature in blocked:
+        assert weights.feature_exists(feature)
+    assert ("MagicAnimate" in blocked) == ("magicanimate" in names)
+    assert not any("CLIP image encoder" in f for f in blocked)
+    monkeypatch.setattr(registry, "method_names", lambda: sorted(names | {"magicanimate"}))
+    blocked = weights.unavailable_features([weights.status(n, verify=False) for n in weights.ARTIFACTS])
+    assert "sd15-unet missing" in blocked["MagicAnimate"]
+    everything = weights.unavailable_features([weights.status(n, verify=False) for n in weights.ARTIFACTS],
+                                              existing_only=False)
+    assert "CLIP image encoder (SD 1.5 era methods)" in everything
+
+
 def test_hash_cache_notices_a_changed_file(home: Path) -> None:
     file = _file(weights.weights_dir() / "metrics" / "x.bin", b"one")
     assert weights.sha256_of(file) == hashlib.sha256(b"one").hexdigest()

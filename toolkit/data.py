@@ -17,21 +17,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from toolkit import conditions
 from toolkit import video as vid
 from toolkit.shards.reader import Shards
 
 # Columns ClipDataset can return besides the frames. `pose` and `densepose` are
-# renders (what the reference models are conditioned on) made from keypoints / IUV.
+# renders (what the reference models are conditioned on) made from keypoints / IUV
+# by toolkit.conditions, the builder the harness uses too.
 COLUMNS = ("keypoints", "person_box", "iuv", "mask", "pose", "densepose")
 _STORED = {"keypoints": "keypoints", "person_box": "person_box", "iuv": "iuv", "mask": "mask",
            "pose": "keypoints", "densepose": "iuv"}
-
-
-def _cover_crop(h: int, w: int, out_h: int, out_w: int) -> tuple[float, int, int]:
-    """Scale that makes (h, w) cover (out_h, out_w), and the crop offsets after scaling."""
-    scale = max(out_h / h, out_w / w)
-    sh, sw = round(h * scale), round(w * scale)
-    return scale, (sh - out_h) // 2, (sw - out_w) // 2
 
 
 class ClipDataset(Dataset):
@@ -49,17 +44,22 @@ class ClipDataset(Dataset):
             does) or "first" (the first frame, as evaluation does).
         dtype: torch.float32 gives images in [0, 1]; torch.uint8 keeps 0..255 (4x less
             to move between worker processes: convert on the GPU instead).
+        pose_style: keyword options of :func:`toolkit.conditions.pose_images` (style, hands, face).
+        videos: only these video ids (e.g. to fit one video); None takes every video of the split.
 
     Returns dicts with `reference` (3, H, W) and `frames` (T, 3, H, W) images (see dtype),
     `keypoints` (T, 133, 3) and `reference_keypoints` (133, 3) in output pixels,
     `iuv` (T, 3, H, W) uint8, `mask` (T, 1, H, W) float, `pose` / `densepose`
-    renders (T, 3, H, W) float in [0, 1], `person_box` (T, 4), `video_id`, `frame_indices`.
+    renders (T, 3, H, W) (see dtype) with the reference frame's render as
+    `reference_pose` / `reference_densepose` (3, H, W) (the UniAnimate inputs),
+    `person_box` (T, 4), `video_id`, `frame_indices`.
     """
 
     def __init__(self, shards: str | Path | Shards, n_frames: int = 16, stride: int = 4,
                  size: int | tuple[int, int] | None = None, columns: Sequence[str] = (),
                  split: str | None = "train", seed: int = 0, samples_per_video: int = 1,
-                 reference: str = "random", dtype: torch.dtype = torch.float32):
+                 reference: str = "random", dtype: torch.dtype = torch.float32,
+                 pose_style: dict | None = None, videos: Sequence[str] | None = None):
         self.root = shards.root if isinstance(shards, Shards) else Path(shards)
         unknown = set(columns) - set(COLUMNS)
         if unknown:
@@ -73,10 +73,19 @@ class ClipDataset(Dataset):
         if dtype not in (torch.float32, torch.uint8):
             raise ValueError(f"dtype must be torch.float32 or torch.uint8, got {dtype}")
         self.dtype = dtype
+        self.pose_style = dict(pose_style or {})
+        unknown_style = set(self.pose_style) - {"style", "hands", "face"}
+        if unknown_style:
+            raise ValueError(f"unknown pose_style options {sorted(unknown_style)}; choose from style, hands, face")
         table = Shards(self.root).videos
         table = table[table.status == "ok"]
         if split is not None:
             table = table[table.split == split]
+        if videos is not None:
+            missing = sorted(set(videos) - set(table.video_id))
+            if missing:
+                raise ValueError(f"{self.root}: no prepared {split or 'any'}-split video named {', '.join(missing)}")
+            table = table[table.video_id.isin(list(videos))]
         self.span = (n_frames - 1) * stride + 1
         long_enough = table[table.n_frames >= self.span]
         if long_enough.empty:
@@ -100,6 +109,11 @@ class ClipDataset(Dataset):
             self._shards, self._pid = Shards(self.root), os.getpid()
         return self._shards
 
+    def _images(self, images: np.ndarray) -> torch.Tensor:
+        """(T, 3, H, W) uint8 renders -> a tensor in this dataset's dtype."""
+        out = torch.from_numpy(images)
+        return out.float().div_(255) if self.dtype == torch.float32 else out
+
     def clip_indices(self, index: int) -> tuple[str, list[int], int]:
         """(video id, frame indices, reference index) of item `index`: deterministic for the seed and epoch."""
         video_id, n = self.videos[index % len(self.videos)]
@@ -116,15 +130,10 @@ class ClipDataset(Dataset):
         table = self.shards.read(video_id, [ref, *idx], ["image", *stored])
         h, w = self.stored_size[video_id]
         out_h, out_w = self.size or (h, w)
-        scale, oy, ox = _cover_crop(h, w, out_h, out_w)
-        sh, sw = round(h * scale), round(w * scale)
+        scale, oy, ox = conditions.cover_crop((h, w), (out_h, out_w))
 
         def fit(img: np.ndarray, nearest: bool = False) -> np.ndarray:
-            """Resize (area when shrinking, bilinear when growing, nearest for labels) and centre-crop."""
-            if (sh, sw) != (h, w):
-                interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-                img = cv2.resize(img, (sw, sh), interpolation=interp)
-            return img[oy:oy + out_h, ox:ox + out_w]
+            return conditions.fit_image(img, (out_h, out_w), nearest)
 
         frames = torch.from_numpy(vid.decode_images_chw(table.column("image").to_pylist(), fit, video_id))
         if self.dtype == torch.float32:
@@ -138,35 +147,29 @@ class ClipDataset(Dataset):
         if "keypoints" in stored:
             kp = np.stack([np.zeros((133, 3), np.float32) if k is None else np.asarray(k, np.float32).reshape(133, 3)
                            for k in table.column("keypoints").to_pylist()])
-            absent = kp[..., 2] <= 0
-            kp[..., 0] = kp[..., 0] * scale - ox
-            kp[..., 1] = kp[..., 1] * scale - oy
-            kp[absent] = 0
             if "keypoints" in self.columns:
-                item["keypoints"] = torch.from_numpy(kp[1:])
-                item["reference_keypoints"] = torch.from_numpy(kp[0])
+                fitted = torch.from_numpy(conditions.fit_keypoints(kp, (h, w), (out_h, out_w)))
+                item["keypoints"], item["reference_keypoints"] = fitted[1:], fitted[0]
             if "pose" in self.columns:
-                from toolkit.annotate.render import render_pose
-
-                poses = np.stack([render_pose(k, out_h, out_w) for k in kp[1:]])
-                item["pose"] = torch.from_numpy(poses).permute(0, 3, 1, 2).float() / 255
+                poses = self._images(conditions.pose_images(kp, (h, w), (out_h, out_w), chw=True,
+                                                             **self.pose_style))
+                item["reference_pose"], item["pose"] = poses[0].contiguous(), poses[1:].contiguous()
         if "person_box" in self.columns:
             boxes = [np.full(4, np.nan, np.float32) if b is None else np.asarray(b, np.float32)
                      for b in table.column("person_box").to_pylist()[1:]]
             box = np.stack(boxes) * scale - np.array([ox, oy, ox, oy], np.float32)
             item["person_box"] = torch.from_numpy(box.astype(np.float32))
         if "iuv" in stored:
-            raw = table.column("iuv").to_pylist()[1:]
+            raw = table.column("iuv").to_pylist()
             if any(b is None for b in raw):
                 raise ValueError(f"{self.root}: video {video_id} has no IUV maps (prepared without --densepose)")
-            iuv = np.stack([fit(vid.decode_image(b, name=video_id), nearest=True) for b in raw])
+            iuv = [vid.decode_image(b, name=video_id) for b in raw]
             if "iuv" in self.columns:
-                item["iuv"] = torch.from_numpy(iuv).permute(0, 3, 1, 2).contiguous()
+                fitted = np.stack([fit(x, nearest=True) for x in iuv[1:]])
+                item["iuv"] = torch.from_numpy(fitted).permute(0, 3, 1, 2).contiguous()
             if "densepose" in self.columns:
-                from toolkit.annotate.render import render_densepose
-
-                dp = np.stack([render_densepose(x) for x in iuv])
-                item["densepose"] = torch.from_numpy(dp).permute(0, 3, 1, 2).float() / 255
+                dp = self._images(conditions.densepose_images(iuv, (out_h, out_w), chw=True))
+                item["reference_densepose"], item["densepose"] = dp[0].contiguous(), dp[1:].contiguous()
         if "mask" in self.columns:
             raw = table.column("mask").to_pylist()[1:]
             if any(b is None for b in raw):

@@ -1,4 +1,9 @@
-"""Atomic file writes: write to a temporary file beside the target, then rename."""
+"""Atomic file writes: write to a temporary file beside the target, then rename.
+
+Temporary files are made by :func:`_mkstemp_beside`, which gives them the mode a
+plain ``open()`` would (0666 less the umask: 0644 under umask 022), not the 0600
+of ``tempfile.mkstemp``, so a renamed file is readable like any other the user writes.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,36 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the platform allows (/proc), else by a swap."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mkstemp_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file in path's folder, with the permissions ``open(path, "w")`` would give it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+    except BaseException:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return fd, tmp
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write bytes so that readers see either the old file or the whole new one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _mkstemp_beside(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -37,9 +67,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 def temp_path_for(path: str | os.PathLike) -> Path:
     """A unique temporary name in the target's folder, for writers that need a path (then os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _mkstemp_beside(Path(path))
     os.close(fd)
     return Path(tmp)
 

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from toolkit import video as vid
-from toolkit.annotate.keypoints import person_box
+from toolkit.keypoints import person_box
 from toolkit.io import atomic_write_json
 from toolkit.shards import writer
 from toolkit.shards.schema import ROW_GROUP_FRAMES

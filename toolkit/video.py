@@ -8,10 +8,11 @@ encoded and decoded with OpenCV. Every function speaks RGB uint8 arrays.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -32,14 +33,46 @@ class VideoInfo:
     height: int
 
 
-def _open(path: Path):
+def _quiet_decord():
+    """decord with its bundled FFmpeg's log silenced (errors still arrive as exceptions)."""
     import decord
 
+    global _DECORD_QUIET
+    if not _DECORD_QUIET:
+        try:
+            decord.logging.set_level(decord.logging.QUIET)
+        except AttributeError:  # a decord without the logging module: nothing to silence
+            pass
+        _DECORD_QUIET = True
+    return decord
+
+
+_DECORD_QUIET = False
+
+
+def _probe(path: Path) -> None:
+    """Open the container with PyAV first (its FFmpeg log is off by default), so a broken file fails here with
+    one clean message, before decord, whose C++ layer prints its own error lines on stderr, ever sees it."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            has_video = bool(container.streams.video)
+    except av.error.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or _first_line(exc)
+        raise DecodeError(f"{path}: not a readable video ({reason})") from None
+    if not has_video:
+        raise DecodeError(f"{path}: not a readable video (no video stream)")
+
+
+def _open(path: Path):
     path = Path(path)
     if not path.exists():
         raise DecodeError(f"{path}: file does not exist")
     if path.stat().st_size == 0:
         raise DecodeError(f"{path}: file is empty (0 bytes)")
+    _probe(path)
+    decord = _quiet_decord()
     try:
         reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
     except Exception as exc:  # decord raises its own DECORDError, or RuntimeError
@@ -50,7 +83,10 @@ def _open(path: Path):
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    """The first line of an error, without decord's "[12:00:00] /project/src/file.cc:218: " source prefixes."""
+    import re
+
+    text = re.sub(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ", "", str(exc)).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
 
 
@@ -108,11 +144,23 @@ def iter_video(path: str | os.PathLike, indices: Sequence[int] | None = None, ch
         yield _get_batch(reader, path, idx[start:start + chunk])
 
 
-def write_video(path: str | os.PathLike, frames: np.ndarray | Sequence[np.ndarray], fps: float = 25.0,
+def _frames_of(frames: np.ndarray | Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """(H, W, 3) frames one at a time from an array, a sequence of frames, or an iterable of (k, H, W, 3) chunks."""
+    for item in frames:
+        arr = np.asarray(item, dtype=np.uint8)
+        if arr.ndim == 4:
+            yield from arr
+        else:
+            yield arr
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarray], fps: float = 25.0,
                 codec: str = "libx264", crf: int | None = None, gop: int | None = None,
                 pix_fmt: str = "yuv420p") -> Path:
     """Encode RGB uint8 frames to a video file atomically (x264 defaults unless crf/gop are given).
 
+    `frames` may be an iterable of frames or of (k, H, W, 3) chunks, e.g. a generator,
+    so a long video is written as it is made without holding it all in memory.
     The bytes are not guaranteed reproducible: libx264 through PyAV was seen here to give
     slightly different streams for the same frames on a busy machine, even single-threaded.
     """
@@ -120,10 +168,11 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Sequence[np.ndarra
     from fractions import Fraction
 
     path = Path(path)
-    frames = [np.asarray(f, dtype=np.uint8) for f in frames]
-    if not frames:
+    stream_frames = _frames_of(frames)
+    first = next(stream_frames, None)
+    if first is None:
         raise ValueError(f"{path}: no frames to write")
-    h, w = frames[0].shape[:2]
+    h, w = first.shape[:2]
     if pix_fmt == "yuv420p" and (h % 2 or w % 2):
         raise ValueError(f"{path}: yuv420p needs even width and height, got {w}x{h}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,12 +182,18 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Sequence[np.ndarra
         options["crf"] = str(crf)
     if gop is not None:
         options["g"] = str(gop)
-    with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options=options)
-        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
+    try:
+        with av.open(str(tmp), mode="w") as container:
+            stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options=options)
+            stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+            for frame in itertools.chain([first], stream_frames):
+                if frame.shape[:2] != (h, w):
+                    raise ValueError(f"{path}: frame of {frame.shape[1]}x{frame.shape[0]} after {w}x{h} frames")
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return path
 

@@ -87,7 +87,7 @@ _TABLE: tuple[Artifact, ...] = (
         sha256="b8a7382001b16e453bad95ca9dbc68ae8f2b839b304cf90eaf5c27fbdb4dae91",
         size=255757821,
         license="Apache-2.0",
-        used_by=("DensePose conditioning (MagicAnimate driving videos)",),
+        used_by=("DensePose extraction",),
         description="Detectron2 model zoo densepose_rcnn_R_50_FPN_s1x. Hash and size agree across many "
         "public mirrors of this URL.",
         loader="detectron2 pickle (dict with 'model': numpy arrays); only detectron2's checkpointer reads it. "
@@ -142,7 +142,7 @@ _TABLE: tuple[Artifact, ...] = (
         sha256=None,
         size=None,
         license="MIT (kenshohara/3D-ResNets-PyTorch)",
-        used_by=("FID-VID (disco)",),
+        used_by=("FID-VID (disco)", "FID-VID (standard)"),
         description="3D ResNet-50, shortcut B, Kinetics-400 (Hara et al. 2018), DisCo's FID-VID backbone "
         "(eval_fvd/resnet-50-kinetics.pth). The URL is the authors' Google Drive folder of the old "
         "pretrained models: download resnet-50-kinetics.pth there, then 'toolkit weights import'.",
@@ -320,7 +320,11 @@ class WeightsMissing(FileNotFoundError):
 
 
 class WeightsMismatch(ValueError):
-    """A file's sha256 or size differs from the registry's record."""
+    """A file's sha256 or size differs from the registry's record; `artifact` names the entry when known."""
+
+    def __init__(self, message: str, artifact: str | None = None) -> None:
+        super().__init__(message)
+        self.artifact = artifact
 
 
 class WeightsFetchError(RuntimeError):
@@ -449,18 +453,18 @@ def _check(name: str, sha256: str, size: int, where: str) -> None:
     if artifact.size is not None and size != artifact.size:
         raise WeightsMismatch(
             f"{where}: size {size} bytes, but {name} ({artifact.filename}) is {artifact.size} bytes; "
-            "the file is truncated or a different file"
+            "the file is truncated or a different file", artifact=name
         )
     expected = expected_sha256(name)
     if expected is not None and sha256 != expected:
         origin = "the registry table" if artifact.sha256 else "the hash recorded on first use (pins.json)"
         raise WeightsMismatch(
-            f"{where}: sha256 {sha256} does not match {name}'s {expected} from {origin}"
+            f"{where}: sha256 {sha256} does not match {name}'s {expected} from {origin}", artifact=name
         )
     if expected is None and artifact.sha256_prefix and not sha256.startswith(artifact.sha256_prefix):
         raise WeightsMismatch(
             f"{where}: sha256 {sha256} does not start with {artifact.sha256_prefix}, "
-            f"the prefix upstream publishes for {name}"
+            f"the prefix upstream publishes for {name}", artifact=name
         )
 
 
@@ -651,12 +655,51 @@ def status(name: str, verify: bool = True) -> ArtifactStatus:
     return ArtifactStatus(name, "present", file, digest, pinned, detail)
 
 
-def unavailable_features(statuses: list[ArtifactStatus]) -> dict[str, list[str]]:
-    """Toolkit features that cannot run, each with the artifacts that block it."""
+# What a `used_by` entry names: a metric under a profile ("FID (disco)"), an annotation backend, or a method.
+_METRIC_LABELS = {"FID": "fid", "FID-VID": "fid_vid", "FVD": "fvd", "LPIPS": "lpips"}
+_BACKEND_FEATURES = {"DWPose pose extraction": ("pose", "dwpose"), "DensePose extraction": ("densepose", "densepose")}
+
+
+def _plain(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def feature_exists(feature: str) -> bool:
+    """Whether a `used_by` entry is something this installation has: a metric its protocol card lists, an
+    annotation backend, or a registered method plug-in (name compared without case and punctuation, so
+    "UniAnimate" is the plug-in `unianimate`). Release-only entries (e.g. "MagicAnimate" before a method of
+    that name is registered) are not."""
+    import re
+
+    metric = re.fullmatch(r"(\S+) \((\w+)\)", feature)
+    if metric and metric.group(1) in _METRIC_LABELS:
+        from toolkit.harness.protocols import available_protocols, load_protocol
+
+        profile = metric.group(2)
+        return profile in available_protocols() and _METRIC_LABELS[metric.group(1)] in load_protocol(profile).metrics
+    if feature in _BACKEND_FEATURES:
+        from toolkit.annotate import backends
+
+        kind, name = _BACKEND_FEATURES[feature]
+        return name in (backends.POSE_BACKENDS if kind == "pose" else backends.DENSEPOSE_BACKENDS)
+    from toolkit.harness.registry import method_names
+
+    return _plain(feature) in {_plain(n) for n in method_names()}
+
+
+def unavailable_features(statuses: list[ArtifactStatus], existing_only: bool = True) -> dict[str, list[str]]:
+    """Toolkit features that cannot run, each with the artifacts that block it.
+
+    With ``existing_only`` (the default) only features this installation has are listed
+    (:func:`feature_exists`): a checkpoint of a method that is not built here disables nothing.
+    """
     blocked: dict[str, list[str]] = {}
+    exists: dict[str, bool] = {}
     for st in statuses:
         if st.state == "present":
             continue
         for feature in get(st.name).used_by:
+            if existing_only and not exists.setdefault(feature, feature_exists(feature)):
+                continue
             blocked.setdefault(feature, []).append(f"{st.name} {st.state}")
     return blocked

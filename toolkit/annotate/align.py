@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from toolkit.annotate.keypoints import FACE, FEET, INDEX, LEFT_HAND, N_KEYPOINTS, RIGHT_HAND
+from toolkit.keypoints import FACE, FEET, INDEX, LEFT_HAND, N_KEYPOINTS, RIGHT_HAND
 
 _NECK = N_KEYPOINTS  # extra slot appended for the derived neck
 

@@ -2,7 +2,7 @@
 
 The `prepare` pipeline asks for a backend by name and calls it once per chunk of
 one video's frames. Pose backends return keypoints in the 133-point schema of
-:mod:`toolkit.annotate.keypoints`; DensePose backends return an IUV image per
+:mod:`toolkit.keypoints`; DensePose backends return an IUV image per
 frame. Optional backends (their libraries or weights missing) raise
 :class:`BackendUnavailable` with the reason and the exact fix, before any video
 is touched.
@@ -14,7 +14,7 @@ from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
-from toolkit.annotate.keypoints import N_KEYPOINTS
+from toolkit.keypoints import N_KEYPOINTS
 
 
 class BackendUnavailable(RuntimeError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from toolkit.annotate.backends import check_frames
-from toolkit.annotate.keypoints import N_KEYPOINTS
+from toolkit.keypoints import N_KEYPOINTS
 
 
 def status() -> tuple[bool, str]:

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from toolkit.annotate.backends import BackendUnavailable, check_frames, pick_person
-from toolkit.annotate.keypoints import N_KEYPOINTS
+from toolkit.keypoints import N_KEYPOINTS
 
 DETECTOR_ARTIFACT = "dwpose-yolox-l"
 POSE_ARTIFACT = "dwpose-ll-ucoco-384"

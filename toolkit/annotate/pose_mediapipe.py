@@ -38,7 +38,8 @@ import numpy as np
 
 from toolkit.annotate import mediapipe_worker as mw
 from toolkit.annotate.backends import BackendUnavailable, check_frames
-from toolkit.annotate.keypoints import FACE, INDEX, LEFT_HAND, N_KEYPOINTS, RIGHT_HAND
+from toolkit.keypoints import FACE, INDEX, LEFT_HAND, N_KEYPOINTS, RIGHT_HAND
+from toolkit.paths import mediapipe_env_python
 
 ENV_VAR = "TOOLKIT_MEDIAPIPE_PYTHON"
 MAKE_ENV = "bash scripts/make_mediapipe_env.sh"
@@ -103,17 +104,13 @@ def holistic_to_wholebody(raw: np.ndarray, width: int, height: int) -> np.ndarra
     return out
 
 
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
 def find_python() -> Path | None:
     """The mediapipe environment's interpreter: $TOOLKIT_MEDIAPIPE_PYTHON, else <repo>/.venv-mediapipe."""
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    default = _repo_root() / ".venv-mediapipe" / "bin" / "python"
-    return default if default.exists() else None
+    default = mediapipe_env_python()
+    return default if default is not None and default.exists() else None
 
 
 def _in_process() -> bool:

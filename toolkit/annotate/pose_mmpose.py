@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.annotate.backends import BackendUnavailable, check_frames, pick_person
-from toolkit.annotate.keypoints import N_KEYPOINTS
+from toolkit.keypoints import N_KEYPOINTS
 
 INSTALL = ('pip install -U openmim && mim install mmengine "mmcv>=2.0.1" "mmdet>=3.1.0" "mmpose>=1.1.0" '
            "(needs a CUDA machine where mmcv builds)")

@@ -19,20 +19,21 @@ the midpoint of the toes) are added. Both variants are available as
 :data:`STYLES`; the default, ``"unianimate"``, reproduces those JPEGs when they
 are read as RGB.
 
-:mod:`toolkit.annotate.pose_from_render` goes the other way (body joints and hands from a
+The test oracle ``tests/helpers/pose_from_render.py`` goes the other way (body joints and hands from a
 rendered image), which lets tests check this renderer against real renders.
 """
 
 from __future__ import annotations
 
 import colorsys
+import functools
 import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from toolkit.annotate.keypoints import (
+from toolkit.keypoints import (
     FACE,
     HAND_EDGES,
     INDEX,
@@ -145,17 +146,54 @@ def draw_limb(canvas: np.ndarray, p: np.ndarray, q: np.ndarray, colour: tuple[in
     cv2.fillConvexPoly(canvas, polygon, colour)
 
 
+@functools.lru_cache(maxsize=None)
+def _disc(radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """(dy, dx) offsets of the pixels cv2.circle fills for an integer centre (the shape does not depend on it)."""
+    size = 2 * radius + 3
+    canvas = np.zeros((size, size), np.uint8)
+    cv2.circle(canvas, (radius + 1, radius + 1), radius, 1, thickness=-1)
+    dy, dx = np.nonzero(canvas)
+    return dy - radius - 1, dx - radius - 1
+
+
+def draw_discs(canvas: np.ndarray, points: np.ndarray, radius: int, colours: np.ndarray) -> None:
+    """Fill discs at (N, 2) points (truncated to int) in (N, 3) colours, later ones on top: cv2.circle's pixels,
+    in one vectorised write instead of N calls."""
+    if not len(points):
+        return
+    dy, dx = _disc(radius)
+    h, w = canvas.shape[:2]
+    centres = np.clip(np.trunc(points), -2 * radius - (1 << 20), 1 << 20).astype(np.int64)
+    ys = (centres[:, 1:2] + dy).ravel()
+    xs = (centres[:, 0:1] + dx).ravel()
+    cols = np.repeat(np.asarray(colours, np.uint8).reshape(-1, 3), len(dy), axis=0)
+    inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    # numpy assigns repeated indices in order, so where discs overlap the later point wins, as with cv2.circle calls
+    canvas[ys[inside], xs[inside]] = cols[inside]
+
+
+@functools.lru_cache(maxsize=None)
+def _palette(style: PoseStyle) -> dict[str, np.ndarray]:
+    """The style's colours as arrays: dimmed limb colours, joint colours, hand edge and hand point colours."""
+    return {
+        "limbs": np.array([[int(c * LIMB_DIM) for c in style.colour(rgb)] for rgb in BODY_COLOURS], np.uint8),
+        "joints": np.array([style.colour(rgb) for rgb in BODY_COLOURS], np.uint8),
+        "hand_edges": np.array([style.colour(rgb) for rgb in HAND_EDGE_COLOURS], np.uint8),
+        "hand_point": np.array(style.colour(HAND_POINT_COLOUR), np.uint8),
+    }
+
+
 def draw_body(canvas: np.ndarray, joints: np.ndarray, style: PoseStyle, threshold: float = 0.3) -> np.ndarray:
     """Draw limbs (dimmed) and joints of (18 or 20, 3) body joints onto a black canvas; returns the new canvas."""
     ok = joints[:, 2] > threshold
+    if canvas.any():  # dimming commutes with overwriting, so limbs are drawn in their dimmed colours
+        canvas = (canvas * LIMB_DIM).astype(np.uint8)
+    colours = _palette(style)
     for i, (a, b) in enumerate(style.limbs):
         if ok[a] and ok[b]:
-            draw_limb(canvas, joints[a], joints[b], style.colour(BODY_COLOURS[i]))
-    canvas = (canvas * LIMB_DIM).astype(np.uint8)
-    for j in range(style.n_joints):
-        if ok[j]:
-            centre = (int(joints[j, 0]), int(joints[j, 1]))
-            cv2.circle(canvas, centre, JOINT_RADIUS, style.colour(BODY_COLOURS[j]), thickness=-1)
+            draw_limb(canvas, joints[a], joints[b], tuple(colours["limbs"][i].tolist()))
+    drawn = np.flatnonzero(ok[:style.n_joints])
+    draw_discs(canvas, joints[drawn, :2], JOINT_RADIUS, colours["joints"][drawn])
     return canvas
 
 
@@ -170,24 +208,27 @@ def _drawable(points: np.ndarray, threshold: float) -> np.ndarray:
 
 def draw_hands(canvas: np.ndarray, keypoints: np.ndarray, style: PoseStyle, threshold: float = 0.3) -> None:
     """Draw both hands (left, then right) in place: coloured edges, then point discs."""
+    colours = _palette(style)
     for hand in (LEFT_HAND, RIGHT_HAND):
         pts = keypoints[hand]
         ok = _drawable(pts, threshold)
+        if not ok.any():
+            continue
+        ipts = pts[:, :2].astype(np.int64).tolist()
+        edge_colours = colours["hand_edges"].tolist()
         for e, (a, b) in enumerate(HAND_EDGES):
             if ok[a] and ok[b]:
-                p = (int(pts[a, 0]), int(pts[a, 1]))
-                q = (int(pts[b, 0]), int(pts[b, 1]))
-                cv2.line(canvas, p, q, style.colour(HAND_EDGE_COLOURS[e]), thickness=HAND_LINE_THICKNESS)
-        for k in np.flatnonzero(ok):
-            centre = (int(pts[k, 0]), int(pts[k, 1]))
-            cv2.circle(canvas, centre, HAND_POINT_RADIUS, style.colour(HAND_POINT_COLOUR), thickness=-1)
+                cv2.line(canvas, ipts[a], ipts[b], edge_colours[e], thickness=HAND_LINE_THICKNESS)
+        drawn = np.flatnonzero(ok)
+        draw_discs(canvas, pts[drawn, :2], HAND_POINT_RADIUS, np.broadcast_to(colours["hand_point"], (len(drawn), 3)))
 
 
 def draw_face(canvas: np.ndarray, keypoints: np.ndarray, threshold: float = 0.3) -> None:
     """Draw the 68 face points in place as white discs."""
     pts = keypoints[FACE]
-    for k in np.flatnonzero(_drawable(pts, threshold)):
-        cv2.circle(canvas, (int(pts[k, 0]), int(pts[k, 1])), FACE_POINT_RADIUS, FACE_COLOUR, thickness=-1)
+    drawn = np.flatnonzero(_drawable(pts, threshold))
+    draw_discs(canvas, pts[drawn, :2], FACE_POINT_RADIUS, np.broadcast_to(np.array(FACE_COLOUR, np.uint8),
+                                                                          (len(drawn), 3)))
 
 
 def _scaled(kp: np.ndarray, height: int, width: int, source_size: tuple[int, int] | None) -> np.ndarray:

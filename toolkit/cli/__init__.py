@@ -14,7 +14,7 @@ import sys
 from toolkit import __version__
 
 # Modules under toolkit.cli that contribute subcommands, in the order --help lists them.
-COMMAND_MODULES = ("data", "weights", "evaluate", "leaderboard")
+COMMAND_MODULES = ("data", "weights", "evaluate", "leaderboard", "train", "animate")
 
 
 def build_parser() -> argparse.ArgumentParser:

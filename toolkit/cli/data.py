@@ -61,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("shards", type=Path)
     v.add_argument("--deep", action="store_true", help="also decode every stored image, IUV map and mask")
     v.add_argument("--no-expected", action="store_true", help="skip the recipe's expected video counts")
+    v.add_argument("--quiet", action="store_true", help="no progress bars")
     v.set_defaults(func=cmd_verify)
 
     i = sub.add_parser("info", help="what a shard folder holds, per split")
@@ -75,6 +76,19 @@ def _fmt_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
+
+
+def _no_keypoints_note(recipe_name: str) -> str:
+    """What to tell a user whose shards will carry no keypoints: the backends that would add them, and their state."""
+    from toolkit.annotate.backends import backend_status
+
+    lines = [f"note: no --pose given and the {recipe_name} recipe names no pose backend, so the shards will have "
+             "no keypoints (and no pose conditions). To add them, rerun into a new --out with one of:"]
+    for row in backend_status():
+        if row["kind"] == "pose" and row["name"] != "synthetic":
+            state = "runs here" if row["available"] else f"not available here: {row['reason']}"
+            lines.append(f"  --pose {row['name']}  ({state})")
+    return "\n".join(lines)
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -93,6 +107,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         pose=args.pose or defaults.get("pose", "none"), densepose=args.densepose or defaults.get("densepose", "none"),
         splits=tuple(args.splits) if args.splits else None,
     )
+    if args.pose is None and options.pose == "none":
+        print(_no_keypoints_note(recipe.name), file=sys.stderr)
     report = prepare(recipe, args.source, args.out, options, workers=args.workers, progress=not args.quiet)
     summary = info(args.out)
     rows = [["split", "videos", "failed", "frames", "bytes", "size", "format", "annotations"]]
@@ -123,7 +139,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             expected = load_recipe(dataset).expected if dataset else None
         except FileNotFoundError:
             expected = None
-    problems = verify(args.shards, deep=args.deep, expected=expected)
+    problems = verify(args.shards, deep=args.deep, expected=expected, progress=not args.quiet)
     if problems:
         print(f"{args.shards}: {len(problems)} problem(s)")
         for p in problems:

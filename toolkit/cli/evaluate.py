@@ -15,6 +15,8 @@ examples:
   toolkit eval --method reference-copy,gt-oracle,pose-warp --profile disco,standard --dataset data/shards/synthetic
   toolkit eval --predictions runs/mine --dataset data/shards/tiktok --profile disco
   toolkit eval --predictions runs/mine --dataset data/shards/tiktok --allow-partial
+  toolkit eval --method unianimate --checkpoint runs/ua-tiny --dataset data/shards/synthetic --name ua-tiny-20min --tag cpu
+  toolkit eval --method mypkg.mymodule:MyMethod --dataset data/shards/synthetic    # your own Method subclass
 
 Predictions are DIR/<video_id>/<frame>.png (frames in natural order) or DIR/<video_id>.mp4, one per
 test video, with every frame of the ground truth. Everything is validated before any metric runs.
@@ -23,8 +25,8 @@ Profiles: disco (DisCo's computation, for published tables) and standard (recomm
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from toolkit.harness.methods import METHODS
     from toolkit.harness.protocols import available_protocols
+    from toolkit.harness.registry import method_names
 
     p = sub.add_parser("eval", help="benchmark a method or a predictions folder",
                        description="Run methods on a test split (the harness supplies reference frame, driving "
@@ -32,13 +34,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "results are appended to the results store.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--method", help=f"method name(s), comma-separated: {', '.join(sorted(METHODS))}")
+    src.add_argument("--method", help=f"method name(s), comma-separated: {', '.join(method_names())}; "
+                     "or package.module:Class for a Method subclass of your own")
     src.add_argument("--predictions", type=Path, help="folder of another system's outputs")
     p.add_argument("--dataset", required=True, type=Path, help="shard folder made by `toolkit prepare`")
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
     p.add_argument("--profile", default="standard",
                    help=f"protocol(s), comma-separated: {', '.join(available_protocols())} (default standard)")
-    p.add_argument("--out", type=Path, default=None, help="results store folder (default eval/results)")
+    p.add_argument("--results", type=Path, default=None, help="results store folder (default: see README)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="trained model folder for methods that need one (e.g. runs/ua-tiny from `toolkit train`)")
+    p.add_argument("--name", default=None, help="label of the run in reports (default: the method's name)")
+    p.add_argument("--tag", action="append", default=[], help="free label stored with the run (repeatable)")
     p.add_argument("--allow-partial", action="store_true",
                    help="score the predictions that are valid and record the coverage, instead of refusing")
     p.add_argument("--device", default="cpu", help="torch device for the network metrics (cpu, cuda)")
@@ -90,15 +97,29 @@ def print_table(reports: list, file=None) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from toolkit.harness.runner import DEFAULT_RESULTS, evaluate
 
-    results = args.out or DEFAULT_RESULTS
+    from toolkit.harness.protocols import load_protocol
+    from toolkit.harness.registry import method_class
+
+    results = args.results or DEFAULT_RESULTS
+    if Path(results).exists() and not Path(results).is_dir():
+        raise ValueError(f"--results {results}: is a file, not a folder")
     profiles = [p.strip() for p in args.profile.split(",") if p.strip()]
+    for profile in profiles:
+        load_protocol(profile)  # an unknown profile fails here, before any scoring
     methods = [m.strip() for m in args.method.split(",")] if args.method else [None]
+    for method in methods:
+        if method is not None:
+            method_class(method)  # an unknown or broken method fails here, before any scoring
+    if args.name and len(methods) > 1:
+        raise ValueError("--name labels one run: give one --method with it")
+    options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
     reports = []
     for method in methods:
         for profile in profiles:
             reports.append(evaluate(args.dataset, method=method, predictions=args.predictions, split=args.split,
                                     profile=profile, results=results, allow_partial=args.allow_partial,
-                                    device=args.device, progress=not args.quiet))
+                                    device=args.device, progress=not args.quiet, name=args.name,
+                                    tags=args.tag, method_options=options if method else None))
     print()
     print_table(reports)
     cov = [r for r in reports if r.provenance["n_videos"] < r.provenance["n_videos_in_split"]]

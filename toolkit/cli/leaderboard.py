@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "dataset x profile, with figures, qualitative strips and the published numbers of "
                        "eval/paper_results.csv in a separate block.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results", type=Path, default=None, help="results store folder (default eval/results)")
+    p.add_argument("--results", type=Path, default=None,
+                   help="results store folder (default: $TOOLKIT_RESULTS, else ./eval/results)")
     p.add_argument("--dataset", default=None,
                    help="dataset name(s), comma-separated, or a shard folder (default: every dataset stored)")
     p.add_argument("--profile", default=None, help="profile(s), comma-separated (default: every profile stored)")
@@ -37,11 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-paper", action="store_true", help="leave the published numbers out")
     p.add_argument("--strips", type=int, default=3, help="test videos shown as qualitative strips (0: none)")
     p.add_argument("--strip-frames", type=int, default=48, help="frames per strip (default 48)")
-    p.add_argument("--tile-height", type=int, default=192, help="height of one strip tile in pixels")
+    p.add_argument("--tile-height", type=int, default=384,
+                   help="height of one strip tile in pixels (default 384, at most the frame height)")
     p.add_argument("--run", action="store_true",
                    help="evaluate every registered method that can run here before rendering (needs a shard "
                    "folder as --dataset)")
     p.add_argument("--device", default="cpu", help="torch device for --run (cpu, cuda)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_leaderboard)
 
 
@@ -49,21 +52,23 @@ def _is_shard_folder(value: str | None) -> bool:
     return value is not None and "," not in value and (Path(value) / "videos.parquet").is_file()
 
 
-def run_methods(dataset: Path, profiles: list[str], results: Path, split: str, device: str) -> list[str]:
+def run_methods(dataset: Path, profiles: list[str], results: Path, split: str, device: str,
+                progress: bool = True) -> list[str]:
     """Evaluate every registered method that can run here; returns one line per method skipped."""
     from toolkit import weights
-    from toolkit.harness.methods import METHODS, get_method
+    from toolkit.harness.method import MethodUnavailable
+    from toolkit.harness.registry import get_method, method_names
     from toolkit.harness.runner import evaluate
 
     skipped = []
-    for name in sorted(METHODS):
+    for name in method_names():
         try:
             method = get_method(name)
             for profile in profiles:
                 evaluate(dataset, method=method, split=split, profile=profile, results=results, device=device,
-                         progress=sys.stderr.isatty())
+                         progress=progress)
             print(f"evaluated {name} ({', '.join(profiles)})")
-        except (weights.WeightsMissing, ImportError, NotImplementedError) as exc:
+        except (weights.WeightsMissing, MethodUnavailable, ImportError, NotImplementedError) as exc:
             skipped.append(f"{name}: skipped ({type(exc).__name__}: {exc})")
     return skipped
 
@@ -88,12 +93,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         if shards is None:
             raise ValueError("--run needs --dataset to be a shard folder (e.g. data/shards/synthetic)")
         profiles = [p.strip() for p in (args.profile or ",".join(available_protocols())).split(",") if p.strip()]
-        for line in run_methods(shards, profiles, results, args.split, args.device):
+        for line in run_methods(shards, profiles, results, args.split, args.device, progress=not args.quiet):
             print(line, file=sys.stderr)
     board = write_leaderboard(results, args.out, datasets=None if shards else args.dataset, profiles=args.profile,
                               split=args.split, paper=None if args.no_paper else (args.paper or DEFAULT_PAPER_RESULTS),
                               strips=args.strips, strip_frames=args.strip_frames, tile_height=args.tile_height,
-                              shards=shards)
+                              shards=shards, progress=not args.quiet)
     print(f"{len(board.tables)} table(s), {sum(len(t.figures) for t in board.tables)} figure(s), "
           f"{len(board.strips)} strip(s), {len(board.paper)} published row(s)")
     for note in board.strip_notes:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-PROTOCOL_DIR = Path(__file__).resolve().parents[2] / "eval" / "protocols"
+from toolkit.paths import protocols_dir
 
 # Which way is better, for every metric any profile reports (region variants follow their base metric).
 HIGHER_IS_BETTER = {"l1": False, "psnr": True, "psnr_legacy": True, "ssim": True, "lpips": False,
@@ -41,11 +40,11 @@ class Protocol:
 
 
 def available_protocols() -> list[str]:
-    return sorted(p.stem for p in PROTOCOL_DIR.glob("*.toml"))
+    return sorted(p.stem for p in protocols_dir().glob("*.toml"))
 
 
 def load_protocol(name: str) -> Protocol:
-    path = PROTOCOL_DIR / f"{name}.toml"
+    path = protocols_dir() / f"{name}.toml"
     if not path.exists():
         raise ValueError(f"unknown profile {name!r}; available: {', '.join(available_protocols())}")
     data = path.read_bytes()

@@ -15,21 +15,23 @@ import platform
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from toolkit import __version__
-from toolkit.harness.methods import Conditions, Method, get_method
+from toolkit.harness.method import Conditions, Method
+from toolkit.harness.registry import get_method
 from toolkit.harness.predictions import PredictionsInvalid, find_predictions
 from toolkit.harness.protocols import DISTRIBUTION_METRICS, Protocol, higher_is_better, load_protocol
 from toolkit.harness.store import write_run
 from toolkit.io import sha256_file
 from toolkit.metrics.functional.pixel import pixel_metrics
+from toolkit.paths import default_results
 from toolkit.shards.reader import Shards
 
-DEFAULT_RESULTS = Path(__file__).resolve().parents[2] / "eval" / "results"
+DEFAULT_RESULTS = default_results()   # $TOOLKIT_RESULTS, else ./eval/results (toolkit/paths.py)
 
 
 @dataclass
@@ -53,11 +55,18 @@ def toolkit_commit() -> str:
 
 
 class _Learned:
-    """The protocol's network metrics, built once; a missing one is recorded, never dropped."""
+    """The protocol's network metrics, built once; a missing one is recorded, never dropped.
+
+    `unavailable` maps a metric to its note; a note caused by weights is a :class:`~toolkit.harness.store.Note`
+    that also names the artifact, which the store keeps in its own column (`weights_artifact`).
+    """
 
     def __init__(self, protocol: Protocol, device: str):
+        from toolkit.harness.store import Note
+
         self.metrics: dict[str, Any] = {}
         self.unavailable: dict[str, str] = {}
+        self.weights_artifacts: dict[str, str] = {}     # metric -> the artifact that is missing or mismatched
         builders = {"lpips": ("toolkit.metrics.lpips", "LPIPS"), "fid": ("toolkit.metrics.features", "FID"),
                     "fid_vid": ("toolkit.metrics.features", "FIDVID"), "fvd": ("toolkit.metrics.features", "FVD")}
         from toolkit import weights
@@ -75,9 +84,12 @@ class _Learned:
                     extra = {"clips_per_video": protocol.raw["fvd_clips_per_video"], "seed": protocol.raw.get("seed", 0)}
                 self.metrics[name] = getattr(mod, cls)(profile=profile, device=device, **extra)
             except weights.WeightsMissing as exc:
-                self.unavailable[name] = f"unavailable ({exc.reason})"
+                self.weights_artifacts[name] = exc.artifact
+                self.unavailable[name] = Note(f"unavailable ({exc.reason})", weights_artifact=exc.artifact)
             except weights.WeightsMismatch as exc:  # a wrong file in the cache is never used
-                self.unavailable[name] = f"unavailable (weights: {exc})"
+                if exc.artifact:
+                    self.weights_artifacts[name] = exc.artifact
+                self.unavailable[name] = Note(f"unavailable (weights: {exc})", weights_artifact=exc.artifact)
             except ImportError as exc:
                 self.unavailable[name] = f"unavailable (package: {exc.name} missing)"
 
@@ -115,15 +127,31 @@ def conditions_for(shards: Shards, video_id: str, max_frames: int | None = None,
 def evaluate(shards_path: str | Path, method: str | Method | None = None, predictions: str | Path | None = None,
              split: str = "test", profile: str = "standard", results: str | Path = DEFAULT_RESULTS,
              allow_partial: bool = False, device: str = "cpu", progress: bool = True,
-             write: bool = True) -> EvalReport:
-    """Score one method (or a predictions folder) on one split under one protocol; see the module docstring."""
+             write: bool = True, name: str | None = None, tags: Sequence[str] = (),
+             method_options: dict[str, Any] | None = None, video_ids: Sequence[str] | None = None) -> EvalReport:
+    """Score one method (or a predictions folder) on one split under one protocol; see the module docstring.
+
+    `method` is a registered name, a ``package.module:Class`` spec or a Method instance;
+    `method_options` are passed to its constructor (e.g. ``{"checkpoint": "runs/ua-tiny"}``).
+    `name` labels the run in reports (default: the method's name) and `tags` are free
+    labels stored with it; both go into the provenance with the method's config and
+    checkpoint sha256. `video_ids` restricts the run to those ids of the split (recorded as partial coverage).
+    """
     if (method is None) == (predictions is None):
         raise ValueError("give exactly one of method or predictions")
+    if name is not None and not name.strip():
+        raise ValueError("a run name must not be empty")
     protocol = load_protocol(profile)
     shards = Shards(shards_path)
     videos = shards.videos[(shards.videos.status == "ok") & (shards.videos.split == split)]
     if videos.empty:
         raise ValueError(f"{shards.root}: no prepared videos in split {split!r} (splits: {shards.splits()})")
+    if video_ids is not None:
+        unknown = sorted(set(video_ids) - set(videos.video_id))
+        if unknown:
+            raise ValueError(f"{shards.root}: no prepared {split}-split video named {', '.join(unknown)} "
+                             f"(e.g. {', '.join(list(videos.video_id)[:3])})")
+        videos = videos[videos.video_id.isin(list(video_ids))]
     dataset = shards.manifest.get("dataset", shards.root.name)
 
     runner: Method | None = None
@@ -138,8 +166,8 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
         videos = videos[videos.video_id.isin(found)]
         method_name, codec = f"predictions:{Path(predictions).name}", sorted({p.codec for p in found.values()})
     else:
-        runner = get_method(method) if isinstance(method, str) else method
-        method_name, codec = runner.name, ["in-memory uint8 (lossless)"]
+        runner = get_method(method, **(method_options or {})) if isinstance(method, str) else method
+        method_name, codec = name or runner.name or type(runner).__name__, ["in-memory uint8 (lossless)"]
 
     learned = _Learned(protocol, device)
     per_frame: dict[str, list[tuple[str, int, float]]] = {}
@@ -222,7 +250,10 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
     provenance = {
         **base,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "method_version": runner.version() if runner is not None else None,
+        "method_class": f"{type(runner).__module__}:{type(runner).__qualname__}" if runner is not None else None,
+        "method_config": runner.config() if runner is not None else None,
+        "checkpoint_sha256": runner.checkpoint_sha256() if runner is not None else None,
+        "tags": sorted(set(tags)),
         "predictions": str(Path(predictions).resolve()) if predictions is not None else None,
         "shards": str(shards.root.resolve()),
         "shards_manifest_sha256": sha256_file(shards.root / "manifest.json"),

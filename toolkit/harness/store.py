@@ -34,7 +34,30 @@ ROWS_SCHEMA = pa.schema([
     pa.field("higher_is_better", pa.bool_(), nullable=False),
     pa.field("status", pa.string(), nullable=False),         # ok | unavailable
     pa.field("note", pa.string()),                           # e.g. "unavailable (weights: fvd-i3d-400 missing)"
+    pa.field("weights_artifact", pa.string()),               # e.g. "fvd-i3d-400": the registered weights whose
+                                                             # absence (or mismatch) made the row unavailable
 ])
+
+
+class Note(str):
+    """A row note (text) that may also name the weights artifact behind it.
+
+    The harness passes notes as they are; :func:`write_run` stores the artifact in the
+    ``weights_artifact`` column, so nothing downstream has to parse it back out of the text.
+    """
+
+    weights_artifact: str | None
+
+    def __new__(cls, text: str, weights_artifact: str | None = None) -> "Note":
+        note = super().__new__(cls, text)
+        note.weights_artifact = weights_artifact
+        return note
+
+
+def _with_artifact(row: dict[str, Any]) -> dict[str, Any]:
+    if row.get("weights_artifact") is None and getattr(row.get("note"), "weights_artifact", None):
+        return {**row, "weights_artifact": row["note"].weights_artifact, "note": str(row["note"])}
+    return row
 
 
 def write_run(results: str | Path, run_id: str, rows: list[dict[str, Any]], provenance: dict[str, Any]) -> Path:
@@ -44,7 +67,7 @@ def write_run(results: str | Path, run_id: str, rows: list[dict[str, Any]], prov
     if target.exists():
         raise FileExistsError(f"{target}: run already stored (the store is append-only)")
     atomic_write_json(Path(results) / "provenance" / f"{run_id}.json", provenance)
-    table = pa.Table.from_pylist(rows, schema=ROWS_SCHEMA)
+    table = pa.Table.from_pylist([_with_artifact(r) for r in rows], schema=ROWS_SCHEMA)
     tmp = temp_path_for(target)
     pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, target)

@@ -8,6 +8,8 @@ e.g. every metric unavailable), whose caption says how to read it.
 
 from __future__ import annotations
 
+import colorsys
+import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -26,9 +28,12 @@ from toolkit.harness.protocols import FRAME_METRICS, higher_is_better  # noqa: E
 from toolkit.io import temp_path_for  # noqa: E402
 from toolkit.report.tables import LeaderboardTable, arrow, per_video_values  # noqa: E402
 
-PALETTE = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C", "#CCB974",
-           "#64B5CD")
+# Colours of the methods this project ships or expects; any other method gets one derived from its name.
+NAMED_COLOURS = {"reference-copy": "#8C8C8C", "pose-warp": "#4C72B0", "gt-oracle": "#55A868",
+                 "unianimate": "#DD8452", "magicanimate": "#C44E52", "animate-anyone": "#8172B3",
+                 "champ": "#937860", "disco": "#DA8BC3"}
 DPI = 110
+RADAR_MIN_METHODS = 3
 
 
 @dataclass(frozen=True)
@@ -40,9 +45,22 @@ class FigureFile:
     caption: str
 
 
+def method_colour(method: str) -> str:
+    """The method's colour, the same in every figure of every report: a fixed one for the names in
+    NAMED_COLOURS, else a hue derived from the sha256 of the name (independent of the other methods shown)."""
+    if method in NAMED_COLOURS:
+        return NAMED_COLOURS[method]
+    digest = hashlib.sha256(method.encode("utf-8")).digest()
+    hue = int.from_bytes(digest[:2], "big") / 65536.0
+    lightness = 0.40 + 0.14 * digest[2] / 255.0
+    saturation = 0.50 + 0.25 * digest[3] / 255.0
+    r, g, b = colorsys.hls_to_rgb(hue, lightness, saturation)
+    return f"#{round(r * 255):02X}{round(g * 255):02X}{round(b * 255):02X}"
+
+
 def method_colours(methods: list[str]) -> dict[str, str]:
-    """A stable colour per method (same method, same colour in every figure of a report)."""
-    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(sorted(set(methods)))}
+    """method -> its colour (:func:`method_colour`)."""
+    return {m: method_colour(m) for m in set(methods)}
 
 
 def normalise_scores(values: dict[str, float], higher: bool) -> dict[str, float]:
@@ -165,10 +183,13 @@ def frame_curves(table: LeaderboardTable, frame_rows: pd.DataFrame, path: Path,
 
 
 def radar(table: LeaderboardTable, path: Path, colours: dict[str, str]) -> FigureFile | None:
-    """Every metric with a value for each competing method, min-max normalised so that outer = better."""
+    """Every metric with a value for each competing method, min-max normalised so that outer = better.
+
+    Drawn only for at least RADAR_MIN_METHODS competing methods (with two, min-max normalisation puts one
+    method at 1 and the other at 0 on every axis: a picture of the ranks, nothing more) and 3 such metrics."""
     methods = _competing(table)
     metrics = [k for k in table.metrics if methods and all(table.cell(m, k).ok for m in methods)]
-    if len(methods) < 1 or len(metrics) < 3:
+    if len(methods) < RADAR_MIN_METHODS or len(metrics) < 3:
         return None
     scores = {k: normalise_scores({m: table.cell(m, k).value for m in methods}, higher_is_better(k))
               for k in metrics}

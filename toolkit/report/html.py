@@ -1,9 +1,12 @@
 """The leaderboard as one self-contained HTML page: inline CSS, a little inline JS, figures embedded.
 
-No network and no libraries: images are data URIs (a strip GIF larger than
-``EMBED_LIMIT`` is linked instead), the tables sort on a header click (best
-first; sanity rows and missing values always last), and ``#sort=TABLE:METRIC:asc``
-in the address sorts on load. After load the page records on ``<body>`` how many
+No network and no libraries: figures are data URIs; the qualitative strips (large
+animated GIFs with tiles of at least 384 px) are files in ``strips/`` beside the
+page, shown from there, with a small embedded JPEG still in their place when the
+page is opened without its folder, which keeps the page small (the default
+dataset's report is well under 2 MB). Rows are ranked by the table's primary
+metric; the tables also sort on a header click (best first; sanity rows and
+missing values always last), and ``#sort=TABLE:METRIC:asc`` in the address sorts on load. After load the page records on ``<body>`` how many
 tables and images are visible and how many script errors occurred
 (``data-ready``, ``data-tables-visible``, ``data-images-ok``,
 ``data-images-broken``, ``data-js-errors``), so a headless browser can check it.
@@ -14,9 +17,11 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 from pathlib import Path
 
 from toolkit.harness.protocols import higher_is_better
+from toolkit.report.figures import method_colour
 from toolkit.report.leaderboard import Leaderboard, TableReport
 from toolkit.report.paper import CAPTION, PAPER_NAMES, STATUS, PaperRow, value_notes
 from toolkit.report.strips import Strip
@@ -24,13 +29,14 @@ from toolkit.report.tables import (
     LeaderboardTable,
     arrow,
     format_value,
+    method_links,
     metric_order,
     provenance_lines,
     weights_fix,
 )
 
-EMBED_LIMIT = 8 * 1024 * 1024   # bytes: larger strip GIFs are linked, not embedded
-MIME = {".png": "image/png", ".gif": "image/gif"}
+EMBED_LIMIT = 8 * 1024 * 1024   # bytes: larger figures are linked, not embedded
+MIME = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 CSS = """
 :root { --ink:#1f2328; --muted:#656d76; --line:#d8dee4; --soft:#f6f8fa; --best:#dafbe1; --best-ink:#116329;
@@ -54,9 +60,15 @@ section.board, section.strips, section.paper { margin: 30px 0 12px; padding-top:
 table { border-collapse: collapse; width: 100%; font-size: 14px; font-variant-numeric: tabular-nums; }
 th, td { padding: 7px 12px; border-bottom: 1px solid var(--line); white-space: nowrap; }
 thead th { background: var(--soft); font-weight: 600; text-align: right; position: relative; }
-thead th:first-child, td:first-child, tbody th { text-align: left; }
+thead th:first-child, td:first-child, tbody th, thead th[data-key="method"] { text-align: left; }
 tbody th { font-weight: 600; }
 td.num { text-align: right; }
+td.rank { color: var(--muted); font-weight: 600; width: 1%; }
+th .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 7px;
+             vertical-align: baseline; }
+th a.ref { font-weight: 400; font-size: 12px; color: var(--accent); text-decoration: none; margin-left: 6px; }
+th a.ref:hover { text-decoration: underline; }
+p.ranking { font-size: 13.5px; margin: 6px 0 0; }
 table.sortable thead th { cursor: pointer; user-select: none; }
 table.sortable thead th:hover { background: #eaeef2; }
 th .arrow { color: var(--accent); font-weight: 700; margin-left: 2px; }
@@ -90,6 +102,8 @@ figure.wide { grid-column: 1 / -1; }
 .notes { font-size: 12.5px; color: var(--muted); }
 .strip-grid { display: grid; gap: 18px; margin-top: 12px; }
 .strip-grid img { image-rendering: auto; }
+.strip-grid .strip-view { overflow-x: auto; }
+.strip-grid .strip-view img { max-width: none; margin: 0; }
 section.paper { background: var(--paper); border: 1px solid var(--paper-line); border-left: 6px solid var(--paper-line);
                 border-radius: 8px; padding: 16px 20px 18px; }
 th .paper-name { display: block; font-weight: 400; font-size: 11px; color: var(--muted); }
@@ -123,7 +137,7 @@ SCRIPT = """
     return v === null || v === '' ? NaN : parseFloat(v);
   }
   function sortTable(table, idx, dir) {
-    var th = table.tHead.rows[0].cells[idx], numeric = th.hasAttribute('data-metric');
+    var th = table.tHead.rows[0].cells[idx], numeric = th.hasAttribute('data-numeric');
     var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
     rows.sort(function (a, b) {
       var sa = a.classList.contains('sanity'), sb = b.classList.contains('sanity');
@@ -142,7 +156,7 @@ SCRIPT = """
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, idx) {
       th.tabIndex = 0;
       var go = function () {
-        var first = th.hasAttribute('data-metric') ? bestFirst(th) : 1;
+        var first = th.hasAttribute('data-numeric') ? bestFirst(th) : 1;
         var current = th.getAttribute('aria-sort');
         var dir = current === null ? first : (current === 'ascending' ? -1 : 1);
         sortTable(table, idx, dir);
@@ -159,8 +173,8 @@ SCRIPT = """
     var table = document.getElementById(m[1]);
     if (!table) { return; }
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, idx) {
-      if ((th.getAttribute('data-metric') || (idx === 0 ? 'method' : '')) === m[2]) {
-        sortTable(table, idx, m[3] ? (m[3] === 'asc' ? 1 : -1) : (th.hasAttribute('data-metric') ? bestFirst(th) : 1));
+      if ((th.getAttribute('data-metric') || th.getAttribute('data-key')) === m[2]) {
+        sortTable(table, idx, m[3] ? (m[3] === 'asc' ? 1 : -1) : (th.hasAttribute('data-numeric') ? bestFirst(th) : 1));
       }
     });
   }
@@ -202,20 +216,32 @@ def _table_id(t: LeaderboardTable, part: str) -> str:
     return f"tbl-{t.slug}-{part}".replace(".", "_")
 
 
+def _method_cell(method: str, sanity: bool) -> str:
+    """The row header: colour swatch (as in the figures), name, links to the paper and code when declared."""
+    paper, code = method_links(method)
+    links = "".join(f'<a class="ref" href="{_e(url)}" rel="noopener">{label}</a>'
+                    for label, url in (("paper", paper), ("code", code)) if url)
+    tag = '<span class="sanity-tag" title="sees the ground truth; never ranked">sanity</span>' if sanity else ""
+    swatch = f'<span class="swatch" style="background:{method_colour(method)}"></span>'
+    return f'<th scope="row">{swatch}{_e(method)}{tag}{links}</th>'
+
+
 def metric_table(t: LeaderboardTable, metrics: list[str], table_id: str) -> str:
-    """One sortable HTML table: a row per method, best values marked, unavailable cells labelled."""
+    """One sortable HTML table: a row per method in rank order, best values marked, unavailable cells labelled."""
     defs = t.definitions
-    head = ['<th scope="col">method</th>']
+    rank_title = f"rank by {t.primary}" if t.primary else "not ranked"
+    head = [f'<th scope="col" data-key="rank" data-numeric="1" data-higher="0" title="{_e(rank_title)}">#</th>',
+            '<th scope="col" data-key="method">method</th>']
     for m in metrics:
         title = defs.get(m) or defs.get(m.removesuffix("_fg").removesuffix("_bg"), "")
-        head.append(f'<th scope="col" data-metric="{_e(m)}" data-higher="{int(higher_is_better(m))}" '
-                    f'title="{_e(title)}">{_e(m)} <span class="arrow">{arrow(m)}</span></th>')
+        head.append(f'<th scope="col" data-metric="{_e(m)}" data-numeric="1" data-higher="{int(higher_is_better(m))}"'
+                    f' title="{_e(title)}">{_e(m)} <span class="arrow">{arrow(m)}</span></th>')
     rows = []
     for method in t.methods:
         sanity = method in t.sanity
-        name = _e(method) + ('<span class="sanity-tag" title="sees the ground truth; never ranked">sanity</span>'
-                             if sanity else "")
-        cells = [f'<th scope="row">{name}</th>']
+        rank = t.ranks.get(method)
+        cells = [f'<td class="num rank" data-value="{rank if rank is not None else ""}">'
+                 f'{rank if rank is not None else "–"}</td>', _method_cell(method, sanity)]
         for m in metrics:
             c = t.cell(method, m)
             if c.status == "unavailable":
@@ -227,7 +253,7 @@ def metric_table(t: LeaderboardTable, metrics: list[str], table_id: str) -> str:
                 cls = "num best" if c.best else "num"
                 title = " title=\"best of the column\"" if c.best else ""
                 data = repr(float(c.value)) if c.ok else ""
-                cells.append(f'<td class="{cls}" data-value="{data}"{title}>{_e(format_value(c.value))}</td>')
+                cells.append(f'<td class="{cls}" data-value="{data}"{title}>{_e(format_value(c.value, m))}</td>')
         rows.append(f'<tr class="{"sanity" if sanity else "method"}" data-method="{_e(method)}">'
                     + "".join(cells) + "</tr>")
     return (f'<div class="table-wrap"><table class="lb sortable" id="{table_id}">'
@@ -240,19 +266,19 @@ def _board_section(report: TableReport, out: Path) -> str:
     parts = [f'<section class="board" id="board-{_e(t.slug)}">',
              f"<h2>{_e(t.dataset)} {sep} {_e(t.split)} {sep} {_e(t.profile)} v{_e(t.profile_version)}</h2>",
              f'<p class="subtitle">{_e(t.title)}</p>',
+             f'<p class="ranking"><strong>{_e(t.ranking_text)}</strong></p>',
              metric_table(t, t.whole_frame_metrics, _table_id(t, "main"))]
     if t.region_metrics:
         parts.append("<h3>Person region (_fg) and background (_bg), region from the ground truth</h3>")
         parts.append(metric_table(t, t.region_metrics, _table_id(t, "region")))
-    unavailable = t.unavailable()
+    unavailable, artifacts = t.unavailable(), t.unavailable_weights()
     if unavailable:
         items = []
         for metric, note in unavailable.items():
-            fix = weights_fix(note)
+            fix = weights_fix(artifacts.get(metric))
             items.append(f"<li><code>{_e(metric)}</code>: {_e(note)}"
-                         + (f" — fix: <code>{_e(fix)}</code>" if fix else "") + "</li>")
-        parts.append('<ul class="unavailable">' + "".join(items)
-                     + "<li>offline: <code>toolkit weights import FILE --name NAME</code></li></ul>")
+                         + (f" — to fix: {_code_spans(fix)}" if fix else "") + "</li>")
+        parts.append('<ul class="unavailable">' + "".join(items) + "</ul>")
     prov = "".join(f"<dt>{_e(label)}</dt><dd>{_e(text)}</dd>" for label, text in provenance_lines(t))
     parts.append(f'<dl class="provenance">{prov}</dl>')
     if t.definitions:
@@ -271,12 +297,24 @@ def _board_section(report: TableReport, out: Path) -> str:
     return "\n".join(parts)
 
 
+def _code_spans(text: str) -> str:
+    """Escaped text with `backtick` spans as <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(text))
+
+
 def _strip_figure(s: Strip, out: Path) -> str:
+    """The animated strip at full size from strips/ beside the page; its embedded still when that folder is absent."""
     links = (f'<a href="{_rel(s.mp4, out)}">MP4</a> · <a href="{_rel(s.gif, out)}">GIF</a> · '
-             f'<a href="{_rel(s.png, out)}">still</a>')
+             f'<a href="{_rel(s.png, out)}">still (PNG)</a>')
     notes = "".join(f"<br>{_e(n)}" for n in s.notes)
-    return (f'<figure class="strip"><img src="{_src(s.gif, out)}" alt="strip {_e(s.video_id)}" loading="eager">'
-            f"<figcaption><strong>{_e(s.dataset)} · {_e(s.video_id)}</strong> — {s.n_frames} frames; columns: "
+    fallback = ""
+    if s.preview is not None and s.preview.is_file():
+        fallback = (f' data-fallback="{_src(s.preview, out)}" '
+                    'onerror="if(this.dataset.fallback){this.src=this.dataset.fallback;delete this.dataset.fallback;}"')
+    size = f"{s.tile_height} px tiles; " if s.tile_height else ""
+    return (f'<figure class="strip"><div class="strip-view"><a href="{_rel(s.gif, out)}">'
+            f'<img src="{_rel(s.gif, out)}" alt="strip {_e(s.video_id)}" loading="eager"{fallback}></a></div>'
+            f"<figcaption><strong>{_e(s.dataset)} · {_e(s.video_id)}</strong> — {s.n_frames} frames, {size}columns: "
             f"{_e(', '.join(s.columns))}. {links}{notes}</figcaption></figure>")
 
 
@@ -332,7 +370,8 @@ def render_html(board: Leaderboard) -> str:
     if board.strips:
         nav.append('<a href="#strips">qualitative strips</a>')
     nav.append('<a href="#published">published numbers</a>')
-    legend = ('<span class="arrow">↑</span> higher is better · <span class="arrow">↓</span> lower is better · '
+    legend = ('# rank by the primary metric stated above each table · '
+              '<span class="arrow">↑</span> higher is better · <span class="arrow">↓</span> lower is better · '
               '<span class="best">best</span> best of the column among the competing methods · '
               '<span class="sanity-tag">sanity</span> sees the ground truth, never ranked · '
               '<span class="na">unavailable</span> not computed here (hover for the reason) · click a column '
@@ -347,7 +386,8 @@ def render_html(board: Leaderboard) -> str:
     if board.strips or board.strip_notes:
         body.append('<section class="strips" id="strips"><h2>Qualitative strips</h2><p class="subtitle">Reference | '
                     "driving pose | ground truth | each method, regenerated on the first frames of a few test "
-                    "videos.</p>")
+                    "videos, shown at full size from the <code>strips/</code> folder beside this page (scroll "
+                    "sideways; click for the GIF).</p>")
         body.append('<div class="strip-grid">' + "".join(_strip_figure(s, out) for s in board.strips) + "</div>")
         if board.strip_notes:
             body.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in board.strip_notes) + "</ul>")

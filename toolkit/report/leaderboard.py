@@ -18,7 +18,7 @@ from toolkit import __version__
 from toolkit.io import atomic_write_text
 from toolkit.report import figures as figs
 from toolkit.report.paper import DEFAULT_PAPER_RESULTS, PaperRow, load_paper_results, paper_rows
-from toolkit.report.strips import Strip, make_strips
+from toolkit.report.strips import TILE_HEIGHT, Strip, make_strips
 from toolkit.report.tables import LeaderboardTable, build_tables, load_run_rows
 
 
@@ -67,7 +67,8 @@ def _table_figures(report: TableReport, results: Path, out: Path, colours: dict[
     }
     why = {"bars": "no competing method has a value for any metric",
            "curves": "no per-frame values stored for the competing methods",
-           "radar": "needs at least 3 metrics with a value for every competing method"}
+           "radar": f"needs at least {figs.RADAR_MIN_METHODS} competing methods and 3 metrics with a value for "
+                    "every one of them"}
     for kind, fig in made.items():
         if fig is None:
             report.notes.append(f"{kind} figure not drawn: {why[kind]}")
@@ -98,9 +99,14 @@ def _strip_sources(tables: list[LeaderboardTable], shards: Path | None) -> dict[
 def build_leaderboard(results: str | Path, out: str | Path, datasets: str | Iterable[str] | None = None,
                       profiles: str | Iterable[str] | None = None, split: str | None = "test",
                       paper: str | Path | None = DEFAULT_PAPER_RESULTS, strips: int = 3, strip_frames: int = 48,
-                      tile_height: int = 192, shards: str | Path | None = None,
-                      draw_figures: bool = True) -> Leaderboard:
-    """Compute everything the report shows and write figures and strips under `out` (not the documents)."""
+                      tile_height: int = TILE_HEIGHT, shards: str | Path | None = None,
+                      draw_figures: bool = True, progress: bool = False) -> Leaderboard:
+    """Compute everything the report shows and write figures and strips under `out` (not the documents).
+
+    `progress` shows one bar on stderr over the slow steps: each table's figures, then each strip (whose
+    methods are run again)."""
+    from tqdm.auto import tqdm
+
     results, out = Path(results), Path(out)
     shards_path = Path(shards) if shards is not None else None
     if shards_path is not None and datasets is None:
@@ -110,27 +116,47 @@ def build_leaderboard(results: str | Path, out: str | Path, datasets: str | Iter
     tables = build_tables(results, datasets=datasets, profiles=profiles, split=split)
     colours = figs.method_colours([m for t in tables for m in t.methods])
     reports = [TableReport(t) for t in tables]
+    sources = _strip_sources(tables, shards_path) if strips > 0 else {}
+    n_strips = sum(_n_strips(src["shards"], sp, strips) for (_, sp), src in sources.items())
+    bar = tqdm(total=(len(reports) if draw_figures else 0) + n_strips, desc="leaderboard", unit="step",
+               disable=not progress)
     if draw_figures:
         for r in reports:
+            bar.set_postfix_str(f"figures {r.table.slug}", refresh=False)
             _table_figures(r, results, out, colours)
+            bar.update()
     board = Leaderboard(out=out, results=results, tables=reports, paper=[], paper_source=None,
                         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     if paper is not None:
         board.paper_source = Path(paper)
         board.paper = paper_rows(load_paper_results(paper))
     if strips > 0:
-        for (dataset, sp), src in _strip_sources(tables, shards_path).items():
+        for (dataset, sp), src in sources.items():
             if src["shards"] is None:
                 board.strip_notes.append(f"{dataset}/{sp}: no strips, the shard folder named in the runs' provenance "
                                          "is not on this machine (pass --dataset SHARD_FOLDER)")
                 continue
+            bar.set_postfix_str(f"strips {dataset}/{sp}", refresh=False)
             made = make_strips(src["shards"], src["methods"], out / "strips" / f"{dataset}-{sp}", n_videos=strips,
                                split=sp, max_frames=strip_frames, tile_height=tile_height,
-                               predictions=src["predictions"])
+                               predictions=src["predictions"], on_strip=lambda _: bar.update())
             board.strips += made
         if board.strips:
-            board.strip_notes.append("driving pose column drawn with toolkit.annotate.render.render_pose")
+            board.strip_notes.append("driving pose column: the pose renders the methods are given "
+                                     "(toolkit.conditions), drawn at tile size")
+    bar.close()
     return board
+
+
+def _n_strips(shards: Path | None, split: str, n: int) -> int:
+    if shards is None:
+        return 0
+    from toolkit.shards.reader import Shards
+
+    try:
+        return min(n, len(Shards(shards).video_ids(split)))
+    except (FileNotFoundError, OSError, ValueError):
+        return 0
 
 
 def write_leaderboard(results: str | Path, out: str | Path, **options) -> Leaderboard:

@@ -11,14 +11,16 @@ from toolkit.report.tables import (
     LeaderboardTable,
     arrow,
     format_value,
+    method_links,
     metric_order,
     provenance_lines,
     weights_fix,
 )
 
-LEGEND = ("↑ higher is better · ↓ lower is better · **bold** = best value of the column among the competing "
-          "methods · *(sanity)* rows see the ground truth and are never ranked · `unavailable` = not computed "
-          "here (reason under the table) · – = not part of that run.")
+LEGEND = ("# = rank by the table's primary metric (stated above each table) · ↑ higher is better · ↓ lower is "
+          "better · **bold** = best value of the column among the competing methods · *(sanity)* rows see the "
+          "ground truth and are never ranked · `unavailable` = not computed here (reason under the table) · "
+          "– = not part of that run.")
 
 
 def _rel(path: Path, out: Path) -> str:
@@ -35,34 +37,44 @@ def _cell(table: LeaderboardTable, method: str, metric: str) -> str:
         return "unavailable"
     if c.status == "missing":
         return "–"
-    text = format_value(c.value)
+    text = format_value(c.value, metric)
     return f"**{text}**" if c.best else text
 
 
+def method_name(method: str, sanity: bool = False) -> str:
+    """The method's name with links to its paper and code where the method declares them."""
+    paper, code = method_links(method)
+    links = " · ".join(f"[{label}]({url})" for label, url in (("paper", paper), ("code", code)) if url)
+    name = f"*{_esc(method)} (sanity)*" if sanity else _esc(method)
+    return name + (f" ({links})" if links else "")
+
+
 def metric_table(table: LeaderboardTable, metrics: list[str]) -> list[str]:
-    """Markdown lines of one table: a row per method (sanity rows in italics, last)."""
-    head = "| method | " + " | ".join(f"{m} {arrow(m)}" for m in metrics) + " |"
-    rule = "|:--|" + "--:|" * len(metrics)
+    """Markdown lines of one table: a row per method in rank order (sanity rows in italics, last)."""
+    head = "| # | method | " + " | ".join(f"{m} {arrow(m)}" for m in metrics) + " |"
+    rule = "|--:|:--|" + "--:|" * len(metrics)
     lines = [head, rule]
     for method in table.methods:
-        name = f"*{method} (sanity)*" if method in table.sanity else method
-        lines.append(f"| {_esc(name)} | " + " | ".join(_cell(table, method, m) for m in metrics) + " |")
+        rank = table.ranks.get(method)
+        lines.append(f"| {rank if rank is not None else '–'} | {method_name(method, method in table.sanity)} | "
+                     + " | ".join(_cell(table, method, m) for m in metrics) + " |")
     return lines
 
 
 def _table_section(report: TableReport, out: Path) -> list[str]:
     t = report.table
-    lines = [f"## {t.dataset} · {t.split} · {t.profile} v{t.profile_version}", "", f"*{_esc(t.title)}*", ""]
+    lines = [f"## {t.dataset} · {t.split} · {t.profile} v{t.profile_version}", "", f"*{_esc(t.title)}*", "",
+             f"**{_esc(t.ranking_text)}**", ""]
     lines += metric_table(t, t.whole_frame_metrics)
     if t.region_metrics:
         lines += ["", "Person region (`_fg`) and background (`_bg`), region from the ground truth:", ""]
         lines += metric_table(t, t.region_metrics)
-    unavailable = t.unavailable()
+    unavailable, artifacts = t.unavailable(), t.unavailable_weights()
     if unavailable:
-        lines += ["", "Unavailable here (offline: `toolkit weights import FILE --name NAME`):"]
+        lines += ["", "Unavailable here:"]
         for metric, note in unavailable.items():
-            fix = weights_fix(note)
-            lines.append(f"- `{metric}`: {_esc(note)}" + (f" — fix: `{fix}`" if fix else ""))
+            fix = weights_fix(artifacts.get(metric))
+            lines.append(f"- `{metric}`: {_esc(note)}" + (f" — to fix: {_esc(fix)}" if fix else ""))
     prov = " · ".join(f"{label}: {_esc(text)}" for label, text in provenance_lines(t))
     lines += ["", f"<sub>{prov}</sub>", ""]
     if t.definitions:

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.harness.protocols import HIGHER_IS_BETTER, available_protocols
+from toolkit.paths import paper_results_csv
 
-DEFAULT_PAPER_RESULTS = Path(__file__).resolve().parents[2] / "eval" / "paper_results.csv"
+DEFAULT_PAPER_RESULTS = paper_results_csv()   # the checkout's eval/paper_results.csv, or the installed copy
 COLUMNS = ("method", "dataset", "metric", "value", "reported_as", "paper", "table", "protocol", "status",
            "source", "notes")
 REQUIRED = ("method", "dataset", "metric", "value", "paper", "table", "protocol", "status")

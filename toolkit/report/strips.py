@@ -4,7 +4,9 @@ For a few test videos the registered methods are run again on the harness's
 inputs (reference = frame 0, the driving keypoints and IUV, the frame count), the
 first ``max_frames`` frames only; a ``predictions:NAME`` run is shown from the
 predictions folder its provenance names. Each strip is written as MP4 (x264), GIF
-and a still contact sheet (PNG: a few time steps, one per row).
+and a still contact sheet (PNG: a few time steps, one per row), with tiles of
+``TILE_HEIGHT`` pixels (large enough to judge artifacts), plus a small JPEG preview
+of the still that the HTML report embeds (the full-size files are linked).
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from toolkit.annotate.render import render_pose
-from toolkit.harness.methods import Conditions, get_method
+from toolkit.harness.method import Conditions
+from toolkit.harness.registry import get_method, method_class, method_names
 from toolkit.harness.runner import conditions_for
 from toolkit.io import atomic_write_bytes
 from toolkit.shards.reader import Shards
@@ -29,6 +32,8 @@ GUTTER = 46          # px: frame index at the left
 GAP = 4              # px between tiles
 BACKGROUND = (255, 255, 255)
 INK = (40, 40, 40)
+TILE_HEIGHT = 384    # px: default tile height (never more than the frames' own height)
+PREVIEW_WIDTH = 960  # px: the embedded preview of the still is at most this wide
 
 
 @dataclass
@@ -43,6 +48,8 @@ class Strip:
     gif: Path
     png: Path
     notes: list[str] = field(default_factory=list)
+    preview: Path | None = None    # small JPEG of the still, for embedding
+    tile_height: int = 0
 
 
 def _tile_size(height: int, width: int, tile_height: int) -> tuple[int, int]:
@@ -144,19 +151,18 @@ def _method_frames(name: str, shards: Shards, video_id: str, gt: np.ndarray, con
 
 
 def make_strip(shards: Shards, video_id: str, methods: list[str], out_dir: Path, dataset: str,
-               max_frames: int = 48, tile_height: int = 192, predictions: dict[str, str] | None = None) -> Strip:
+               max_frames: int = 48, tile_height: int = TILE_HEIGHT,
+               predictions: dict[str, str] | None = None) -> Strip:
     """Run the methods on one video and write `<video_id>.mp4`, `.gif` and `.png` into out_dir."""
-    from toolkit.harness.methods import METHODS
-
-    needs_gt = any(getattr(METHODS[m](), "uses_ground_truth", False) for m in methods if m in METHODS)
+    registered = set(method_names())
+    needs_gt = any(method_class(m).uses_ground_truth for m in methods if m in registered)
     gt, cond = conditions_for(shards, video_id, max_frames, needs_gt)
     n, height, width = gt.shape[:3]
     th, tw = _tile_size(height, width, min(tile_height, height))
     notes: list[str] = []
     if cond.keypoints is not None:
-        # drawn at tile size (keypoints scaled), so the strokes keep their width instead of being shrunk
-        scale = np.array([tw / width, th / height, 1.0], np.float32)
-        pose = np.stack([render_pose(k * scale, th, tw) for k in cond.keypoints])
+        # drawn at tile size, so the strokes keep their width instead of being shrunk
+        pose = cond.pose_renders(th, tw)
         pose_label = "driving pose"
     elif cond.iuv is not None:
         pose, pose_label = cond.densepose_renders(), "driving DensePose"
@@ -178,17 +184,33 @@ def make_strip(shards: Shards, video_id: str, methods: list[str], out_dir: Path,
     stem = video_id.replace("/", "_")
     mp4 = write_video(out_dir / f"{stem}.mp4", grid, fps=float(cond.fps) or 24.0, crf=20)
     gif = atomic_write_bytes(out_dir / f"{stem}.gif", encode_gif(grid, float(cond.fps) or 24.0))
-    png = atomic_write_bytes(out_dir / f"{stem}.png", encode_image(contact_sheet(columns)))
+    sheet = contact_sheet(columns)
+    png = atomic_write_bytes(out_dir / f"{stem}.png", encode_image(sheet))
+    preview = atomic_write_bytes(out_dir / f"{stem}-preview.jpg", encode_image(_shrink(sheet, PREVIEW_WIDTH), "jpeg",
+                                                                                quality=85))
     return Strip(dataset=dataset, video_id=video_id, columns=[c for c, _ in columns], n_frames=n, mp4=mp4, gif=gif,
-                 png=png, notes=notes)
+                 png=png, notes=notes, preview=preview, tile_height=th)
+
+
+def _shrink(image: np.ndarray, max_width: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    if w <= max_width:
+        return image
+    return cv2.resize(image, (max_width, max(1, round(h * max_width / w))), interpolation=cv2.INTER_AREA)
 
 
 def make_strips(shards_path: str | Path, methods: list[str], out_dir: str | Path, n_videos: int = 3,
-                split: str = "test", max_frames: int = 48, tile_height: int = 192,
-                predictions: dict[str, str] | None = None) -> list[Strip]:
-    """Strips for the first `n_videos` videos of a split; methods in the given order."""
+                split: str = "test", max_frames: int = 48, tile_height: int = TILE_HEIGHT,
+                predictions: dict[str, str] | None = None,
+                on_strip: Callable[[Strip], None] | None = None) -> list[Strip]:
+    """Strips for the first `n_videos` videos of a split; methods in the given order. `on_strip` is called
+    after each one (a progress bar)."""
     shards = Shards(shards_path)
     dataset = shards.manifest.get("dataset", shards.root.name)
     ids = shards.video_ids(split)[:max(0, n_videos)]
-    return [make_strip(shards, vid, methods, Path(out_dir), dataset, max_frames, tile_height, predictions)
-            for vid in ids]
+    strips = []
+    for vid in ids:
+        strips.append(make_strip(shards, vid, methods, Path(out_dir), dataset, max_frames, tile_height, predictions))
+        if on_strip is not None:
+            on_strip(strips[-1])
+    return strips

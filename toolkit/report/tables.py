@@ -4,12 +4,16 @@ A table holds numbers exactly as stored (no re-computation): each cell is a stor
 aggregate with its status. The best value of each column is marked among the
 competing methods; sanity rows (methods that see the ground truth, such as
 ``gt-oracle``) are shown but never marked best, since they are perfect by construction.
+Rows are ranked by the table's primary metric (:func:`primary_metric`: the first of
+the profile's preference list that every competing method has), sanity rows last.
 Runs scored under different versions of a profile land in different tables, because
 their numbers are not comparable.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -27,7 +31,14 @@ REGION_SUFFIXES = ("_fg", "_bg")
 RECOMMENDED_PROFILE = "standard"   # listed first in a report
 METRIC_LABELS = {"l1": "L1", "psnr": "PSNR", "psnr_legacy": "PSNR (legacy)", "ssim": "SSIM", "lpips": "LPIPS",
                  "fid": "FID", "fid_vid": "FID-VID", "fvd": "FVD"}
-_WEIGHTS_NOTE = re.compile(r"weights: ([\w.-]+) missing")
+# The metric a table is ranked by: the first of these that every competing method has a value for (else the
+# first that any has). The standard profile ranks by the person region, where whole-frame scores hide most
+# (copying the reference keeps the background right); perceptual LPIPS before SSIM before PSNR.
+PRIMARY_PREFERENCE = {
+    "standard": ("lpips_fg", "ssim_fg", "lpips", "ssim", "psnr_fg", "psnr", "l1"),
+    "disco": ("lpips", "ssim", "psnr", "l1"),
+}
+DEFAULT_PRIMARY_PREFERENCE = ("lpips", "ssim", "psnr", "l1")
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,7 @@ class Cell:
     status: str = "ok"
     note: str | None = None
     best: bool = False
+    weights_artifact: str | None = None    # the weights whose absence made the cell unavailable
 
     @property
     def ok(self) -> bool:
@@ -57,6 +69,8 @@ class LeaderboardTable:
     cells: dict[tuple[str, str], Cell]
     provenance: dict[str, dict[str, Any]]          # method -> provenance of its run
     sanity: set[str] = field(default_factory=set)
+    primary: str | None = None                     # the metric the rows are ranked by
+    ranks: dict[str, int] = field(default_factory=dict)   # competing method -> rank (ties share one)
 
     @property
     def slug(self) -> str:
@@ -101,6 +115,23 @@ class LeaderboardTable:
                 out.setdefault(metric, c.note or "unavailable")
         return out
 
+    def unavailable_weights(self) -> dict[str, str]:
+        """metric -> the weights artifact (as stored in the results) that made it unavailable."""
+        out: dict[str, str] = {}
+        for (_, metric), c in sorted(self.cells.items()):
+            if c.status == "unavailable" and c.weights_artifact:
+                out.setdefault(metric, c.weights_artifact)
+        return out
+
+    @property
+    def ranking_text(self) -> str:
+        """How the rows are ordered, for the report."""
+        prefs = PRIMARY_PREFERENCE.get(self.profile, DEFAULT_PRIMARY_PREFERENCE)
+        rule = f"the first of {', '.join(prefs)} with a value for every competing method"
+        if self.primary is None:
+            return f"Not ranked: no competing method has a value for any of {', '.join(prefs)}."
+        return f"Ranked by {self.primary} {arrow(self.primary)} ({metric_label(self.primary)}), {rule}."
+
 
 def is_region_metric(metric: str) -> bool:
     return metric.endswith(REGION_SUFFIXES)
@@ -139,10 +170,13 @@ def metric_order(metrics: Iterable[str]) -> list[str]:
     return sorted(ms, key=key)
 
 
-def format_value(value: float) -> str:
-    """Compact, fixed rules: 'n/a' for NaN, scientific below 0.01, 2 decimals from 100, else 4."""
+def format_value(value: float, metric: str | None = None) -> str:
+    """Compact, fixed rules: 'n/a' for NaN, PSNR (dB) with 2 decimals, else scientific below 0.01,
+    2 decimals from 100, otherwise 4."""
     if value is None or not math.isfinite(value):
         return "n/a"
+    if metric is not None and base_metric(metric) in ("psnr", "psnr_legacy"):
+        return f"{value:.2f}"
     if value != 0 and abs(value) < 1e-2:
         return f"{value:.2e}"
     if abs(value) >= 100:
@@ -159,29 +193,76 @@ def best_methods(values: dict[str, float], higher: bool, rel_tol: float = 1e-9) 
     return {k for k, v in finite.items() if math.isclose(v, target, rel_tol=rel_tol, abs_tol=1e-12)}
 
 
-def weights_fix(note: str | None) -> str | None:
-    """The command that fixes an 'unavailable (weights: NAME missing)' note, else None."""
-    m = _WEIGHTS_NOTE.search(note or "")
-    if not m:
+def weights_fix(artifact: str | None) -> str | None:
+    """How to put a weights artifact in place (:func:`toolkit.weights.fix_commands`), or None when unknown."""
+    if not artifact:
         return None
-    return f"toolkit weights fetch {m.group(1)}"
+    from toolkit import weights
+
+    try:
+        return weights.fix_commands(artifact)
+    except weights.UnknownArtifact:
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def method_links(method: str) -> tuple[str, str]:
+    """(paper URL, code URL) of a registered method, from its class attributes; ('', '') when there are none.
+
+    Stored names that are not plain plug-in names (``predictions:DIR``, ``pkg.module:Class``) are not looked up:
+    nothing is imported on the strength of a name read from a results store.
+    """
+    if ":" in method:
+        return "", ""
+    from toolkit import plugins
+
+    try:
+        cls = plugins.load("toolkit.methods", method)
+    except Exception:  # not registered here, or broken: the report still renders, without links
+        return "", ""
+
+    def url(value: object) -> str:
+        text = value if isinstance(value, str) else ""
+        return text if text.startswith(("https://", "http://")) else ""
+
+    return url(getattr(cls, "paper", "")), url(getattr(cls, "code", ""))
+
+
+def primary_metric(profile: str, metrics: Iterable[str], cells: dict[tuple[str, str], Cell],
+                   competing: list[str]) -> str | None:
+    """The metric a table is ranked by (see PRIMARY_PREFERENCE), or None when no preferred metric has a value."""
+    prefs = [k for k in PRIMARY_PREFERENCE.get(profile, DEFAULT_PRIMARY_PREFERENCE) if k in set(metrics)]
+
+    def ok(m: str, k: str) -> bool:
+        return (m, k) in cells and cells[(m, k)].ok
+
+    for k in prefs:
+        if competing and all(ok(m, k) for m in competing):
+            return k
+    for k in prefs:
+        if any(ok(m, k) for m in competing):
+            return k
+    return None
+
+
+def rank_methods(values: dict[str, float], higher: bool, rel_tol: float = 1e-9) -> dict[str, int]:
+    """Competition ranks (1, 1, 3, ...) of the finite values, best first; equal values share a rank."""
+    finite = sorted(((v, k) for k, v in values.items() if v is not None and math.isfinite(v)),
+                    key=lambda vk: (-vk[0] if higher else vk[0], vk[1]))
+    ranks: dict[str, int] = {}
+    for i, (v, k) in enumerate(finite):
+        prev = finite[i - 1][0] if i else None
+        tied = prev is not None and math.isclose(v, prev, rel_tol=rel_tol, abs_tol=1e-12)
+        ranks[k] = ranks[finite[i - 1][1]] if tied else i + 1
+    return ranks
 
 
 def sanity_methods(methods: Iterable[str]) -> set[str]:
     """Registered methods that are given the ground truth (perfect by construction)."""
-    from toolkit.harness.methods import METHODS
+    from toolkit.harness.registry import method_class, method_names
 
-    out = set()
-    for name in methods:
-        loader = METHODS.get(name)
-        if loader is None:
-            continue
-        try:
-            if getattr(loader(), "uses_ground_truth", False):
-                out.add(name)
-        except ImportError:
-            continue
-    return out
+    registered = set(method_names())
+    return {name for name in methods if name in registered and method_class(name).uses_ground_truth}
 
 
 def _split_list(values: str | Iterable[str] | None) -> list[str] | None:
@@ -202,7 +283,7 @@ def build_tables(results: str | Path, datasets: str | Iterable[str] | None = Non
     results = Path(results)
     if not (results / "runs").is_dir():
         raise FileNotFoundError(f"{results}: no results store here (no runs/ folder); "
-                                "run `toolkit eval ... --out DIR` first")
+                                "run `toolkit eval ... --results DIR` first")
     df = latest_runs(results)
     if df.empty:
         raise FileNotFoundError(f"{results}/runs: no stored runs; run `toolkit eval` first")
@@ -226,23 +307,31 @@ def build_tables(results: str | Path, datasets: str | Iterable[str] | None = Non
         cells: dict[tuple[str, str], Cell] = {}
         for r in group.itertuples():
             note = r.note if isinstance(r.note, str) else None
-            cells[(r.method, r.metric)] = Cell(float(r.value), str(r.status), note)
+            artifact = getattr(r, "weights_artifact", None)     # absent in stores written before the column
+            artifact = artifact if isinstance(artifact, str) and artifact else None
+            cells[(r.method, r.metric)] = Cell(float(r.value), str(r.status), note, weights_artifact=artifact)
         methods = sorted(group.method.unique())
         sanity = sanity_methods(methods)
-        methods = [m for m in methods if m not in sanity] + [m for m in methods if m in sanity]
         metrics = metric_order(group.metric.unique())
         for metric in metrics:
             higher = higher_is_better(metric)
             competing = {m: cells[(m, metric)].value for m in methods
                          if m not in sanity and (m, metric) in cells and cells[(m, metric)].ok}
             for m in best_methods(competing, higher):
-                c = cells[(m, metric)]
-                cells[(m, metric)] = Cell(c.value, c.status, c.note, best=True)
+                cells[(m, metric)] = dataclasses.replace(cells[(m, metric)], best=True)
+        competitors = [m for m in methods if m not in sanity]
+        primary = primary_metric(profile, metrics, cells, competitors)
+        ranks = {} if primary is None else rank_methods(
+            {m: cells[(m, primary)].value for m in competitors if (m, primary) in cells and cells[(m, primary)].ok},
+            higher_is_better(primary))
+        # ranked rows first (best first, ties by name), then competitors without the primary value, then sanity rows
+        methods = (sorted(ranks, key=lambda m: (ranks[m], m)) + [m for m in competitors if m not in ranks]
+                   + [m for m in methods if m in sanity])
         provenance = {m: {"run_id": run_id, **load_provenance(results, run_id)}
                       for m, run_id in group.groupby("method").run_id.first().items()}
         tables.append(LeaderboardTable(dataset=dataset, split=sp, profile=profile, profile_version=version,
                                        methods=methods, metrics=metrics, cells=cells, provenance=provenance,
-                                       sanity=sanity))
+                                       sanity=sanity, primary=primary, ranks=ranks))
     return tables
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from toolkit.annotate.keypoints import N_KEYPOINTS
+from toolkit.keypoints import N_KEYPOINTS
 
 SCHEMA_VERSION = 1
 ROW_GROUP_FRAMES = 64

@@ -14,13 +14,17 @@ from toolkit.shards.reader import Shards
 from toolkit.shards.schema import FRAMES_SCHEMA, SCHEMA_VERSION, VIDEOS_SCHEMA
 
 
-def verify(root: str | Path, deep: bool = False, expected: dict[str, int] | None = None) -> list[str]:
+def verify(root: str | Path, deep: bool = False, expected: dict[str, int] | None = None,
+           progress: bool = False) -> list[str]:
     """Every problem found (empty list: the shards are sound).
 
     Checks the manifest's schema version and per-file sha256, both tables' schemas,
     frame counts, frame order, and (with expected) per-split video counts. With
-    deep=True every stored image, IUV map and mask is decoded too.
+    deep=True every stored image, IUV map and mask is decoded too. `progress` shows
+    a bar per pass (checksums, then videos) on stderr.
     """
+    from tqdm.auto import tqdm
+
     root = Path(root)
     problems: list[str] = []
     try:
@@ -33,7 +37,9 @@ def verify(root: str | Path, deep: bool = False, expected: dict[str, int] | None
     elif manifest.get("schema_version") != SCHEMA_VERSION:
         problems.append(f"{root}/manifest.json: schema version {manifest.get('schema_version')}, "
                         f"this toolkit reads {SCHEMA_VERSION}")
-    for rel, sha in manifest.get("files", {}).items():
+    files = manifest.get("files", {})
+    for rel, sha in tqdm(files.items(), total=len(files), desc="verify sha256", unit="file",
+                         disable=not progress or not files):
         p = root / rel
         if not p.is_file():
             problems.append(f"{p}: listed in the manifest but missing")
@@ -43,7 +49,8 @@ def verify(root: str | Path, deep: bool = False, expected: dict[str, int] | None
     if not vschema.equals(VIDEOS_SCHEMA):
         problems.append(f"{root}/videos.parquet: schema differs from schema version {SCHEMA_VERSION}")
     videos = shards.videos
-    for row in videos.itertuples():
+    for row in tqdm(list(videos.itertuples()), desc="verify frames" + (" (decoding)" if deep else ""),
+                    unit="video", disable=not progress or videos.empty):
         if row.status != "ok":
             continue
         p = root / row.frames_file

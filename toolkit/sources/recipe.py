@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-RECIPE_DIR = Path(__file__).resolve().parents[2] / "datasets"
+from toolkit.paths import datasets_dir
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,11 @@ class Recipe:
 
 
 def recipe_path(name: str) -> Path:
-    return RECIPE_DIR / f"{name}.toml"
+    return datasets_dir() / f"{name}.toml"
 
 
 def available_recipes() -> list[str]:
-    return sorted(p.stem for p in RECIPE_DIR.glob("*.toml"))
+    return sorted(p.stem for p in datasets_dir().glob("*.toml"))
 
 
 def load_recipe(name_or_path: str | Path) -> Recipe:

@@ -14,7 +14,7 @@ Conventions
 * Figure units: the standing figure is 1 unit tall (crown to sole). 3-D axes:
   x to the image right (the person's left, because the figure faces the camera),
   y down, z towards the camera. Angles in a ``Pose`` are in degrees.
-* Keypoints: (133, 3) in DWPose order (``toolkit.annotate.keypoints``); x, y in
+* Keypoints: (133, 3) in DWPose order (``toolkit.keypoints``); x, y in
   pixels (pixel centres at integer coordinates), score 1 for every point the
   figure models. All 133 points are modelled, including the 68 face points
   (iBUG-68 layout on the drawn face: jaw on the lower head outline, brows, nose
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from toolkit.annotate.keypoints import INDEX, N_KEYPOINTS
+from toolkit.keypoints import INDEX, N_KEYPOINTS
 
 RGB = tuple[int, int, int]
 LR = tuple[float, float]

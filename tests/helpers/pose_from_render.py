@@ -1,9 +1,10 @@
-"""Body joints and hands from an OpenPose-style pose image: the inverse of render_pose.
+"""Test oracle: body joints and hands from an OpenPose-style pose image (the inverse of render_pose).
 
 Real conditioning images made by the reference code (e.g. UniAnimate's saved pose
 JPEGs) come without their keypoints. Recovering the keypoints from the stroke
 colours and re-rendering them with :func:`toolkit.annotate.render_pose.render_pose`
 is how the tests check that our renderer draws what the reference code draws.
+It is part of the tests, not of the toolkit: nothing under ``toolkit/`` imports it.
 
 How a joint is found: every joint has its own full-intensity colour and is drawn
 as a disc of radius 4 after the (dimmed) limbs, so it is the best-covered disc of
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from toolkit.annotate.keypoints import HAND_EDGES, INDEX, LEFT_HAND, N_KEYPOINTS, OPENPOSE18_FROM_COCO, RIGHT_HAND
+from toolkit.keypoints import HAND_EDGES, INDEX, LEFT_HAND, N_KEYPOINTS, OPENPOSE18_FROM_COCO, RIGHT_HAND
 from toolkit.annotate.render_pose import (
     BODY_COLOURS,
     FACE_COLOUR,

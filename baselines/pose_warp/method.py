@@ -15,8 +15,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from toolkit.annotate.keypoints import to_openpose18
-from toolkit.harness.methods import Conditions, Method
+from toolkit.keypoints import to_openpose18
+from toolkit.harness.method import Conditions, Method
 
 # OpenPose-18 bones (parent, child) warped rigidly, with thickness as a fraction of torso length.
 BONES = {

@@ -1,0 +1,96 @@
+"""`unianimate` in the harness and in `toolkit animate`: a trained checkpoint folder -> frames.
+
+The checkpoint folder is what `toolkit train --method unianimate --out DIR` writes:
+``DIR/run.json`` (the resolved config) and ``DIR/model/`` (the EMA weights). The
+method renders the driving poses with the same builder training used
+(:mod:`toolkit.conditions`) at the model's size, samples, and scales the frames
+back to the evaluation size.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from baselines.unianimate.model import UniAnimateModel
+from baselines.unianimate.pipeline import SamplingConfig, UniAnimatePipeline
+from toolkit import conditions
+from toolkit.harness.method import Conditions, Method, MethodUnavailable
+from toolkit.io import sha256_file
+from toolkit.models.codec import build_codec
+
+
+def load_run(checkpoint: str | Path) -> tuple[dict[str, Any], Path]:
+    """(resolved config, model folder) of a `toolkit train` output folder (or of its model/ folder)."""
+    root = Path(checkpoint)
+    if (root / "model.safetensors").is_file() and not (root / "run.json").is_file():
+        root = root.parent
+    run, model_dir = root / "run.json", root / "model"
+    if not run.is_file() or not (model_dir / "model.safetensors").is_file():
+        raise FileNotFoundError(f"{checkpoint}: not a trained unianimate folder (expected run.json and "
+                                "model/model.safetensors, as `toolkit train --method unianimate --out DIR` writes)")
+    meta = json.loads(run.read_text())
+    if meta.get("method") not in (None, "unianimate"):
+        raise ValueError(f"{checkpoint}: holds a {meta.get('method')!r} model, not 'unianimate'")
+    return meta["config"], model_dir
+
+
+class UniAnimateMethod(Method):
+    name = "unianimate"
+    description = "UniAnimate-style video diffusion (one UNet, reference as frame 0, pose concatenation), ours"
+    paper = "https://arxiv.org/abs/2406.01188"
+    code = "https://github.com/ali-vilab/UniAnimate"
+
+    def __init__(self, checkpoint: str | Path | None = None, long: str | None = None, steps: int | None = None,
+                 guidance: float | None = None, seed: int | None = None, device: str = "cpu",
+                 first_frame: bool = False):
+        if checkpoint is None:
+            raise MethodUnavailable("unianimate needs a trained model: run `make train-tiny` (or `toolkit train "
+                                    "--method unianimate ...`) and pass --checkpoint runs/ua-tiny")
+        self.checkpoint = Path(checkpoint)
+        self.run_config, model_dir = load_run(checkpoint)
+        self.weights = model_dir / "model.safetensors"
+        model = UniAnimateModel.from_pretrained(model_dir).to(device).eval()
+        sampling = dict(self.run_config.get("sampling", {}))
+        overrides = {"long": long, "steps": steps, "guidance": guidance, "seed": seed}
+        sampling.update({k: v for k, v in overrides.items() if v is not None})
+        self.sampling = SamplingConfig.from_dict(sampling)
+        codec = build_codec(self.run_config.get("codec", {})).to(device)
+        self.pipeline = UniAnimatePipeline(model, codec, self.sampling)
+        size = self.run_config.get("data", {}).get("size", 64)
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
+        self.first_frame = first_frame
+        self.multiple = codec.downsample * 2 ** (len(model.config.block_out_channels) - 1)
+
+    def model_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size frames are generated at: the trained area with the video's aspect, in multiples the UNet takes."""
+        area = self.size[0] * self.size[1]
+        h = np.sqrt(area * height / width)
+        m = self.multiple
+        return max(m, int(round(h / m)) * m), max(m, int(round(h * width / height / m)) * m)
+
+    def generate(self, cond: Conditions) -> np.ndarray:
+        return np.concatenate(list(self.generate_chunks(cond)))
+
+    def generate_chunks(self, cond: Conditions) -> Iterator[np.ndarray]:
+        h, w = self.model_size(cond.height, cond.width)
+        reference = conditions.fit_image(cond.reference, (h, w))
+        to_chw = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3)))  # noqa: E731
+        chunks = self.pipeline.iter_frames(to_chw(reference), to_chw(cond.reference_pose_render(h, w)),
+                                           to_chw(cond.pose_renders(h, w)),
+                                           first_frame=to_chw(reference) if self.first_frame else None)
+        for chunk in chunks:
+            yield np.stack([cv2.resize(f, (cond.width, cond.height), interpolation=cv2.INTER_CUBIC) for f in chunk])
+
+    def config(self) -> dict[str, Any]:
+        return {"checkpoint": str(self.checkpoint.resolve()), "model_size": list(self.size),
+                "sampling": {k: getattr(self.sampling, k) for k in self.sampling.__dataclass_fields__},
+                "first_frame": self.first_frame}
+
+    def checkpoint_sha256(self) -> str:
+        return sha256_file(self.weights)

@@ -1,0 +1,88 @@
+"""The UniAnimate-style training objective: v-prediction on a noised clip, with the unified noise input.
+
+For a batch of clips: encode frames and the reference with the codec, draw a
+timestep per clip and noise (with a little offset noise, as UniAnimate trains),
+and regress the velocity v = sqrt(a) * noise - sqrt(1 - a) * x0 (diffusers'
+`get_velocity`) under the zero-terminal-SNR schedule of the sampler. Two
+dropouts teach the two sampling modes:
+
+* with probability `p_uncond` every condition of a clip is dropped (zero pose,
+  zero reference latent and pose, no image embedding): the unconditional branch
+  classifier-free guidance needs;
+* with probability `p_first_frame` the clip's first frame is given clean instead
+  of noised and left out of the loss: first-frame conditioning, which `chain`
+  sampling uses to continue one segment from the last frame of the previous one.
+
+Every random number comes from the step's generator, so a step is reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from baselines.unianimate.pipeline import make_scheduler
+
+
+@dataclass
+class ObjectiveConfig:
+    """The `[objective]` table of a config."""
+
+    p_uncond: float = 0.1
+    p_first_frame: float = 0.3
+    offset_noise: float = 0.1
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ObjectiveConfig:
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown [objective] keys {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        out = cls(**values)
+        for key in ("p_uncond", "p_first_frame"):
+            if not 0 <= getattr(out, key) <= 1:
+                raise ValueError(f"[objective] {key} must lie in [0, 1], got {getattr(out, key)}")
+        return out
+
+
+def encode_frames(codec: nn.Module, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """(B, F, 3, H, W) images in [0, 1] -> (B, C, F, h, w) latents."""
+    b, f = frames.shape[:2]
+    z = codec.encode(frames.flatten(0, 1), generator)
+    return z.unflatten(0, (b, f)).transpose(1, 2)
+
+
+def training_loss(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator,
+                  objective: ObjectiveConfig, scheduler: Any = None) -> torch.Tensor:
+    """Mean squared error of the predicted velocity on one batch (see the module docstring)."""
+    scheduler = scheduler or make_scheduler()
+    device = batch["frames"].device
+    frames, pose = _float(batch["frames"]), _float(batch["pose"])           # (B, F, 3, H, W)
+    reference, reference_pose = _float(batch["reference"]), _float(batch["reference_pose"])
+    with torch.no_grad():
+        z0 = encode_frames(codec, frames, generator)                     # (B, C, F, h, w)
+        ref_latent = codec.encode(reference, generator)                  # (B, C, h, w)
+    b = z0.shape[0]
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator, device=device)
+    noise = torch.randn(z0.shape, generator=generator, device=device)
+    noise = noise + objective.offset_noise * torch.randn((*z0.shape[:2], 1, 1, 1), generator=generator,
+                                                         device=device)
+    zt = scheduler.add_noise(z0, noise, t)
+    target = scheduler.get_velocity(z0, noise, t)
+
+    keep = (torch.rand(b, generator=generator, device=device) >= objective.p_uncond).float()
+    first = torch.rand(b, generator=generator, device=device) < objective.p_first_frame
+    zt[first, :, 0] = z0[first, :, 0]
+    weight = torch.ones(b, 1, z0.shape[2], 1, 1, device=device)
+    weight[first, :, 0] = 0
+
+    k4, k5 = keep.view(b, 1, 1, 1), keep.view(b, 1, 1, 1, 1)
+    pred = model(zt, t, pose.transpose(1, 2) * k5, ref_latent * k4, reference_pose * k4)
+    err = (pred.float() - target.float()) ** 2 * weight
+    return err.sum() / (weight.sum() * err.shape[1] * err.shape[3] * err.shape[4])
+
+
+def _float(x: torch.Tensor) -> torch.Tensor:
+    return x.float() / 255 if x.dtype == torch.uint8 else x.float()

@@ -1,0 +1,237 @@
+"""Sampling for the UniAnimate-style model: DDIM with v-prediction and zero terminal SNR, guidance, long video.
+
+One call turns a reference image, its pose render and a driving pose sequence
+into frames. What the public UniAnimate inference does, and we do too:
+
+* diffusers' `DDIMScheduler`: betas linear in sqrt from 0.00085 to 0.012
+  ("scaled_linear"), rescaled to zero terminal SNR, v-prediction, trailing
+  timestep spacing, eta 0;
+* classifier-free guidance (2.5) where the unconditional branch drops every
+  condition (pose, reference latent, reference pose, image embedding);
+* a noise prior: the start latents are the reference latent noised to t = 949,
+  not pure noise.
+
+Long video, two modes:
+
+* ``windows``: overlapping windows of `window` frames (stride window - overlap,
+  the last window flush with the end); at every step each window is denoised
+  and the noise predictions are averaged per frame before the guidance and the
+  scheduler step, as the released long-video code does;
+* ``chain``: first-frame conditioning, as the paper describes: segments of
+  `window` frames, each starting from the previous segment's last generated frame
+  (given clean, not re-generated), so later segments continue earlier ones.
+
+Model activations are bounded by the window in both modes; what grows with the
+video is only the latents and the output frames (kilobytes per frame at tiny
+size).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler
+from torch import nn
+
+LONG_MODES = ("windows", "chain")
+
+
+def make_scheduler(**overrides: Any) -> DDIMScheduler:
+    """UniAnimate's noise schedule and sampler in diffusers terms (see the module docstring)."""
+    settings = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                    prediction_type="v_prediction", rescale_betas_zero_snr=True, timestep_spacing="trailing",
+                    clip_sample=False, set_alpha_to_one=True, steps_offset=0)
+    settings.update(overrides)
+    return DDIMScheduler(**settings)
+
+
+@dataclass
+class SamplingConfig:
+    """How frames are sampled; the `[sampling]` table of a method config."""
+
+    steps: int = 30
+    guidance: float = 2.5
+    noise_prior_t: int | None = 949      # None: start from pure noise
+    window: int = 16                     # frames per window / chain segment
+    overlap: int = 4                     # frames shared by neighbouring windows
+    long: str = "windows"
+    seed: int = 0
+    scheduler: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.long not in LONG_MODES:
+            raise ValueError(f"long must be one of {LONG_MODES}, got {self.long!r}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        if self.window < 2 or not 0 <= self.overlap < self.window:
+            raise ValueError(f"need window >= 2 and 0 <= overlap < window, got window={self.window}, "
+                             f"overlap={self.overlap}")
+        if self.noise_prior_t is not None and not 0 <= self.noise_prior_t < 1000:
+            raise ValueError(f"noise_prior_t must lie in 0..999 or be None, got {self.noise_prior_t}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SamplingConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown [sampling] keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**values)
+
+
+def window_starts(n_frames: int, window: int, overlap: int) -> list[int]:
+    """Start frames of the overlapping windows covering n_frames: stride window - overlap, the last flush with the end."""
+    if n_frames <= window:
+        return [0]
+    starts = list(range(0, n_frames - window + 1, window - overlap))
+    if starts[-1] + window < n_frames:
+        starts.append(n_frames - window)
+    return starts
+
+
+class UniAnimatePipeline:
+    """Reference image + driving poses -> frames, with a trained `UniAnimateModel` and its codec.
+
+    All images are float tensors in [0, 1] at the model's pixel size; poses may be
+    uint8 (converted per window, so a long pose sequence costs 1 byte per value).
+    `image_encoder` (optional) maps the reference (1, 3, H, W) to a pooled
+    embedding (1, D), e.g. OpenCLIP ViT-H in the paper config.
+    """
+
+    def __init__(self, model: nn.Module, codec: nn.Module, sampling: SamplingConfig | None = None,
+                 image_encoder: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        self.model, self.codec = model, codec
+        self.sampling = sampling or SamplingConfig()
+        self.image_encoder = image_encoder
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _guided(self, latents: torch.Tensor, t: torch.Tensor, poses: torch.Tensor, cond: dict[str, torch.Tensor],
+                guidance: float) -> torch.Tensor:
+        """Guided v-prediction for latents (1, C, F, h, w): conditional and unconditional in one batch of two."""
+        pose = _as_float(poses, self.device)
+        x = latents.expand(2, *latents.shape[1:])
+        out = self.model(x, t.expand(2), torch.cat([pose, torch.zeros_like(pose)]), cond["reference_latent"],
+                         cond["reference_pose"], cond["image_embeds"])
+        v_cond, v_uncond = out[:1], out[1:]
+        return v_uncond + guidance * (v_cond - v_uncond)
+
+    def _windowed(self, latents: torch.Tensor, t: torch.Tensor, poses: torch.Tensor, cond: dict[str, torch.Tensor],
+                  guidance: float, window: int, overlap: int) -> torch.Tensor:
+        """Guided prediction over overlapping windows, averaged per frame (the released long-video scheme)."""
+        n = latents.shape[2]
+        total = torch.zeros_like(latents)
+        count = torch.zeros(n, device=latents.device, dtype=latents.dtype)
+        for s in window_starts(n, window, overlap):
+            e = min(s + window, n)
+            total[:, :, s:e] += self._guided(latents[:, :, s:e], t, poses[:, :, s:e], cond, guidance)
+            count[s:e] += 1
+        return total / count.view(1, 1, n, 1, 1)
+
+    @torch.no_grad()
+    def _denoise(self, poses: torch.Tensor, cond: dict[str, torch.Tensor], first_latent: torch.Tensor | None,
+                 generator: torch.Generator, steps: int, guidance: float, windowed: bool) -> torch.Tensor:
+        """DDIM from the noise prior to clean latents (1, C, F, h, w); frame 0 held at `first_latent` if given."""
+        s = self.sampling
+        scheduler = make_scheduler(**s.scheduler)
+        scheduler.set_timesteps(steps, device=self.device)
+        n = poses.shape[2]
+        ref = cond["reference_latent"][:1]
+        shape = (1, ref.shape[1], n, ref.shape[2], ref.shape[3])
+        noise = torch.randn(shape, generator=generator, device=generator.device, dtype=ref.dtype).to(self.device)
+        if s.noise_prior_t is None:
+            latents = noise * scheduler.init_noise_sigma
+        else:
+            prior_t = torch.tensor([s.noise_prior_t], device=self.device)
+            latents = scheduler.add_noise(ref.unsqueeze(2).expand(shape), noise, prior_t)
+        for t in scheduler.timesteps:
+            if first_latent is not None:
+                latents[:, :, 0] = first_latent
+            tt = t.reshape(1).to(self.device)
+            if windowed:
+                v = self._windowed(latents, tt, poses, cond, guidance, s.window, s.overlap)
+            else:
+                v = self._guided(latents, tt, poses, cond, guidance)
+            latents = scheduler.step(v, t, latents, eta=0.0).prev_sample
+        if first_latent is not None:
+            latents[:, :, 0] = first_latent
+        return latents
+
+    def _decode(self, latents: torch.Tensor) -> Iterator[np.ndarray]:
+        """(1, C, F, h, w) latents -> (k, H, W, 3) uint8 chunks of frames, a few frames at a time."""
+        for k in range(0, latents.shape[2], 8):
+            images = self.codec.decode(latents[0, :, k:k + 8].transpose(0, 1))
+            yield (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    def __call__(self, reference: torch.Tensor, reference_pose: torch.Tensor, poses: torch.Tensor,
+                 first_frame: torch.Tensor | None = None, long: str | None = None, steps: int | None = None,
+                 guidance: float | None = None, seed: int | None = None, windowed: bool = True) -> np.ndarray:
+        """Frames (F, H, W, 3) uint8 for poses (F, 3, H, W); reference, reference_pose, first_frame (3, H, W).
+
+        `first_frame`: first-frame conditioning (the unified noise input): the given
+        frame is frame 0 of the output and the rest continue it. `long` picks the
+        long-video mode ("windows" or "chain"); `windowed=False` denoises all frames
+        in one pass (what "windows" reduces to when the video fits one window).
+        """
+        return np.concatenate(list(self.iter_frames(reference, reference_pose, poses, first_frame, long, steps,
+                                                    guidance, seed, windowed)))
+
+    @torch.no_grad()
+    def iter_frames(self, reference: torch.Tensor, reference_pose: torch.Tensor, poses: torch.Tensor,
+                    first_frame: torch.Tensor | None = None, long: str | None = None, steps: int | None = None,
+                    guidance: float | None = None, seed: int | None = None,
+                    windowed: bool = True) -> Iterator[np.ndarray]:
+        """The frames of `__call__` as (k, H, W, 3) uint8 chunks in order, made as they are needed (chain
+        segments are sampled one after another), so a long video can be written without holding it all."""
+        s = self.sampling
+        long = long or s.long
+        if long not in LONG_MODES:
+            raise ValueError(f"long must be one of {LONG_MODES}, got {long!r}")
+        steps, guidance = steps or s.steps, s.guidance if guidance is None else guidance
+        generator = torch.Generator().manual_seed(s.seed if seed is None else seed)
+        self.model.eval()
+        dtype = next(self.model.parameters()).dtype
+        poses = poses.permute(1, 0, 2, 3).unsqueeze(0)  # (1, 3, F, H, W)
+        ref = _as_float(reference[None], self.device, dtype)
+        ref_pose = _as_float(reference_pose[None], self.device, dtype)
+        ref_latent = self.codec.encode(ref)
+        embeds = self.image_encoder(ref) if self.image_encoder is not None else None
+        cond = {"reference_latent": torch.cat([ref_latent, torch.zeros_like(ref_latent)]),
+                "reference_pose": torch.cat([ref_pose, torch.zeros_like(ref_pose)]),
+                "image_embeds": None if embeds is None else torch.cat([embeds, torch.zeros_like(embeds)])}
+        first_latent = None
+        if first_frame is not None:
+            first_latent = self.codec.encode(_as_float(first_frame[None], self.device, dtype))[0]
+        if long == "windows" or poses.shape[2] <= s.window:
+            chunks = self._decode(self._denoise(poses, cond, first_latent, generator, steps, guidance, windowed))
+        else:
+            chunks = self._chain(poses, cond, first_latent, generator, steps, guidance)
+        for k, chunk in enumerate(chunks):
+            if k == 0 and first_frame is not None:  # the given frame is returned as given, not re-decoded
+                chunk[0] = (first_frame.float().clamp(0, 1) * 255 if first_frame.dtype.is_floating_point
+                            else first_frame.float()).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+            yield chunk
+
+    def _chain(self, poses: torch.Tensor, cond: dict[str, torch.Tensor], first_latent: torch.Tensor | None,
+               generator: torch.Generator, steps: int, guidance: float) -> Iterator[np.ndarray]:
+        """Segments of `window` frames; each after the first starts from the previous one's last frame."""
+        n, w = poses.shape[2], self.sampling.window
+        start = 0
+        while True:
+            end = min(start + w, n)
+            latents = self._denoise(poses[:, :, start:end], cond, first_latent, generator, steps, guidance, False)
+            frames = np.concatenate(list(self._decode(latents)))
+            yield frames if start == 0 else frames[1:]  # frame `start` was the previous segment's last
+            if end == n:
+                return
+            first_latent, start = latents[0, :, -1], end - 1
+
+
+def _as_float(x: torch.Tensor, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 images -> float in [0, 1]; float images unchanged; on the model's device and dtype."""
+    x = x.to(device)
+    return (x.to(dtype) / 255) if x.dtype == torch.uint8 else x.to(dtype)

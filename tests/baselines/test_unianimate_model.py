@@ -1,0 +1,194 @@
+"""UniAnimateModel: configs, shapes (tiny for real, paper on the meta device), conditioning paths, save/load."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+
+import pytest
+import torch
+from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
+
+from baselines.unianimate.model import UniAnimateConfig, UniAnimateModel
+
+TINY = UniAnimateConfig.named("tiny")
+B, F, LAT = 2, 3, 8  # latent 8x8 -> pose renders at 16x16 for the tiny config
+
+
+def perturbed(config: UniAnimateConfig = TINY, seed: int = 0) -> UniAnimateModel:
+    """A tiny model in eval mode with every weight nudged, so zero-initialised layers pass signal like trained ones."""
+    torch.manual_seed(seed)
+    model = UniAnimateModel(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
+def inputs(config: UniAnimateConfig = TINY, seed: int = 1) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    c, s = config.latent_channels, LAT * config.pose_downsample
+    return dict(sample=torch.randn(B, c, F, LAT, LAT, generator=g), timestep=torch.tensor([10, 700]),
+                pose=torch.rand(B, 3, F, s, s, generator=g), reference_latent=torch.randn(B, c, LAT, LAT, generator=g),
+                reference_pose=torch.rand(B, 3, s, s, generator=g),
+                image_embeds=torch.randn(B, config.image_embed_dim, generator=g))
+
+
+@pytest.fixture(scope="module")
+def model() -> UniAnimateModel:
+    return perturbed()
+
+
+@pytest.fixture(scope="module")
+def isolated(model) -> UniAnimateModel:
+    return without_temporal_mixing(copy.deepcopy(model))
+
+
+@pytest.fixture(scope="module")
+def x() -> dict[str, torch.Tensor]:
+    return inputs()
+
+
+@pytest.fixture(scope="module")
+def base(model, x) -> torch.Tensor:
+    with torch.no_grad():
+        return model(**x)
+
+
+def without_temporal_mixing(model: UniAnimateModel) -> UniAnimateModel:
+    """Zero every path between frames (UNet temporal attention and convs, pose-encoder attention)."""
+    with torch.no_grad():
+        for m in model.unet.modules():
+            if isinstance(m, TransformerTemporalModel):
+                m.proj_out.weight.zero_()
+                m.proj_out.bias.zero_()
+            if hasattr(m, "conv4") and isinstance(m.conv4, torch.nn.Sequential):
+                m.conv4[-1].weight.zero_()
+                m.conv4[-1].bias.zero_()
+        for layer in model.pose_encoder.layers:
+            layer.attn.to_out.weight.zero_()
+            layer.attn.to_out.bias.zero_()
+    return model
+
+
+def test_configs_load_and_ignore_other_tables(tmp_path):
+    paper = UniAnimateConfig.named("paper")
+    assert paper.block_out_channels == (320, 640, 1280, 1280) and paper.layers_per_block == 2
+    assert paper.attention_head_dim == 64 and paper.cross_attention_dim == 1024 and paper.concat_dim == 8
+    assert paper.num_tokens == 4 and paper.text_tokens == 77 and paper.pose_downsample == 8
+    assert paper.down_block_types[-1] == "DownBlock3D" and paper.up_block_types[0] == "UpBlock3D"
+    assert TINY.latent_channels == 12 and TINY.pose_downsample == 2
+    text = (tmp_path / "c.toml")
+    text.write_text('[model]\nconcat_dim = 6\n[train]\nlr = 1e-4\n[sampling]\nsteps = 4\n')
+    assert UniAnimateConfig.from_toml(text).concat_dim == 6
+    text.write_text('[model]\nconcat_dims = 6\n')
+    with pytest.raises(ValueError, match="concat_dims"):
+        UniAnimateConfig.from_toml(text)
+
+
+def test_tiny_size_and_forward_shape(model, base):
+    n = sum(p.numel() for p in model.parameters())
+    assert n < 4_000_000
+    assert model.unet.conv_in.in_channels == TINY.latent_channels + TINY.concat_dim
+    assert base.shape == (B, TINY.latent_channels, F, LAT, LAT)
+    assert torch.isfinite(base).all()
+
+
+def test_paper_forward_shape_on_meta():
+    paper = UniAnimateConfig.named("paper")
+    with torch.device("meta"):
+        model = UniAnimateModel(paper)
+        assert sum(p.numel() for p in model.parameters()) == 1_416_564_300
+        assert model.unet.conv_in.in_channels == 12 and model.text_context.shape == (1, 77, 1024)
+        h, w = 8, 4
+        out = model(torch.empty(1, 4, 2, h, w), torch.tensor([999]), torch.empty(1, 3, 2, 8 * h, 8 * w),
+                    torch.empty(1, 4, h, w), torch.empty(1, 3, 8 * h, 8 * w), torch.empty(1, 1024),
+                    local_image=torch.empty(1, 3, 8 * h, 8 * w))
+    assert out.shape == (1, 4, 2, h, w)
+
+
+def test_unet_sees_reference_as_frame_zero(model, x):
+    seen = {}
+    hook = model.unet.register_forward_pre_hook(lambda m, args, kw: seen.update(x=args[0]), with_kwargs=True)
+    with torch.no_grad():
+        out = model(**x)
+    hook.remove()
+    assert seen["x"].shape == (B, TINY.latent_channels + TINY.concat_dim, F + 1, LAT, LAT)
+    assert torch.equal(seen["x"][:, :TINY.latent_channels, 1:], x["sample"])
+    assert out.shape[2] == F
+
+
+def test_output_depends_on_reference_in_every_frame(model, isolated, x, base):
+    with torch.no_grad():
+        moved = model(**{**x, "reference_latent": x["reference_latent"] + 1.0})
+        pose_moved = model(**{**x, "reference_pose": 1.0 - x["reference_pose"]})
+    for k in range(F):
+        assert not torch.allclose(base[:, :, k], moved[:, :, k], atol=1e-5)
+        assert not torch.allclose(base[:, :, k], pose_moved[:, :, k], atol=1e-5)
+    # The reference is a separate frame, not a channel concat: without paths between frames it cannot act.
+    with torch.no_grad():
+        assert torch.allclose(isolated(**x), isolated(**{**x, "reference_latent": x["reference_latent"] + 1.0}))
+
+
+def test_pose_of_frame_k_drives_output_frame_k(model, isolated, x, base):
+    with torch.no_grad():
+        isolated_base = isolated(**x)
+    for k in range(F):
+        pose = x["pose"].clone()
+        pose[:, :, k] = 1.0 - pose[:, :, k]
+        with torch.no_grad():
+            moved = isolated(**{**x, "pose": pose})
+        changed = [not torch.allclose(isolated_base[:, :, j], moved[:, :, j], atol=1e-6) for j in range(F)]
+        assert changed == [j == k for j in range(F)], f"pose frame {k} changed output frames {changed}"
+    with torch.no_grad():  # with temporal mixing, changing one pose frame still reaches its own output frame
+        assert not torch.allclose(base[:, :, k], model(**{**x, "pose": pose})[:, :, k], atol=1e-5)
+
+
+def test_image_embedding_and_dropped_conditions(model, x, base):
+    with torch.no_grad():
+        other = model(**{**x, "image_embeds": -x["image_embeds"]})
+        ctx = model.context(None, B)
+        dropped = model(x["sample"], x["timestep"], None, None, None)
+    assert not torch.allclose(base, other, atol=1e-5)
+    assert ctx.shape == (B, TINY.text_tokens + TINY.num_tokens, TINY.cross_attention_dim)
+    assert torch.count_nonzero(ctx[:, TINY.text_tokens:]) == 0
+    assert dropped.shape == base.shape and not torch.allclose(dropped, base, atol=1e-5)
+    with pytest.raises(ValueError, match="pose"):
+        model(x["sample"], x["timestep"], x["pose"][..., :-2], x["reference_latent"], x["reference_pose"])
+
+
+def test_save_load_round_trip(tmp_path, model, x, base):
+    model.save_pretrained(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    loaded = UniAnimateModel.from_pretrained(tmp_path / "m").eval()
+    assert loaded.config == model.config
+    with torch.no_grad():
+        assert torch.equal(base, loaded(**x))
+    fresh = UniAnimateModel(TINY).eval()
+    with torch.no_grad():
+        assert not torch.equal(fresh(**x), loaded(**x))
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(model, x):
+    grads = []
+    for ckpt in (False, True):
+        m = copy.deepcopy(model)
+        if ckpt:
+            m.enable_gradient_checkpointing()
+        m(**x).square().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+    m.disable_gradient_checkpointing()
+    assert all("forward" not in vars(block) for block in m.unet.down_blocks)
+
+
+def test_mamba_temporal_variant(x):
+    if importlib.util.find_spec("toolkit.models") is None or \
+            importlib.util.find_spec("toolkit.models.temporal_mamba") is None:
+        pytest.skip("toolkit.models.temporal_mamba is not in this checkout yet (written by another engineer)")
+    config = UniAnimateConfig.from_dict({**TINY.to_dict(), "temporal": "mamba"})
+    model = UniAnimateModel(config).eval()
+    assert not any(isinstance(m, TransformerTemporalModel) for m in model.unet.modules())
+    with torch.no_grad():
+        out = model(**x)
+    assert out.shape == (B, TINY.latent_channels, F, LAT, LAT) and torch.isfinite(out).all()

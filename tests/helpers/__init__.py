@@ -1,0 +1,1 @@
+"""Test oracles and picture helpers used only by the tests (imported as ``helpers.*``; tests/ is on sys.path)."""

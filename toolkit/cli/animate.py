@@ -1,0 +1,74 @@
+"""`toolkit animate`: a reference image and a driving pose sequence -> a video, with any registered method."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EPILOG = """\
+examples:
+  toolkit animate --method unianimate --checkpoint runs/ua-tiny --shards data/shards/synthetic \\
+      --reference synth_030 --pose synth_031 --out out.mp4
+  toolkit animate --method unianimate --checkpoint runs/ua-tiny --reference me.png --pose-backend mediapipe \\
+      --pose dance.mp4 --out me_dancing.mp4 --long chain
+  toolkit animate --method pose-warp --reference me.png --pose dance_keypoints.npy --no-align --out out.mp4
+
+--reference: an image file, or VIDEO_ID[@FRAME] of the --shards folder (its keypoints come with it).
+--pose: a shard video id, a keypoints .npy of shape (T, 133, 3) (in reference pixels when --no-align),
+or a driving video annotated on the fly with --pose-backend.
+Poses are aligned to the reference person's body (UniAnimate's alignment) unless --no-align.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("animate", help="animate a reference image with a driving pose sequence",
+                       description="Generate a video of the reference person performing the driving poses, with "
+                       "any registered method (the same inputs the harness gives it).",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", required=True, help="method name, or package.module:Class")
+    p.add_argument("--checkpoint", type=Path, help="trained model folder (for methods that need one)")
+    p.add_argument("--reference", required=True, help="image file, or VIDEO_ID[@FRAME] of --shards")
+    p.add_argument("--pose", required=True, help="shard video id, keypoints .npy, or driving video")
+    p.add_argument("--out", required=True, type=Path, help="output video (.mp4)")
+    p.add_argument("--shards", type=Path, help="shard folder that --reference / --pose ids refer to")
+    p.add_argument("--pose-backend", help="annotate a driving video / reference image with this backend "
+                   "(mediapipe, dwpose, ...)")
+    p.add_argument("--frames", type=int, help="animate only the first N driving frames")
+    p.add_argument("--long", choices=("windows", "chain"), help="long-video mode (methods that have one)")
+    p.add_argument("--steps", type=int, help="sampling steps (diffusion methods)")
+    p.add_argument("--seed", type=int, help="sampling seed (diffusion methods)")
+    p.add_argument("--no-align", action="store_true", help="use the driving poses as they are")
+    p.add_argument("--fps", type=float, help="output frame rate (default: the driving sequence's)")
+    p.set_defaults(func=cmd_animate)
+
+
+def cmd_animate(args: argparse.Namespace) -> int:
+    from toolkit.animate import animate, build_conditions, load_driving, load_reference
+    from toolkit.harness.registry import get_method, method_class
+    from toolkit.shards.reader import Shards
+    from toolkit.video import write_video
+
+    if args.frames is not None and args.frames < 1:
+        raise ValueError(f"--frames must be >= 1, got {args.frames}")
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    if args.fps is not None and args.fps <= 0:
+        raise ValueError(f"--fps must be positive, got {args.fps}")
+    if args.out.suffix.lower() not in (".mp4", ".mkv", ".avi", ".mov"):
+        raise ValueError(f"--out {args.out}: give a video file name (.mp4)")
+    if args.out.is_dir():
+        raise ValueError(f"--out {args.out}: is a folder")
+    method_class(args.method)  # an unknown method fails before any work
+    shards = Shards(args.shards) if args.shards else None
+    reference, ref_kp = load_reference(args.reference, shards, args.pose_backend)
+    driving = load_driving(args.pose, shards, args.pose_backend, reference.shape[:2])
+    cond = build_conditions(reference, ref_kp, driving, args.frames, align=not args.no_align)
+    options = {"checkpoint": args.checkpoint, "long": args.long, "steps": args.steps, "seed": args.seed}
+    options = {k: v for k, v in options.items() if v is not None}
+    try:
+        method = get_method(args.method, **options)
+    except TypeError as exc:
+        raise ValueError(f"method {args.method} does not take {', '.join('--' + k for k in options)}: {exc}") from None
+    write_video(args.out, animate(method, cond), fps=args.fps or cond.fps)
+    print(f"wrote {args.out} ({cond.n_frames} frames, {cond.width}x{cond.height}, {args.fps or cond.fps:g} fps)")
+    return 0

@@ -1,0 +1,119 @@
+"""`toolkit train`: train a method's model with the one training loop (toolkit/train/loop.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from toolkit.train.recipe import Recipe
+
+EPILOG = """\
+examples:
+  toolkit train --method unianimate --config tiny --shards data/shards/synthetic --out runs/uni-tiny
+  toolkit train --method unianimate --config tiny --shards data/shards/synthetic --out runs/uni-tiny --resume
+  toolkit train --method unianimate --config paper --shards data/shards/tiktok --out runs/uni \\
+      --mixed-precision bf16 --gradient-checkpointing --max-minutes 600
+  toolkit train --method mypkg.recipes:MyRecipe --config my.toml --shards data/shards/mine --out runs/mine
+  accelerate launch --num_processes 8 -m toolkit train --method unianimate --config paper \\
+      --shards data/shards/tiktok --out runs/uni --mixed-precision bf16
+  ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 -m toolkit train --method unianimate --config tiny \
+      --shards data/shards/synthetic --out runs/uni-cpu2        # several processes on a CPU-only machine
+
+The run folder holds loss.jsonl, the latest checkpoint (checkpoint/) and the EMA weights for
+inference (model/, read with the model's from_pretrained). A killed run continues with the same
+command plus --resume and reproduces the uninterrupted run; resuming with another method or
+another model config is refused. --batch-size is per process: the global batch is
+batch size x processes. Options given here replace the config's [train] values.
+"""
+
+
+def _number(text: str, kind: type) -> int | float:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not {'an integer' if kind is int else 'a number'}: {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _number(text, float)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a method's model (resumable, accelerate-ready)",
+                       description="Train a method's model on shards with the shared training loop: AdamW, EMA, "
+                       "mixed precision, gradient checkpointing, atomic checkpoints and exact resume. "
+                       "Runs on one device as is and on many under `accelerate launch`.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", required=True,
+                   help="training recipe: a name registered under the toolkit.recipes entry points, "
+                   "or package.module:Class")
+    p.add_argument("--config", required=True, help="tiny, paper (the method's configs/NAME.toml) or a .toml path")
+    p.add_argument("--shards", required=True, type=Path, help="shard folder made by `toolkit prepare`")
+    p.add_argument("--out", required=True, type=Path, help="run folder (must be empty unless --resume)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--steps", type=_positive_int, help="total optimizer steps (config: [train] steps)")
+    p.add_argument("--max-minutes", type=_positive_float,
+                   help="stop with a checkpoint after this many minutes (resume later with --resume)")
+    p.add_argument("--batch-size", type=_positive_int, help="items per process per step ([train] batch_size)")
+    p.add_argument("--lr", type=_positive_float, help="learning rate ([train] lr)")
+    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"),
+                   help="autocast precision ([train] mixed_precision; fp16 needs a GPU)")
+    p.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                   help="recompute activations in backward to save memory ([train] gradient_checkpointing)")
+    p.add_argument("--num-workers", type=_non_negative_int, help="data loader processes ([train] num_workers)")
+    p.add_argument("--seed", type=_non_negative_int, help="seed of init, data order and noise ([train] seed)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def load_recipe(name: str) -> Recipe:
+    """An instance of the recipe registered as `name` (or named by a package.module:Class spec)."""
+    from toolkit import plugins
+
+    obj = plugins.load("toolkit.recipes", name)
+    recipe = obj() if isinstance(obj, type) else obj
+    needed = ("load_config", "build_model", "build_dataset", "loss")
+    missing = [m for m in needed if not callable(getattr(recipe, m, None))]
+    if missing:
+        raise ValueError(f"{name}: not a training recipe (no {', '.join(missing)}); see toolkit.train.Recipe")
+    return recipe
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from toolkit.train.loop import train
+
+    if not args.shards.is_dir():
+        raise FileNotFoundError(f"shard folder not found: {args.shards}")
+    recipe = load_recipe(args.method)
+    overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+                 "mixed_precision": args.mixed_precision, "gradient_checkpointing": args.gradient_checkpointing,
+                 "num_workers": args.num_workers, "seed": args.seed}
+    result = train(recipe, args.config, args.shards, args.out, resume=args.resume, max_minutes=args.max_minutes,
+                   progress=not args.quiet, method=args.method, train_overrides=overrides)
+    if not result["main_process"]:
+        return 0
+    why = {"done": "finished", "max_minutes": "stopped by --max-minutes (continue with --resume)",
+           "max_steps": "stopped early (continue with --resume)"}[result["stopped"]]
+    last = f"; last loss {result['loss']:.4g}" if result["loss"] is not None else ""
+    print(f"step {result['step']}: {why}{last}; {result['seconds']:.0f} s trained")
+    print(f"checkpoint: {result['checkpoint']}/  inference weights (EMA): {result['model']}/")
+    return 0

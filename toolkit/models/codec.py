@@ -1,0 +1,72 @@
+"""Image <-> latent codecs for latent video diffusion: a lossless pixel codec for tiny models, the SD VAE for paper ones.
+
+Both map images in [0, 1], (N, 3, H, W), to latents (N, C, H/f, W/f) and back, and
+say their `latent_channels` and `downsample` f. `PixelCodec` needs no weights
+(pixel-unshuffle of the image scaled to [-1, 1]), so a tiny model trains from
+nothing on a CPU; `VAECodec` wraps diffusers' `AutoencoderKL` with the latent
+scaling the Stable Diffusion family uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class PixelCodec(nn.Module):
+    """Latents are the image in [-1, 1], pixel-unshuffled by `factor`: exact, no parameters."""
+
+    def __init__(self, factor: int = 2):
+        super().__init__()
+        if factor < 1:
+            raise ValueError(f"pixel codec factor must be >= 1, got {factor}")
+        self.factor = factor
+        self.latent_channels = 3 * factor * factor
+        self.downsample = factor
+
+    def encode(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return F.pixel_unshuffle(images * 2 - 1, self.factor)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return ((F.pixel_shuffle(latents, self.factor) + 1) / 2).clamp(0, 1)
+
+
+class VAECodec(nn.Module):
+    """diffusers `AutoencoderKL` (frozen), latents scaled by `scaling_factor` (0.18215 for SD 1.x/2.x)."""
+
+    def __init__(self, vae: nn.Module, scaling_factor: float = 0.18215, sample: bool = True):
+        super().__init__()
+        self.vae = vae.eval().requires_grad_(False)
+        self.scaling_factor = scaling_factor
+        self.sample = sample
+        self.latent_channels = int(vae.config.latent_channels)
+        self.downsample = 2 ** (len(vae.config.block_out_channels) - 1)
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        dist = self.vae.encode(images * 2 - 1).latent_dist
+        z = dist.sample(generator) if self.sample else dist.mean
+        return z * self.scaling_factor
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return ((self.vae.decode(latents / self.scaling_factor).sample + 1) / 2).clamp(0, 1)
+
+
+def build_codec(config: dict[str, Any]) -> nn.Module:
+    """The codec a `[codec]` config table names: {kind = "pixel", factor} or {kind = "vae", weights = ARTIFACT}."""
+    kind = config.get("kind", "pixel")
+    if kind == "pixel":
+        return PixelCodec(int(config.get("factor", 2)))
+    if kind == "vae":
+        from diffusers import AutoencoderKL
+
+        from toolkit import weights
+
+        folder = weights.path(config["weights"]).parent
+        return VAECodec(AutoencoderKL.from_pretrained(folder, use_safetensors=True),
+                        float(config.get("scaling_factor", 0.18215)))
+    raise ValueError(f"unknown codec kind {kind!r}; choose 'pixel' or 'vae'")

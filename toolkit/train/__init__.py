@@ -1,0 +1,12 @@
+"""One training loop for every method.
+
+A method contributes a `Recipe` (recipe.py: config, model, dataset, loss); `loop.train` runs
+it on HuggingFace accelerate with AdamW, EMA, mixed precision, a data order and per-step
+randomness that are pure functions of (seed, step), and atomic checkpoints (checkpoint.py),
+so a run that is killed and resumed reproduces the uninterrupted one exactly.
+Recipes are plug-ins: entry-point group ``toolkit.recipes`` or a ``pkg.module:Class`` spec.
+"""
+
+from toolkit.train.recipe import Recipe
+
+__all__ = ["Recipe"]

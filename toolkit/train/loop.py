@@ -1,0 +1,404 @@
+"""`train`: the one training loop every method uses, on HuggingFace accelerate.
+
+Read top to bottom: resolve the config, check the run folder, build model and data, write,
+then for each step: fetch the step's batch, seed, loss, backward, clip, AdamW, EMA, log,
+checkpoint. Exact resume rests on three choices:
+
+* the items of step s are a pure function of (seed, s): a permutation of the dataset per
+  epoch from ``np.random.default_rng([seed, epoch])`` cut into global batches (the last
+  partial batch of an epoch is dropped), so resuming needs no sampler state;
+* every random number of step s comes from a generator (and ``torch.manual_seed``) seeded
+  from (seed, s, process rank), so nothing depends on what ran before;
+* model, EMA and optimizer states are saved exactly (safetensors / torch.save) and the
+  learning rate is computed from the step, not kept in a scheduler.
+
+So a run killed at any moment and resumed writes the same loss.jsonl (bar the seconds) and
+ends with the same weights as the uninterrupted run, bit for bit on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from toolkit.io import atomic_write_json, atomic_write_text
+from toolkit.train import checkpoint
+from toolkit.train.ema import EMA
+from toolkit.train.recipe import Recipe
+
+# [train] keys, their defaults, and the only ones a resumed run may change (the rest change results).
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "lr": 1e-4,
+    "lr_warmup_steps": 0,
+    "batch_size": 1,
+    "steps": 1000,
+    "weight_decay": 0.01,
+    "adam_beta1": 0.9,
+    "adam_beta2": 0.999,
+    "adam_eps": 1e-8,
+    "grad_clip": 1.0,
+    "ema_decay": 0.9999,
+    "checkpoint_every": 500,
+    "keep_checkpoints": False,
+    "log_every": 1,
+    "num_workers": 2,
+    "seed": 0,
+    "mixed_precision": "no",
+    "gradient_checkpointing": False,
+}
+MAY_CHANGE_ON_RESUME = {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers",
+                        "gradient_checkpointing"}
+MIXED_PRECISION = ("no", "fp16", "bf16")
+
+_LIMITS: dict[str, tuple[float, float, bool]] = {  # key: (low, high, low is allowed)
+    "lr": (0, math.inf, False), "lr_warmup_steps": (0, math.inf, True), "batch_size": (1, math.inf, True),
+    "steps": (1, math.inf, True), "weight_decay": (0, math.inf, True), "adam_beta1": (0, 1, True),
+    "adam_beta2": (0, 1, True), "adam_eps": (0, math.inf, False), "grad_clip": (0, math.inf, True),
+    "ema_decay": (0, 1, True), "checkpoint_every": (1, math.inf, True), "log_every": (1, math.inf, True),
+    "num_workers": (0, math.inf, True), "seed": (0, 2**63 - 1, True),
+}
+
+
+def resolve_config(config: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A copy of `config` with [train] defaults filled in and `overrides` (None values skipped) applied, validated."""
+    cfg = copy.deepcopy(dict(config))
+    table = cfg.get("train", {})
+    if not isinstance(table, dict):
+        raise ValueError(f"config [train] must be a table, got {type(table).__name__}")
+    unknown = sorted(set(table) - set(TRAIN_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown [train] keys {unknown}; known: {', '.join(sorted(TRAIN_DEFAULTS))}")
+    train_cfg = {**TRAIN_DEFAULTS, **table, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    for key, value in train_cfg.items():
+        if key not in TRAIN_DEFAULTS:
+            raise ValueError(f"unknown training setting {key!r}")
+        default = TRAIN_DEFAULTS[key]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            value = train_cfg[key] = float(value) if ok else value
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise ValueError(f"[train] {key} must be {type(default).__name__}, got {value!r}")
+        if key in _LIMITS:
+            low, high, closed = _LIMITS[key]
+            if not ((value >= low if closed else value > low) and (value < high or high == math.inf)):
+                bounds = f"{'[' if closed else '('}{low}, {high})"
+                raise ValueError(f"[train] {key} = {value} is outside {bounds}")
+    if train_cfg["mixed_precision"] not in MIXED_PRECISION:
+        raise ValueError(f"[train] mixed_precision must be one of {MIXED_PRECISION}, "
+                         f"got {train_cfg['mixed_precision']!r}")
+    cfg["train"] = train_cfg
+    return cfg
+
+
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """The seed of step `step` on process `rank`: independent streams, no dependence on earlier steps."""
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, np.uint64)[0])
+
+
+def learning_rate(train_cfg: Mapping[str, Any], step: int) -> float:
+    """Linear warm-up over lr_warmup_steps, then constant (as the field's animation models train)."""
+    warmup = train_cfg["lr_warmup_steps"]
+    return train_cfg["lr"] * (min(1.0, (step + 1) / warmup) if warmup else 1.0)
+
+
+class DataOrder:
+    """The (epoch, item) pairs of each step: a pure function of (seed, step)."""
+
+    def __init__(self, n_items: int, global_batch: int, seed: int):
+        if n_items < global_batch:
+            raise ValueError(f"the dataset has {n_items} items, fewer than one global batch ({global_batch}); "
+                             "lower --batch-size or add data")
+        self.n_items, self.global_batch, self.seed = n_items, global_batch, seed
+        self.steps_per_epoch = n_items // global_batch
+        self._epoch, self._perm = -1, np.empty(0, np.int64)
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        epoch, pos = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self._epoch, self._perm = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n_items)
+        chunk = self._perm[pos * self.global_batch:(pos + 1) * self.global_batch]
+        return [(epoch, int(i)) for i in chunk]
+
+
+class _StepBatches(Sampler):
+    """This process's share of the global batch of each step in [start, stop)."""
+
+    def __init__(self, order: DataOrder, start: int, stop: int, rank: int, world: int):
+        self.order, self.start, self.stop, self.rank, self.world = order, start, stop, rank, world
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        per = self.order.global_batch // self.world
+        for step in range(self.start, self.stop):
+            yield self.order.batch(step)[self.rank * per:(self.rank + 1) * per]
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+class _EpochItems(Dataset):
+    """Serves (epoch, index) keys, telling a dataset with `set_epoch` the epoch first (in whichever worker)."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset, self.epoch = dataset, None
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        if epoch != self.epoch and hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        self.epoch = epoch
+        return self.dataset[index]
+
+
+def _has_fp16_device() -> bool:
+    """Whether accelerate will put this process on a device with fp16 autocast (CUDA, XPU, MPS)."""
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"):
+        return False
+    xpu = getattr(torch, "xpu", None)
+    return torch.cuda.is_available() or bool(xpu and xpu.is_available()) or torch.backends.mps.is_available()
+
+
+def _previous_run(out_dir: Path) -> tuple[dict, dict] | None:
+    """(meta, config) of the run in `out_dir`: from its checkpoint, else from run.json; None when neither exists."""
+    meta_path = out_dir / checkpoint.CHECKPOINT / "meta.json"
+    if meta_path.is_file():
+        return checkpoint.read_json(meta_path), checkpoint.read_json(meta_path.with_name("config.json"))
+    if (out_dir / "run.json").is_file():
+        run = checkpoint.read_json(out_dir / "run.json")
+        return run, run["config"]
+    return None
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the loss lines up to `step` (a line cut short by a kill ends the file)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line)["step"] > step:
+                break
+        except (json.JSONDecodeError, KeyError, TypeError):
+            break
+        kept.append(line + "\n")
+    atomic_write_text(path, "".join(kept))
+
+
+def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.PathLike, out_dir: str | os.PathLike,
+          *, resume: bool = False, max_steps: int | None = None, max_minutes: float | None = None,
+          progress: bool = True, method: str | None = None,
+          train_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Train `recipe`'s model on `shards` into `out_dir`; returns a summary (step, why it stopped, last loss, paths).
+
+    Args:
+        config: a config name or path for ``recipe.load_config``, or a config dict.
+        resume: continue the run in `out_dir` from its checkpoint (from step 0 if it has none yet);
+            without it `out_dir` must be empty or absent.
+        max_steps: stop (with a checkpoint) at this step, as if interrupted; [train] steps is the
+            run's length, so resuming later continues the same run.
+        max_minutes: stop (with a checkpoint) after this wall time.
+        method: the name checkpoints record (default: the recipe's).
+        train_overrides: [train] values that replace the config's (None values are ignored).
+
+    Everything is validated, the model and dataset built, before anything is written.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import send_to_device
+    from tqdm.auto import tqdm
+
+    # 1. The config, the arguments and the run folder: nothing is written until all of them pass.
+    method = method or getattr(recipe, "name", "") or f"{type(recipe).__module__}:{type(recipe).__qualname__}"
+    config_name = config if isinstance(config, str) else "custom"
+    cfg = resolve_config(recipe.load_config(config) if isinstance(config, str) else config, train_overrides)
+    t = cfg["train"]
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be at least 1, got {max_steps}")
+    if max_minutes is not None and not max_minutes > 0:
+        raise ValueError(f"max_minutes must be positive, got {max_minutes}")
+    shards, out_dir = Path(shards), Path(out_dir)
+    if not shards.exists():
+        raise FileNotFoundError(f"shard folder not found: {shards}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder")
+    meta = {"method": method, "config_name": config_name, "config_sha": checkpoint.config_sha(cfg)}
+    if not resume and out_dir.exists() and any(out_dir.iterdir()):
+        held = ", ".join(sorted(p.name for p in out_dir.iterdir())[:4])
+        raise ValueError(f"{out_dir} is not empty (holds {held}); pass --resume to continue the run in it, "
+                         "or choose another --out")
+    previous = _previous_run(out_dir) if resume else None
+    if previous is None and resume and out_dir.is_dir():
+        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in checkpoint.RUN_FILES
+                         and not p.name.startswith("."))
+        if foreign:
+            raise ValueError(f"{out_dir} holds no training run to resume (no run.json or checkpoint, but "
+                             f"{', '.join(foreign[:4])}); choose another --out")
+    if previous is not None:
+        checkpoint.check_same_run(out_dir, previous[0], previous[1], meta, cfg, MAY_CHANGE_ON_RESUME)
+
+    # 2. Processes and devices (accelerate launch decides how many), model, data, optimizer.
+    if t["mixed_precision"] == "fp16" and not _has_fp16_device():
+        raise ValueError("mixed_precision fp16 needs a GPU; on CPU use bf16 or no")
+    accelerator = Accelerator(mixed_precision=t["mixed_precision"])
+    device, rank, world, main = (accelerator.device, accelerator.process_index, accelerator.num_processes,
+                                 accelerator.is_main_process)
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > world:
+        raise RuntimeError(f"launched as one of {launched} processes, but accelerate runs this one alone (no GPU "
+                           "found?); for several CPU processes set ACCELERATE_USE_CPU=1")
+    torch.manual_seed(t["seed"])
+    model = recipe.build_model(cfg)
+    if not callable(getattr(model, "save_pretrained", None)):
+        raise ValueError(f"{method}: the model ({type(model).__name__}) has no save_pretrained(dir)")
+    if t["gradient_checkpointing"]:
+        if not callable(getattr(model, "enable_gradient_checkpointing", None)):
+            raise ValueError(f"{method}: the model ({type(model).__name__}) has no enable_gradient_checkpointing(); "
+                             "train without gradient checkpointing")
+        model.enable_gradient_checkpointing()
+    dataset = recipe.build_dataset(shards, cfg)
+    order = DataOrder(len(dataset), t["batch_size"] * world, t["seed"])
+    chosen = getattr(recipe, "trainable_parameters", None)
+    params = list(chosen(model) if chosen else (p for p in model.parameters() if p.requires_grad))
+    if not params:
+        raise ValueError(f"{method}: the recipe gives no trainable parameters")
+    optimizer = torch.optim.AdamW(params, lr=t["lr"], betas=(t["adam_beta1"], t["adam_beta2"]),
+                                  eps=t["adam_eps"], weight_decay=t["weight_decay"])
+
+    # 3. Now write: clean up after a kill, load the checkpoint, cut the log back to it, record the run.
+    start, seconds, ckpt = 0, 0.0, None
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint.recover(out_dir)
+    accelerator.wait_for_everyone()
+    if resume:
+        ckpt = checkpoint.latest(out_dir)
+    if ckpt is not None:
+        ckpt.load_model(model)
+        start = ckpt.step
+        before = (ckpt.meta.get("num_processes"), ckpt.meta.get("dataset_len"))
+        if before != (world, len(dataset)):
+            accelerator.print(f"warning: {out_dir} was trained with {before[0]} process(es) on {before[1]} items, "
+                              f"now {world} on {len(dataset)}: the data order from here on differs from an "
+                              "uninterrupted run", file=sys.stderr)
+    elif resume:
+        accelerator.print(f"{out_dir} has no checkpoint yet: starting from step 0")
+    model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
+    ema = EMA(unwrapped, params, t["ema_decay"])
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt.optimizer_state())
+        state = ckpt.state()
+        ema.load_state_dict(ckpt.ema_state(), int(state["ema_updates"]))
+        seconds = float(state["seconds"])
+        torch.set_rng_state(state["torch_rng"])
+        if torch.cuda.is_available() and len(state["cuda_rng"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+    log_path = out_dir / "loss.jsonl"
+    if main:
+        _truncate_log(log_path, start)
+        atomic_write_json(out_dir / "run.json", {**meta, "config": cfg, "started_at_step": start,
+                                                 "num_processes": world})
+    accelerator.wait_for_everyone()
+
+    def summary(step: int, stopped: str, loss: float | None, seconds: float) -> dict[str, Any]:
+        return {"step": step, "stopped": stopped, "loss": loss, "seconds": seconds, "out_dir": str(out_dir),
+                "checkpoint": str(out_dir / checkpoint.CHECKPOINT), "model": str(out_dir / checkpoint.MODEL),
+                "main_process": main}
+
+    stop = min(t["steps"], max_steps) if max_steps else t["steps"]
+    if start >= stop:
+        accelerator.print(f"{out_dir} is already at step {start} (asked to stop at {stop}): nothing to do")
+        return summary(start, "done", None, seconds)
+
+    # 4. The loop: one optimizer step per batch.
+    loader = DataLoader(_EpochItems(dataset), batch_sampler=_StepBatches(order, start, stop, rank, world),
+                        num_workers=t["num_workers"], pin_memory=device.type == "cuda",
+                        generator=torch.Generator().manual_seed(t["seed"]))
+    log = open(log_path, "a", encoding="utf-8") if main else None
+
+    def save(step: int, elapsed: float) -> None:
+        accelerator.wait_for_everyone()
+        if main:
+            log.flush()
+            os.fsync(log.fileno())
+
+            def export(folder: Path) -> None:
+                with ema.applied():
+                    unwrapped.save_pretrained(folder)
+
+            state = {"step": step, "ema_updates": ema.updates, "seconds": elapsed,
+                     "torch_rng": torch.get_rng_state(),
+                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+            checkpoint.save(out_dir, model=unwrapped, ema_state=ema.state_dict(), optimizer=optimizer, state=state,
+                            config=cfg, meta={**meta, "step": step, "num_processes": world,
+                                              "dataset_len": len(dataset)},
+                            export=export, keep=t["keep_checkpoints"])
+        accelerator.wait_for_everyone()
+
+    bar = tqdm(total=stop, initial=start, unit="step", disable=not (progress and main), dynamic_ncols=True)
+    began, elapsed, smoothed, value = time.monotonic(), seconds, None, None
+    stopped, step = "done" if stop == t["steps"] else "max_steps", start
+    model.train()
+    try:
+        for batch in loader:
+            batch = send_to_device(batch, device, non_blocking=True)
+            seed = step_seed(t["seed"], step, rank)
+            torch.manual_seed(seed)
+            generator = torch.Generator(device=device).manual_seed(seed)
+            lr = learning_rate(t, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with accelerator.autocast():
+                loss = recipe.loss(model, batch, generator)
+            if loss.ndim != 0:
+                raise ValueError(f"{method}: loss must be a scalar, got shape {tuple(loss.shape)}")
+            accelerator.backward(loss)
+            grad_norm = accelerator.clip_grad_norm_(params, t["grad_clip"]) if t["grad_clip"] > 0 else None
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            ema.update()
+            step += 1
+            elapsed = seconds + time.monotonic() - began
+
+            if step % t["log_every"] == 0:
+                value = accelerator.reduce(loss.detach().float(), reduction="mean").item()
+                if not math.isfinite(value):
+                    raise RuntimeError(f"loss is {value} at step {step}; the last checkpoint is intact "
+                                       "(lower the learning rate, or check the data)")
+                if main:
+                    record = {"step": step, "loss": value, "lr": lr, "seconds": round(elapsed, 3)}
+                    if grad_norm is not None:
+                        record["grad_norm"] = float(grad_norm)
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                smoothed = value if smoothed is None else 0.9 * smoothed + 0.1 * value
+                bar.set_postfix(loss=f"{smoothed:.4f}", lr=f"{lr:.2e}", refresh=False)
+            bar.update(1)
+
+            if max_minutes is not None and time.monotonic() - began >= max_minutes * 60:
+                accelerator.set_trigger()
+            out_of_time = max_minutes is not None and accelerator.check_trigger()
+            if step % t["checkpoint_every"] == 0 or step == stop or out_of_time:
+                save(step, elapsed)
+            if out_of_time:
+                stopped = "max_minutes"
+                break
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+    return summary(step, stopped, value, elapsed)
