@@ -342,6 +342,11 @@ def weights_dir() -> Path:
     return home() / "weights"
 
 
+def converted_dir(name: str) -> Path:
+    """Where `toolkit weights convert NAME` puts the artifact converted to our layout (safetensors)."""
+    return home() / "converted" / get(name).name
+
+
 def get(name: str) -> Artifact:
     """The table entry for NAME; an unknown name lists the known ones."""
     try:

@@ -167,3 +167,41 @@ def read_published_keys(path: str | Path = PUBLISHED_KEYS) -> dict[str, tuple[in
         name, shape = line.split("\t")
         table[name] = tuple(int(s) for s in shape.split("x")) if shape else ()
     return table
+
+
+def convert_published_file(source: str | Path, destination: str | Path,
+                           config: UniAnimateConfig | None = None) -> Path:
+    """`toolkit weights convert unianimate-16f-32f`: the published .pth -> our safetensors folder, once.
+
+    Writes ``config.json`` and ``model.safetensors`` (our names, every published tensor) into
+    `destination`, read back by :func:`load_converted`. The pickle is read with
+    ``weights_only=True``; nothing else in it is executed or kept. `text_context` is not in the
+    published file (UniAnimate computes it from OpenCLIP at start-up), so it is not written either.
+    """
+    import json
+
+    from safetensors.torch import save_file
+
+    config = config or UniAnimateConfig.named("paper")
+    state = convert_state_dict(load_published_checkpoint(source), config)
+    destination = Path(destination)
+    destination.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, destination / "model.safetensors",
+              metadata={"source": Path(source).name, "missing": ",".join(NOT_IN_CHECKPOINT)})
+    (destination / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    return destination
+
+
+def load_converted(directory: str | Path) -> UniAnimateModel:
+    """The model `convert_published_file` wrote; `text_context` still needs `set_text_context`."""
+    import json
+
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    config = UniAnimateConfig.from_dict(json.loads((directory / "config.json").read_text()))
+    model = UniAnimateModel(config)
+    result = model.load_state_dict(load_file(directory / "model.safetensors"), strict=False)
+    if sorted(result.missing_keys) != sorted(NOT_IN_CHECKPOINT) or result.unexpected_keys:
+        raise ConversionError(f"{directory}: load mismatch: {result}")
+    return model

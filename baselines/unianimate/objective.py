@@ -7,8 +7,8 @@ and regress the velocity v = sqrt(a) * noise - sqrt(1 - a) * x0 (diffusers'
 dropouts teach the two sampling modes:
 
 * with probability `p_uncond` every condition of a clip is dropped (zero pose,
-  zero reference latent and pose, no image embedding): the unconditional branch
-  classifier-free guidance needs;
+  zero reference latent and pose, zero local image, no image embedding): the
+  unconditional branch classifier-free guidance needs;
 * with probability `p_first_frame` the clip's first frame is given clean instead
   of noised and left out of the loss: first-frame conditioning, which `chain`
   sampling uses to continue one segment from the last frame of the previous one.
@@ -79,9 +79,15 @@ def training_loss(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Ten
     weight[first, :, 0] = 0
 
     k4, k5 = keep.view(b, 1, 1, 1), keep.view(b, 1, 1, 1, 1)
-    pred = model(zt, t, pose.transpose(1, 2) * k5, ref_latent * k4, reference_pose * k4)
+    local = reference * k4 if _config(model).local_image else None
+    pred = model(zt, t, pose.transpose(1, 2) * k5, ref_latent * k4, reference_pose * k4, local_image=local)
     err = (pred.float() - target.float()) ** 2 * weight
     return err.sum() / (weight.sum() * err.shape[1] * err.shape[3] * err.shape[4])
+
+
+def _config(model: nn.Module):
+    """The model's config, through a distributed wrapper if there is one."""
+    return getattr(model, "module", model).config
 
 
 def _float(x: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ into frames. What the public UniAnimate inference does, and we do too:
   ("scaled_linear"), rescaled to zero terminal SNR, v-prediction, trailing
   timestep spacing, eta 0;
 * classifier-free guidance (2.5) where the unconditional branch drops every
-  condition (pose, reference latent, reference pose, image embedding);
+  condition (pose, reference latent, reference pose, local image, image embedding);
 * a noise prior: the start latents are the reference latent noised to t = 949,
   not pure noise.
 
@@ -116,7 +116,7 @@ class UniAnimatePipeline:
         pose = _as_float(poses, self.device)
         x = latents.expand(2, *latents.shape[1:])
         out = self.model(x, t.expand(2), torch.cat([pose, torch.zeros_like(pose)]), cond["reference_latent"],
-                         cond["reference_pose"], cond["image_embeds"])
+                         cond["reference_pose"], cond["image_embeds"], local_image=cond["local_image"])
         v_cond, v_uncond = out[:1], out[1:]
         return v_uncond + guidance * (v_cond - v_uncond)
 
@@ -202,7 +202,8 @@ class UniAnimatePipeline:
         embeds = self.image_encoder(ref) if self.image_encoder is not None else None
         cond = {"reference_latent": torch.cat([ref_latent, torch.zeros_like(ref_latent)]),
                 "reference_pose": torch.cat([ref_pose, torch.zeros_like(ref_pose)]),
-                "image_embeds": None if embeds is None else torch.cat([embeds, torch.zeros_like(embeds)])}
+                "image_embeds": None if embeds is None else torch.cat([embeds, torch.zeros_like(embeds)]),
+                "local_image": torch.cat([ref, torch.zeros_like(ref)]) if self.model.config.local_image else None}
         first_latent = None
         if first_frame is not None:
             first_latent = self.codec.encode(_as_float(first_frame[None], self.device, dtype))[0]

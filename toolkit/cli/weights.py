@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from toolkit.cli.table import format_table
 
@@ -62,6 +63,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_import.add_argument("path", help="the file to import")
     p_import.add_argument("--name", help="artifact name (default: identified by sha256, then by file name)")
     p_import.set_defaults(func=cmd_import)
+
+    p_convert = actions.add_parser("convert", help="convert a released checkpoint once to safetensors in our layout",
+                                   epilog="example:\n  toolkit weights convert unianimate-16f-32f\n\nThe pickle is "
+                                   "read with torch.load(weights_only=True); the result is\nconfig.json + "
+                                   "model.safetensors under the cache's converted/NAME/.",
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_convert.add_argument("name", metavar="NAME", help="artifact with a converter (e.g. unianimate-16f-32f)")
+    p_convert.add_argument("--out", type=Path, help="destination folder (default: the cache's converted/NAME)")
+    p_convert.add_argument("--force", action="store_true", help="convert again even if the folder exists")
+    p_convert.set_defaults(func=cmd_convert)
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
@@ -164,6 +175,31 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             continue
         print(f"{name}: {dest}")
     return 1 if failures else 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    import shutil
+
+    from toolkit import plugins, weights
+
+    artifact = weights.get(args.name)
+    if artifact.name not in plugins.names("toolkit.converters"):
+        known = ", ".join(plugins.names("toolkit.converters")) or "none"
+        raise ValueError(f"{artifact.name} has no converter (artifacts with one: {known})")
+    convert = plugins.load("toolkit.converters", artifact.name)
+    source = weights.path(artifact.name)  # missing or mismatched files fail here, with the fix
+    dest = args.out or weights.converted_dir(artifact.name)
+    if dest.exists() and not args.force:
+        print(f"{artifact.name}: already converted in {dest} (--force to redo)")
+        return 0
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    convert(source, tmp)
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.replace(dest)
+    print(f"{artifact.name}: converted to {dest}")
+    return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:

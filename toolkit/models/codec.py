@@ -56,17 +56,40 @@ class VAECodec(nn.Module):
         return ((self.vae.decode(latents / self.scaling_factor).sample + 1) / 2).clamp(0, 1)
 
 
+# The Stable Diffusion 1.x/2.x autoencoder (KL-f8), as diffusers' AutoencoderKL arguments.
+SD_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
+              layers_per_block=2, down_block_types=("DownEncoderBlock2D",) * 4,
+              up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32)
+
+
+def sd_vae_from_checkpoint(path: str | Any) -> nn.Module:
+    """diffusers `AutoencoderKL` from a Stable Diffusion checkpoint: a `.safetensors` of AutoencoderKL, or an LDM
+    `.ckpt` whose `first_stage_model.*` tensors are renamed by diffusers' own converter (read with
+    ``torch.load(weights_only=True)``)."""
+    from diffusers import AutoencoderKL
+    from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
+
+    vae = AutoencoderKL(**SD_VAE)
+    if str(path).endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = convert_ldm_vae_checkpoint(state.get("state_dict", state), dict(vae.config))
+    vae.load_state_dict(state, strict=True)
+    return vae
+
+
 def build_codec(config: dict[str, Any]) -> nn.Module:
-    """The codec a `[codec]` config table names: {kind = "pixel", factor} or {kind = "vae", weights = ARTIFACT}."""
+    """The codec a `[codec]` config table names: {kind = "pixel", factor} or {kind = "vae", weights = ARTIFACT}
+    (a weights-registry artifact holding the SD VAE; a missing file raises WeightsMissing with the fix)."""
     kind = config.get("kind", "pixel")
     if kind == "pixel":
         return PixelCodec(int(config.get("factor", 2)))
     if kind == "vae":
-        from diffusers import AutoencoderKL
-
         from toolkit import weights
 
-        folder = weights.path(config["weights"]).parent
-        return VAECodec(AutoencoderKL.from_pretrained(folder, use_safetensors=True),
-                        float(config.get("scaling_factor", 0.18215)))
+        vae = sd_vae_from_checkpoint(weights.path(config["weights"]))
+        return VAECodec(vae, float(config.get("scaling_factor", 0.18215)), bool(config.get("sample", True)))
     raise ValueError(f"unknown codec kind {kind!r}; choose 'pixel' or 'vae'")
