@@ -69,6 +69,8 @@ learn-tiny: install
 bench: install
 	$(BIN)/python benchmarks/loader.py
 	$(BIN)/python benchmarks/metrics.py
+	$(BIN)/python benchmarks/temporal.py
+	$(BIN)/python benchmarks/long_video.py
 
 clean:
 	rm -rf data/shards build .pytest_cache

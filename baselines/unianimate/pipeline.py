@@ -148,7 +148,7 @@ class UniAnimatePipeline:
         else:
             prior_t = torch.tensor([s.noise_prior_t], device=self.device)
             latents = scheduler.add_noise(ref.unsqueeze(2).expand(shape), noise, prior_t)
-        for t in scheduler.timesteps:
+        for k, t in enumerate(scheduler.timesteps):
             if first_latent is not None:
                 latents[:, :, 0] = first_latent
             tt = t.reshape(1).to(self.device)
@@ -156,7 +156,11 @@ class UniAnimatePipeline:
                 v = self._windowed(latents, tt, poses, cond, guidance, s.window, s.overlap)
             else:
                 v = self._guided(latents, tt, poses, cond, guidance)
-            latents = scheduler.step(v, t, latents, eta=0.0).prev_sample
+            step = scheduler.step(v, t, latents, eta=0.0)
+            # the last step returns the clean estimate: with trailing spacing DDIM's last "previous" timestep
+            # can be t = 0 (e.g. 7 steps), which still holds sqrt(1 - alpha_0) of noise
+            last = k == len(scheduler.timesteps) - 1
+            latents = step.pred_original_sample if last else step.prev_sample
         if first_latent is not None:
             latents[:, :, 0] = first_latent
         return latents

@@ -138,5 +138,6 @@ def test_sampler_returns_the_clean_video_for_an_exact_denoiser(steps):
     x0 = codec.encode(frames).transpose(0, 1)[None]
     p = UniAnimatePipeline(_Oracle(x0), codec, SamplingConfig(steps=steps))
     ref, ref_pose, poses = inputs(5)
-    out = p(ref, ref_pose, poses, windowed=False)
-    assert np.array_equal(out, (frames.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy())
+    out = p(ref, ref_pose, poses, windowed=False).astype(int)
+    expected = (frames.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy().astype(int)
+    assert np.abs(out - expected).max() <= 1     # float32 rounding at the uint8 boundary, nothing more
