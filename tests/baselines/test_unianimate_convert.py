@@ -119,16 +119,26 @@ def _as_published(model: UniAnimateModel) -> dict[str, torch.Tensor]:
     return out
 
 
+# The published structure (four levels, attention at the three highest, 2 adapters) at small widths.
+SMALL = UniAnimateConfig(block_out_channels=(32, 32, 64, 64), attention_head_dim=16, layers_per_block=1,
+                         cross_attention_dim=64, image_embed_dim=16, text_tokens=3, concat_dim=4,
+                         pose_channels=(8, 8), reference_channels=(8, 8))
+
+
+def published_structure_model(seed: int) -> UniAnimateModel:
+    """A SMALL model with every weight nudged off its initialisation (zero-initialised layers included)."""
+    torch.manual_seed(seed)
+    model = UniAnimateModel(SMALL).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return model
+
+
 def test_load_published_checkpoint_round_trip(tmp_path):
     """A small model with the published structure, saved as a published-style pickle, loads back exactly."""
-    config = UniAnimateConfig(block_out_channels=(32, 32, 64, 64), attention_head_dim=16, layers_per_block=1,
-                              cross_attention_dim=64, image_embed_dim=16, text_tokens=3, concat_dim=4,
-                              pose_channels=(8, 8), reference_channels=(8, 8))
-    torch.manual_seed(0)
-    source = UniAnimateModel(config).eval()
-    with torch.no_grad():
-        for p in source.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    config = SMALL
+    source = published_structure_model(0)
     path = tmp_path / "published.pth"
     torch.save({"state_dict": _as_published(source)}, path)
     state = load_published_checkpoint(path)
@@ -151,16 +161,9 @@ def test_weights_convert_writes_safetensors_that_load(tmp_path, monkeypatch):
     from toolkit import weights
     from toolkit.cli import main as cli
 
-    small = UniAnimateConfig(block_out_channels=(32, 32, 64, 64), attention_head_dim=16, layers_per_block=1,
-                             cross_attention_dim=64, image_embed_dim=16, text_tokens=3, concat_dim=4,
-                             pose_channels=(8, 8), reference_channels=(8, 8))
-    monkeypatch.setattr(convert.UniAnimateConfig, "named", classmethod(lambda cls, name: small))
+    monkeypatch.setattr(convert.UniAnimateConfig, "named", classmethod(lambda cls, name: SMALL))
     monkeypatch.setenv("TOOLKIT_HOME", str(tmp_path / "home"))
-    torch.manual_seed(1)
-    source = UniAnimateModel(small).eval()
-    with torch.no_grad():
-        for p in source.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    source = published_structure_model(1)
     published = tmp_path / "unianimate_16f_32f_non_ema_223000.pth"
     torch.save(_as_published(source), published)
     assert cli(["weights", "convert", "unianimate-16f-32f"]) == 1          # not in the cache yet: the fix is printed

@@ -20,21 +20,16 @@ COMMAND_MODULES = ("data", "weights", "evaluate", "leaderboard", "train", "anima
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="toolkit",
-        description="Human image animation toolkit: prepare datasets into Parquet shards, "
+        description="Human image animation toolkit: prepare datasets into Parquet shards, train and run "
+        "reference models, "
         "manage pretrained weights, benchmark methods and render leaderboards.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run 'toolkit COMMAND --help' for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"toolkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"toolkit.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"toolkit.cli.{name}":
-                continue  # command group not built yet
-            raise
-        module.register(sub)
+    for name in COMMAND_MODULES:  # a command module that fails to import is an error, never skipped
+        importlib.import_module(f"toolkit.cli.{name}").register(sub)
     return parser
 
 
