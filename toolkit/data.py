@@ -160,12 +160,13 @@ class ClipDataset(Dataset):
             box = np.stack(boxes) * scale - np.array([ox, oy, ox, oy], np.float32)
             item["person_box"] = torch.from_numpy(box.astype(np.float32))
         if "iuv" in stored:
-            raw = table.column("iuv").to_pylist()
+            # the reference's IUV (row 0) is decoded only for its DensePose render
+            raw = table.column("iuv").to_pylist()[0 if "densepose" in self.columns else 1:]
             if any(b is None for b in raw):
                 raise ValueError(f"{self.root}: video {video_id} has no IUV maps (prepared without --densepose)")
             iuv = [vid.decode_image(b, name=video_id) for b in raw]
             if "iuv" in self.columns:
-                fitted = np.stack([fit(x, nearest=True) for x in iuv[1:]])
+                fitted = np.stack([fit(x, nearest=True) for x in iuv[-self.n_frames:]])
                 item["iuv"] = torch.from_numpy(fitted).permute(0, 3, 1, 2).contiguous()
             if "densepose" in self.columns:
                 dp = self._images(conditions.densepose_images(iuv, (out_h, out_w), chw=True))

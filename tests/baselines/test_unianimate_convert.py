@@ -11,6 +11,7 @@ from baselines.unianimate.convert import (
     NOT_IN_CHECKPOINT, ConversionError, convert_state_dict, load_published_checkpoint, map_name, module_map,
     read_published_keys)
 from baselines.unianimate.model import UniAnimateConfig, UniAnimateModel
+from test_unianimate_model import perturbed
 
 PAPER = UniAnimateConfig.named("paper")
 # Model entries with no published tensor, and why: UniAnimate computes the "" text context at start-up
@@ -125,20 +126,10 @@ SMALL = UniAnimateConfig(block_out_channels=(32, 32, 64, 64), attention_head_dim
                          pose_channels=(8, 8), reference_channels=(8, 8))
 
 
-def published_structure_model(seed: int) -> UniAnimateModel:
-    """A SMALL model with every weight nudged off its initialisation (zero-initialised layers included)."""
-    torch.manual_seed(seed)
-    model = UniAnimateModel(SMALL).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return model
-
-
 def test_load_published_checkpoint_round_trip(tmp_path):
     """A small model with the published structure, saved as a published-style pickle, loads back exactly."""
     config = SMALL
-    source = published_structure_model(0)
+    source = perturbed(SMALL, seed=0)
     path = tmp_path / "published.pth"
     torch.save({"state_dict": _as_published(source)}, path)
     state = load_published_checkpoint(path)
@@ -163,7 +154,7 @@ def test_weights_convert_writes_safetensors_that_load(tmp_path, monkeypatch):
 
     monkeypatch.setattr(convert.UniAnimateConfig, "named", classmethod(lambda cls, name: SMALL))
     monkeypatch.setenv("TOOLKIT_HOME", str(tmp_path / "home"))
-    source = published_structure_model(1)
+    source = perturbed(SMALL, seed=1)
     published = tmp_path / "unianimate_16f_32f_non_ema_223000.pth"
     torch.save(_as_published(source), published)
     assert cli(["weights", "convert", "unianimate-16f-32f"]) == 1          # not in the cache yet: the fix is printed
