@@ -96,3 +96,24 @@ def test_condition_renders_follow_the_keypoints_and_iuv(shards):
     iuv = item["iuv"][0].permute(1, 2, 0).numpy()
     dp = (item["densepose"][0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     assert np.array_equal(dp, render_densepose(iuv))
+
+
+@pytest.mark.parametrize("with_null", [False, True])
+def test_keypoint_columns_read_as_arrays_with_zeros_for_frames_without_pose(with_null):
+    import pyarrow as pa
+
+    from toolkit.data import _keypoints
+    from toolkit.shards.schema import KEYPOINT_VALUES
+
+    rows = [np.arange(KEYPOINT_VALUES, dtype=np.float32) + k for k in range(3)]
+    values = [r.tolist() for r in rows]
+    if with_null:
+        values[1] = None
+    typ = pa.list_(pa.float32(), KEYPOINT_VALUES)
+    column = pa.chunked_array([pa.array(values[:2], typ), pa.array(values[2:], typ)])
+    out = _keypoints(column)
+    assert out.shape == (3, 133, 3) and out.dtype == np.float32
+    expected = np.stack(rows).reshape(3, 133, 3)
+    if with_null:
+        expected[1] = 0
+    assert np.array_equal(out, expected)

@@ -110,3 +110,19 @@ def test_chw_decode_is_pixel_identical(fmt):
     assert np.array_equal(crop[1].transpose(1, 2, 0), vid.decode_image(blobs[1])[5:25, 10:40])
     with pytest.raises(vid.DecodeError, match="image 1 is not decodable"):
         vid.decode_images_chw([blobs[0], b"broken"], name="x")
+
+
+def test_decode_image_channel_equals_that_channel_of_decode_image():
+    import cv2
+
+    from toolkit.video import DecodeError, decode_image, decode_image_channel
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    png = cv2.imencode(".png", img)[1].tobytes()
+    for c in range(3):
+        assert np.array_equal(decode_image_channel(png, c), decode_image(png)[..., c])
+    with pytest.raises(ValueError, match="channel"):
+        decode_image_channel(png, 3)
+    with pytest.raises(DecodeError, match="clip.png"):
+        decode_image_channel(b"not an image", 0, name="clip.png")

@@ -93,22 +93,23 @@ def pose_images(keypoints: np.ndarray, source: Size, size: Size, style: str = "u
 
 
 @functools.lru_cache(maxsize=1)
-def _densepose_lut() -> np.ndarray:
-    """(256, 1, 3) uint8 table for cv2.LUT: part index -> RGB colour (indices above 24 -> black)."""
-    lut = np.zeros((256, 1, 3), np.uint8)
+def _densepose_luts() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One (256, 1) uint8 table per colour plane for cv2.LUT: part index -> R, G, B (indices above 24 -> 0)."""
+    lut = np.zeros((256, 3), np.uint8)
     palette = densepose_palette()
-    lut[:len(palette), 0] = palette
-    return lut
+    lut[:len(palette)] = palette
+    return tuple(np.ascontiguousarray(lut[:, c:c + 1]) for c in range(3))
 
 
 def densepose_images(iuv: np.ndarray | Sequence[np.ndarray], size: Size, chw: bool = False) -> np.ndarray:
     """MagicAnimate-style DensePose renders of (T, H, W, 3) IUV (I in channel 0) as (T, h, w, 3) uint8 at `size`.
 
-    `chw=True` returns (T, 3, h, w).
+    Each frame may also be its (H, W) part-index plane alone. `chw=True` returns
+    (T, 3, h, w): each colour plane is then one table lookup written in place.
     """
     frames = list(iuv)
     out = _output(len(frames), size, chw)
-    lut = _densepose_lut()
+    luts = _densepose_luts()
     for t, frame in enumerate(frames):
         part = np.ascontiguousarray(frame[..., 0] if frame.ndim == 3 else frame)
         if part.dtype != np.uint8:
@@ -116,7 +117,14 @@ def densepose_images(iuv: np.ndarray | Sequence[np.ndarray], size: Size, chw: bo
         if part.max(initial=0) > 24:
             raise ValueError(f"DensePose part indices must lie in 0..24, got up to {part.max()}")
         part = fit_image(part, size, nearest=True)
-        _put(out, t, cv2.LUT(cv2.merge([part, part, part]), lut), chw)
+        if chw:  # outside the person's bounding box every pixel is background (part 0): fill, look up the box
+            x, y, w, h = cv2.boundingRect(part)
+            for c in range(3):
+                plane, background = out[t, c], luts[c][0, 0]
+                plane[:y], plane[y + h:], plane[y:y + h, :x], plane[y:y + h, x + w:] = (background,) * 4
+                cv2.LUT(part[y:y + h, x:x + w], luts[c], dst=plane[y:y + h, x:x + w])
+        else:
+            out[t] = cv2.merge([cv2.LUT(part, lut) for lut in luts])
     return out
 
 

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import cv2
 import numpy as np
+import pyarrow as pa
 import torch
 from torch.utils.data import Dataset
 
@@ -145,8 +146,7 @@ class ClipDataset(Dataset):
             "frames": frames[1:].contiguous(),
         }
         if "keypoints" in stored:
-            kp = np.stack([np.zeros((133, 3), np.float32) if k is None else np.asarray(k, np.float32).reshape(133, 3)
-                           for k in table.column("keypoints").to_pylist()])
+            kp = _keypoints(table.column("keypoints"))
             if "keypoints" in self.columns:
                 fitted = torch.from_numpy(conditions.fit_keypoints(kp, (h, w), (out_h, out_w)))
                 item["keypoints"], item["reference_keypoints"] = fitted[1:], fitted[0]
@@ -164,7 +164,10 @@ class ClipDataset(Dataset):
             raw = table.column("iuv").to_pylist()[0 if "densepose" in self.columns else 1:]
             if any(b is None for b in raw):
                 raise ValueError(f"{self.root}: video {video_id} has no IUV maps (prepared without --densepose)")
-            iuv = [vid.decode_image(b, name=video_id) for b in raw]
+            if "iuv" in self.columns:
+                iuv = [vid.decode_image(b, name=video_id) for b in raw]
+            else:  # the DensePose render needs the part index (I, channel 0) alone
+                iuv = [vid.decode_image_channel(b, 0, name=video_id) for b in raw]
             if "iuv" in self.columns:
                 fitted = np.stack([fit(x, nearest=True) for x in iuv[-self.n_frames:]])
                 item["iuv"] = torch.from_numpy(fitted).permute(0, 3, 1, 2).contiguous()
@@ -178,3 +181,13 @@ class ClipDataset(Dataset):
             m = np.stack([fit(vid.decode_image(b, grayscale=True, name=video_id), nearest=True) for b in raw])
             item["mask"] = torch.from_numpy(m[:, None] > 127).float()
         return item
+
+
+def _keypoints(column: pa.ChunkedArray) -> np.ndarray:
+    """(N, 133, 3) float32 from the shards' fixed-size keypoint lists, zeros where a frame has none (no per-value
+    Python objects: one flat copy when no row is null)."""
+    col = column.combine_chunks()
+    if col.null_count == 0:
+        return col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, 133, 3)
+    return np.stack([np.zeros((133, 3), np.float32) if k is None else np.asarray(k, np.float32).reshape(133, 3)
+                     for k in col.to_pylist()])

@@ -232,6 +232,17 @@ def decode_image(data: bytes, grayscale: bool = False, name: str = "<bytes>") ->
     return img if grayscale else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def decode_image_channel(data: bytes, channel: int, name: str = "<bytes>") -> np.ndarray:
+    """One RGB channel (0, 1 or 2) of encoded image bytes as (H, W) uint8: `decode_image(data)[..., channel]`
+    without the colour swap and the copy of the other two planes (e.g. the part index of an IUV map)."""
+    if channel not in (0, 1, 2):
+        raise ValueError(f"channel must be 0, 1 or 2 (R, G, B), got {channel}")
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DecodeError(f"{name}: not a decodable image ({len(data)} bytes)")
+    return cv2.extractChannel(img, 2 - channel)
+
+
 def decode_images_chw(blobs: Sequence[bytes], transform=None, name: str = "<bytes>") -> np.ndarray:
     """Decode encoded colour images into one (N, 3, H, W) RGB uint8 array, the layout models take.
 

@@ -13,6 +13,15 @@ dropouts teach the two sampling modes:
   of noised and left out of the loss: first-frame conditioning, which `chain`
   sampling uses to continue one segment from the last frame of the previous one.
 
+`snr_gamma` (optional) clamps how much the low-noise timesteps weigh. The plain
+v-loss weighs the clean-image error of a timestep by 1 + SNR(t), so nearly
+noise-free steps, where the model must find per-pixel noise that hardly changes
+the sample, dominate the gradient. With `snr_gamma` g each clip's v-loss is
+scaled by min(1, g / (1 + SNR)): the clean-image weight becomes min(1 + SNR, g)
+(the idea of Min-SNR-g, Hang et al. 2023, which the field's open trainers use
+with g = 5; this form keeps the weight 1 at the zero-SNR timestep the sampler
+starts from, where Min-SNR's min(SNR, g) / (1 + SNR) would be 0).
+
 Every random number comes from the step's generator, so a step is reproducible.
 """
 
@@ -34,6 +43,7 @@ class ObjectiveConfig:
     p_uncond: float = 0.1
     p_first_frame: float = 0.3
     offset_noise: float = 0.1
+    snr_gamma: float | None = None
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ObjectiveConfig:
@@ -44,7 +54,17 @@ class ObjectiveConfig:
         for key in ("p_uncond", "p_first_frame"):
             if not 0 <= getattr(out, key) <= 1:
                 raise ValueError(f"[objective] {key} must lie in [0, 1], got {getattr(out, key)}")
+        if out.snr_gamma is not None and not out.snr_gamma > 0:
+            raise ValueError(f"[objective] snr_gamma must be > 0 (or left out), got {out.snr_gamma}")
         return out
+
+
+def snr_weight(scheduler: Any, t: torch.Tensor, snr_gamma: float | None) -> torch.Tensor:
+    """Per-clip v-loss weights min(1, snr_gamma / (1 + SNR(t))); all ones without snr_gamma."""
+    if snr_gamma is None:
+        return torch.ones(t.shape, device=t.device)
+    alpha = scheduler.alphas_cumprod.to(t.device)[t].float()
+    return torch.clamp(snr_gamma * (1 - alpha), max=1.0)
 
 
 def encode_frames(codec: nn.Module, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -75,14 +95,15 @@ def training_loss(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Ten
     keep = (torch.rand(b, generator=generator, device=device) >= objective.p_uncond).float()
     first = torch.rand(b, generator=generator, device=device) < objective.p_first_frame
     zt[first, :, 0] = z0[first, :, 0]
-    weight = torch.ones(b, 1, z0.shape[2], 1, 1, device=device)
-    weight[first, :, 0] = 0
+    mask = torch.ones(b, 1, z0.shape[2], 1, 1, device=device)
+    mask[first, :, 0] = 0
 
     k4, k5 = keep.view(b, 1, 1, 1), keep.view(b, 1, 1, 1, 1)
     local = reference * k4 if _config(model).local_image else None
     pred = model(zt, t, pose.transpose(1, 2) * k5, ref_latent * k4, reference_pose * k4, local_image=local)
-    err = (pred.float() - target.float()) ** 2 * weight
-    return err.sum() / (weight.sum() * err.shape[1] * err.shape[3] * err.shape[4])
+    weight = snr_weight(scheduler, t, objective.snr_gamma).view(b, 1, 1, 1, 1)
+    err = (pred.float() - target.float()) ** 2 * mask * weight
+    return err.sum() / (mask.sum() * err.shape[1] * err.shape[3] * err.shape[4])
 
 
 def _config(model: nn.Module):
