@@ -64,7 +64,7 @@ train-tiny: install
 # The learning check: fit one training video for at most 15 minutes, regenerate it, compare with reference-copy.
 learn-tiny: install
 	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
-	$(BIN)/python scripts/learn_one_video.py --shards $(OUT) --out $(RUNS)/learn-tiny
+	$(BIN)/python scripts/learn_one_video.py --shards $(OUT) --out $(RUNS)/learn-tiny --fresh
 
 bench: install
 	$(BIN)/python benchmarks/loader.py

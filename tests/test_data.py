@@ -102,7 +102,7 @@ def test_condition_renders_follow_the_keypoints_and_iuv(shards):
 def test_keypoint_columns_read_as_arrays_with_zeros_for_frames_without_pose(with_null):
     import pyarrow as pa
 
-    from toolkit.data import _keypoints
+    from toolkit.shards.reader import keypoint_array
     from toolkit.shards.schema import KEYPOINT_VALUES
 
     rows = [np.arange(KEYPOINT_VALUES, dtype=np.float32) + k for k in range(3)]
@@ -111,7 +111,7 @@ def test_keypoint_columns_read_as_arrays_with_zeros_for_frames_without_pose(with
         values[1] = None
     typ = pa.list_(pa.float32(), KEYPOINT_VALUES)
     column = pa.chunked_array([pa.array(values[:2], typ), pa.array(values[2:], typ)])
-    out = _keypoints(column)
+    out = keypoint_array(column)
     assert out.shape == (3, 133, 3) and out.dtype == np.float32
     expected = np.stack(rows).reshape(3, 133, 3)
     if with_null:

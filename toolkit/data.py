@@ -14,13 +14,12 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-import pyarrow as pa
 import torch
 from torch.utils.data import Dataset
 
 from toolkit import conditions
 from toolkit import video as vid
-from toolkit.shards.reader import Shards
+from toolkit.shards.reader import Shards, keypoint_array
 
 # Columns ClipDataset can return besides the frames. `pose` and `densepose` are
 # renders (what the reference models are conditioned on) made from keypoints / IUV
@@ -146,7 +145,7 @@ class ClipDataset(Dataset):
             "frames": frames[1:].contiguous(),
         }
         if "keypoints" in stored:
-            kp = _keypoints(table.column("keypoints"))
+            kp = keypoint_array(table.column("keypoints"))
             if "keypoints" in self.columns:
                 fitted = torch.from_numpy(conditions.fit_keypoints(kp, (h, w), (out_h, out_w)))
                 item["keypoints"], item["reference_keypoints"] = fitted[1:], fitted[0]
@@ -182,12 +181,3 @@ class ClipDataset(Dataset):
             item["mask"] = torch.from_numpy(m[:, None] > 127).float()
         return item
 
-
-def _keypoints(column: pa.ChunkedArray) -> np.ndarray:
-    """(N, 133, 3) float32 from the shards' fixed-size keypoint lists, zeros where a frame has none (no per-value
-    Python objects: one flat copy when no row is null)."""
-    col = column.combine_chunks()
-    if col.null_count == 0:
-        return col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, 133, 3)
-    return np.stack([np.zeros((133, 3), np.float32) if k is None else np.asarray(k, np.float32).reshape(133, 3)
-                     for k in col.to_pylist()])

@@ -3,6 +3,8 @@
 Temporary files are made by :func:`_mkstemp_beside`, which gives them the mode a
 plain ``open()`` would (0666 less the umask: 0644 under umask 022), not the 0600
 of ``tempfile.mkstemp``, so a renamed file is readable like any other the user writes.
+Their names carry the writing process id, so a later run can tell the leftovers
+of a killed writer (:func:`stale_temporaries`) from a live writer's files.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+
+TEMP_SUFFIX = ".tmp"
 
 
 def _umask() -> int:
@@ -31,7 +36,7 @@ def _umask() -> int:
 def _mkstemp_beside(path: Path) -> tuple[int, str]:
     """A new temporary file in path's folder, with the permissions ``open(path, "w")`` would give it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())
     except BaseException:
@@ -63,6 +68,30 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Temporary files this module made under `folder` whose writing process is no longer running (a run killed
+    mid-write leaves them; a live writer's are never listed). Names look like ``.NAME.PID.RANDOM.tmp``."""
+    out = []
+    for p in Path(folder).rglob(f".*{TEMP_SUFFIX}"):
+        parts = p.name[:-len(TEMP_SUFFIX)].rsplit(".", 2)
+        pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+        if p.is_file() and (pid is None or not _running(pid)):
+            out.append(p)
+    return sorted(out)
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def temp_path_for(path: str | os.PathLike) -> Path:

@@ -4,12 +4,14 @@ Each video is read in chunks, annotated by the chosen pose / DensePose backends,
 encoded (PNG for evaluation splits, JPEG q95 for training splits unless told
 otherwise) and written as its own frames shard. A video that cannot be read is
 recorded as failed with its reason and the run goes on; rerunning the same
-command skips finished videos and retries failed ones.
+command skips finished videos and retries failed ones, redoes a video whose source
+changed, and reports (or with `prune` removes) one whose source is gone.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -26,10 +28,12 @@ from toolkit.io import atomic_write_json
 from toolkit.shards import writer
 from toolkit.shards.schema import ROW_GROUP_FRAMES
 from toolkit.sources import SourceVideo, discover, load_recipe
-from toolkit.sources.base import iter_source_chunks, plan_geometry, source_checksum
+from toolkit.sources.base import iter_source_chunks, plan_geometry, source_checksum, source_stat
 from toolkit.sources.recipe import Recipe
 
 OPTIONS_FILE = "_options.json"
+MIN_SIZE = 16
+IMAGE_FORMATS = ("auto", "png", "jpeg", "webp")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,18 @@ class PrepareOptions:
     pose: str = "none"
     densepose: str = "none"
     splits: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse options that could only fail later, video by video (checked before anything is written)."""
+        if self.size is not None and (not isinstance(self.size, int) or self.size < MIN_SIZE):
+            raise ValueError(f"size must be at least {MIN_SIZE} pixels (or 0 / None for the source size), "
+                             f"got {self.size}")
+        if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"fps must be a positive number (or None for the source rate), got {self.fps}")
+        if self.image_format not in IMAGE_FORMATS:
+            raise ValueError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}, got {self.image_format!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must lie in 1..100, got {self.jpeg_quality}")
 
     def format_for(self, recipe: Recipe, split: str) -> str:
         if self.image_format != "auto":
@@ -60,6 +76,7 @@ class PrepareReport:
     out: Path
     records: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
+    gone: list[str] = field(default_factory=list)
     seconds: float = 0.0
     manifest: dict[str, Any] = field(default_factory=dict)
 
@@ -138,7 +155,7 @@ def process_video(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, out:
         rel, sha, nbytes, n = writer.write_frames(out, sv.split, sv.video_id,
                                                   _frame_batches(sv, recipe, options, geo, fmt, flags))
         record.update(
-            source_sha256=source_checksum(sv), source_fps=geo.source_fps, fps=geo.fps, width=geo.width,
+            source_sha256=source_checksum(sv), source_stat=source_stat(sv), source_fps=geo.source_fps, fps=geo.fps, width=geo.width,
             height=geo.height, n_frames=n, image_format=fmt, has_keypoints=flags["keypoints"],
             has_iuv=flags["iuv"], has_mask=flags["mask"], frames_file=rel, frames_sha256=sha,
             frames_bytes=nbytes, status="ok",
@@ -150,18 +167,48 @@ def process_video(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, out:
 
 
 def _check_options(out: Path, recipe: Recipe, options: PrepareOptions) -> None:
-    """Refuse to mix shards made with different options in one folder."""
+    """Refuse to mix shards made with different options in one folder; a folder without a finished video (say,
+    after a run that failed on its options) takes the new ones."""
     path = out / writer.STATE_DIR / OPTIONS_FILE
     want = {"dataset": recipe.name, "recipe_sha256": recipe.sha256, **options.fingerprint()}
     if path.exists():
-        have = json.loads(path.read_text())
+        try:
+            have = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            have = {}
         diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
-        if diff:
+        if not diff:
+            return
+        if writer.finished_ids(out):
             desc = ", ".join(f"{k}: {a!r} before, {b!r} now" for k, (a, b) in diff.items())
             raise ValueError(f"{out} holds shards prepared with other options ({desc}); "
                              "use another --out, or delete the folder to start over")
-    else:
-        atomic_write_json(path, want)
+    atomic_write_json(path, want)
+
+
+def _up_to_date(out: Path, sv: SourceVideo) -> bool:
+    """Is the video finished, from the source as it is now? A source whose size or mtime changed is hashed again:
+    the same content (a touched file) only refreshes the record; other content means the video is redone."""
+    rec = writer.read_state(out, sv.video_id)
+    if not writer.is_finished(out, sv.video_id) or rec is None:
+        return False
+    try:
+        stat = source_stat(sv)
+        if rec.get("source_stat") == stat:
+            return True
+        if rec.get("source_sha256") != source_checksum(sv):
+            return False
+    except OSError:
+        return False
+    writer.write_state(out, {**rec, "source_stat": stat})
+    return True
+
+
+def _gone(out: Path, videos: list[SourceVideo], splits: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    """Records of videos prepared here whose source is no longer found (within the splits being prepared)."""
+    present = {v.video_id for v in videos}
+    return [rec for rec in writer.records(out)
+            if rec["video_id"] not in present and (not splits or rec.get("split") in splits)]
 
 
 def ensure_generated(recipe: Recipe, source: Path, progress: bool = True, workers: int = 1) -> None:
@@ -179,12 +226,20 @@ def ensure_generated(recipe: Recipe, source: Path, progress: bool = True, worker
 
 
 def prepare(dataset: str | Recipe, source: str | Path, out: str | Path, options: PrepareOptions | None = None,
-            workers: int = 1, progress: bool = True) -> PrepareReport:
-    """Prepare a dataset into shards under `out`; see the module docstring."""
+            workers: int = 1, progress: bool = True, prune: bool = False) -> PrepareReport:
+    """Prepare a dataset into shards under `out`; see the module docstring.
+
+    A finished video whose source changed (size or mtime, then sha256) is redone. A video
+    prepared earlier whose source is gone is listed in `report.gone` and kept, unless
+    `prune` removes it from the shards.
+    """
     t0 = time.perf_counter()
     recipe = dataset if isinstance(dataset, Recipe) else load_recipe(dataset)
     options = options or PrepareOptions()
     source, out = Path(source), Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; shards go into a folder")
+    versions = backend_versions(options)  # a missing backend fails here, before anything is written
     ensure_generated(recipe, source, progress, workers)
     videos = discover(recipe, source)
     if options.splits:
@@ -193,9 +248,13 @@ def prepare(dataset: str | Recipe, source: str | Path, out: str | Path, options:
             raise ValueError(f"{source}: no videos in split(s) {', '.join(options.splits)}")
     out.mkdir(parents=True, exist_ok=True)
     _check_options(out, recipe, options)
-    versions = backend_versions(options)
+    writer.remove_stale_temporaries(out)
     report = PrepareReport(out=out)
-    todo = [v for v in videos if not writer.is_finished(out, v.video_id)]
+    report.gone = [rec["video_id"] for rec in _gone(out, videos, options.splits)]
+    if prune:
+        for video_id in report.gone:
+            writer.remove_video(out, video_id)
+    todo = [v for v in videos if not _up_to_date(out, v)]
     report.skipped = len(videos) - len(todo)
     bar = tqdm(total=len(todo), desc=f"prepare {recipe.name}", unit="video", disable=not progress or not todo)
     if workers > 1 and len(todo) > 1:

@@ -16,7 +16,9 @@ examples:
   toolkit prepare --dataset fashion --source /data/ubc_fashion --out data/shards/fashion --split test --size 512
   toolkit prepare --dataset folder --source ~/my_videos --out data/shards/mine --fps 15 --workers 2
 
-Rerunning the same command resumes: finished videos are skipped, failed ones retried.
+Rerunning the same command resumes: finished videos are skipped, failed ones retried, and a
+video whose source file changed is redone. A video whose source is gone is reported and kept;
+--prune takes it out of the shards.
 The exit status is 1 when any video failed (each is named, with its reason, in the summary).
 """
 
@@ -51,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="videos processed in parallel (processes)")
     p.add_argument("--download", action="store_true",
                    help="first fetch the dataset from its official source into --source (needs internet)")
+    p.add_argument("--prune", action="store_true",
+                   help="remove videos whose source is gone from the shards (default: keep them and say so)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_prepare)
 
@@ -101,15 +105,20 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         from toolkit.sources.download import download
 
         download(recipe, args.source)
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; shards go into a folder")
     defaults = recipe.raw.get("annotate", {})
     options = PrepareOptions(
-        size=args.size or None, fps=args.fps, image_format=args.image_format, jpeg_quality=args.jpeg_quality,
+        size=None if args.size == 0 else args.size, fps=args.fps, image_format=args.image_format, jpeg_quality=args.jpeg_quality,
         pose=args.pose or defaults.get("pose", "none"), densepose=args.densepose or defaults.get("densepose", "none"),
         splits=tuple(args.splits) if args.splits else None,
     )
     if args.pose is None and options.pose == "none":
         print(_no_keypoints_note(recipe.name), file=sys.stderr)
-    report = prepare(recipe, args.source, args.out, options, workers=args.workers, progress=not args.quiet)
+    report = prepare(recipe, args.source, args.out, options, workers=args.workers, progress=not args.quiet,
+                     prune=args.prune)
     summary = info(args.out)
     rows = [["split", "videos", "failed", "frames", "bytes", "size", "format", "annotations"]]
     for split, s in summary["splits"].items():
@@ -119,6 +128,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     print(f"\n{recipe.name}: {args.out}  ({report.skipped} already done, {len(report.records)} processed, "
           f"{report.seconds:.1f} s)")
     print(format_table(rows[0], rows[1:]))
+    if report.gone:
+        verb = "removed from the shards (--prune)" if args.prune else "kept in the shards; --prune removes them"
+        print(f"\n{len(report.gone)} video(s) prepared earlier have no source any more, {verb}:", file=sys.stderr)
+        for video_id in report.gone:
+            print(f"  {video_id}", file=sys.stderr)
     if report.failed:
         print(f"\n{len(report.failed)} video(s) failed (recorded in videos.parquet; rerun to retry):", file=sys.stderr)
         for r in report.failed:

@@ -20,6 +20,25 @@ from toolkit import video as vid
 from toolkit.shards.schema import ROW_GROUP_FRAMES
 
 
+class ShardError(ValueError):
+    """A shard file that cannot be read; the message names the file and says what to run."""
+
+
+def _unreadable(path: Path, what: str, exc: Exception) -> ShardError:
+    return ShardError(f"{path}: {what} ({type(exc).__name__}: {exc}); `toolkit verify` checks the folder, and "
+                      "rerunning `toolkit prepare` into it rebuilds what is missing")
+
+
+def keypoint_array(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """(N, 133, 3) float32 from the shards' fixed-size keypoint lists, zeros where a frame has none (one flat
+    copy when no row is null, no Python float per value)."""
+    col = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if col.null_count == 0:
+        return col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, 133, 3)
+    return np.stack([np.zeros((133, 3), np.float32) if k is None else np.asarray(k, np.float32).reshape(133, 3)
+                     for k in col.to_pylist()])
+
+
 class Shards:
     """A prepared dataset folder (see toolkit.shards.schema for the layout)."""
 
@@ -33,12 +52,24 @@ class Shards:
     @cached_property
     def manifest(self) -> dict:
         p = self.root / "manifest.json"
-        return json.loads(p.read_text()) if p.exists() else {}
+        if not p.exists():
+            return {}
+        try:
+            manifest = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise _unreadable(p, "not valid JSON", exc) from None
+        if not isinstance(manifest, dict):
+            raise ShardError(f"{p}: a manifest is a JSON object, this holds a {type(manifest).__name__}")
+        return manifest
 
     @cached_property
     def videos(self) -> pd.DataFrame:
         """All videos, failed ones included (status != 'ok')."""
-        return pq.read_table(self.root / "videos.parquet").to_pandas()
+        p = self.root / "videos.parquet"
+        try:
+            return pq.read_table(p).to_pandas()
+        except (pa.ArrowException, OSError) as exc:
+            raise _unreadable(p, "not a readable Parquet file", exc) from None
 
     def video_ids(self, split: str | None = None) -> list[str]:
         """Ids of the successfully prepared videos, optionally of one split, in table order."""
@@ -61,14 +92,25 @@ class Shards:
             rec = self.video(video_id)
             if rec.status != "ok":
                 raise KeyError(f"{self.root}: video {video_id!r} failed to prepare: {rec.failure_reason}")
-            self._files[video_id] = pq.ParquetFile(self.root / rec.frames_file, memory_map=True)
+            path = self.root / rec.frames_file
+            try:
+                self._files[video_id] = pq.ParquetFile(path, memory_map=True)
+            except (pa.ArrowException, OSError) as exc:
+                raise _unreadable(path, f"frames of {video_id} not readable", exc) from None
         return self._files[video_id]
 
     def read(self, video_id: str, indices: Sequence[int] | None = None,
              columns: Sequence[str] = ("image",)) -> pa.Table:
         """Rows of one video (all, or the given frame indices in the given order) with the chosen columns."""
         f = self._file(video_id)
-        cols = list(dict.fromkeys(["frame_index", *columns]))
+        try:
+            return self._read(f, video_id, indices, list(dict.fromkeys(["frame_index", *columns])))
+        except (pa.ArrowException, OSError) as exc:
+            raise _unreadable(self.root / self.video(video_id).frames_file, f"frames of {video_id} not readable",
+                              exc) from None
+
+    @staticmethod
+    def _read(f: pq.ParquetFile, video_id: str, indices: Sequence[int] | None, cols: list[str]) -> pa.Table:
         if indices is None:
             return f.read(columns=cols)
         idx = np.asarray(indices, dtype=np.int64)
@@ -89,9 +131,7 @@ class Shards:
 
     def keypoints(self, video_id: str, indices: Sequence[int] | None = None) -> np.ndarray:
         """(T, 133, 3) keypoints; frames without pose are all zeros."""
-        col = self.read(video_id, indices, ["keypoints"]).column("keypoints").to_pylist()
-        return np.stack([np.zeros((133, 3), np.float32) if k is None else np.asarray(k, np.float32).reshape(133, 3)
-                         for k in col])
+        return keypoint_array(self.read(video_id, indices, ["keypoints"]).column("keypoints"))
 
     def iuv(self, video_id: str, indices: Sequence[int] | None = None) -> np.ndarray | None:
         """(T, H, W, 3) IUV maps, or None if the video has none."""

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from toolkit import video as vid
-from toolkit.io import sha256_file
-from toolkit.shards.reader import Shards
+from toolkit.io import sha256_file, stale_temporaries
+from toolkit.shards.reader import ShardError, Shards
 from toolkit.shards.schema import FRAMES_SCHEMA, SCHEMA_VERSION, VIDEOS_SCHEMA
 
 
@@ -31,7 +31,11 @@ def verify(root: str | Path, deep: bool = False, expected: dict[str, int] | None
         shards = Shards(root)
     except FileNotFoundError as exc:
         return [str(exc)]
-    manifest = shards.manifest
+    try:
+        manifest = shards.manifest
+    except ShardError as exc:
+        problems.append(str(exc))
+        manifest = {"schema_version": SCHEMA_VERSION}
     if not manifest:
         problems.append(f"{root}/manifest.json: missing")
     elif manifest.get("schema_version") != SCHEMA_VERSION:
@@ -45,10 +49,12 @@ def verify(root: str | Path, deep: bool = False, expected: dict[str, int] | None
             problems.append(f"{p}: listed in the manifest but missing")
         elif sha256_file(p) != sha:
             problems.append(f"{p}: sha256 differs from the manifest (file changed or corrupt)")
-    vschema = pq.read_schema(root / "videos.parquet")
-    if not vschema.equals(VIDEOS_SCHEMA):
+    try:
+        videos = shards.videos
+    except ShardError as exc:
+        return problems + [str(exc)]
+    if not pq.read_schema(root / "videos.parquet").equals(VIDEOS_SCHEMA):
         problems.append(f"{root}/videos.parquet: schema differs from schema version {SCHEMA_VERSION}")
-    videos = shards.videos
     for row in tqdm(list(videos.itertuples()), desc="verify frames" + (" (decoding)" if deep else ""),
                     unit="video", disable=not progress or videos.empty):
         if row.status != "ok":
@@ -70,6 +76,41 @@ def verify(root: str | Path, deep: bool = False, expected: dict[str, int] | None
     failed = videos[videos.status != "ok"]
     for row in failed.itertuples():
         problems.append(f"{row.source_path}: failed to prepare ({row.failure_reason})")
+    listed = {str(f) for f in videos[videos.status == "ok"].frames_file}
+    for p in sorted(root.glob("frames/*/*.parquet")):
+        if str(p.relative_to(root)) not in listed:
+            problems.append(f"{p}: a frames file the videos table does not list (left over, or put there by hand)")
+    for p in stale_temporaries(root):
+        problems.append(f"{p}: temporary file of an interrupted run (the next `toolkit prepare` into this folder "
+                        "removes it)")
+    problems += _check_sources(root, manifest, videos)
+    return problems
+
+
+def _check_sources(root: Path, manifest: dict, videos) -> list[str]:
+    """Finished videos whose source file is gone or changed since they were prepared. Checked only where the
+    source folder the manifest names exists here (shards copied to another machine are not flagged)."""
+    from toolkit.shards.writer import read_state
+    from toolkit.sources.base import path_stat
+
+    source = Path(manifest.get("source") or "")
+    if not manifest.get("source") or not source.is_dir():
+        return []
+    problems = []
+    for row in videos[videos.status == "ok"].itertuples():
+        path = source / row.source_path
+        if not path.exists():
+            problems.append(f"{path}: source of {row.video_id} is gone (`toolkit prepare ... --prune` removes the "
+                            "video from the shards)")
+            continue
+        rec = read_state(root, row.video_id) or {}
+        try:
+            changed = rec.get("source_stat") is not None and rec["source_stat"] != path_stat(path)
+        except OSError:
+            changed = True
+        if changed:
+            problems.append(f"{path}: source of {row.video_id} changed since it was prepared (size or mtime); "
+                            "rerun `toolkit prepare` to redo it if its content changed")
     return problems
 
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from toolkit import __version__
-from toolkit.io import atomic_write_json, sha256_file, temp_path_for
+from toolkit.io import atomic_write_json, sha256_file, stale_temporaries, temp_path_for
 from toolkit.shards.schema import (FRAMES_SCHEMA, ROW_GROUP_FRAMES, SCHEMA_VERSION, VIDEOS_SCHEMA,
                                    frames_file)
 
@@ -46,6 +46,43 @@ def is_finished(out: Path, video_id: str) -> bool:
         return False
     f = Path(out) / rec["frames_file"]
     return f.is_file() and f.stat().st_size == rec.get("frames_bytes")
+
+
+def records(out: Path) -> list[dict[str, Any]]:
+    """Every per-video record in the folder (unreadable ones skipped: that video is simply not finished)."""
+    recs = []
+    for p in sorted((Path(out) / STATE_DIR).glob("*.json")):
+        if p.name.startswith("_"):
+            continue
+        try:
+            rec = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            continue
+        if isinstance(rec, dict) and "video_id" in rec:
+            recs.append(rec)
+    return recs
+
+
+def finished_ids(out: Path) -> list[str]:
+    """Ids of the videos finished in this folder."""
+    return [rec["video_id"] for rec in records(out) if is_finished(out, rec["video_id"])]
+
+
+def remove_video(out: Path, video_id: str) -> None:
+    """Take one video out of the shards: its frames file, then its record (finalize then drops it from the
+    tables)."""
+    rec = read_state(out, video_id) or {}
+    if rec.get("frames_file"):
+        (Path(out) / rec["frames_file"]).unlink(missing_ok=True)
+    state_path(out, video_id).unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Delete the temporaries a killed run left in the folder; returns what was removed."""
+    stale = stale_temporaries(out)
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def write_frames(out: Path, split: str, video_id: str, batches: Iterable[dict[str, list]]) -> tuple[str, str, int, int]:

@@ -100,6 +100,21 @@ def source_checksum(sv: SourceVideo) -> str:
     return h.hexdigest()
 
 
+def source_stat(sv: SourceVideo) -> list:
+    """A cheap fingerprint of the source as it is on disk (see :func:`path_stat`)."""
+    return path_stat(sv.path)
+
+
+def path_stat(path: Path) -> list:
+    """[size, mtime_ns] of a video file, or [name, size, mtime_ns] of each frame file of a frame folder: when it
+    changes, the source must be hashed again to know whether its content did."""
+    path = Path(path)
+    if not path.is_dir():
+        st = path.stat()
+        return [st.st_size, st.st_mtime_ns]
+    return [[f.name, st.st_size, st.st_mtime_ns] for f in vid.list_frame_files(path) for st in [f.stat()]]
+
+
 def _probe(sv: SourceVideo) -> tuple[int, float, int, int, list[Path] | None]:
     """(n_frames, fps, width, height, frame files or None) of the source."""
     if sv.is_frame_folder:

@@ -3,6 +3,7 @@
 Video files (mp4, mov, avi, mkv, webm, m4v, gif) and folders of images become
 videos; a folder named ``train``, ``test`` or ``val`` on the way sets the split
 (otherwise the recipe's default). Ids are the relative paths with ``/`` -> ``__``.
+Symbolic links are followed, each real folder once (a link loop ends there).
 """
 
 from __future__ import annotations
@@ -25,8 +26,13 @@ def discover(root: Path, recipe: Recipe) -> list[SourceVideo]:
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: source folder does not exist")
     found: list[tuple[Path, Path]] = []  # (video path, id path)
+    seen: set[Path] = set()  # real folders already walked: a symlink loop or a second link is followed once
 
     def walk(d: Path) -> None:
+        real = d.resolve()
+        if real in seen:
+            return
+        seen.add(real)
         for p in sorted(d.iterdir()):
             if p.name.startswith("."):
                 continue

@@ -1,0 +1,146 @@
+"""Faults a user can make around `toolkit prepare` and `verify` (issue: reliability), one test per fault.
+
+Each test is the reproduction that once failed: a changed or deleted source, a run
+that failed on its options, a symlink loop, bad arguments, a killed run's
+temporaries, a stray frames file, file modes under the user's umask.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from toolkit.cli import main as cli
+from toolkit.io import stale_temporaries
+from toolkit.prepare import PrepareOptions, prepare
+from toolkit.shards.reader import Shards
+from toolkit.shards.verify import verify
+from toolkit.sources import discover, load_recipe
+from toolkit.video import write_video
+
+OPTS = PrepareOptions(size=32)
+DEAD_PID = 4_194_400  # above Linux's largest pid_max: never a running process
+
+
+def clip(path, seed, n=6):
+    rng = np.random.default_rng(seed)
+    return write_video(path, rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8), fps=10)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    src = tmp_path / "src"
+    for k, name in enumerate(("a", "b", "c")):
+        clip(src / f"{name}.mp4", k)
+    return src
+
+
+def test_changed_source_is_redone_and_gone_source_reported_then_pruned(folder, tmp_path):
+    out = tmp_path / "shards"
+    prepare("folder", folder, out, OPTS, progress=False)
+    before = Shards(out).frames("b")
+    os.utime(folder / "a.mp4", ns=(1, 1))            # touched, same content: kept
+    clip(folder / "b.mp4", seed=99)                  # other content: redone
+    (folder / "c.mp4").unlink()                      # gone: reported, kept until --prune
+    assert any("source of c is gone" in p for p in verify(out))
+    report = prepare("folder", folder, out, OPTS, progress=False)
+    assert report.skipped == 1 and [r["video_id"] for r in report.records] == ["b"]
+    assert report.gone == ["c"]
+    assert not np.array_equal(Shards(out).frames("b"), before)
+    assert "c" in set(Shards(out).videos.video_id)
+    report = prepare("folder", folder, out, OPTS, progress=False, prune=True)
+    assert report.gone == ["c"] and report.skipped == 2
+    assert set(Shards(out).videos.video_id) == {"a", "b"}
+    assert verify(out) == []
+
+
+def test_a_changed_source_is_flagged_by_verify(folder, tmp_path):
+    out = tmp_path / "shards"
+    prepare("folder", folder, out, OPTS, progress=False)
+    clip(folder / "a.mp4", seed=7)
+    assert any("source of a changed" in p for p in verify(out))
+
+
+def test_a_run_that_fails_on_its_options_leaves_the_folder_open(folder, tmp_path, capsys, monkeypatch):
+    from toolkit import prepare as prep
+    from toolkit.annotate import backends
+
+    def missing(name):
+        raise RuntimeError(f"pose backend {name}: weights missing (toolkit weights status)")
+
+    monkeypatch.setattr(backends, "get_pose_backend", missing)
+    monkeypatch.setattr(prep, "_BACKENDS", {})
+    out = tmp_path / "shards"
+    # a pose backend whose weights are missing fails before anything is written
+    assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), "--pose", "dwpose",
+                "--size", "32", "--quiet"]) == 1
+    assert "error:" in capsys.readouterr().err and not out.exists()
+    for bad in (["--size", "-5"], ["--size", "1"], ["--fps", "0"], ["--fps", "-5"]):
+        assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), *bad,
+                    "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and bad[0].strip("-") in err and "Traceback" not in err
+        assert not out.exists()
+    assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), "--size", "32",
+                "--quiet"]) == 0
+
+
+def test_a_folder_without_a_finished_video_takes_new_options(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "shards"
+    src.mkdir()
+    (src / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
+    assert prepare("folder", src, out, PrepareOptions(size=32), progress=False).failed
+    clip(src / "broken.mp4", 0)
+    report = prepare("folder", src, out, PrepareOptions(size=48), progress=False)
+    assert not report.failed and Shards(out).frames("broken").shape[1:3] == (48, 48)
+    with pytest.raises(ValueError, match="other options"):
+        prepare("folder", src, out, PrepareOptions(size=32), progress=False)
+
+
+def test_a_symlink_loop_is_walked_once(tmp_path):
+    src = tmp_path / "src"
+    clip(src / "a.mp4", 0)
+    (src / "loop").symlink_to(src, target_is_directory=True)
+    videos = discover(load_recipe("folder"), src)
+    assert [v.video_id for v in videos] == ["a"]
+
+
+def test_out_that_is_a_file_is_refused_before_work(folder, tmp_path, capsys):
+    out = tmp_path / "shards.parquet"
+    out.write_bytes(b"x")
+    assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), "--quiet"]) == 1
+    assert "is a file" in capsys.readouterr().err and out.read_bytes() == b"x"
+
+
+def test_temporaries_of_a_killed_run_are_reported_and_removed(folder, tmp_path):
+    out = tmp_path / "shards"
+    prepare("folder", folder, out, OPTS, progress=False)
+    stale = out / "frames" / "train" / f".a.parquet.{DEAD_PID}.x1y2.tmp"
+    stale.write_bytes(b"\0" * 1000)
+    live = out / "frames" / "train" / f".b.parquet.{os.getpid()}.x1y2.tmp"
+    live.write_bytes(b"\0")
+    assert stale_temporaries(out) == [stale]
+    assert any("temporary file of an interrupted run" in p for p in verify(out))
+    prepare("folder", folder, out, OPTS, progress=False)
+    assert not stale.exists() and live.exists()
+
+
+def test_verify_reports_a_stray_frames_file(folder, tmp_path):
+    out = tmp_path / "shards"
+    prepare("folder", folder, out, OPTS, progress=False)
+    (out / "frames" / "train" / "stray.parquet").write_bytes((out / "frames" / "train" / "a.parquet").read_bytes())
+    assert any("stray.parquet" in p and "does not list" in p for p in verify(out))
+
+
+def test_shards_are_written_with_the_users_umask(folder, tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "shards"
+        prepare("folder", folder, out, OPTS, progress=False)
+    finally:
+        os.umask(old)
+    for p in [out / "manifest.json", out / "videos.parquet", *out.glob("frames/*/*.parquet")]:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
