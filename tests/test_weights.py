@@ -129,8 +129,19 @@ def test_import_identifies_by_sha256_then_by_file_name(home: Path, tmp_path: Pat
         weights.identify(_file(tmp_path / "unknown.bin", b"?"))
 
 
-def test_unpinned_artifact_is_trusted_on_first_use_then_held_to_it(home: Path, tmp_path: Path) -> None:
-    first = _file(tmp_path / "a" / "i3d_pretrained_400.pt", b"first copy")
+def _tensor_file(path: Path, value: float) -> Path:
+    """A small weights-only checkpoint (passes the first-use load check once the architecture check is off)."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"w": torch.full((2,), value)}, path)
+    return path
+
+
+def test_unpinned_artifact_is_trusted_on_first_use_then_held_to_it(home: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    _set(monkeypatch, "fvd-i3d-400", check=None)  # the I3D shape check has its own tests (tests/reliability)
+    first = _tensor_file(tmp_path / "a" / "i3d_pretrained_400.pt", 1.0)
     assert weights.expected_sha256("fvd-i3d-400") is None
     weights.import_file(first)
     record = weights.pins()["fvd-i3d-400"]
@@ -138,7 +149,7 @@ def test_unpinned_artifact_is_trusted_on_first_use_then_held_to_it(home: Path, t
     assert weights.expected_sha256("fvd-i3d-400") == standin.sha256(first)
     assert weights.status("fvd-i3d-400").detail.startswith("sha256 not pinned; matches")
 
-    other = _file(tmp_path / "b" / "i3d_pretrained_400.pt", b"another copy")
+    other = _tensor_file(tmp_path / "b" / "i3d_pretrained_400.pt", 2.0)
     with pytest.raises(weights.WeightsMismatch, match="recorded on first use"):
         weights.import_file(other)
     assert weights.identify(first) == "fvd-i3d-400"  # now also known by its recorded hash
@@ -182,8 +193,8 @@ def test_fetch_from_an_unreachable_file_url_fails_cleanly(home: Path, tmp_path: 
 
 
 def test_fetch_downloads_verifies_and_records(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    served = _file(tmp_path / "server" / "i3d_pretrained_400.pt", b"i3d weights" * 1000)
-    _set(monkeypatch, "fvd-i3d-400", url=served.as_uri())
+    served = _tensor_file(tmp_path / "server" / "i3d_pretrained_400.pt", 1.0)
+    _set(monkeypatch, "fvd-i3d-400", url=served.as_uri(), check=None)
     dest = weights.fetch("fvd-i3d-400", progress=False)
     assert dest.read_bytes() == served.read_bytes()
     assert weights.pins()["fvd-i3d-400"]["source"] == f"fetch {served.as_uri()}"
@@ -274,7 +285,8 @@ def test_cli_status_and_import(home: Path, tmp_path: Path, monkeypatch: pytest.M
     out = capsys.readouterr().out
     assert "missing" in out and "unavailable until fixed" in out and "FVD (disco)" in out
 
-    src = _file(tmp_path / "resnet-50-kinetics.pth", b"r3d bytes")
+    _set(monkeypatch, "fidvid-r3d50-kinetics", check=None)  # shape checks: tests/reliability
+    src = _tensor_file(tmp_path / "resnet-50-kinetics.pth", 1.0)
     assert main(["weights", "import", str(src)]) == 0
     assert "fidvid-r3d50-kinetics: imported" in capsys.readouterr().out
     assert main(["weights", "status", "fidvid-r3d50-kinetics"]) == 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -48,6 +49,10 @@ class Artifact:
     loader: str = ""  # file format and how the toolkit reads it (pickles only with weights_only=True)
     sha256_prefix: str | None = None  # upstream-published digest prefix (torch hub file names) when no full hash
     direct_download: bool = True  # False where the URL is a landing page a script cannot download from
+    # How a file is proven to be this artifact before its hash is recorded on first use (see `validate`):
+    # "module:function" called with (name -> tensor mapping, path), raising ValueError when they do not fit
+    check: str | None = None
+    allow_globals: tuple[str, ...] = ()  # pickle imports beyond the weights-only allow-list this file is known to hold
 
     @property
     def pinned(self) -> bool:
@@ -122,6 +127,7 @@ _TABLE: tuple[Artifact, ...] = (
         "1mQK8KD8G6UWRa5t87SRMm5PVXtlpneJT (VideoGPT).",
         loader=_TORCH_LOAD + ": flat state dict with piergiaj key names (pickle imports: OrderedDict, "
         "_rebuild_tensor_v2, FloatStorage)",
+        check="toolkit.metrics.networks.i3d:check_state",
     ),
     Artifact(
         name="fvd-i3d-styleganv",
@@ -148,6 +154,7 @@ _TABLE: tuple[Artifact, ...] = (
         "pretrained models: download resnet-50-kinetics.pth there, then 'toolkit weights import'.",
         loader=_TORCH_LOAD + ": dict with 'state_dict' (keys prefixed 'module.'), 'arch', 'epoch', 'optimizer'",
         direct_download=False,
+        check="toolkit.metrics.networks.resnet3d:check_state",
     ),
     Artifact(
         name="lpips-vgg16-backbone",
@@ -247,6 +254,7 @@ _TABLE: tuple[Artifact, ...] = (
         loader="Lightning pickle that also holds a ModelCheckpoint callback and numpy scalars: "
         "torch.load(weights_only=True) refuses it as is; the loader must allow-list exactly those types "
         "(torch.serialization.safe_globals) or use a safetensors conversion",
+        allow_globals=("numpy.", "pytorch_lightning."),
     ),
     # Method checkpoints.
     Artifact(
@@ -296,6 +304,7 @@ _TABLE: tuple[Artifact, ...] = (
         "(iic/unianimate); the URL is the camenduru/unianimate mirror on Hugging Face.",
         loader=_TORCH_LOAD + ": state dict, loaded with strict=True (pickle imports: OrderedDict, "
         "_rebuild_tensor_v2, FloatStorage)",
+        check="baselines.unianimate.convert:check_published",
     ),
 )
 
@@ -325,6 +334,10 @@ class WeightsMismatch(ValueError):
     def __init__(self, message: str, artifact: str | None = None) -> None:
         super().__init__(message)
         self.artifact = artifact
+
+
+class WeightsUnreadable(WeightsMismatch):
+    """A file that does not load as what its artifact is (not a weights file, smuggled code, other tensors)."""
 
 
 class WeightsFetchError(RuntimeError):
@@ -529,12 +542,49 @@ def identify(src: str | os.PathLike) -> str:
     )
 
 
+def validate(name: str, path: str | os.PathLike) -> None:
+    """Prove that `path` loads as artifact NAME before its hash is trusted: a safetensors header that parses, or
+    a pickle whose imports a weights-only load allows and whose tensors fit the architecture (the artifact's
+    `check`). Nothing is executed; a file that fails raises WeightsUnreadable with the reason."""
+    from toolkit import safe_pickle
+
+    artifact, path = get(name), Path(path)
+    try:
+        if artifact.filename.endswith(".safetensors") or artifact.loader.startswith("safetensors"):
+            from safetensors import safe_open
+
+            with safe_open(str(path), "pt") as fh:
+                names = list(fh.keys())
+            if not names:
+                raise ValueError(f"{path}: a safetensors file without tensors")
+            return
+        if "not loaded by the toolkit" in artifact.loader:
+            return
+        if "torch.load(weights_only=True) refuses it as is" in artifact.loader:  # read only by conversion
+            bad = safe_pickle.unsafe_globals(path, artifact.allow_globals)
+            if bad:
+                raise ValueError(f"{path}: its pickle names {', '.join(bad[:5])}, which {name} does not hold")
+            return
+        tensors = safe_pickle.tensors_of(safe_pickle.load(path, artifact.allow_globals), path)
+        if artifact.check:
+            module, function = artifact.check.split(":")
+            getattr(importlib.import_module(module), function)(tensors, path)
+    except (ValueError, OSError) as exc:
+        if isinstance(exc, WeightsUnreadable):
+            raise
+        raise WeightsUnreadable(f"{exc} -- refused as {name}", artifact=name) from None
+    except Exception as exc:  # safetensors' own errors and the like: still a file that is not NAME's
+        raise WeightsUnreadable(f"{path}: does not load as {name} ({type(exc).__name__}: {exc})",
+                                artifact=name) from None
+
+
 def import_file(src: str | os.PathLike, name: str | None = None, verify: bool = True) -> Path:
     """Copy a local file into the cache as artifact NAME (identified from the file if None).
 
     With verify, the size and sha256 must match the table (or the hash recorded
     on first use); an artifact without a pinned hash gets this file's hash
-    recorded. The copy is atomic: readers never see half a file.
+    recorded, once the file proved it loads as the artifact (`validate`). The copy
+    is atomic: readers never see half a file.
     """
     src = Path(src)
     if not src.is_file():
@@ -546,6 +596,8 @@ def import_file(src: str | os.PathLike, name: str | None = None, verify: bool = 
     size = src.stat().st_size
     if verify:
         _check(name, digest, size, str(src))
+        if expected_sha256(name) is None:  # first use: the file must prove what it is before it is pinned
+            validate(name, src)
     dest = cache_path(name)
     tmp = temp_path_for(dest)
     try:
@@ -597,6 +649,8 @@ def fetch(name: str, force: bool = False, progress: bool = True, timeout: float 
                     size += len(block)
                     bar.update(len(block))
         _check(name, digest.hexdigest(), size, f"download of {artifact.url}")
+        if expected_sha256(name) is None:
+            validate(name, tmp)
         os.replace(tmp, dest)
         _remember_sha256(dest, digest.hexdigest())
     except (urllib.error.URLError, OSError, ValueError) as exc:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from toolkit import safe_pickle
+
 from .model import UniAnimateConfig, UniAnimateModel
 
 PUBLISHED_KEYS = Path(__file__).parent / "published_keys.tsv"
@@ -144,8 +146,8 @@ def convert_state_dict(published: dict[str, torch.Tensor], config: UniAnimateCon
 
 def load_published_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """Read the published .pth (tensors only), unwrapping a 'state_dict' entry as UniAnimate does."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if "state_dict" in state:
+    state = safe_pickle.load(path)
+    if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
 
@@ -167,6 +169,15 @@ def read_published_keys(path: str | Path = PUBLISHED_KEYS) -> dict[str, tuple[in
         name, shape = line.split("\t")
         table[name] = tuple(int(s) for s in shape.split("x")) if shape else ()
     return table
+
+
+def check_published(tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Raise ValueError unless `tensors` map onto the paper-config model with every name and shape right (the
+    registry's first-use check of unianimate-16f-32f; `convert_state_dict` does the mapping)."""
+    try:
+        convert_state_dict(tensors, UniAnimateConfig.named("paper"))
+    except ConversionError as exc:
+        raise ValueError(f"{source}: not the published UniAnimate checkpoint ({str(exc)[:300]})") from None
 
 
 def convert_published_file(source: str | Path, destination: str | Path,

@@ -157,7 +157,9 @@ def load_state_dict(path: str | Path) -> dict[str, Any]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    from toolkit import safe_pickle
+
+    state = safe_pickle.load(path)  # UnsafeCheckpoint (a ValueError naming the file), never a raw UnpicklingError
     state = state.get("model", state) if isinstance(state, dict) else state
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict")

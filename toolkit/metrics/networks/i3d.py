@@ -9,12 +9,14 @@ zeros). ``forward`` returns the 400 logits averaged over the remaining time step
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from toolkit import weights
-from toolkit.metrics.networks.loading import load_checkpoint, load_strict
+from toolkit.metrics.networks.loading import check_fits, load_checkpoint, load_strict, unreadable_as
 
 ARTIFACT = "fvd-i3d-400"
 INPUT_SIZE = 224
@@ -128,5 +130,14 @@ def load_i3d(device: str | torch.device = "cpu") -> InceptionI3D:
     """The Kinetics-400 I3D with the registry's weights, in eval mode (raises weights.WeightsMissing if absent)."""
     file = weights.path(ARTIFACT)
     model = InceptionI3D()
-    load_strict(model, load_checkpoint(file), file)
+    with unreadable_as(ARTIFACT):
+        load_strict(model, load_checkpoint(file), file)
     return model.eval().requires_grad_(False).to(device)
+
+
+def check_state(tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Raise ValueError unless `tensors` are exactly InceptionI3D's names and shapes (the registry's first-use
+    check of fvd-i3d-400; built on the meta device, nothing loaded)."""
+    with torch.device("meta"):
+        model = InceptionI3D()
+    check_fits(model, tensors, source)

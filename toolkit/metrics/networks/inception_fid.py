@@ -12,7 +12,7 @@ import torch
 from torchvision.models.inception import Inception3
 
 from toolkit import weights
-from toolkit.metrics.networks.loading import load_checkpoint, load_strict
+from toolkit.metrics.networks.loading import load_checkpoint, load_strict, unreadable_as
 
 ARTIFACT = "fid-inception-pytorch"
 INPUT_SIZE = 299
@@ -65,5 +65,6 @@ def load_fid_inception(device: str | torch.device = "cpu") -> FIDInceptionV3:
     """The FID Inception with the registry's weights, in eval mode (raises weights.WeightsMissing if absent)."""
     file = weights.path(ARTIFACT)
     model = FIDInceptionV3()
-    load_strict(model, load_checkpoint(file), file)
+    with unreadable_as(ARTIFACT):
+        load_strict(model, load_checkpoint(file), file)
     return model.eval().requires_grad_(False).to(device)

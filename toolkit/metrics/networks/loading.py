@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
 
 
 def load_checkpoint(path: Path) -> object:
-    """Read a pickled checkpoint with ``weights_only=True`` (tensors and plain containers only)."""
+    """Read a pickled checkpoint with ``weights_only=True`` (tensors and plain containers only), after the static
+    check of its imports (:mod:`toolkit.safe_pickle`); raises UnsafeCheckpoint (a ValueError) naming the file."""
+    from toolkit import safe_pickle
+
+    return safe_pickle.load(path)
+
+
+@contextmanager
+def unreadable_as(artifact: str) -> Iterator[None]:
+    """Inside, a ValueError (a file that does not load or does not fit) becomes `weights.WeightsUnreadable` naming
+    the artifact, which the harness records as the metric being unavailable, with the reason."""
+    from toolkit import weights
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot be read as a weights-only PyTorch checkpoint ({exc})") from exc
+        yield
+    except weights.WeightsMismatch:
+        raise
+    except ValueError as exc:
+        raise weights.WeightsUnreadable(str(exc), artifact=artifact) from None
 
 
-def load_strict(module: nn.Module, state_dict: dict[str, torch.Tensor], source: Path | str) -> None:
-    """Load ``state_dict`` into ``module`` requiring exactly its keys and shapes; name the offenders if not.
-
-    BatchNorm ``num_batches_tracked`` counters may be absent (files saved before PyTorch 0.4 lack them).
-    """
+def check_fits(module: nn.Module, state_dict: dict[str, torch.Tensor], source: Path | str) -> None:
+    """Raise ValueError naming the offenders unless ``state_dict`` has exactly ``module``'s keys and shapes (the
+    module may live on the meta device: nothing is loaded). BatchNorm ``num_batches_tracked`` may be absent."""
     if not isinstance(state_dict, dict):
         raise ValueError(f"{source}: expected a state dict, got {type(state_dict).__name__}")
     expected = module.state_dict()
@@ -41,6 +55,12 @@ def load_strict(module: nn.Module, state_dict: dict[str, torch.Tensor], source: 
         if wrong_shape:
             parts.append(f"wrong shapes {wrong_shape[:5]}")
         raise ValueError(f"{source}: does not fit {type(module).__name__}: " + "; ".join(parts))
+
+
+def load_strict(module: nn.Module, state_dict: dict[str, torch.Tensor], source: Path | str) -> None:
+    """Load ``state_dict`` into ``module`` requiring exactly its keys and shapes (:func:`check_fits`)."""
+    check_fits(module, state_dict, source)
+    expected = module.state_dict()
     full = dict(state_dict)
     for k, v in expected.items():
         if k.endswith("num_batches_tracked") and k not in full:

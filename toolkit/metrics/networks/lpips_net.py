@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from toolkit import weights
-from toolkit.metrics.networks.loading import load_checkpoint
+from toolkit.metrics.networks.loading import load_checkpoint, unreadable_as
 
 BACKBONES = {"vgg": "lpips-vgg16-backbone", "alex": "lpips-alexnet-backbone"}
 
@@ -85,7 +85,8 @@ def load_lpips(net: str, device: str | torch.device = "cpu") -> nn.Module:
     if net not in BACKBONES:
         raise ValueError(f"unknown LPIPS network {net!r}; use one of {sorted(BACKBONES)}")
     file = weights.path(BACKBONES[net])
-    backbone = load_checkpoint(file)
-    if not isinstance(backbone, dict):
-        raise ValueError(f"{file}: expected a torchvision state dict, got {type(backbone).__name__}")
-    return build_lpips(net, backbone, str(file)).to(device)
+    with unreadable_as(BACKBONES[net]):
+        backbone = load_checkpoint(file)
+        if not isinstance(backbone, dict):
+            raise ValueError(f"{file}: expected a torchvision state dict, got {type(backbone).__name__}")
+        return build_lpips(net, backbone, str(file)).to(device)

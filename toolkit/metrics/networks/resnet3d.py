@@ -10,12 +10,13 @@ built for 16-frame 112x112 clips (the pool kernel depends on that size, as in th
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from toolkit import weights
-from toolkit.metrics.networks.loading import load_checkpoint, load_strict
+from toolkit.metrics.networks.loading import check_fits, load_checkpoint, load_strict, unreadable_as
 
 ARTIFACT = "fidvid-r3d50-kinetics"
 CLIP_LENGTH = 16
@@ -113,5 +114,14 @@ def load_resnet3d50(device: str | torch.device = "cpu") -> ResNet3D50:
     """The Kinetics 3D ResNet-50 with the registry's weights, in eval mode (raises weights.WeightsMissing)."""
     file = weights.path(ARTIFACT)
     model = ResNet3D50()
-    load_strict(model, state_dict_from_checkpoint(load_checkpoint(file), str(file)), file)
+    with unreadable_as(ARTIFACT):
+        load_strict(model, state_dict_from_checkpoint(load_checkpoint(file), str(file)), file)
     return model.eval().requires_grad_(False).to(device)
+
+
+def check_state(tensors: dict[str, torch.Tensor], source: str | Path) -> None:
+    """Raise ValueError unless `tensors` (a 3D-ResNets-PyTorch 'state_dict', 'module.' prefixes allowed) are
+    exactly ResNet3D50's names and shapes (the registry's first-use check of fidvid-r3d50-kinetics)."""
+    with torch.device("meta"):
+        model = ResNet3D50()
+    check_fits(model, {k.removeprefix("module."): v for k, v in tensors.items()}, source)
