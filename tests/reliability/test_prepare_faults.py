@@ -13,6 +13,7 @@ import stat
 import numpy as np
 import pytest
 
+from conftest import make_video_folder
 from toolkit.cli import main as cli
 from toolkit.io import stale_temporaries
 from toolkit.prepare import PrepareOptions, prepare
@@ -144,3 +145,37 @@ def test_shards_are_written_with_the_users_umask(folder, tmp_path):
         os.umask(old)
     for p in [out / "manifest.json", out / "videos.parquet", *out.glob("frames/*/*.parquet")]:
         assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
+
+
+def test_a_rerun_with_failed_videos_leaves_tables_and_manifest_unchanged(tmp_path):
+    src, out = make_video_folder(tmp_path / "src"), tmp_path / "shards"
+    first = prepare("folder", src, out, OPTS, progress=False)
+    assert first.failed  # broken.mp4
+    before = {name: (out / name).read_bytes() for name in ("videos.parquet", "manifest.json")}
+    again = prepare("folder", src, out, OPTS, progress=False)
+    assert [r["failure_reason"] for r in again.failed] == [r["failure_reason"] for r in first.failed]
+    assert {name: (out / name).read_bytes() for name in before} == before
+
+
+def test_a_full_disk_is_an_error_naming_the_file_and_finished_videos_stay(folder, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from toolkit import io
+
+    out = tmp_path / "shards"
+    real_fsync, calls = os.fsync, []
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) > 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(io.os, "fsync", fsync)
+    assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), "--size", "32",
+                "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "cannot write" in err and "Traceback" not in err
+    monkeypatch.setattr(io.os, "fsync", real_fsync)
+    report = prepare("folder", folder, out, OPTS, progress=False)
+    assert report.skipped >= 1 and not report.failed

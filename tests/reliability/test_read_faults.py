@@ -53,3 +53,57 @@ def test_eval_checks_its_arguments_before_scoring(shards, tmp_path, capsys):
                 "--profile", "standard,nosuch", "--quiet"]) == 1
     assert "nosuch" in capsys.readouterr().err
     assert not (results / "runs").exists()
+
+
+def test_a_corrupt_run_record_is_skipped_named_and_the_rest_reported(shards, tmp_path):
+    from toolkit.harness.runner import evaluate
+
+    results, out = tmp_path / "results", tmp_path / "report"
+    for method in ("reference-copy", "pose-warp"):
+        evaluate(shards, method=method, split="test", profile="standard", results=results, progress=False)
+    bad = sorted((results / "provenance").glob("*reference-copy*.json"))[0]
+    bad.write_text('{"created": "2026-')
+    with pytest.warns(UserWarning, match=bad.stem):
+        assert cli(["leaderboard", "--results", str(results), "--out", str(out), "--strips", "0",
+                    "--no-paper"]) == 0
+    page = (out / "leaderboard.md").read_text()
+    assert "pose-warp" in page and "reference-copy" not in page
+
+
+def corrupt_idat_keeping_crc(png: bytes) -> bytes:
+    """Flip bytes inside the first IDAT chunk and recompute its CRC: the file passes PIL's verify(), not decoding."""
+    import struct
+    import zlib
+
+    i = png.index(b"IDAT") - 4
+    length = struct.unpack(">I", png[i:i + 4])[0]
+    data = bytearray(png[i + 8:i + 8 + length])
+    for k in range(2, min(len(data), 40)):
+        data[k] ^= 0x5A
+    crc = struct.pack(">I", zlib.crc32(b"IDAT" + bytes(data)) & 0xFFFFFFFF)
+    return png[:i + 8] + bytes(data) + crc + png[i + 12 + length:]
+
+
+def test_a_png_that_only_fails_when_decoded_is_caught_before_scoring(tmp_path, capsys):
+    from PIL import Image
+
+    from toolkit.harness.predictions import PredictionsInvalid
+    from toolkit.harness.runner import evaluate
+    from toolkit.video import write_image
+
+    shards = make_shards(tmp_path, n_videos=3, n_frames=6, h=36, w=24, test_ids=("00002", "00003"))
+    preds = tmp_path / "preds"
+    for video_id in ("00002", "00003"):
+        for t, frame in enumerate(Shards(shards).frames(video_id)):
+            write_image(preds / video_id / f"{t:04d}.png", frame)
+    bad = preds / "00003" / "0002.png"
+    bad.write_bytes(corrupt_idat_keeping_crc(bad.read_bytes()))
+    with Image.open(bad) as im:
+        im.verify()  # the old pre-check passes
+    with pytest.raises(PredictionsInvalid, match="0002.png"):
+        evaluate(shards, predictions=preds, split="test", profile="standard", write=False, progress=False)
+    report = evaluate(shards, predictions=preds, split="test", profile="standard", write=False, progress=False,
+                      allow_partial=True)
+    assert report.provenance["n_videos"] == 1
+    assert any("0002.png" in p for p in report.provenance["skipped"])
+    assert "skipped:" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -156,11 +157,15 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
 
     runner: Method | None = None
     found = {}
+    skipped: list[str] = []
     if predictions is not None:
         expected = {r.video_id: (int(r.n_frames), int(r.width), int(r.height)) for r in videos.itertuples()}
         found, problems = find_predictions(predictions, expected, exact_size=protocol.name != "disco")
         if problems and not allow_partial:
             raise PredictionsInvalid(Path(predictions), problems)
+        for problem in problems:  # --allow-partial: each video left out is named with why, here and in provenance
+            print(f"skipped: {problem}", file=sys.stderr)
+        skipped = problems
         if not found:
             raise PredictionsInvalid(Path(predictions), problems or ["no usable prediction"])
         videos = videos[videos.video_id.isin(found)]
@@ -263,6 +268,7 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
         "frames_scored": protocol.raw["frames"],
         "frame_size": sizes,
         "n_videos": int(len(videos)),
+        "skipped": skipped,
         "n_videos_in_split": int(((shards.videos.status == "ok") & (shards.videos.split == split)).sum()),
         "n_frames": n_frames,
         "clips": details,

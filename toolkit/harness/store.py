@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,15 +84,30 @@ def load_results(results: str | Path, level: str | None = "aggregate") -> pd.Dat
     filters = [("level", "=", level)] if level else None
     frames = []
     for f in files:
-        df = pq.read_table(f, filters=filters).to_pandas()
-        df["created"] = load_provenance(results, f.stem).get("created", "")
+        try:
+            df = pq.read_table(f, filters=filters).to_pandas()
+            df["created"] = load_provenance(results, f.stem).get("created", "")
+        except (pa.ArrowException, OSError, ValueError) as exc:  # one damaged run never hides the others
+            warnings.warn(f"results store: run {f.stem} skipped: {exc}", stacklevel=2)
+            continue
         frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=ROWS_SCHEMA.names + ["created"])
     return pd.concat(frames, ignore_index=True)
 
 
 def load_provenance(results: str | Path, run_id: str) -> dict[str, Any]:
+    """A run's provenance record ({} if there is none); ValueError naming the file if it is not a JSON object."""
     p = Path(results) / "provenance" / f"{run_id}.json"
-    return json.loads(p.read_text()) if p.exists() else {}
+    if not p.exists():
+        return {}
+    try:
+        record = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{p}: not valid JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{p}: a provenance record is a JSON object, this holds a {type(record).__name__}")
+    return record
 
 
 def latest_runs(results: str | Path) -> pd.DataFrame:
