@@ -128,7 +128,7 @@ def _frame_batches(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, geo
             "video_id": [sv.video_id] * t,
             "frame_index": list(range(flags["n"], flags["n"] + t)),
             "source_frame": chunk.source_frames.tolist(),
-            "timestamp": [(flags["n"] + i) / geo.fps for i in range(t)],
+            "timestamp": chunk.timestamps.tolist(),
             "split": [sv.split] * t,
             "width": [geo.width] * t,
             "height": [geo.height] * t,

@@ -97,6 +97,34 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
     return VideoInfo(n_frames=len(reader), fps=float(reader.get_avg_fps()), width=int(w), height=int(h))
 
 
+def frame_times(path: str | os.PathLike) -> np.ndarray | None:
+    """Presentation time in seconds of every frame of a video (variable frame rates kept as they are), or None
+    where the container does not tell."""
+    path = Path(path)
+    reader = _open(path)
+    try:
+        times = np.asarray(reader.get_frame_timestamp(list(range(len(reader)))), dtype=np.float64)[:, 0]
+    except Exception:  # decord could not say: the caller falls back to evenly spaced times
+        return None
+    if len(times) != len(reader) or not np.all(np.isfinite(times)) or np.any(np.diff(times) <= 0):
+        return None
+    return times
+
+
+def frame_numbers(files: Sequence[Path]) -> list[int] | None:
+    """The frame numbers in a frame folder's file names (`frame_0007.png` -> 7), or None unless every name ends
+    in a number and the numbers rise: a folder numbered 0, 1, 2, 7, 8, 20 keeps those numbers."""
+    import re
+
+    numbers = []
+    for f in files:
+        m = re.search(r"(\d+)$", Path(f).stem)
+        if m is None:
+            return None
+        numbers.append(int(m.group(1)))
+    return numbers if all(b > a for a, b in zip(numbers, numbers[1:])) else None
+
+
 def _get_batch(reader, path: Path, idx: list[int]) -> np.ndarray:
     try:
         return reader.get_batch(idx).asnumpy()

@@ -179,3 +179,61 @@ def test_a_full_disk_is_an_error_naming_the_file_and_finished_videos_stay(folder
     monkeypatch.setattr(io.os, "fsync", real_fsync)
     report = prepare("folder", folder, out, OPTS, progress=False)
     assert report.skipped >= 1 and not report.failed
+
+
+def write_vfr(path, pts_ms):
+    """An H.264 mp4 whose frames are shown at the given times (milliseconds): a variable frame rate."""
+    import fractions
+
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = fractions.Fraction(1, 1000)
+        for k, pts in enumerate(pts_ms):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 30 * k, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = pts, fractions.Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_variable_frame_rate_keeps_its_presentation_times(tmp_path):
+    import pyarrow.parquet as pq
+
+    pts = [0, 40, 80, 200, 240, 400]
+    write_vfr(tmp_path / "src" / "vfr.mp4", pts)
+    out = tmp_path / "shards"
+    prepare("folder", tmp_path / "src", out, OPTS, progress=False)
+    table = pq.read_table(out / Shards(out).video("vfr").frames_file, columns=["timestamp", "source_frame"])
+    assert np.allclose(table.column("timestamp").to_numpy(), np.array(pts) / 1000)
+    assert table.column("source_frame").to_pylist() == list(range(6))
+
+
+def test_a_frame_folder_keeps_the_numbers_in_its_file_names(tmp_path):
+    import pyarrow.parquet as pq
+
+    from toolkit.video import write_image
+
+    rng = np.random.default_rng(0)
+    for number in (0, 1, 2, 7, 8, 20):
+        write_image(tmp_path / "src" / "clip" / f"frame_{number:04d}.png",
+                    rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    out = tmp_path / "shards"
+    prepare("folder", tmp_path / "src", out, OPTS, progress=False)
+    table = pq.read_table(out / Shards(out).video("clip").frames_file, columns=["timestamp", "source_frame"])
+    assert table.column("source_frame").to_pylist() == [0, 1, 2, 7, 8, 20]
+    fps = float(Shards(out).video("clip").source_fps)
+    assert np.allclose(table.column("timestamp").to_numpy(), np.array([0, 1, 2, 7, 8, 20]) / fps)
+
+
+def test_a_tiny_source_gets_a_sentence(tmp_path):
+    clip(tmp_path / "src" / "a.mp4", 0)
+    write_video(tmp_path / "src" / "dot.mp4", np.zeros((3, 2, 2, 3), np.uint8), fps=10)
+    report = prepare("folder", tmp_path / "src", tmp_path / "shards", OPTS, progress=False)
+    reasons = {r["video_id"]: r["failure_reason"] for r in report.failed}
+    assert "2x2 pixels" in reasons["dot"] and "crop box" not in reasons["dot"]

@@ -107,3 +107,23 @@ def test_a_png_that_only_fails_when_decoded_is_caught_before_scoring(tmp_path, c
     assert report.provenance["n_videos"] == 1
     assert any("0002.png" in p for p in report.provenance["skipped"])
     assert "skipped:" in capsys.readouterr().err
+
+
+def test_grayscale_and_rgba_predictions_are_read_as_rgb_and_said(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from toolkit.harness.runner import evaluate
+
+    shards = make_shards(tmp_path, n_videos=3, n_frames=6, h=36, w=24, test_ids=("00002", "00003"))
+    preds = tmp_path / "preds"
+    for video_id, mode in (("00002", "L"), ("00003", "RGBA")):
+        (preds / video_id).mkdir(parents=True)
+        for t, frame in enumerate(Shards(shards).frames(video_id)):
+            Image.fromarray(frame).convert(mode).save(preds / video_id / f"{t:04d}.png")
+    report = evaluate(shards, predictions=preds, split="test", profile="standard", write=False, progress=False)
+    assert report.provenance["n_videos"] == 2
+    assert report.provenance["conversions"] == {"00002": "grayscale frames read as RGB",
+                                                "00003": "RGBA (alpha dropped) frames read as RGB"}
+    assert "note: 00002: grayscale" in capsys.readouterr().err
+    assert np.isfinite(report.aggregate["psnr"])

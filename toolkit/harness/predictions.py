@@ -26,6 +26,7 @@ class PredictedVideo:
     video_id: str
     path: Path                  # frame folder or video file
     codec: str                  # "png frames", "jpeg frames", "mp4 (h264)", ...
+    note: str | None = None     # how frames were converted to RGB (grayscale, alpha), if they were
 
     def load(self) -> np.ndarray:
         if self.path.is_dir():
@@ -33,7 +34,15 @@ class PredictedVideo:
         return vid.read_video(self.path)
 
 
-def _frame_folder_problems(d: Path, n: int, size: tuple[int, int], exact_size: bool) -> list[str]:
+# Image modes read as RGB by decoding as the field's code does (cv2.imread: gray replicated, alpha dropped).
+_CONVERTED = {"L": "grayscale", "LA": "grayscale with alpha", "I": "16-bit grayscale", "I;16": "16-bit grayscale",
+              "RGBA": "RGBA (alpha dropped)", "P": "palette", "PA": "palette with alpha", "CMYK": "CMYK",
+              "1": "1-bit"}
+
+
+def _frame_folder_problems(d: Path, n: int, size: tuple[int, int], exact_size: bool,
+                           modes: set[str] | None = None) -> list[str]:
+    """Every problem of a frame folder; `modes` collects the image modes seen (to report conversions)."""
     files = vid.list_frame_files(d)
     problems = []
     if len(files) != n:
@@ -43,6 +52,8 @@ def _frame_folder_problems(d: Path, n: int, size: tuple[int, int], exact_size: b
             with Image.open(f) as im:
                 im.load()
                 wh = im.size
+                if modes is not None:
+                    modes.add(im.mode)
         except Exception as exc:
             problems.append(f"{f}: unreadable image ({type(exc).__name__}: {exc})")
             continue
@@ -71,6 +82,8 @@ def find_predictions(root: str | Path, expected: dict[str, tuple[int, int, int]]
 
     Returns the valid predictions and every problem found (missing, extra, frame
     count, size, unreadable); a video with a problem is not in the first result.
+    Frames that are not RGB (grayscale, RGBA, palette) are accepted and read as RGB
+    the way cv2.imread reads them; each such video's `note` says so.
     """
     root = Path(root)
     if not root.is_dir():
@@ -95,14 +108,17 @@ def find_predictions(root: str | Path, expected: dict[str, tuple[int, int, int]]
     for key in sorted(set(expected) & set(entries)):
         n, w, h = expected[key]
         p = entries[key]
+        modes: set[str] = set()
         if p.is_dir():
-            own = _frame_folder_problems(p, n, (w, h), exact_size)
+            own = _frame_folder_problems(p, n, (w, h), exact_size, modes)
             files = vid.list_frame_files(p)
             codec = f"{files[0].suffix.lstrip('.').lower()} frames" if files else "frames"
         else:
             own = _video_problems(p, n, (w, h), exact_size)
             codec = f"{p.suffix.lstrip('.').lower()} video"
         problems += own
+        converted = sorted(_CONVERTED.get(m, m) for m in modes if m != "RGB")
+        note = f"{', '.join(converted)} frames read as RGB" if converted else None
         if not own:
-            found[key] = PredictedVideo(key, p, codec)
+            found[key] = PredictedVideo(key, p, codec, note)
     return found, problems

@@ -158,6 +158,7 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
     runner: Method | None = None
     found = {}
     skipped: list[str] = []
+    conversions: dict[str, str] = {}
     if predictions is not None:
         expected = {r.video_id: (int(r.n_frames), int(r.width), int(r.height)) for r in videos.itertuples()}
         found, problems = find_predictions(predictions, expected, exact_size=protocol.name != "disco")
@@ -166,6 +167,9 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
         for problem in problems:  # --allow-partial: each video left out is named with why, here and in provenance
             print(f"skipped: {problem}", file=sys.stderr)
         skipped = problems
+        conversions = {k: v.note for k, v in sorted(found.items()) if v.note}
+        for video_id, note in conversions.items():
+            print(f"note: {video_id}: {note}", file=sys.stderr)
         if not found:
             raise PredictionsInvalid(Path(predictions), problems or ["no usable prediction"])
         videos = videos[videos.video_id.isin(found)]
@@ -269,6 +273,7 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
         "frame_size": sizes,
         "n_videos": int(len(videos)),
         "skipped": skipped,
+        "conversions": conversions,
         "n_videos_in_split": int(((shards.videos.status == "ok") & (shards.videos.split == split)).sum()),
         "n_frames": n_frames,
         "clips": details,

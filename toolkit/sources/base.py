@@ -49,12 +49,16 @@ class SourceVideo:
             return str(self.path)
 
 
+MIN_SOURCE_SIZE = 8
+
+
 @dataclass
 class Chunk:
     """Consecutive stored frames of one video with their transformed annotations."""
 
     frames: np.ndarray                      # (t, H, W, 3) uint8 RGB at stored size
-    source_frames: np.ndarray               # (t,) source frame indices
+    source_frames: np.ndarray               # (t,) source frame indices (a frame folder: the numbers in its names)
+    timestamps: np.ndarray                  # (t,) seconds: the source frames' presentation times
     ground_truth: dict[str, np.ndarray] = field(default_factory=dict)  # keypoints (t,133,3), iuv (t,H,W,3)
     masks: list[np.ndarray | None] = field(default_factory=list)       # (H, W) uint8 or None per frame
 
@@ -130,6 +134,9 @@ def _probe(sv: SourceVideo) -> tuple[int, float, int, int, list[Path] | None]:
 def plan_geometry(sv: SourceVideo, size: int | None, fps: float | None) -> SourceGeometry:
     """Decide which source frames are kept and at what size, without decoding them all."""
     n, source_fps, w, h, _ = _probe(sv)
+    if w < MIN_SOURCE_SIZE or h < MIN_SOURCE_SIZE:
+        raise ValueError(f"{sv.path}: the source is {w}x{h} pixels; a source must be at least "
+                         f"{MIN_SOURCE_SIZE}x{MIN_SOURCE_SIZE} to hold a person")
     start, end = sv.frame_range or (0, n)
     end = min(end, n)
     if start >= end:
@@ -184,6 +191,21 @@ def _to_iuv(image: np.ndarray, order: str, path: Path) -> np.ndarray:
     return np.ascontiguousarray(image[..., [order.index(c) for c in "IUV"]])
 
 
+def _source_numbers_and_times(sv: SourceVideo, files: list[Path] | None, geo: SourceGeometry
+                              ) -> tuple[list[int], np.ndarray]:
+    """Each source frame's number and presentation time (seconds). A video keeps its container's times (a
+    variable frame rate stays variable); a frame folder the numbers in its file names, timed at the folder's
+    frame rate; where neither is known, positions at the nominal rate."""
+    if files is not None:
+        numbers = vid.frame_numbers(files) or list(range(len(files)))
+        return numbers, np.asarray(numbers, np.float64) / geo.source_fps
+    times = vid.frame_times(sv.path)
+    n = max(geo.indices) + 1
+    if times is None or len(times) < n:
+        times = np.arange(n, dtype=np.float64) / geo.source_fps
+    return list(range(len(times))), times
+
+
 def iter_source_chunks(sv: SourceVideo, geo: SourceGeometry, chunk: int = 32) -> Iterator[Chunk]:
     """Read the planned frames of a source video in chunks, with shipped annotations transformed."""
     files = vid.list_frame_files(sv.path) if sv.is_frame_folder else None
@@ -196,6 +218,7 @@ def iter_source_chunks(sv: SourceVideo, geo: SourceGeometry, chunk: int = 32) ->
             raise ValueError(f"{sv.keypoints}: {gt_kp.shape[0]} keypoint frames for a source of "
                              f"{max(geo.indices) + 1}+ frames")
     video_chunks = None if files is not None else vid.iter_video(sv.path, geo.indices, chunk=chunk)
+    numbers, times = _source_numbers_and_times(sv, files, geo)
     for start in range(0, len(geo.indices), chunk):
         idx = geo.indices[start:start + chunk]
         if files is not None:
@@ -206,7 +229,8 @@ def iter_source_chunks(sv: SourceVideo, geo: SourceGeometry, chunk: int = 32) ->
         else:
             raw = list(next(video_chunks))
         frames = np.stack([_transform(f, geo) for f in raw])
-        out = Chunk(frames=frames, source_frames=np.asarray(idx, dtype=np.int32))
+        out = Chunk(frames=frames, source_frames=np.asarray([numbers[i] for i in idx], dtype=np.int32),
+                    timestamps=np.asarray([times[i] for i in idx], dtype=np.float64))
         if gt_kp is not None:
             out.ground_truth["keypoints"] = transform_keypoints(gt_kp[list(idx)], geo)
         if sv.densepose is not None:
