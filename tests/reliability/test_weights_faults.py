@@ -89,3 +89,13 @@ def test_unsafe_checkpoint_errors_name_the_file(tmp_path):
     junk.write_bytes(b"this is not a pickle at all")
     with pytest.raises(UnsafeCheckpoint, match="junk.pt"):
         load(junk)
+
+
+def test_densepose_weights_that_smuggle_code_are_a_clear_error(tmp_path):
+    from toolkit.annotate.densepose_detectron2 import load_state_dict
+
+    bad = tmp_path / "model_final_162be9.pth"
+    bad.write_bytes(pickle.dumps(Payload(), protocol=2))
+    with pytest.raises(UnsafeCheckpoint, match="model_final_162be9.pth") as err:
+        load_state_dict(bad)
+    assert "weights_only=False" not in str(err.value)
