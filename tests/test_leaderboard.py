@@ -385,7 +385,10 @@ def test_cli_run_evaluates_registered_methods_then_renders(evaluated, tmp_path, 
     for method in ("reference-copy", "gt-oracle", "pose-warp"):
         assert f"evaluated {method} (standard)" in printed
     md = (out / "leaderboard.md").read_text()
-    assert "## synthetic · test · standard v1.0" in md and "Published numbers" in md and "No published" in md
+    from toolkit.harness.protocols import load_protocol
+
+    version = load_protocol("standard").version
+    assert f"## synthetic · test · standard v{version}" in md and "Published numbers" in md and "No published" in md
     assert cli(["leaderboard", "--run", "--dataset", "synthetic", "--results", str(tmp_path / "results"),
                 "--out", str(out)]) == 1
     assert "--run needs --dataset to be a shard folder" in capsys.readouterr().err

@@ -336,9 +336,10 @@ def test_fvd_clip_selection_per_profile(standins) -> None:
     assert net.clips[0].shape == (1, 3, 20, 224, 224)  # whole video, one sample
     assert features.sliding_starts(20) == [0, 1, 2, 3, 4] and features.sliding_starts(15) == []
 
-    first = features.sampled_starts(40, 5, seed=3, video_index=0)
-    assert first == features.sampled_starts(40, 5, seed=3, video_index=0)
-    assert first != features.sampled_starts(40, 5, seed=3, video_index=1)
+    first = features.sampled_starts(40, 5, seed=3, video=0)
+    assert first == features.sampled_starts(40, 5, seed=3, video=0)
+    assert first != features.sampled_starts(40, 5, seed=3, video=1)
+    assert features.sampled_starts(40, 5, 3, "synth_031") == features.sampled_starts(40, 5, 3, "synth_031")
     assert all(0 <= s <= 24 for s in first) and features.sampled_starts(10, 2, 0, 0) == [0, 0]
 
     metric = features.FVD("standard", clips_per_video=3, seed=11)
@@ -350,6 +351,30 @@ def test_fvd_clip_selection_per_profile(standins) -> None:
     assert result.details["clips_per_video"] == 3 and result.details["videos"] == {"pred": 2, "target": 1}
     with pytest.raises(ValueError, match="takes clips"):
         features.FVD("disco", clips="sampled")
+
+
+def test_fvd_clips_of_a_video_do_not_depend_on_the_other_videos_scored(standins) -> None:
+    """Scoring a subset (e.g. --allow-partial) gives the shared videos the same clips as the full set."""
+    videos = {f"v{k}": _smooth_video(40, size=32, seed=k) for k in range(3)}
+
+    def clips_of(ids: list[str]) -> dict[str, list[torch.Tensor]]:
+        net = _RecordingNet()
+        metric = features.FVD("standard", clips_per_video=2, seed=5)
+        metric.model = net
+        out = {}
+        for video_id in ids:
+            net.clips.clear()
+            metric.update([videos[video_id]], None, video_ids=[video_id])
+            out[video_id] = [c.clone() for c in net.clips]
+        return out
+
+    full, subset = clips_of(["v0", "v1", "v2"]), clips_of(["v1", "v2"])
+    for video_id in ("v1", "v2"):
+        assert all(torch.equal(a, b) for a, b in zip(full[video_id], subset[video_id]))
+    # keyed by position (no ids) the shared videos would get other clips
+    assert features.sampled_starts(40, 2, 5, 1) != features.sampled_starts(40, 2, 5, 0)
+    with pytest.raises(ValueError, match="video ids"):
+        features.FVD("standard").update([videos["v0"]], None, video_ids=["a", "b"])
 
 
 @pytest.mark.slow

@@ -211,7 +211,10 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
         for name in ("fid", "fid_vid", "fvd"):
             if name in learned.metrics:
                 m = learned.metrics[name]
-                m.update(pred=p if name == "fid" else [p], target=g if name == "fid" else [g])
+                if name == "fvd":  # clips keyed by the video's id: the same clips in any subset of videos
+                    m.update(pred=[p], target=[g], video_ids=[row.video_id])
+                else:
+                    m.update(pred=p if name == "fid" else [p], target=g if name == "fid" else [g])
         for name, arr in values.items():
             per_frame.setdefault(name, []).extend(zip([row.video_id] * len(idx), idx, arr.tolist()))
 

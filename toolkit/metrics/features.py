@@ -12,6 +12,7 @@ None in an ``update``. Results carry the weights' sha256 and every protocol choi
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -211,10 +212,18 @@ def sliding_starts(num_frames: int, clip_length: int = CLIP_LENGTH, stride: int 
     return list(range(0, num_frames - clip_length + 1, stride))
 
 
-def sampled_starts(num_frames: int, count: int, seed: int, video_index: int,
+def video_key(video: int | str) -> int:
+    """The clip sampler's key of a video: its id's first 8 sha256 bytes (an int is taken as it is), so a video
+    gets the same clips whichever other videos are scored with it."""
+    if isinstance(video, str):
+        return int.from_bytes(hashlib.sha256(video.encode("utf-8")).digest()[:8], "little")
+    return int(video)
+
+
+def sampled_starts(num_frames: int, count: int, seed: int, video: int | str,
                    clip_length: int = CLIP_LENGTH) -> list[int]:
-    """``count`` clip starts drawn uniformly (with replacement) from numpy's default_rng([seed, video_index])."""
-    rng = np.random.default_rng([seed, video_index])
+    """``count`` clip starts drawn uniformly (with replacement) from numpy's default_rng([seed, video_key(video)])."""
+    rng = np.random.default_rng([seed, video_key(video)])
     return [int(s) for s in rng.integers(0, max(num_frames - clip_length, 0) + 1, size=count)]
 
 
@@ -325,7 +334,8 @@ class FVD(_FrechetMetric):
 
     disco: every 16-frame window at stride 1 is a sample (``clips='sliding'``), or each whole video is
     one sample (``clips='whole'``, DisCo on 16-frame mp4 clips). standard: ``clips_per_video`` clips
-    of 16 frames per video, starts drawn from ``seed`` and the video's position in the update order;
+    of 16 frames per video, starts drawn from ``seed`` and the video's id (``update(..., video_ids=)``;
+    without ids, its position in the update order);
     videos shorter than 16 frames are padded with their last frame.
     """
 
@@ -350,18 +360,32 @@ class FVD(_FrechetMetric):
     def reset(self) -> None:
         super().reset()
         self.videos_seen = {"pred": 0, "target": 0}
+        self._ids: list[str] | None = None
 
-    def _starts(self, num_frames: int, side: str) -> list[int] | None:
+    def update(self, pred: object = None, target: object = None, video_ids: Sequence[str] | None = None) -> None:
+        """Add videos; `video_ids` (one per video, the same for pred and target) key the sampled clips, so a
+        video's clips do not depend on which other videos are scored (without ids: its position so far)."""
+        self._ids = None if video_ids is None else [str(v) for v in video_ids]
+        try:
+            super().update(pred, target)
+        finally:
+            self._ids = None
+
+    def _starts(self, num_frames: int, side: str, k: int) -> list[int] | None:
         if self.clips == "whole":
             return None
         if self.clips == "sliding":
             return sliding_starts(num_frames)
-        return sampled_starts(num_frames, self.clips_per_video, self.seed, self.videos_seen[side])
+        key = self._ids[k] if self._ids is not None else self.videos_seen[side]
+        return sampled_starts(num_frames, self.clips_per_video, self.seed, key)
 
     def _features(self, data: object, side: str) -> list[np.ndarray]:
         rows: list[np.ndarray] = []
-        for video in _check_videos(side, data):
-            feats = fvd_features(self.model, video, self._starts(len(video), side), self.batch_size)
+        videos = _check_videos(side, data)
+        if self._ids is not None and len(self._ids) != len(videos):
+            raise ValueError(f"fvd: {len(self._ids)} video ids for {len(videos)} {side} videos")
+        for k, video in enumerate(videos):
+            feats = fvd_features(self.model, video, self._starts(len(video), side, k), self.batch_size)
             self.videos_seen[side] += 1
             self.skipped[side] += int(len(feats) == 0)
             rows += list(feats)
@@ -372,7 +396,8 @@ class FVD(_FrechetMetric):
                    "skipped_short_videos": dict(self.skipped)}
         if self.clips == "sampled":
             details.update(clips_per_video=self.clips_per_video, seed=self.seed,
-                           sampler="numpy default_rng([seed, video_index]).integers, with replacement")
+                           sampler="numpy default_rng([seed, key]).integers, with replacement; key = first 8 "
+                                   "bytes of sha256(video id), little-endian (the video's position without ids)")
         return details
 
 
