@@ -254,6 +254,29 @@ def test_fid_end_to_end(standins) -> None:
         features.fid(a[:1], b)
 
 
+def test_fid_equals_torchmetrics_fid_with_our_inception(standins) -> None:
+    """torchmetrics' FrechetInceptionDistance with our Inception (and its standard preprocessing) as the feature
+    extractor gives our FID: the same features, the same distance. Measured 2.4e-5 relative apart: with 16
+    samples in 2048 dimensions the covariances are singular, and torchmetrics sums the square roots of all
+    eigenvalues of sigma1 @ sigma2, ~2,000 of them numerically zero (rounding noise), which biases its trace
+    term; ours is exact on singular covariances (tested against the closed form above)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    model = inception_fid.load_fid_inception()
+
+    class OurFeatures(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, H, W) uint8, as torchmetrics passes them
+            return torch.from_numpy(features.fid_features(model, x.permute(0, 2, 3, 1).numpy(), "standard"))
+
+    a = np.concatenate([_frames(8, size=64, seed=20), _smooth_video(8, size=64, seed=21)])
+    b = np.concatenate([_frames(8, size=64, seed=22), _smooth_video(8, size=64, seed=23)])
+    reference = FrechetInceptionDistance(feature=OurFeatures(), reset_real_features=True)
+    reference.update(torch.from_numpy(b).permute(0, 3, 1, 2), real=True)
+    reference.update(torch.from_numpy(a).permute(0, 3, 1, 2), real=False)
+    expected = float(reference.compute())
+    assert features.fid(a, b, profile="standard").value == pytest.approx(expected, rel=1e-4)
+
+
 def test_fid_inception_rejects_wrong_keys(standins) -> None:
     state = dict(standins["fid-inception-pytorch"])
     state["Mixed_7c.branch_pool.conv.weights"] = state.pop("Mixed_7c.branch_pool.conv.weight")

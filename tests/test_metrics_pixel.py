@@ -1,7 +1,8 @@
 """Pixel metrics (L1, PSNR, legacy PSNR, SSIM) under the disco and standard profiles.
 
-References are written here independently: scikit-image's structural_similarity called directly, and plain
-numpy formulas for L1 / PSNR / the uint8 wrap-around PSNR.
+References are written here independently: scikit-image's structural_similarity (disco) and torchmetrics'
+functional SSIM, PSNR and MAE (standard) called directly, and plain numpy formulas for the disco L1 / PSNR and
+the uint8 wrap-around PSNR.
 """
 
 from __future__ import annotations
@@ -44,9 +45,20 @@ def ref_ssim_disco(a: np.ndarray, b: np.ndarray, full: bool = False):
     return structural_similarity(ref_gray_disco(a), ref_gray_disco(b), full=full)
 
 
+def _tm(frames: np.ndarray):
+    """(H, W, 3) or (N, H, W, 3) uint8 -> (N, 3, H, W) float64 in [0, 1], what torchmetrics takes."""
+    import torch
+
+    arr = frames[None] if frames.ndim == 3 else frames
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).contiguous().double() / 255.0
+
+
 def ref_ssim_standard(a: np.ndarray, b: np.ndarray, full: bool = False):
-    return structural_similarity(a / 255.0, b / 255.0, gaussian_weights=True, sigma=1.5,
-                                 use_sample_covariance=False, data_range=1.0, channel_axis=-1, full=full)
+    """torchmetrics' SSIM with its defaults (Gaussian 11 / 1.5, data range 1); full: also the channel-mean map."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    value, smap = structural_similarity_index_measure(_tm(a), _tm(b), data_range=1.0, return_full_image=True)
+    return (float(value), smap[0].mean(dim=0).numpy()) if full else float(value)
 
 
 def ref_psnr_disco(a: np.ndarray, b: np.ndarray) -> float:
@@ -116,7 +128,7 @@ def person_mask(h: int, w: int, n: int | None = None) -> np.ndarray:
 
 # ---------------------------------------------------------------- SSIM
 @pytest.mark.parametrize("profile,ref", [("disco", ref_ssim_disco), ("standard", ref_ssim_standard)])
-def test_ssim_matches_skimage_on_random_frames(random_pair, profile, ref):
+def test_ssim_matches_the_reference_on_random_frames(random_pair, profile, ref):
     pred, target = random_pair
     ours = ssim_per_frame(pred, target, profile)
     expected = np.array([ref(p, t) for p, t in zip(pred, target)])
@@ -126,7 +138,7 @@ def test_ssim_matches_skimage_on_random_frames(random_pair, profile, ref):
 
 
 @pytest.mark.parametrize("profile,ref", [("disco", ref_ssim_disco), ("standard", ref_ssim_standard)])
-def test_ssim_matches_skimage_on_real_frames(real_pair, profile, ref):
+def test_ssim_matches_the_reference_on_real_frames(real_pair, profile, ref):
     pred, target = real_pair
     ours = ssim_per_frame(pred, target, profile)
     expected = np.array([ref(p, t) for p, t in zip(pred, target)])
@@ -163,19 +175,43 @@ def test_disco_metrics_equal_disco_file_pipeline(tmp_path, random_pair):
     assert got["ssim"] == pytest.approx(np.mean(scores["SSIM"]), abs=SSIM_TOL)
 
 
-def test_masked_ssim_is_mean_of_skimage_map_over_region(real_pair):
+def test_masked_ssim_is_mean_of_torchmetrics_map_over_region(real_pair):
     pred, target = real_pair
     pred, target = pred[:3], target[:3]
     mask = person_mask(512, 512, n=3)
     ours_fg = ssim_per_frame(pred, target, "standard", mask=mask)
     ours_bg = ssim_per_frame(pred, target, "standard", mask=~mask)
     for i in range(3):
-        smap = ref_ssim_standard(pred[i], target[i], full=True)[1].mean(axis=2)[5:-5, 5:-5]
-        inner = mask[i][5:-5, 5:-5]
-        assert abs(ours_fg[i] - smap[inner].mean()) <= SSIM_TOL
-        assert abs(ours_bg[i] - smap[~inner].mean()) <= SSIM_TOL
+        smap = ref_ssim_standard(pred[i], target[i], full=True)[1]
+        assert abs(ours_fg[i] - smap[mask[i]].mean()) <= SSIM_TOL
+        assert abs(ours_bg[i] - smap[~mask[i]].mean()) <= SSIM_TOL
     full = ssim_per_frame(pred, target, "standard", mask=np.ones((512, 512), bool))
     assert np.abs(full - ssim_per_frame(pred, target, "standard")).max() <= 1e-12
+
+
+def test_standard_l1_and_psnr_equal_torchmetrics_on_real_frames(real_pair):
+    from torchmetrics.functional import mean_absolute_error
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    pred, target = real_pair
+    for i in range(len(pred)):
+        p, t = _tm(pred[i]), _tm(target[i])
+        assert l1(pred[i:i + 1], target[i:i + 1], "standard") == pytest.approx(
+            float(mean_absolute_error(p, t)), abs=1e-6)
+        # torchmetrics turns ln into dB with a float32 constant 10 / ln 10 (relative error 4.5e-8): 1e-6 relative
+        assert psnr_per_frame(pred[i:i + 1], target[i:i + 1], "standard")[0] == pytest.approx(
+            float(peak_signal_noise_ratio(p, t, data_range=1.0)), rel=1e-6)
+    assert l1(pred, target, "standard") == pytest.approx(float(mean_absolute_error(_tm(pred), _tm(target))),
+                                                         abs=1e-6)
+
+
+def test_standard_ssim_is_not_the_scikit_image_form(real_pair):
+    """v1.1 follows torchmetrics (whole mirror-padded map); scikit-image's Gaussian form crops the border."""
+    pred, target = real_pair
+    skimage_form = np.array([structural_similarity(p / 255.0, t / 255.0, gaussian_weights=True, sigma=1.5,
+                                                   use_sample_covariance=False, data_range=1.0, channel_axis=-1)
+                             for p, t in zip(pred, target)])
+    assert np.abs(ssim_per_frame(pred, target, "standard") - skimage_form).max() > 1e-4
 
 
 # ---------------------------------------------------------------- PSNR and L1

@@ -4,20 +4,18 @@ disco:    DisCo reads frames with ``cv2.imread`` (BGR) and converts them with ``
           channel weights are the correct luma weights 0.299 R + 0.587 G + 0.114 B (OpenCV's fixed-point uint8
           conversion). It then calls ``skimage.metrics.structural_similarity`` with its defaults: 7x7 uniform
           window, sample covariance (N/(N-1), N = 49), data range 255 from uint8, K1 = 0.01, K2 = 0.03, mean of
-          the map after cropping 3 pixels at each border. On our RGB frames, ``cv2.COLOR_RGB2GRAY`` gives the same
-          uint8 gray image.
-standard: Wang et al. 2004: 11x11 Gaussian window (sigma 1.5, truncated at 3.5 sigma as in scipy), population
-          covariance, K1 = 0.01, K2 = 0.03, frames in [0, 1] with data range 1, one map per RGB channel; the
-          frame value is the mean over channels of each channel's map mean after cropping 5 pixels at each
-          border (skimage with gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0,
-          channel_axis=-1). With a mask, the channel-averaged map is averaged over the masked pixels of the
-          cropped map, so an all-True mask gives the unmasked value.
-
-Filters are OpenCV box / separable filters on float64 with reflect borders (the edge pixel repeated, scipy's
-'reflect', as scikit-image uses). Only the map where the window lies inside the frame is kept, so the border
-mode changes no reported value. Values match scikit-image to about 1e-13.
+          the map after cropping 3 pixels at each border (the scikit-image form: filters with the edge pixel
+          repeated, scipy's 'reflect'). On our RGB frames, ``cv2.COLOR_RGB2GRAY`` gives the same uint8 gray image.
+          Values match scikit-image to about 1e-13.
+standard: torchmetrics' ``structural_similarity_index_measure`` with its defaults (v1.1 of the profile; v1.0
+          followed scikit-image's Gaussian form, 0.003-0.004 lower): frames in [0, 1], data range 1, 11x11
+          Gaussian window (sigma 1.5), population covariance with variances clamped at 0, K1 = 0.01,
+          K2 = 0.03, one map per RGB channel computed on the frame mirror-padded by 5 pixels (torch's
+          'reflect': the edge pixel not repeated, OpenCV's BORDER_REFLECT_101), and the mean of the whole
+          map over channels and pixels, borders included. With a mask, the channel-averaged map is averaged
+          over the masked pixels, so an all-True mask gives the unmasked value. Values match torchmetrics
+          (float64) to about 1e-12.
 """
-
 from __future__ import annotations
 
 import cv2
@@ -32,8 +30,9 @@ GAUSSIAN_SIGMA = 1.5
 
 
 def ssim_border(profile: str) -> int:
-    """Pixels cropped at each image border before the SSIM map is averaged ((window - 1) // 2)."""
-    return (WINDOW[profile] - 1) // 2
+    """Pixels cropped at each image border before the SSIM map is averaged: (window - 1) // 2 for disco (the
+    scikit-image form), none for standard (torchmetrics averages the whole map)."""
+    return (WINDOW[profile] - 1) // 2 if profile == "disco" else 0
 
 
 def _gaussian_kernel(sigma: float, radius: int) -> np.ndarray:
@@ -42,26 +41,27 @@ def _gaussian_kernel(sigma: float, radius: int) -> np.ndarray:
     return k / k.sum()
 
 
-_KERNEL = _gaussian_kernel(GAUSSIAN_SIGMA, ssim_border("standard"))
+_KERNEL = _gaussian_kernel(GAUSSIAN_SIGMA, (WINDOW["standard"] - 1) // 2)
 
 
 def _local_means(stack: np.ndarray, profile: str) -> np.ndarray:
-    """Windowed means of every (H, W) plane of a float64 (..., H, W) stack, same shape (reflect borders)."""
+    """Windowed means of every (H, W) plane of a float64 (..., H, W) stack, same shape: disco with the edge
+    pixel repeated at the borders (scikit-image), standard mirrored without it (torchmetrics)."""
     out = np.empty_like(stack)
     w = WINDOW[profile]
     for src, dst in zip(stack.reshape(-1, *stack.shape[-2:]), out.reshape(-1, *stack.shape[-2:])):
         if profile == "disco":
             cv2.boxFilter(src, cv2.CV_64F, (w, w), dst=dst, normalize=True, borderType=cv2.BORDER_REFLECT)
         else:
-            cv2.sepFilter2D(src, cv2.CV_64F, _KERNEL, _KERNEL, dst=dst, borderType=cv2.BORDER_REFLECT)
+            cv2.sepFilter2D(src, cv2.CV_64F, _KERNEL, _KERNEL, dst=dst, borderType=cv2.BORDER_REFLECT_101)
     return out
 
 
 def ssim_map(pred: np.ndarray, target: np.ndarray, profile: str) -> np.ndarray:
-    """SSIM map of one (H, W, 3) uint8 frame pair over the valid region, (H - 2b, W - 2b) with b = ssim_border.
+    """SSIM map of one (H, W, 3) uint8 frame pair, (H - 2b, W - 2b) with b = ssim_border (0 for standard).
 
     disco: one map of the gray images; standard: the mean of the three per-channel maps. The arithmetic
-    follows scikit-image's order of operations, so results agree with it to rounding.
+    follows scikit-image's (disco) and torchmetrics' (standard) formulas, so results agree with them to rounding.
     """
     h, w = target.shape[:2]
     stack = np.empty((5, 1 if profile == "disco" else 3, h, w), dtype=np.float64)
@@ -92,6 +92,9 @@ def ssim_map(pred: np.ndarray, target: np.ndarray, profile: str) -> np.ndarray:
         var_x *= cov_norm
         var_y *= cov_norm
         cov_xy *= cov_norm
+    if profile == "standard":  # torchmetrics clamps rounding below zero
+        np.maximum(var_x, 0.0, out=var_x)
+        np.maximum(var_y, 0.0, out=var_y)
     a1 = mu_xy  # 2 mu_x mu_y + C1
     a1 *= 2
     a1 += c1
@@ -110,7 +113,7 @@ def ssim_map(pred: np.ndarray, target: np.ndarray, profile: str) -> np.ndarray:
     s /= b1
     s = s[0] if len(s) == 1 else s.mean(axis=0)
     p = ssim_border(profile)
-    return s[p:h - p, p:w - p]
+    return s[p:h - p, p:w - p] if p else s
 
 
 def ssim_from_map(smap: np.ndarray, profile: str, region: np.ndarray | None = None) -> float:
