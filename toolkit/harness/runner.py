@@ -208,15 +208,15 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
 
                 values["lpips_fg"] = lpips_per_frame(lp.model, p, g, protocol.name, mask=region)
                 values["lpips_bg"] = lpips_per_frame(lp.model, p, g, protocol.name, mask=~region)
-        for name in ("fid", "fid_vid", "fvd"):
-            if name in learned.metrics:
-                m = learned.metrics[name]
-                if name == "fvd":  # clips keyed by the video's id: the same clips in any subset of videos
+        for metric in ("fid", "fid_vid", "fvd"):
+            if metric in learned.metrics:
+                m = learned.metrics[metric]
+                if metric == "fvd":  # clips keyed by the video's id: the same clips in any subset of videos
                     m.update(pred=[p], target=[g], video_ids=[row.video_id])
                 else:
-                    m.update(pred=p if name == "fid" else [p], target=g if name == "fid" else [g])
-        for name, arr in values.items():
-            per_frame.setdefault(name, []).extend(zip([row.video_id] * len(idx), idx, arr.tolist()))
+                    m.update(pred=p if metric == "fid" else [p], target=g if metric == "fid" else [g])
+        for metric, arr in values.items():
+            per_frame.setdefault(metric, []).extend(zip([row.video_id] * len(idx), idx, arr.tolist()))
 
     run_id = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}-{method_name.replace(':', '_')}-{dataset}-{split}-{protocol.name}"
     base = {"run_id": run_id, "method": method_name, "dataset": dataset, "split": split,
@@ -230,33 +230,33 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
                      "value": float(value), "higher_is_better": higher_is_better(metric), "status": status,
                      "note": note})
 
-    for name, triples in per_frame.items():
+    for metric, triples in per_frame.items():
         vals = np.array([v for _, _, v in triples], dtype=np.float64)
-        aggregate[name] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
-        add("aggregate", name, aggregate[name])
+        aggregate[metric] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+        add("aggregate", metric, aggregate[metric])
         by_video: dict[str, list[float]] = {}
         for video, frame, v in triples:
-            add("frame", name, v, video, frame)
+            add("frame", metric, v, video, frame)
             by_video.setdefault(video, []).append(v)
         for video, vs in by_video.items():
             arr = np.array(vs)
-            add("video", name, float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan"), video)
+            add("video", metric, float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan"), video)
     details = {}
-    for name in protocol.metrics:
-        if name in learned.unavailable:
-            notes[name] = learned.unavailable[name]
-        elif name in DISTRIBUTION_METRICS:
+    for metric in protocol.metrics:
+        if metric in learned.unavailable:
+            notes[metric] = learned.unavailable[metric]
+        elif metric in DISTRIBUTION_METRICS:
             try:
-                res = learned.metrics[name].compute()
-                aggregate[name] = float(res.value)
-                details[name] = {"num_pred": res.num_pred, "num_target": res.num_target, **res.details}
+                res = learned.metrics[metric].compute()
+                aggregate[metric] = float(res.value)
+                details[metric] = {"num_pred": res.num_pred, "num_target": res.num_target, **res.details}
             except ValueError as exc:
-                notes[name] = f"unavailable ({exc})"
-        if name in notes:
-            aggregate[name] = float("nan")
-            add("aggregate", name, float("nan"), status="unavailable", note=notes[name])
-        elif name in DISTRIBUTION_METRICS:
-            add("aggregate", name, aggregate[name])
+                notes[metric] = f"unavailable ({exc})"
+        if metric in notes:
+            aggregate[metric] = float("nan")
+            add("aggregate", metric, float("nan"), status="unavailable", note=notes[metric])
+        elif metric in DISTRIBUTION_METRICS:
+            add("aggregate", metric, aggregate[metric])
 
     sizes = sorted({f"{int(r.width)}x{int(r.height)}" for r in videos.itertuples()})
     provenance = {
