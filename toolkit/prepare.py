@@ -51,7 +51,7 @@ class PrepareOptions:
     def __post_init__(self) -> None:
         """Refuse options that could only fail later, video by video (checked before anything is written)."""
         if self.size is not None and (not isinstance(self.size, int) or self.size < MIN_SIZE):
-            raise ValueError(f"size must be at least {MIN_SIZE} pixels (or 0 / None for the source size), "
+            raise ValueError(f"size must be at least {MIN_SIZE} pixels (0 keeps the source size), "
                              f"got {self.size}")
         if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
             raise ValueError(f"fps must be a positive number (or None for the source rate), got {self.fps}")

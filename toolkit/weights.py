@@ -572,7 +572,7 @@ def validate(name: str, path: str | os.PathLike) -> None:
     except (ValueError, OSError) as exc:
         if isinstance(exc, WeightsUnreadable):
             raise
-        raise WeightsUnreadable(f"{exc} -- refused as {name}", artifact=name) from None
+        raise WeightsUnreadable(f"{exc}; so it is not taken as {name}", artifact=name) from None
     except Exception as exc:  # safetensors' own errors and the like: still a file that is not NAME's
         raise WeightsUnreadable(f"{path}: does not load as {name} ({type(exc).__name__}: {exc})",
                                 artifact=name) from None
