@@ -58,6 +58,8 @@ def test_table_hashes_are_well_formed_and_agree_with_their_prefixes() -> None:
         assert a.size is None or a.size > 0
         assert a.url.startswith("https://") and a.license and a.description and a.loader
         assert "pkl" not in a.filename or "detectron2" in a.loader
+        assert a.first_use in ("load", "scan", "none"), a.name
+        assert a.check is None or a.first_use == "load", a.name  # a shape check needs the tensors loaded
         if a.loader.startswith("torch.load"):
             assert "weights_only=True" in a.loader, a.name
 

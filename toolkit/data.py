@@ -165,11 +165,10 @@ class ClipDataset(Dataset):
                 raise ValueError(f"{self.root}: video {video_id} has no IUV maps (prepared without --densepose)")
             if "iuv" in self.columns:
                 iuv = [vid.decode_image(b, name=video_id) for b in raw]
-            else:  # the DensePose render needs the part index (I, channel 0) alone
-                iuv = [vid.decode_image_channel(b, 0, name=video_id) for b in raw]
-            if "iuv" in self.columns:
                 fitted = np.stack([fit(x, nearest=True) for x in iuv[-self.n_frames:]])
                 item["iuv"] = torch.from_numpy(fitted).permute(0, 3, 1, 2).contiguous()
+            else:  # the DensePose render needs the part index (I, channel 0) alone
+                iuv = [vid.decode_image_channel(b, 0, name=video_id) for b in raw]
             if "densepose" in self.columns:
                 dp = self._images(conditions.densepose_images(iuv, (out_h, out_w), chw=True))
                 item["reference_densepose"], item["densepose"] = dp[0].contiguous(), dp[1:].contiguous()
@@ -180,4 +179,3 @@ class ClipDataset(Dataset):
             m = np.stack([fit(vid.decode_image(b, grayscale=True, name=video_id), nearest=True) for b in raw])
             item["mask"] = torch.from_numpy(m[:, None] > 127).float()
         return item
-

@@ -28,7 +28,7 @@ from toolkit.io import atomic_write_json
 from toolkit.shards import writer
 from toolkit.shards.schema import ROW_GROUP_FRAMES
 from toolkit.sources import SourceVideo, discover, load_recipe
-from toolkit.sources.base import iter_source_chunks, plan_geometry, source_checksum, source_stat
+from toolkit.sources.base import iter_source_chunks, path_stat, plan_geometry, source_checksum
 from toolkit.sources.recipe import Recipe
 
 OPTIONS_FILE = "_options.json"
@@ -155,10 +155,10 @@ def process_video(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, out:
         rel, sha, nbytes, n = writer.write_frames(out, sv.split, sv.video_id,
                                                   _frame_batches(sv, recipe, options, geo, fmt, flags))
         record.update(
-            source_sha256=source_checksum(sv), source_stat=source_stat(sv), source_fps=geo.source_fps, fps=geo.fps, width=geo.width,
-            height=geo.height, n_frames=n, image_format=fmt, has_keypoints=flags["keypoints"],
-            has_iuv=flags["iuv"], has_mask=flags["mask"], frames_file=rel, frames_sha256=sha,
-            frames_bytes=nbytes, status="ok",
+            source_sha256=source_checksum(sv), source_stat=path_stat(sv.path), source_fps=geo.source_fps,
+            fps=geo.fps, width=geo.width, height=geo.height, n_frames=n, image_format=fmt,
+            has_keypoints=flags["keypoints"], has_iuv=flags["iuv"], has_mask=flags["mask"], frames_file=rel,
+            frames_sha256=sha, frames_bytes=nbytes, status="ok",
         )
     except (vid.DecodeError, ValueError, OSError, RuntimeError) as exc:
         record["failure_reason"] = f"{type(exc).__name__}: {exc}"
@@ -190,10 +190,10 @@ def _up_to_date(out: Path, sv: SourceVideo) -> bool:
     """Is the video finished, from the source as it is now? A source whose size or mtime changed is hashed again:
     the same content (a touched file) only refreshes the record; other content means the video is redone."""
     rec = writer.read_state(out, sv.video_id)
-    if not writer.is_finished(out, sv.video_id) or rec is None:
+    if not writer.record_finished(out, rec):
         return False
     try:
-        stat = source_stat(sv)
+        stat = path_stat(sv.path)
         if rec.get("source_stat") == stat:
             return True
         if rec.get("source_sha256") != source_checksum(sv):

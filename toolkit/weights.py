@@ -50,6 +50,9 @@ class Artifact:
     sha256_prefix: str | None = None  # upstream-published digest prefix (torch hub file names) when no full hash
     direct_download: bool = True  # False where the URL is a landing page a script cannot download from
     # How a file is proven to be this artifact before its hash is recorded on first use (see `validate`):
+    # "load" (weights-only load, then `check`), "scan" (the pickle's imports only: a file read solely by a
+    # conversion), "none" (a file the toolkit never loads); safetensors files always have their header parsed
+    first_use: str = "load"
     # "module:function" called with (name -> tensor mapping, path), raising ValueError when they do not fit
     check: str | None = None
     allow_globals: tuple[str, ...] = ()  # pickle imports beyond the weights-only allow-list this file is known to hold
@@ -140,6 +143,7 @@ _TABLE: tuple[Artifact, ...] = (
         description="StyleGAN-V's FVD detector. Registered for provenance only: it is TorchScript, i.e. "
         "code, and the toolkit does not torch.jit.load untrusted code. Standard FVD uses fvd-i3d-400.",
         loader="TorchScript archive: not loaded by the toolkit",
+        first_use="none",
     ),
     Artifact(
         name="fidvid-r3d50-kinetics",
@@ -254,6 +258,7 @@ _TABLE: tuple[Artifact, ...] = (
         loader="Lightning pickle that also holds a ModelCheckpoint callback and numpy scalars: "
         "torch.load(weights_only=True) refuses it as is; the loader must allow-list exactly those types "
         "(torch.serialization.safe_globals) or use a safetensors conversion",
+        first_use="scan",
         allow_globals=("numpy.", "pytorch_lightning."),
     ),
     # Method checkpoints.
@@ -558,9 +563,9 @@ def validate(name: str, path: str | os.PathLike) -> None:
             if not names:
                 raise ValueError(f"{path}: a safetensors file without tensors")
             return
-        if "not loaded by the toolkit" in artifact.loader:
+        if artifact.first_use == "none":
             return
-        if "torch.load(weights_only=True) refuses it as is" in artifact.loader:  # read only by conversion
+        if artifact.first_use == "scan":
             bad = safe_pickle.unsafe_globals(path, artifact.allow_globals)
             if bad:
                 raise ValueError(f"{path}: its pickle names {', '.join(bad[:5])}, which {name} does not hold")

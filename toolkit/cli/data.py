@@ -107,11 +107,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         download(recipe, args.source)
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
-    if args.out.exists() and not args.out.is_dir():
-        raise ValueError(f"--out {args.out} is a file; shards go into a folder")
     defaults = recipe.raw.get("annotate", {})
     options = PrepareOptions(
-        size=None if args.size == 0 else args.size, fps=args.fps, image_format=args.image_format, jpeg_quality=args.jpeg_quality,
+        size=None if args.size == 0 else args.size, fps=args.fps, image_format=args.image_format,
+        jpeg_quality=args.jpeg_quality,
         pose=args.pose or defaults.get("pose", "none"), densepose=args.densepose or defaults.get("densepose", "none"),
         splits=tuple(args.splits) if args.splits else None,
     )

@@ -64,8 +64,8 @@ SD_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channe
 
 def sd_vae_from_checkpoint(path: str | Any) -> nn.Module:
     """diffusers `AutoencoderKL` from a Stable Diffusion checkpoint: a `.safetensors` of AutoencoderKL, or an LDM
-    `.ckpt` whose `first_stage_model.*` tensors are renamed by diffusers' own converter (read with
-    ``torch.load(weights_only=True)``)."""
+    `.ckpt` whose `first_stage_model.*` tensors are renamed by diffusers' own converter (read weights-only through
+    :mod:`toolkit.safe_pickle`)."""
     from diffusers import AutoencoderKL
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
@@ -75,7 +75,9 @@ def sd_vae_from_checkpoint(path: str | Any) -> nn.Module:
 
         state = load_file(path)
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        from toolkit import safe_pickle
+
+        state = safe_pickle.load(path)
         state = convert_ldm_vae_checkpoint(state.get("state_dict", state), dict(vae.config))
     vae.load_state_dict(state, strict=True)
     return vae

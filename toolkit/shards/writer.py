@@ -41,7 +41,11 @@ def read_state(out: Path, video_id: str) -> dict[str, Any] | None:
 
 def is_finished(out: Path, video_id: str) -> bool:
     """A video is finished when its record says ok and its frames file is there with the recorded size."""
-    rec = read_state(out, video_id)
+    return record_finished(out, read_state(out, video_id))
+
+
+def record_finished(out: Path, rec: dict[str, Any] | None) -> bool:
+    """`is_finished` for a record already read."""
     if not rec or rec.get("status") != "ok":
         return False
     f = Path(out) / rec["frames_file"]
@@ -65,7 +69,7 @@ def records(out: Path) -> list[dict[str, Any]]:
 
 def finished_ids(out: Path) -> list[str]:
     """Ids of the videos finished in this folder."""
-    return [rec["video_id"] for rec in records(out) if is_finished(out, rec["video_id"])]
+    return [rec["video_id"] for rec in records(out) if record_finished(out, rec)]
 
 
 def remove_video(out: Path, video_id: str) -> None:

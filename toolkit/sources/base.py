@@ -104,11 +104,6 @@ def source_checksum(sv: SourceVideo) -> str:
     return h.hexdigest()
 
 
-def source_stat(sv: SourceVideo) -> list:
-    """A cheap fingerprint of the source as it is on disk (see :func:`path_stat`)."""
-    return path_stat(sv.path)
-
-
 def path_stat(path: Path) -> list:
     """[size, mtime_ns] of a video file, or [name, size, mtime_ns] of each frame file of a frame folder: when it
     changes, the source must be hashed again to know whether its content did."""

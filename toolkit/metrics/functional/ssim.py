@@ -16,6 +16,7 @@ standard: torchmetrics' ``structural_similarity_index_measure`` with its default
           over the masked pixels, so an all-True mask gives the unmasked value. Values match torchmetrics
           (float64) to about 1e-12.
 """
+
 from __future__ import annotations
 
 import cv2
