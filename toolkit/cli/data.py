@@ -15,6 +15,7 @@ examples:
   toolkit prepare --dataset tiktok --source /data/TikTok_dataset --out data/shards/tiktok --pose mediapipe
   toolkit prepare --dataset fashion --source /data/ubc_fashion --out data/shards/fashion --split test --size 512
   toolkit prepare --dataset folder --source ~/my_videos --out data/shards/mine --fps 15 --workers 2
+  toolkit prepare --dataset folder --source ~/my_videos --out data/shards/mine --fps 15 --prune   # sources deleted
 
 Rerunning the same command resumes: finished videos are skipped, failed ones retried, and a
 video whose source file changed is redone. A video whose source is gone is reported and kept;
