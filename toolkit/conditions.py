@@ -131,3 +131,11 @@ def densepose_images(iuv: np.ndarray | Sequence[np.ndarray], size: Size, chw: bo
 def to_chw_float(images: np.ndarray) -> np.ndarray:
     """(..., H, W, 3) uint8 -> (..., 3, H, W) float32 in [0, 1], the layout models take."""
     return np.moveaxis(images, -1, -3).astype(np.float32) / 255
+
+
+def generation_size(trained: Size, multiple: int, height: int, width: int) -> Size:
+    """The size a model trained at `trained` generates a height x width video at: the trained area with the
+    video's aspect, each side a multiple of `multiple` (what the UNet and codec take)."""
+    h = np.sqrt(trained[0] * trained[1] * height / width)
+    return (max(multiple, int(round(h / multiple)) * multiple),
+            max(multiple, int(round(h * width / height / multiple)) * multiple))

@@ -9,7 +9,6 @@ back to the evaluation size.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,21 +22,7 @@ from toolkit import conditions
 from toolkit.harness.method import Conditions, Method, MethodUnavailable
 from toolkit.io import sha256_file
 from toolkit.models.codec import build_codec
-
-
-def load_run(checkpoint: str | Path) -> tuple[dict[str, Any], Path]:
-    """(resolved config, model folder) of a `toolkit train` output folder (or of its model/ folder)."""
-    root = Path(checkpoint)
-    if (root / "model.safetensors").is_file() and not (root / "run.json").is_file():
-        root = root.parent
-    run, model_dir = root / "run.json", root / "model"
-    if not run.is_file() or not (model_dir / "model.safetensors").is_file():
-        raise FileNotFoundError(f"{checkpoint}: not a trained unianimate folder (expected run.json and "
-                                "model/model.safetensors, as `toolkit train --method unianimate --out DIR` writes)")
-    meta = json.loads(run.read_text())
-    if meta.get("method") not in (None, "unianimate"):
-        raise ValueError(f"{checkpoint}: holds a {meta.get('method')!r} model, not 'unianimate'")
-    return meta["config"], model_dir
+from toolkit.train.checkpoint import load_run
 
 
 class UniAnimateMethod(Method):
@@ -53,7 +38,7 @@ class UniAnimateMethod(Method):
             raise MethodUnavailable("unianimate needs a trained model: run `make train-tiny` (or `toolkit train "
                                     "--method unianimate ...`) and pass --checkpoint runs/ua-tiny")
         self.checkpoint = Path(checkpoint)
-        self.run_config, model_dir = load_run(checkpoint)
+        self.run_config, model_dir = load_run(checkpoint, "unianimate")
         self.weights = model_dir / "model.safetensors"
         model = UniAnimateModel.from_pretrained(model_dir).to(device).eval()
         sampling = dict(self.run_config.get("sampling", {}))
@@ -69,10 +54,7 @@ class UniAnimateMethod(Method):
 
     def model_size(self, height: int, width: int) -> tuple[int, int]:
         """The size frames are generated at: the trained area with the video's aspect, in multiples the UNet takes."""
-        area = self.size[0] * self.size[1]
-        h = np.sqrt(area * height / width)
-        m = self.multiple
-        return max(m, int(round(h / m)) * m), max(m, int(round(h * width / height / m)) * m)
+        return conditions.generation_size(self.size, self.multiple, height, width)
 
     def generate(self, cond: Conditions) -> np.ndarray:
         return np.concatenate(list(self.generate_chunks(cond)))

@@ -37,29 +37,27 @@ What differs from the published model, all without effect on inference with conv
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from diffusers import UNet3DConditionModel
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from toolkit.models.pretrained import ModelConfig, PretrainedModel
+
 CONFIG_DIR = Path(__file__).parent / "configs"
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 @dataclass(frozen=True)
-class UniAnimateConfig:
+class UniAnimateConfig(ModelConfig):
     """Sizes of a UniAnimate model; defaults are the paper's."""
+
+    config_dir: ClassVar[Path] = CONFIG_DIR
 
     latent_channels: int = 4
     sample_size: tuple[int, int] = (96, 64)
@@ -85,10 +83,7 @@ class UniAnimateConfig:
     temporal: str = "transformer"
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, list):
-                object.__setattr__(self, f.name, tuple(value))
+        super().__post_init__()
         if isinstance(self.sample_size, int):
             object.__setattr__(self, "sample_size", (self.sample_size, self.sample_size))
         if self.temporal not in ("transformer", "mamba"):
@@ -96,29 +91,6 @@ class UniAnimateConfig:
         n = len(self.pose_channels)
         if self.pose_downsample % 2**n:
             raise ValueError(f"pose_downsample {self.pose_downsample} is not a multiple of 2**len(pose_channels)")
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> UniAnimateConfig:
-        """Build from a mapping; unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"unknown UniAnimate config keys: {unknown}")
-        return cls(**values)
-
-    @classmethod
-    def from_toml(cls, path: str | Path) -> UniAnimateConfig:
-        """Read the `[model]` table of a TOML file; other tables are ignored."""
-        with open(path, "rb") as f:
-            return cls.from_dict(tomllib.load(f)["model"])
-
-    @classmethod
-    def named(cls, name: str) -> UniAnimateConfig:
-        """A bundled config: "tiny" or "paper"."""
-        return cls.from_toml(CONFIG_DIR / f"{name}.toml")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
 class FrameAttention(nn.Module):
@@ -201,8 +173,10 @@ def _checkpointed(forward: Any, *args: Any, **kwargs: Any) -> Any:
     return forward(*args, **kwargs)
 
 
-class UniAnimateModel(nn.Module):
+class UniAnimateModel(PretrainedModel):
     """UniAnimate denoiser: v for F video frames from noisy latents, poses, a reference and an image embedding."""
+
+    config_class = UniAnimateConfig
 
     def __init__(self, config: UniAnimateConfig):
         super().__init__()
@@ -307,19 +281,3 @@ class UniAnimateModel(nn.Module):
 
     def _unet_blocks(self) -> list[nn.Module]:
         return [self.unet.transformer_in, *self.unet.down_blocks, self.unet.mid_block, *self.unet.up_blocks]
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write config.json and model.safetensors."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
-        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, directory / WEIGHTS_FILE)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path) -> UniAnimateModel:
-        """Load what `save_pretrained` wrote."""
-        directory = Path(directory)
-        config = UniAnimateConfig.from_dict(json.loads((directory / CONFIG_FILE).read_text()))
-        model = cls(config)
-        model.load_state_dict(load_file(directory / WEIGHTS_FILE))
-        return model

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from baselines.unianimate.pipeline import make_scheduler
+from toolkit.models.diffusion import as_float, encode_frames, snr_weight
 
 
 @dataclass
@@ -59,28 +60,13 @@ class ObjectiveConfig:
         return out
 
 
-def snr_weight(scheduler: Any, t: torch.Tensor, snr_gamma: float | None) -> torch.Tensor:
-    """Per-clip v-loss weights min(1, snr_gamma / (1 + SNR(t))); all ones without snr_gamma."""
-    if snr_gamma is None:
-        return torch.ones(t.shape, device=t.device)
-    alpha = scheduler.alphas_cumprod.to(t.device)[t].float()
-    return torch.clamp(snr_gamma * (1 - alpha), max=1.0)
-
-
-def encode_frames(codec: nn.Module, frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """(B, F, 3, H, W) images in [0, 1] -> (B, C, F, h, w) latents."""
-    b, f = frames.shape[:2]
-    z = codec.encode(frames.flatten(0, 1), generator)
-    return z.unflatten(0, (b, f)).transpose(1, 2)
-
-
 def training_loss(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator,
                   objective: ObjectiveConfig, scheduler: Any = None) -> torch.Tensor:
     """Mean squared error of the predicted velocity on one batch (see the module docstring)."""
     scheduler = scheduler or make_scheduler()
     device = batch["frames"].device
-    frames, pose = _float(batch["frames"]), _float(batch["pose"])           # (B, F, 3, H, W)
-    reference, reference_pose = _float(batch["reference"]), _float(batch["reference_pose"])
+    frames, pose = as_float(batch["frames"]), as_float(batch["pose"])           # (B, F, 3, H, W)
+    reference, reference_pose = as_float(batch["reference"]), as_float(batch["reference_pose"])
     with torch.no_grad():
         z0 = encode_frames(codec, frames, generator)                     # (B, C, F, h, w)
         ref_latent = codec.encode(reference, generator)                  # (B, C, h, w)
@@ -109,7 +95,3 @@ def training_loss(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Ten
 def _config(model: nn.Module):
     """The model's config, through a distributed wrapper if there is one."""
     return getattr(model, "module", model).config
-
-
-def _float(x: torch.Tensor) -> torch.Tensor:
-    return x.float() / 255 if x.dtype == torch.uint8 else x.float()

@@ -36,6 +36,8 @@ import torch
 from diffusers import DDIMScheduler
 from torch import nn
 
+from toolkit.models.diffusion import as_float
+
 LONG_MODES = ("windows", "chain")
 
 
@@ -113,7 +115,7 @@ class UniAnimatePipeline:
     def _guided(self, latents: torch.Tensor, t: torch.Tensor, poses: torch.Tensor, cond: dict[str, torch.Tensor],
                 guidance: float) -> torch.Tensor:
         """Guided v-prediction for latents (1, C, F, h, w): conditional and unconditional in one batch of two."""
-        pose = _as_float(poses, self.device)
+        pose = as_float(poses, self.device)
         x = latents.expand(2, *latents.shape[1:])
         out = self.model(x, t.expand(2), torch.cat([pose, torch.zeros_like(pose)]), cond["reference_latent"],
                          cond["reference_pose"], cond["image_embeds"], local_image=cond["local_image"])
@@ -200,8 +202,8 @@ class UniAnimatePipeline:
         self.model.eval()
         dtype = next(self.model.parameters()).dtype
         poses = poses.permute(1, 0, 2, 3).unsqueeze(0)  # (1, 3, F, H, W)
-        ref = _as_float(reference[None], self.device, dtype)
-        ref_pose = _as_float(reference_pose[None], self.device, dtype)
+        ref = as_float(reference[None], self.device, dtype)
+        ref_pose = as_float(reference_pose[None], self.device, dtype)
         ref_latent = self.codec.encode(ref)
         embeds = self.image_encoder(ref) if self.image_encoder is not None else None
         cond = {"reference_latent": torch.cat([ref_latent, torch.zeros_like(ref_latent)]),
@@ -210,7 +212,7 @@ class UniAnimatePipeline:
                 "local_image": torch.cat([ref, torch.zeros_like(ref)]) if self.model.config.local_image else None}
         first_latent = None
         if first_frame is not None:
-            first_latent = self.codec.encode(_as_float(first_frame[None], self.device, dtype))[0]
+            first_latent = self.codec.encode(as_float(first_frame[None], self.device, dtype))[0]
         if long == "windows" or poses.shape[2] <= s.window:
             chunks = self._decode(self._denoise(poses, cond, first_latent, generator, steps, guidance, windowed))
         else:
@@ -234,9 +236,3 @@ class UniAnimatePipeline:
             if end == n:
                 return
             first_latent, start = latents[0, :, -1], end - 1
-
-
-def _as_float(x: torch.Tensor, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 images -> float in [0, 1]; float images unchanged; on the model's device and dtype."""
-    x = x.to(device)
-    return (x.to(dtype) / 255) if x.dtype == torch.uint8 else x.to(dtype)

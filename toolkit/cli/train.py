@@ -15,6 +15,9 @@ examples:
   toolkit train --method unianimate --config tiny --shards data/shards/synthetic --out runs/uni-tiny --resume
   toolkit train --method unianimate --config paper --shards data/shards/tiktok --out runs/uni \\
       --mixed-precision bf16 --gradient-checkpointing --max-minutes 600
+  toolkit train --method magicanimate --config tiny --stage 1 --shards data/shards/synthetic --out runs/ma-tiny-1
+  toolkit train --method magicanimate --config tiny --stage 2 --init runs/ma-tiny-1 \
+      --shards data/shards/synthetic --out runs/ma-tiny
   toolkit train --method mypkg.recipes:MyRecipe --config my.toml --shards data/shards/mine --out runs/mine
   accelerate launch --num_processes 8 -m toolkit train --method unianimate --config paper \\
       --shards data/shards/tiktok --out runs/uni --mixed-precision bf16
@@ -70,6 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", required=True, type=Path, help="shard folder made by `toolkit prepare`")
     p.add_argument("--out", required=True, type=Path, help="run folder (must be empty unless --resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--stage", type=_positive_int,
+                   help="training stage, for methods trained in stages (magicanimate: 1 = images, 2 = motion)")
+    p.add_argument("--init", type=Path, help="start from these weights: the run folder of the previous stage "
+                   "(or a model folder / .safetensors file)")
     p.add_argument("--steps", type=_positive_int, help="total optimizer steps (config: [train] steps)")
     p.add_argument("--max-minutes", type=_positive_float,
                    help="stop with a checkpoint after this many minutes (resume later with --resume)")
@@ -108,7 +115,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                  "mixed_precision": args.mixed_precision, "gradient_checkpointing": args.gradient_checkpointing,
                  "num_workers": args.num_workers, "seed": args.seed}
     result = train(recipe, args.config, args.shards, args.out, resume=args.resume, max_minutes=args.max_minutes,
-                   progress=not args.quiet, method=args.method, train_overrides=overrides)
+                   progress=not args.quiet, method=args.method, train_overrides=overrides, stage=args.stage,
+                   init=args.init)
     if not result["main_process"]:
         return 0
     why = {"done": "finished", "max_minutes": "stopped by --max-minutes (continue with --resume)",

@@ -197,3 +197,39 @@ def check_same_run(out_dir: Path, saved_meta: Mapping[str, Any], saved_config: M
         diffs = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
         raise ValueError(f"{out_dir}: resuming with different training settings ({diffs}) would not continue the "
                          f"same run; only {', '.join(sorted(may_change))} may change on resume")
+
+
+def init_weights(init: str | os.PathLike) -> Path:
+    """The safetensors file `--init` names: a run folder (its EMA weights, model/), a model folder, or the file."""
+    path = Path(init)
+    for candidate in (path / MODEL / "model.safetensors", path / "model.safetensors", path):
+        if candidate.is_file() and candidate.suffix == ".safetensors":
+            return candidate
+    raise FileNotFoundError(f"--init {init}: no weights there (give a run folder of `toolkit train`, its model/ "
+                            "folder, or a .safetensors file)")
+
+
+def load_init(model: torch.nn.Module, weights: Path) -> None:
+    """Start `model` from another run's weights; every tensor must match by name and shape."""
+    state, own = load_file(str(weights)), model.state_dict()
+    missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
+    reshaped = sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
+    if missing or unexpected or reshaped:
+        raise ValueError(f"--init {weights}: weights do not match the model (missing {missing[:3]}, unexpected "
+                         f"{unexpected[:3]}, other shape {reshaped[:3]}); train the earlier stage with the same config")
+    model.load_state_dict(state)
+
+
+def load_run(checkpoint: str | os.PathLike, method: str) -> tuple[dict[str, Any], Path]:
+    """(resolved config, model folder) of a `toolkit train --method METHOD` run folder (or of its model/ folder)."""
+    root = Path(checkpoint)
+    if (root / "model.safetensors").is_file() and not (root / "run.json").is_file():
+        root = root.parent
+    run, model_dir = root / "run.json", root / MODEL
+    if not run.is_file() or not (model_dir / "model.safetensors").is_file():
+        raise FileNotFoundError(f"{checkpoint}: not a trained {method} folder (expected run.json and "
+                                f"model/model.safetensors, as `toolkit train --method {method} --out DIR` writes)")
+    meta = read_json(run)
+    if meta.get("method") not in (None, method):
+        raise ValueError(f"{checkpoint}: holds a {meta.get('method')!r} model, not {method!r}")
+    return meta["config"], model_dir

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from toolkit.io import atomic_write_json, atomic_write_text
+from toolkit.io import atomic_write_json, atomic_write_text, sha256_file
 from toolkit.train import checkpoint
 from toolkit.train.ema import EMA
-from toolkit.train.recipe import Recipe
+from toolkit.train.recipe import Recipe, select_stage
 
 # [train] keys, their defaults, and the only ones a resumed run may change (the rest change results).
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -202,7 +202,8 @@ def _truncate_log(path: Path, step: int) -> None:
 def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.PathLike, out_dir: str | os.PathLike,
           *, resume: bool = False, max_steps: int | None = None, max_minutes: float | None = None,
           progress: bool = True, method: str | None = None,
-          train_overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+          train_overrides: Mapping[str, Any] | None = None, stage: int | None = None,
+          init: str | os.PathLike | None = None) -> dict[str, Any]:
     """Train `recipe`'s model on `shards` into `out_dir`; returns a summary (step, why it stopped, last loss, paths).
 
     Args:
@@ -214,6 +215,10 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
         max_minutes: stop (with a checkpoint) after this wall time.
         method: the name checkpoints record (default: the recipe's).
         train_overrides: [train] values that replace the config's (None values are ignored).
+        stage: the stage to train, for a recipe whose config has ``[stages.N]`` tables
+            (:func:`toolkit.train.recipe.select_stage`).
+        init: weights to start from (a run folder, model folder or .safetensors file), e.g. the
+            previous stage's run; ignored when resuming from a checkpoint.
 
     Everything is validated, the model and dataset built, before anything is written.
     """
@@ -224,7 +229,9 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     # 1. The config, the arguments and the run folder: nothing is written until all of them pass.
     method = method or getattr(recipe, "name", "") or f"{type(recipe).__module__}:{type(recipe).__qualname__}"
     config_name = config if isinstance(config, str) else "custom"
-    cfg = resolve_config(recipe.load_config(config) if isinstance(config, str) else config, train_overrides)
+    staged = select_stage(recipe.load_config(config) if isinstance(config, str) else config, stage, method, init)
+    cfg = resolve_config(staged, train_overrides)
+    init_file = checkpoint.init_weights(init) if init is not None else None
     t = cfg["train"]
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, got {max_steps}")
@@ -262,6 +269,8 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
                            "found?); for several CPU processes set ACCELERATE_USE_CPU=1")
     torch.manual_seed(t["seed"])
     model = recipe.build_model(cfg)
+    if init_file is not None:
+        checkpoint.load_init(model, init_file)
     if not callable(getattr(model, "save_pretrained", None)):
         raise ValueError(f"{method}: the model ({type(model).__name__}) has no save_pretrained(dir)")
     if t["gradient_checkpointing"]:
@@ -310,8 +319,9 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     log_path = out_dir / "loss.jsonl"
     if main:
         _truncate_log(log_path, start)
+        started = {"init": str(init_file), "init_sha256": sha256_file(init_file)} if init_file is not None else {}
         atomic_write_json(out_dir / "run.json", {**meta, "config": cfg, "started_at_step": start,
-                                                 "num_processes": world})
+                                                 "num_processes": world, **started})
     accelerator.wait_for_everyone()
 
     def summary(step: int, stopped: str, loss: float | None, seconds: float) -> dict[str, Any]:

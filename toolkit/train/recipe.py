@@ -11,7 +11,7 @@ import inspect
 import tomllib
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 if TYPE_CHECKING:
     import torch
@@ -77,3 +77,37 @@ class Recipe(ABC):
 
     def display_name(self) -> str:
         return self.name or f"{type(self).__module__}:{type(self).__qualname__}"
+
+
+def select_stage(config: Mapping[str, Any], stage: int | None, method: str, init: Path | None = None) -> dict[str, Any]:
+    """The config of one training stage, for methods trained in stages (MagicAnimate: 1 images, 2 motion).
+
+    A staged config has ``[stages.N.TABLE]`` tables whose keys update the top-level TABLE for
+    stage N (``[stages.2.data] n_frames = 8``), and may say ``requires_init = true`` in
+    ``[stages.N]`` (that stage starts from an earlier stage's weights, ``--init``). The result
+    has no ``stages`` and records ``stage = N``, so runs of different stages never resume
+    each other. A config without stages takes no `stage`.
+    """
+    stages = config.get("stages")
+    if stages is None:
+        if stage is not None:
+            raise ValueError(f"{method} trains in one stage: leave out --stage")
+        return dict(config)
+    if not isinstance(stages, dict) or not all(k.isdigit() and isinstance(v, dict) for k, v in stages.items()):
+        raise ValueError(f"{method}: [stages] must hold tables named by number ([stages.1], [stages.2])")
+    known = ", ".join(sorted(stages, key=int))
+    if stage is None:
+        raise ValueError(f"{method} trains in stages {known}: pass --stage")
+    if str(stage) not in stages:
+        raise ValueError(f"{method} has no stage {stage} (stages: {known})")
+    chosen = dict(stages[str(stage)])
+    if chosen.pop("requires_init", False) and init is None:
+        raise ValueError(f"{method} stage {stage} starts from the weights of stage {stage - 1}: pass --init RUN "
+                         f"(the run folder of stage {stage - 1})")
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items() if k != "stages"}
+    for table, values in chosen.items():
+        if not isinstance(values, dict):
+            raise ValueError(f"{method}: [stages.{stage}] {table} must be a table ([stages.{stage}.{table}])")
+        out[table] = {**out.get(table, {}), **values}
+    out["stage"] = stage
+    return out

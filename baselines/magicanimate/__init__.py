@@ -1,0 +1,1 @@
+"""MagicAnimate-style reference model: appearance encoder, DensePose ControlNet, motion modules, window fusion."""

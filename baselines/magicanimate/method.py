@@ -1,0 +1,73 @@
+"""`magicanimate` in the harness and in `toolkit animate`: a trained run folder -> frames.
+
+The run folder is what `toolkit train --method magicanimate --stage 2 --out DIR` writes
+(a stage-1 run works too: its motion modules are still the identity, so it animates frame by
+frame). The method renders the driving DensePose with the builder training used
+(:mod:`toolkit.conditions`) at the model's size, samples with window fusion, and scales the
+frames back to the evaluation size. It needs IUV maps in the shards (prepared with DensePose).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+import torch
+
+from baselines.magicanimate.model import MagicAnimateModel
+from baselines.magicanimate.pipeline import MagicAnimatePipeline, SamplingConfig
+from toolkit import conditions
+from toolkit.harness.method import Conditions, Method, MethodUnavailable
+from toolkit.io import sha256_file
+from toolkit.models.codec import build_codec
+from toolkit.train.checkpoint import load_run
+
+
+class MagicAnimateMethod(Method):
+    name = "magicanimate"
+    description = ("MagicAnimate-style diffusion (appearance encoder, DensePose ControlNet, motion modules, "
+                   "window fusion), ours")
+    paper = "https://arxiv.org/abs/2311.16498"
+    code = "https://github.com/magic-research/magic-animate"
+
+    def __init__(self, checkpoint: str | Path | None = None, steps: int | None = None,
+                 guidance: float | None = None, seed: int | None = None, device: str = "cpu"):
+        if checkpoint is None:
+            raise MethodUnavailable("magicanimate needs a trained model: run `make train-tiny` (or `toolkit train "
+                                    "--method magicanimate --stage 1/2 ...`) and pass --checkpoint runs/ma-tiny")
+        self.checkpoint = Path(checkpoint)
+        self.run_config, model_dir = load_run(checkpoint, "magicanimate")
+        self.weights = model_dir / "model.safetensors"
+        model = MagicAnimateModel.from_pretrained(model_dir).to(device).eval()
+        sampling = dict(self.run_config.get("sampling", {}))
+        sampling.update({k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed}.items()
+                         if v is not None})
+        self.sampling = SamplingConfig.from_dict(sampling)
+        codec = build_codec(self.run_config.get("codec", {})).to(device)
+        self.pipeline = MagicAnimatePipeline(model, codec, self.sampling, self.run_config.get("scheduler", {}))
+        size = self.run_config.get("data", {}).get("size", 64)
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
+        self.multiple = codec.downsample * 2 ** (len(model.config.block_out_channels) - 1)
+
+    def generate(self, cond: Conditions) -> np.ndarray:
+        return np.concatenate(list(self.generate_chunks(cond)))
+
+    def generate_chunks(self, cond: Conditions) -> Iterator[np.ndarray]:
+        if cond.iuv is None:
+            raise MethodUnavailable(f"{cond.video_id}: magicanimate is driven by DensePose, and the shards have no "
+                                    "IUV maps (prepare them with a DensePose backend)")
+        h, w = conditions.generation_size(self.size, self.multiple, cond.height, cond.width)
+        to_chw = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3)))  # noqa: E731
+        reference = conditions.fit_image(cond.reference, (h, w))
+        for chunk in self.pipeline.iter_frames(to_chw(reference), to_chw(cond.densepose_renders(h, w))):
+            yield np.stack([cv2.resize(f, (cond.width, cond.height), interpolation=cv2.INTER_CUBIC) for f in chunk])
+
+    def config(self) -> dict[str, Any]:
+        return {"checkpoint": str(self.checkpoint.resolve()), "model_size": list(self.size),
+                "stage": self.run_config.get("stage"),
+                "sampling": {k: getattr(self.sampling, k) for k in self.sampling.__dataclass_fields__}}
+
+    def checkpoint_sha256(self) -> str:
+        return sha256_file(self.weights)

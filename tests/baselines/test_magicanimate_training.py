@@ -1,0 +1,128 @@
+"""Training MagicAnimate in two stages with the shared loop: what each stage changes, --stage/--init, the method."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from baselines.magicanimate.method import MagicAnimateMethod
+from baselines.magicanimate.model import MagicAnimateModel
+from baselines.magicanimate.recipe import MagicAnimateRecipe
+from conftest import make_shards
+from test_magicanimate_model import MICRO
+from toolkit.harness.method import Conditions
+from toolkit.train.loop import train
+from toolkit.train.recipe import select_stage
+
+TINY = Path(__file__).resolve().parents[2] / "baselines" / "magicanimate" / "configs" / "tiny.toml"
+
+
+def micro_config() -> dict:
+    """The tiny config's tables with MICRO's sizes, 16-pixel images and two steps per stage."""
+    cfg = tomllib.loads(TINY.read_text())
+    cfg["model"] = MICRO.to_dict()
+    cfg["codec"] = {"kind": "pixel", "factor": 2}
+    cfg["data"] = {"size": 16, "reference": "random"}
+    cfg["train"].update(num_workers=0, checkpoint_every=1000, lr_warmup_steps=0, lr=1e-2)
+    cfg["stages"]["1"]["train"] = {"batch_size": 2, "steps": 2}
+    cfg["stages"]["2"]["data"] = {"n_frames": 3, "stride": 1, "samples_per_video": 2}
+    cfg["stages"]["2"]["train"] = {"batch_size": 1, "steps": 2}
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_shards(tmp_path_factory.mktemp("ma"), n_videos=2, n_frames=8, h=24, w=24, test_ids=("00002",))
+
+
+@pytest.fixture(scope="module")
+def stages(shards: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    cfg = micro_config()
+    torch.manual_seed(0)
+    train(MagicAnimateRecipe(), cfg, shards, root / "s1", progress=False, method="magicanimate", stage=1)
+    train(MagicAnimateRecipe(), cfg, shards, root / "s2", progress=False, method="magicanimate", stage=2,
+          init=root / "s1")
+    return root / "s1", root / "s2"
+
+
+def changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> set[str]:
+    assert before.keys() == after.keys()
+    return {k for k in before if not torch.equal(before[k], after[k])}
+
+
+def test_stage_1_trains_all_but_the_motion_modules(stages):
+    s1, _ = stages
+    torch.manual_seed(0)
+    start = MagicAnimateModel(MICRO)
+    motion = start.motion_parameter_names()
+    after = load_file(s1 / "checkpoint" / "model.safetensors")
+    moved = changed(start.state_dict(), after)
+    assert not moved & motion
+    assert {k.split(".")[0] for k in moved} == {"unet", "appearance_encoder", "controlnet", "text_context"}
+    assert not moved & set(start.unused_encoder_parameters())
+
+
+def test_stage_2_changes_only_motion_module_weights(stages):
+    s1, s2 = stages
+    before = load_file(s1 / "model" / "model.safetensors")    # what --init loads: stage 1's EMA weights
+    after = load_file(s2 / "checkpoint" / "model.safetensors")
+    moved = changed(before, after)
+    motion = MagicAnimateModel(MICRO).motion_parameter_names()
+    assert moved and moved <= motion
+    assert changed(before, load_file(s2 / "model" / "model.safetensors")) <= motion
+
+
+def test_stage_selection_and_its_errors():
+    cfg = micro_config()
+    s2 = select_stage(cfg, 2, "magicanimate", init=Path("x"))
+    assert s2["stage"] == 2 and s2["data"]["n_frames"] == 3 and s2["data"]["size"] == 16 and "stages" not in s2
+    with pytest.raises(ValueError, match="pass --stage"):
+        select_stage(cfg, None, "magicanimate")
+    with pytest.raises(ValueError, match="no stage 3"):
+        select_stage(cfg, 3, "magicanimate")
+    with pytest.raises(ValueError, match="pass --init"):
+        select_stage(cfg, 2, "magicanimate")
+    with pytest.raises(ValueError, match="one stage"):
+        select_stage({"model": {}}, 1, "unianimate")
+
+
+def test_a_stage_1_run_does_not_resume_as_stage_2(stages, shards):
+    s1, _ = stages
+    with pytest.raises(ValueError, match="config"):
+        train(MagicAnimateRecipe(), micro_config(), shards, s1, resume=True, progress=False, method="magicanimate",
+              stage=2, init=s1)
+
+
+def test_init_must_match_the_model(stages, shards, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no weights there"):
+        train(MagicAnimateRecipe(), micro_config(), shards, tmp_path / "a", progress=False, method="magicanimate",
+              stage=2, init=tmp_path / "nothing")
+    other = micro_config()
+    other["model"]["block_out_channels"] = [16, 16]
+    with pytest.raises(ValueError, match="do not match the model"):
+        train(MagicAnimateRecipe(), other, shards, tmp_path / "b", progress=False, method="magicanimate",
+              stage=2, init=stages[0])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_the_trained_run_animates_from_densepose(stages, shards):
+    from toolkit.shards.reader import Shards
+
+    method = MagicAnimateMethod(stages[1], steps=2)
+    assert method.config()["stage"] == 2
+    s = Shards(shards)
+    frames = s.frames("00002", [0, 1, 2, 3])
+    iuv = s.iuv("00002", [0, 1, 2, 3])
+    cond = Conditions(video_id="00002", n_frames=4, height=frames.shape[1], width=frames.shape[2], fps=25.0,
+                      reference=frames[0], reference_keypoints=None, keypoints=None, iuv=iuv, reference_iuv=iuv[0])
+    out = method.generate(cond)
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    with pytest.raises(Exception, match="DensePose"):
+        method.generate(Conditions(video_id="v", n_frames=4, height=24, width=24, fps=25.0, reference=frames[0],
+                                   reference_keypoints=None, keypoints=None))

@@ -1,0 +1,47 @@
+"""Small pieces every diffusion objective and pipeline here shares: image conversion, clip encoding, targets, weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def as_float(x: torch.Tensor, device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 images -> `dtype` in [0, 1]; float images only cast; moved to `device` if given."""
+    if device is not None:
+        x = x.to(device)
+    return x.to(dtype) / 255 if x.dtype == torch.uint8 else x.to(dtype)
+
+
+def encode_frames(codec: nn.Module, frames: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(B, F, 3, H, W) images in [0, 1] -> (B, C, F, h, w) latents, one codec call for all frames."""
+    b, f = frames.shape[:2]
+    z = codec.encode(frames.flatten(0, 1), generator)
+    return z.unflatten(0, (b, f)).transpose(1, 2)
+
+
+def prediction_target(scheduler: Any, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """What the model regresses under the scheduler's ``prediction_type``: the noise, or the velocity."""
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(z0, noise, t)
+    raise ValueError(f"prediction_type {kind!r} is not trained here (epsilon or v_prediction)")
+
+
+def snr_weight(scheduler: Any, t: torch.Tensor, snr_gamma: float | None) -> torch.Tensor:
+    """Per-sample loss weights that cap the clean-image weight of low-noise timesteps at `snr_gamma` (None: ones).
+
+    The plain loss weighs a timestep's clean-image error by SNR (epsilon) or 1 + SNR (v);
+    scaling by min(1, g / SNR) or min(1, g / (1 + SNR)) caps that weight at g (the idea of
+    Min-SNR-g, Hang et al. 2023). For v the weight stays 1 at the zero-SNR timestep.
+    """
+    if snr_gamma is None:
+        return torch.ones(t.shape, device=t.device)
+    alpha = scheduler.alphas_cumprod.to(t.device)[t].float()
+    if scheduler.config.prediction_type == "v_prediction":
+        return torch.clamp(snr_gamma * (1 - alpha), max=1.0)
+    return torch.clamp(snr_gamma * (1 - alpha) / alpha.clamp(min=1e-12), max=1.0)
