@@ -52,19 +52,31 @@ leaderboard: install
 
 RUNS          ?= runs
 TRAIN_MINUTES ?= 20
+MA_STAGE1_MINUTES ?= 15
+MA_STAGE2_MINUTES ?= 5
 
-# Train the tiny UniAnimate-style model on the default dataset (CPU minutes; reruns resume), then score it.
+# Train both tiny reference models on the default dataset (CPU minutes; reruns resume), then score them:
+# UniAnimate-style in one run, MagicAnimate-style in its two stages (images, then motion modules from stage 1).
 train-tiny: install
 	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
 	$(BIN)/toolkit train --method unianimate --config tiny --shards $(OUT) --out $(RUNS)/ua-tiny \
 		--max-minutes $(TRAIN_MINUTES) $(if $(wildcard $(RUNS)/ua-tiny/checkpoint),--resume)
 	$(BIN)/toolkit eval --method unianimate --checkpoint $(RUNS)/ua-tiny --dataset $(OUT) --profile standard \
 		--results $(RESULTS) --name ua-tiny
+	$(BIN)/toolkit train --method magicanimate --config tiny --stage 1 --shards $(OUT) --out $(RUNS)/ma-tiny-1 \
+		--max-minutes $(MA_STAGE1_MINUTES) $(if $(wildcard $(RUNS)/ma-tiny-1/checkpoint),--resume)
+	$(BIN)/toolkit train --method magicanimate --config tiny --stage 2 --init $(RUNS)/ma-tiny-1 --shards $(OUT) \
+		--out $(RUNS)/ma-tiny --max-minutes $(MA_STAGE2_MINUTES) $(if $(wildcard $(RUNS)/ma-tiny/checkpoint),--resume)
+	$(BIN)/toolkit eval --method magicanimate --checkpoint $(RUNS)/ma-tiny --dataset $(OUT) --profile standard \
+		--results $(RESULTS) --name ma-tiny
 
-# The learning check: fit one training video for at most 15 minutes, regenerate it, compare with reference-copy.
+# The learning check, per method: fit one training video for at most 15 minutes, regenerate it, compare with
+# reference-copy (runs/learn-tiny-unianimate, runs/learn-tiny-magicanimate).
+LEARN_METHODS ?= unianimate magicanimate
 learn-tiny: install
 	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
-	$(BIN)/python scripts/learn_one_video.py --shards $(OUT) --out $(RUNS)/learn-tiny --fresh
+	for m in $(LEARN_METHODS); do $(BIN)/python scripts/learn_one_video.py --method $$m --shards $(OUT) \
+		--out $(RUNS)/learn-tiny-$$m --fresh || exit 1; done
 
 bench: install
 	$(BIN)/python benchmarks/loader.py

@@ -24,12 +24,14 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"}
 
 @dataclass
 class Driving:
-    """A driving pose sequence: keypoints (T, 133, 3) in pixels of frames of `size` (height, width), at `fps`."""
+    """A driving pose sequence: keypoints (T, 133, 3) in pixels of frames of `size` (height, width), at `fps`;
+    from shards also the IUV maps (T, H, W, 3) that DensePose-driven methods (magicanimate) need."""
 
     keypoints: np.ndarray
     size: tuple[int, int]
     fps: float
     source: str
+    iuv: np.ndarray | None = None
 
 
 def _split_ref(spec: str) -> tuple[str, int]:
@@ -95,12 +97,18 @@ def load_driving(spec: str, shards: Shards | None, pose_backend: str | None, ref
     row = _video(shards, spec, "--pose")
     if not row.has_keypoints:
         raise ValueError(f"--pose {spec}: the shards in {shards.root} have no keypoints for it")
-    return Driving(shards.keypoints(spec), (int(row.height), int(row.width)), float(row.fps), f"{shards.root}:{spec}")
+    return Driving(shards.keypoints(spec), (int(row.height), int(row.width)), float(row.fps), f"{shards.root}:{spec}",
+                   iuv=shards.iuv(spec))
 
 
 def build_conditions(reference: np.ndarray, reference_keypoints: np.ndarray | None, driving: Driving,
                      frames: int | None = None, align: bool = True) -> Conditions:
-    """The Conditions a method animates from: driving keypoints moved into the reference's pixels."""
+    """The Conditions a method animates from: driving keypoints moved into the reference's pixels.
+
+    IUV maps (driving from shards) are fitted to the reference size as they are: alignment moves
+    keypoints only, so DensePose-driven methods follow the driving person's own body shape, as
+    MagicAnimate does.
+    """
     kp = driving.keypoints[:frames] if frames else driving.keypoints
     if frames and frames > len(driving.keypoints):
         raise ValueError(f"--frames {frames}: the driving sequence has only {len(driving.keypoints)} frames")
@@ -115,9 +123,14 @@ def build_conditions(reference: np.ndarray, reference_keypoints: np.ndarray | No
     elif driving.size != (h, w):
         sy, sx = h / driving.size[0], w / driving.size[1]
         kp = kp * np.array([sx, sy, 1], np.float32)
+    iuv = None
+    if driving.iuv is not None:
+        from toolkit.conditions import fit_image
+
+        iuv = np.stack([fit_image(m, (h, w), nearest=True) for m in driving.iuv[:len(kp)]])
     return Conditions(video_id="animate", n_frames=len(kp), height=h, width=w, fps=driving.fps,
                       reference=reference, reference_keypoints=reference_keypoints if reference_keypoints is not None
-                      else kp[0], keypoints=np.asarray(kp, np.float32))
+                      else kp[0], keypoints=np.asarray(kp, np.float32), iuv=iuv)
 
 
 def animate(method: Method, cond: Conditions) -> Iterator[np.ndarray]:
