@@ -225,3 +225,11 @@ def from_published(config: MagicAnimateConfig | None = None) -> MagicAnimateMode
     if left:
         raise ConversionError(f"not loaded: {left[:10]}")
     return model
+
+
+def published_sha256() -> str:
+    """Provenance of a run of the release: each registry file's name and sha256 (hashes are cached)."""
+    from toolkit import weights
+
+    names = [*ARTIFACTS.values(), "sd15-text-encoder"]
+    return ";".join(f"{n}={weights.file_sha256(n)}" for n in names)
