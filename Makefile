@@ -12,7 +12,7 @@ OUT     ?= data/shards/$(DATASET)
 WORKERS ?= 2
 MEDIAPIPE_ENV := .venv-mediapipe
 
-.PHONY: install prepare-data test mediapipe-env eval leaderboard bench clean train-tiny learn-tiny
+.PHONY: install prepare-data test mediapipe-env eval leaderboard bench clean train-tiny learn-tiny reproduce
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,31 @@ learn-tiny: install
 	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
 	for m in $(LEARN_METHODS); do $(BIN)/python scripts/learn_one_video.py --method $$m --shards $(OUT) \
 		--out $(RUNS)/learn-tiny-$$m --fresh || exit 1; done
+
+# Reproduce a published row on a connected GPU machine (README, "Reproducing published numbers"):
+#   make reproduce DATASET=tiktok SOURCE=/data/TikTok_dataset METHOD=magicanimate   (or METHOD=unianimate)
+# fetches the released weights and the metric networks, converts the pickles once, prepares the test split, runs
+# the release through our pipeline at the paper's settings, scores it under disco and standard, and writes the
+# leaderboard with the measured row beside the published one and each metric's gap.
+METHOD       ?= magicanimate
+DEVICE       ?= cuda
+REPRO_POSE   ?= mediapipe
+REPRO_OUT    ?= data/shards/$(DATASET)-test
+REPRO_SIZE   ?=
+STRIPS       ?= 3
+REPRO_WEIGHTS_magicanimate := magicanimate-appearance-encoder magicanimate-densepose-controlnet \
+	magicanimate-temporal-attention sd15-text-encoder sd-vae-ft-mse
+REPRO_WEIGHTS_unianimate := unianimate-16f-32f openclip-vit-h-14-laion2b sd21-512-ema-pruned
+METRIC_WEIGHTS := fid-inception-pytorch fvd-i3d-400 lpips-vgg16-backbone lpips-alexnet-backbone
+
+reproduce: install $(if $(filter mediapipe,$(REPRO_POSE)),mediapipe-env)
+	$(BIN)/toolkit weights fetch $(REPRO_WEIGHTS_$(METHOD)) $(METRIC_WEIGHTS)
+	$(BIN)/toolkit weights convert $(firstword $(filter %-temporal-attention %-16f-32f,$(REPRO_WEIGHTS_$(METHOD))))
+	$(BIN)/toolkit prepare --dataset $(DATASET) --source $(SOURCE) --out $(REPRO_OUT) --split test \
+		--pose $(REPRO_POSE) --densepose source $(if $(REPRO_SIZE),--size $(REPRO_SIZE))
+	$(BIN)/toolkit eval --method $(METHOD) --checkpoint published --dataset $(REPRO_OUT) --profile disco,standard \
+		--device $(DEVICE) --results $(RESULTS) --name $(METHOD)-published
+	$(BIN)/toolkit leaderboard --results $(RESULTS) --dataset $(REPRO_OUT) --out $(REPORT) --strips $(STRIPS)
 
 bench: install
 	$(BIN)/python benchmarks/loader.py

@@ -117,3 +117,20 @@ def i3d_state(seed: int = 0) -> dict[str, torch.Tensor]:
     from toolkit.metrics.networks.i3d import InceptionI3D
 
     return {k: v.clone() for k, v in _well_scaled(InceptionI3D, seed).state_dict().items()}
+
+
+def clip_text_state(width: int, tokens: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random one-layer CLIP text encoder in `CLIPTextModel` names."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g) * 0.1  # noqa: E731
+    layer = "text_model.encoder.layers.0."
+    state = {"text_model.embeddings.token_embedding.weight": r(49408, width),
+             "text_model.embeddings.position_embedding.weight": r(tokens, width),
+             "text_model.final_layer_norm.weight": 1 + r(width), "text_model.final_layer_norm.bias": r(width)}
+    for name, (out, inp) in {"self_attn.q_proj": (width, width), "self_attn.k_proj": (width, width),
+                             "self_attn.v_proj": (width, width), "self_attn.out_proj": (width, width),
+                             "mlp.fc1": (4 * width, width), "mlp.fc2": (width, 4 * width)}.items():
+        state[f"{layer}{name}.weight"], state[f"{layer}{name}.bias"] = r(out, inp), r(out)
+    for norm in ("layer_norm1", "layer_norm2"):
+        state[f"{layer}{norm}.weight"], state[f"{layer}{norm}.bias"] = 1 + r(width), r(width)
+    return state

@@ -294,8 +294,10 @@ _TABLE: tuple[Artifact, ...] = (
         size=None,
         license="BSD-3-Clause",
         used_by=("MagicAnimate",),
-        description="MagicAnimate temporal attention (motion module) checkpoint (~5.11 GB, fp32).",
-        loader=_TORCH_LOAD + ": state dict (pickle imports: OrderedDict, _rebuild_tensor_v2, FloatStorage)",
+        description="MagicAnimate's denoising 3D UNet (~5.11 GB, fp32): by its size the whole UNet, SD 1.5's "
+        "fine-tuned spatial layers plus 20 AnimateDiff motion modules (baselines/magicanimate/convert.py).",
+        loader=_TORCH_LOAD + ": state dict (pickle imports: OrderedDict, _rebuild_tensor_v2, FloatStorage); "
+        "`toolkit weights convert` writes it once as safetensors in our names",
     ),
     Artifact(
         name="unianimate-16f-32f",

@@ -1,8 +1,9 @@
-"""`magicanimate` in the harness and in `toolkit animate`: a trained run folder -> frames.
+"""`magicanimate` in the harness and in `toolkit animate`: a trained run folder, or the release -> frames.
 
 The run folder is what `toolkit train --method magicanimate --stage 2 --out DIR` writes
 (a stage-1 run works too: its motion modules are still the identity, so it animates frame by
-frame). The method renders the driving DensePose with the builder training used
+frame). ``--checkpoint published`` runs MagicAnimate's released weights from the weights registry
+(`convert.from_published`) at the paper config's settings (configs/paper.toml). The method renders the driving DensePose with the builder training used
 (:mod:`toolkit.conditions`) at the model's size, samples with window fusion, and scales the
 frames back to the evaluation size. It needs IUV maps in the shards (prepared with DensePose).
 """
@@ -16,13 +17,14 @@ import cv2
 import numpy as np
 import torch
 
-from baselines.magicanimate.model import MagicAnimateModel
+from baselines.magicanimate import convert
+from baselines.magicanimate.model import CONFIG_DIR, MagicAnimateModel
 from baselines.magicanimate.pipeline import MagicAnimatePipeline, SamplingConfig
 from toolkit import conditions
 from toolkit.harness.method import Conditions, Method, MethodUnavailable
 from toolkit.io import sha256_file
 from toolkit.models.codec import build_codec
-from toolkit.train.checkpoint import load_run
+from toolkit.train.checkpoint import PUBLISHED, load_run, paper_run_config
 
 
 class MagicAnimateMethod(Method):
@@ -36,11 +38,16 @@ class MagicAnimateMethod(Method):
                  guidance: float | None = None, seed: int | None = None, device: str = "cpu"):
         if checkpoint is None:
             raise MethodUnavailable("magicanimate needs a trained model: run `make train-tiny` (or `toolkit train "
-                                    "--method magicanimate --stage 1/2 ...`) and pass --checkpoint runs/ma-tiny")
+                                    "--method magicanimate --stage 1/2 ...`) and pass --checkpoint runs/ma-tiny, "
+                                    "or --checkpoint published for the released weights")
         self.checkpoint = Path(checkpoint)
-        self.run_config, model_dir = load_run(checkpoint, "magicanimate")
-        self.weights = model_dir / "model.safetensors"
-        model = MagicAnimateModel.from_pretrained(model_dir).to(device).eval()
+        if str(checkpoint) == PUBLISHED:
+            self.run_config, self.weights = paper_run_config(CONFIG_DIR / "paper.toml"), None
+            model = convert.from_published().to(device).eval()
+        else:
+            self.run_config, model_dir = load_run(checkpoint, "magicanimate")
+            self.weights = model_dir / "model.safetensors"
+            model = MagicAnimateModel.from_pretrained(model_dir).to(device).eval()
         sampling = dict(self.run_config.get("sampling", {}))
         sampling.update({k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed}.items()
                          if v is not None})
@@ -65,9 +72,12 @@ class MagicAnimateMethod(Method):
             yield np.stack([cv2.resize(f, (cond.width, cond.height), interpolation=cv2.INTER_CUBIC) for f in chunk])
 
     def config(self) -> dict[str, Any]:
-        return {"checkpoint": str(self.checkpoint.resolve()), "model_size": list(self.size),
+        checkpoint = PUBLISHED if self.weights is None else str(self.checkpoint.resolve())
+        return {"checkpoint": checkpoint, "model_size": list(self.size),
                 "stage": self.run_config.get("stage"),
                 "sampling": {k: getattr(self.sampling, k) for k in self.sampling.__dataclass_fields__}}
 
     def checkpoint_sha256(self) -> str:
+        if self.weights is None:
+            return convert.published_sha256()
         return sha256_file(self.weights)

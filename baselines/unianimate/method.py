@@ -22,7 +22,7 @@ from toolkit import conditions
 from toolkit.harness.method import Conditions, Method, MethodUnavailable
 from toolkit.io import sha256_file
 from toolkit.models.codec import build_codec
-from toolkit.train.checkpoint import load_run
+from toolkit.train.checkpoint import PUBLISHED, load_run
 
 
 class UniAnimateMethod(Method):
@@ -37,6 +37,12 @@ class UniAnimateMethod(Method):
         if checkpoint is None:
             raise MethodUnavailable("unianimate needs a trained model: run `make train-tiny` (or `toolkit train "
                                     "--method unianimate ...`) and pass --checkpoint runs/ua-tiny")
+        if str(checkpoint) == PUBLISHED:
+            # the converted UNet loads (convert.load_converted), but the release also conditions on OpenCLIP
+            # ViT-H-14's "" text context and reference-image embedding, which the toolkit does not compute yet
+            raise MethodUnavailable("unianimate --checkpoint published: the released UNet converts and loads "
+                                    "(`toolkit weights convert unianimate-16f-32f`), but running it needs OpenCLIP "
+                                    "ViT-H-14's text and image towers (openclip-vit-h-14-laion2b), not built yet")
         self.checkpoint = Path(checkpoint)
         self.run_config, model_dir = load_run(checkpoint, "unianimate")
         self.weights = model_dir / "model.safetensors"

@@ -43,12 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"protocol(s), comma-separated: {', '.join(available_protocols())} (default standard)")
     p.add_argument("--results", type=Path, default=None, help="results store folder (default: see README)")
     p.add_argument("--checkpoint", type=Path, default=None,
-                   help="trained model folder for methods that need one (e.g. runs/ua-tiny from `toolkit train`)")
+                   help="trained model folder for methods that need one (e.g. runs/ua-tiny from `toolkit train`), "
+                   "or 'published' for the authors' released weights (magicanimate, unianimate; `make reproduce`)")
     p.add_argument("--name", default=None, help="label of the run in reports (default: the method's name)")
     p.add_argument("--tag", action="append", default=[], help="free label stored with the run (repeatable)")
     p.add_argument("--allow-partial", action="store_true",
                    help="score the predictions that are valid and record the coverage, instead of refusing")
-    p.add_argument("--device", default="cpu", help="torch device for the network metrics (cpu, cuda)")
+    p.add_argument("--device", default="cpu", help="torch device for the network metrics and for a method run from --checkpoint (cpu, cuda)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_eval)
 
@@ -112,7 +113,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             method_class(method)  # an unknown or broken method fails here, before any scoring
     if args.name and len(methods) > 1:
         raise ValueError("--name labels one run: give one --method with it")
-    options = {"checkpoint": args.checkpoint} if args.checkpoint else {}
+    # methods run from a checkpoint are networks: they run on --device too
+    options = {"checkpoint": args.checkpoint, "device": args.device} if args.checkpoint else {}
     reports = []
     for method in methods:
         for profile in profiles:

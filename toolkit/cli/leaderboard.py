@@ -103,6 +103,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
           f"{len(board.strips)} strip(s), {len(board.paper)} published row(s)")
     for note in board.strip_notes:
         print(f"  {note}")
+    from toolkit.report.paper import reproduction_gaps
+
+    for g in reproduction_gaps([r.table for r in board.tables], board.paper):
+        gap = "not measured" if g.gap is None else f"{g.gap:+.4g}"
+        print(f"  {g.run} vs {g.row.method} ({g.row.paper}, {g.row.table}) {g.metric}: measured "
+              f"{'-' if g.measured is None else f'{g.measured:.4g}'}, published {g.row.values[g.metric].text}, gap {gap}")
     print(f"wrote {board.markdown_path}")
     print(f"wrote {board.html_path}")
     return 0

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from toolkit.report.leaderboard import Leaderboard, TableReport
-from toolkit.report.paper import CAPTION, PAPER_NAMES, STATUS, PaperRow, value_notes
+from toolkit.report.paper import CAPTION, PAPER_NAMES, STATUS, Gap, PaperRow, reproduction_gaps, value_notes
 from toolkit.report.tables import (
     LeaderboardTable,
     arrow,
@@ -122,6 +122,29 @@ def paper_section(rows: list[PaperRow], source: Path | None) -> list[str]:
     return lines
 
 
+def gap_section(gaps: list[Gap]) -> list[str]:
+    """Measured runs of a published method beside the paper's numbers, with each metric's gap (measured − published)."""
+    if not gaps:
+        return []
+    lines = ["## Reproduction: measured beside published", "",
+             "Runs named after a method of the published table (e.g. `magicanimate-published` from "
+             "`make reproduce`), on the same dataset under the paper's protocol. Test videos, resolution and frame "
+             "counts may still differ from the paper's; gap = measured − published.", ""]
+    for key in dict.fromkeys((g.run, g.row.paper, g.row.table, g.row.dataset, g.row.protocol) for g in gaps):
+        run, paper, table, dataset, protocol = key
+        lines += [f"### {_esc(run)} vs {_esc(paper)}, {_esc(table)} ({dataset}, {protocol})", "",
+                  "| metric | measured | published | gap |", "|:--|--:|--:|--:|"]
+        for g in gaps:
+            if (g.run, g.row.paper, g.row.table, g.row.dataset, g.row.protocol) != key:
+                continue
+            measured = "not measured" if g.measured is None else f"{g.measured:.4g}"
+            gap = "–" if g.gap is None else f"{g.gap:+.4g} ({g.gap / g.published:+.1%})" if g.published else \
+                f"{g.gap:+.4g}"
+            lines.append(f"| {g.metric} {arrow(g.metric)} | {measured} | {g.row.values[g.metric].text} | {gap} |")
+        lines.append("")
+    return lines
+
+
 def render_markdown(board: Leaderboard) -> str:
     """The whole report as Markdown, with paths relative to the report folder."""
     out = board.out
@@ -143,5 +166,6 @@ def render_markdown(board: Leaderboard) -> str:
                       f"columns: {', '.join(s.columns)}", ""]
             lines += [f"- {n}" for n in s.notes] + ([""] if s.notes else [])
         lines += [f"- {n}" for n in board.strip_notes] + ([""] if board.strip_notes else [])
+    lines += gap_section(reproduction_gaps([r.table for r in board.tables], board.paper))
     lines += paper_section(board.paper, board.paper_source)
     return "\n".join(lines).rstrip() + "\n"

@@ -144,3 +144,46 @@ def value_notes(rows: list[PaperRow], metrics: list[str]) -> list[tuple[str, str
             if alias or text:
                 out.append((r.method, m, alias, text))
     return out
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A measured aggregate beside the published value of the same method, dataset, protocol and metric."""
+
+    run: str          # the measured run's label in the leaderboard table
+    row: PaperRow
+    metric: str
+    measured: float | None   # None: not measured (e.g. the metric's weights are missing)
+
+    @property
+    def published(self) -> float:
+        return self.row.values[self.metric].value
+
+    @property
+    def gap(self) -> float | None:
+        """measured − published."""
+        return None if self.measured is None else self.measured - self.published
+
+
+def _plain(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def reproduction_gaps(tables: list, rows: list[PaperRow]) -> list[Gap]:
+    """Every published value whose method was measured on the same dataset under the paper's protocol.
+
+    A measured run pairs with a published row when its label is the method's name or the name followed by
+    "published" (`make reproduce` labels the released checkpoint's run e.g. `magicanimate-published`),
+    case and punctuation aside; `tables` are the leaderboard's LeaderboardTable objects."""
+    out = []
+    for table in tables:
+        for row in rows:
+            if row.dataset != table.dataset or row.protocol != table.profile:
+                continue
+            for run in table.methods:
+                if _plain(run) not in (_plain(row.method), _plain(row.method) + "published"):
+                    continue
+                for metric in row.values:
+                    cell = table.cells.get((run, metric))
+                    out.append(Gap(run, row, metric, cell.value if cell is not None and cell.ok else None))
+    return out

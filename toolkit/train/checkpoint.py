@@ -233,3 +233,18 @@ def load_run(checkpoint: str | os.PathLike, method: str) -> tuple[dict[str, Any]
     if meta.get("method") not in (None, method):
         raise ValueError(f"{checkpoint}: holds a {meta.get('method')!r} model, not {method!r}")
     return meta["config"], model_dir
+
+
+# `--checkpoint published`: the authors' released weights through the weights registry, not a run folder.
+PUBLISHED = "published"
+
+
+def paper_run_config(config_file: str | os.PathLike) -> dict[str, Any]:
+    """The run config a released checkpoint runs with: the paper config's tables (codec, scheduler, sampling,
+    data, ...) without its training stages, in the form `load_run` returns."""
+    import tomllib
+
+    with open(config_file, "rb") as fh:
+        tables = tomllib.load(fh)
+    tables.pop("stages", None)
+    return tables
