@@ -126,3 +126,14 @@ def test_the_trained_run_animates_from_densepose(stages, shards):
     with pytest.raises(Exception, match="DensePose"):
         method.generate(Conditions(video_id="v", n_frames=4, height=24, width=24, fps=25.0, reference=frames[0],
                                    reference_keypoints=None, keypoints=None))
+
+
+def test_toolkit_animate_drives_it_with_the_driving_videos_densepose(stages, shards, tmp_path):
+    from toolkit.cli import main
+    from toolkit.video import read_video
+
+    out = tmp_path / "out.mp4"
+    code = main(["animate", "--method", "baselines.magicanimate.method:MagicAnimateMethod", "--checkpoint",
+                 str(stages[1]), "--shards", str(shards), "--reference", "00001", "--pose", "00002", "--frames", "5",
+                 "--steps", "2", "--no-align", "--out", str(out)])
+    assert code == 0 and read_video(out).shape[:3] == (5, 24, 24)
