@@ -23,13 +23,15 @@ def encode_frames(codec: nn.Module, frames: torch.Tensor, generator: torch.Gener
 
 
 def prediction_target(scheduler: Any, z0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """What the model regresses under the scheduler's ``prediction_type``: the noise, or the velocity."""
+    """What the model regresses under the scheduler's ``prediction_type``: the noise, the velocity, or the clean sample."""
     kind = scheduler.config.prediction_type
     if kind == "epsilon":
         return noise
     if kind == "v_prediction":
         return scheduler.get_velocity(z0, noise, t)
-    raise ValueError(f"prediction_type {kind!r} is not trained here (epsilon or v_prediction)")
+    if kind == "sample":
+        return z0
+    raise ValueError(f"prediction_type {kind!r} is not trained here (epsilon, v_prediction or sample)")
 
 
 def snr_weight(scheduler: Any, t: torch.Tensor, snr_gamma: float | None) -> torch.Tensor:
@@ -37,9 +39,10 @@ def snr_weight(scheduler: Any, t: torch.Tensor, snr_gamma: float | None) -> torc
 
     The plain loss weighs a timestep's clean-image error by SNR (epsilon) or 1 + SNR (v);
     scaling by min(1, g / SNR) or min(1, g / (1 + SNR)) caps that weight at g (the idea of
-    Min-SNR-g, Hang et al. 2023). For v the weight stays 1 at the zero-SNR timestep.
+    Min-SNR-g, Hang et al. 2023). For v the weight stays 1 at the zero-SNR timestep. A
+    clean-sample loss already weighs every timestep 1 (ones for g >= 1).
     """
-    if snr_gamma is None:
+    if snr_gamma is None or scheduler.config.prediction_type == "sample":
         return torch.ones(t.shape, device=t.device)
     alpha = scheduler.alphas_cumprod.to(t.device)[t].float()
     if scheduler.config.prediction_type == "v_prediction":
