@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from toolkit.models.diffusion import as_float, encode_frames, prediction_target, snr_weight
+from toolkit.models.pretrained import from_table
 
 
 @dataclass
@@ -33,10 +34,7 @@ class ObjectiveConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ObjectiveConfig:
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown [objective] keys {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        out = cls(**values)
+        out = from_table(cls, values, "objective")
         if not 0 <= out.p_uncond <= 1:
             raise ValueError(f"[objective] p_uncond must lie in [0, 1], got {out.p_uncond}")
         if out.snr_gamma is not None and not out.snr_gamma > 0:

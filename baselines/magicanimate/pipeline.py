@@ -30,6 +30,7 @@ from diffusers import DDIMScheduler
 from torch import nn
 
 from toolkit.models.diffusion import as_float
+from toolkit.models.pretrained import from_table
 
 #: MagicAnimate's noise schedule and sampler (configs/inference/inference.yaml and the pipeline's overrides).
 SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="linear",
@@ -61,10 +62,7 @@ class SamplingConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SamplingConfig:
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown [sampling] keys {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**values)
+        return from_table(cls, values, "sampling")
 
 
 def context_windows(n_frames: int, window: int = 16, overlap: int = 4) -> list[list[int]]:

@@ -28,18 +28,15 @@ from baselines.magicanimate.model import MagicAnimateConfig, MagicAnimateModel
 from baselines.magicanimate.objective import ObjectiveConfig, training_loss
 from baselines.magicanimate.pipeline import SamplingConfig, make_scheduler
 from toolkit.data import ClipDataset
-from toolkit.models.codec import build_codec
-from toolkit.train.recipe import Recipe, select_stage
+from toolkit.models.codec import build_codec, check_fits
+from toolkit.train.recipe import Recipe, check_data, clip_dataset, select_stage
 
-DATA_KEYS = {"size", "n_frames", "stride", "samples_per_video", "videos", "split", "reference"}
 STAGES = (1, 2)
 
 
 def check_config(config: dict[str, Any]) -> None:
     """Validate the method's tables of a (stage-selected) config; raises ValueError naming the table."""
-    unknown = set(config.get("data", {})) - DATA_KEYS
-    if unknown:
-        raise ValueError(f"unknown [data] keys {sorted(unknown)}; known: {sorted(DATA_KEYS)}")
+    check_data(config)
     ObjectiveConfig.from_dict(config.get("objective", {}))
     SamplingConfig.from_dict(config.get("sampling", {}))
     MagicAnimateConfig.from_dict(config.get("model", {}))
@@ -71,12 +68,8 @@ class MagicAnimateRecipe(Recipe):
         self._scheduler = make_scheduler(**config.get("scheduler", {}))
         self._codec = build_codec(config.get("codec", {}))
         model_cfg = MagicAnimateConfig.from_dict(config["model"])
-        if model_cfg.latent_channels != self._codec.latent_channels:
-            raise ValueError(f"[model] latent_channels = {model_cfg.latent_channels} but the codec makes "
-                             f"{self._codec.latent_channels}-channel latents")
-        if model_cfg.control_downsample != self._codec.downsample:
-            raise ValueError(f"[model] controlnet_embedding_channels downsample by {model_cfg.control_downsample} "
-                             f"but the codec by {self._codec.downsample}")
+        check_fits(self._codec, model_cfg.latent_channels, model_cfg.control_downsample,
+                   "controlnet_embedding_channels")
         return MagicAnimateModel(model_cfg)
 
     def trainable_parameters(self, model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
@@ -91,13 +84,7 @@ class MagicAnimateRecipe(Recipe):
         return [p for n, p in model.named_parameters() if n in keep]
 
     def build_dataset(self, shards: Path, config: dict[str, Any]) -> ClipDataset:
-        data = config.get("data", {})
-        size = data.get("size", 64)
-        return ClipDataset(shards, n_frames=int(data.get("n_frames", 1)), stride=int(data.get("stride", 1)),
-                           size=size if isinstance(size, int) else tuple(size), columns=("densepose",),
-                           split=data.get("split", "train"), seed=int(config.get("train", {}).get("seed", 0)),
-                           samples_per_video=int(data.get("samples_per_video", 1)),
-                           reference=data.get("reference", "random"), dtype=torch.uint8, videos=data.get("videos"))
+        return clip_dataset(shards, config, ("densepose",), n_frames=1, stride=1)
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
         if self._codec is None or self._objective is None:

@@ -35,6 +35,7 @@ from torch import nn
 
 from baselines.unianimate.pipeline import make_scheduler
 from toolkit.models.diffusion import as_float, encode_frames, snr_weight
+from toolkit.models.pretrained import from_table
 
 
 @dataclass
@@ -48,10 +49,7 @@ class ObjectiveConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ObjectiveConfig:
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown [objective] keys {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        out = cls(**values)
+        out = from_table(cls, values, "objective")
         for key in ("p_uncond", "p_first_frame"):
             if not 0 <= getattr(out, key) <= 1:
                 raise ValueError(f"[objective] {key} must lie in [0, 1], got {getattr(out, key)}")

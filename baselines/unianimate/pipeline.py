@@ -37,6 +37,7 @@ from diffusers import DDIMScheduler
 from torch import nn
 
 from toolkit.models.diffusion import as_float
+from toolkit.models.pretrained import from_table
 
 LONG_MODES = ("windows", "chain")
 
@@ -76,11 +77,7 @@ class SamplingConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SamplingConfig:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown [sampling] keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**values)
+        return from_table(cls, values, "sampling")
 
 
 def window_starts(n_frames: int, window: int, overlap: int) -> list[int]:

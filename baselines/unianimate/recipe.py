@@ -20,10 +20,9 @@ from baselines.unianimate.model import UniAnimateConfig, UniAnimateModel
 from baselines.unianimate.objective import ObjectiveConfig, training_loss
 from baselines.unianimate.pipeline import make_scheduler
 from toolkit.data import ClipDataset
-from toolkit.models.codec import build_codec
-from toolkit.train.recipe import Recipe
+from toolkit.models.codec import build_codec, check_fits
+from toolkit.train.recipe import Recipe, check_data, clip_dataset
 
-DATA_KEYS = {"size", "n_frames", "stride", "samples_per_video", "videos", "split", "reference"}
 
 
 class UniAnimateRecipe(Recipe):
@@ -36,9 +35,7 @@ class UniAnimateRecipe(Recipe):
 
     def load_config(self, config: str) -> dict[str, Any]:
         out = super().load_config(config)
-        unknown = set(out.get("data", {})) - DATA_KEYS
-        if unknown:
-            raise ValueError(f"unknown [data] keys {sorted(unknown)}; known: {sorted(DATA_KEYS)}")
+        check_data(out)
         ObjectiveConfig.from_dict(out.get("objective", {}))
         UniAnimateConfig.from_dict(out.get("model", {}))
         return out
@@ -47,22 +44,11 @@ class UniAnimateRecipe(Recipe):
         self._objective = ObjectiveConfig.from_dict(config.get("objective", {}))
         self._codec = build_codec(config.get("codec", {}))
         model_cfg = UniAnimateConfig.from_dict(config["model"])
-        if model_cfg.latent_channels != self._codec.latent_channels:
-            raise ValueError(f"[model] latent_channels = {model_cfg.latent_channels} but the codec makes "
-                             f"{self._codec.latent_channels}-channel latents")
-        if model_cfg.pose_downsample != self._codec.downsample:
-            raise ValueError(f"[model] pose_downsample = {model_cfg.pose_downsample} but the codec downsamples "
-                             f"by {self._codec.downsample}")
+        check_fits(self._codec, model_cfg.latent_channels, model_cfg.pose_downsample, "pose_downsample")
         return UniAnimateModel(model_cfg)
 
     def build_dataset(self, shards: Path, config: dict[str, Any]) -> ClipDataset:
-        data = config.get("data", {})
-        return ClipDataset(shards, n_frames=int(data.get("n_frames", 8)), stride=int(data.get("stride", 2)),
-                           size=data.get("size", 64) if isinstance(data.get("size", 64), int) else tuple(data["size"]),
-                           columns=("pose",), split=data.get("split", "train"),
-                           seed=int(config.get("train", {}).get("seed", 0)),
-                           samples_per_video=int(data.get("samples_per_video", 1)),
-                           reference=data.get("reference", "random"), dtype=torch.uint8, videos=data.get("videos"))
+        return clip_dataset(shards, config, ("pose",), n_frames=8, stride=2)
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
         if self._codec is None or self._objective is None:

@@ -95,3 +95,12 @@ def build_codec(config: dict[str, Any]) -> nn.Module:
         vae = sd_vae_from_checkpoint(weights.path(config["weights"]))
         return VAECodec(vae, float(config.get("scaling_factor", 0.18215)), bool(config.get("sample", True)))
     raise ValueError(f"unknown codec kind {kind!r}; choose 'pixel' or 'vae'")
+
+
+def check_fits(codec: nn.Module, latent_channels: int, downsample: int, downsample_key: str) -> None:
+    """Refuse a `[model]` table whose latent width or condition downsampling (`downsample_key`) is not the codec's."""
+    if latent_channels != codec.latent_channels:
+        raise ValueError(f"[model] latent_channels = {latent_channels} but the codec makes "
+                         f"{codec.latent_channels}-channel latents")
+    if downsample != codec.downsample:
+        raise ValueError(f"[model] {downsample_key} downsamples by {downsample} but the codec by {codec.downsample}")

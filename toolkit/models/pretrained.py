@@ -82,3 +82,15 @@ class PretrainedModel(nn.Module):
         model = cls(config)
         model.load_state_dict(load_file(directory / WEIGHTS_FILE))
         return model
+
+
+T = TypeVar("T")
+
+
+def from_table(cls: type[T], values: dict[str, Any], table: str) -> T:
+    """A dataclass built from one config table (``[sampling]``, ``[objective]``...); unknown keys are an error."""
+    known = sorted(f.name for f in dataclasses.fields(cls))
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown [{table}] keys {unknown}; known: {known}")
+    return cls(**values)

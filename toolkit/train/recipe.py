@@ -111,3 +111,32 @@ def select_stage(config: Mapping[str, Any], stage: int | None, method: str, init
         out[table] = {**out.get(table, {}), **values}
     out["stage"] = stage
     return out
+
+
+#: The `[data]` keys `clip_dataset` reads.
+DATA_KEYS = frozenset({"size", "n_frames", "stride", "samples_per_video", "videos", "split", "reference"})
+
+
+def check_data(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The config's ``[data]`` table, refused if it has keys `clip_dataset` does not read."""
+    data = config.get("data", {})
+    unknown = set(data) - DATA_KEYS
+    if unknown:
+        raise ValueError(f"unknown [data] keys {sorted(unknown)}; known: {sorted(DATA_KEYS)}")
+    return data
+
+
+def clip_dataset(shards: Path, config: Mapping[str, Any], columns: tuple[str, ...], n_frames: int = 8,
+                 stride: int = 2) -> Any:
+    """The `ClipDataset` a config's ``[data]`` table describes (uint8 images; `n_frames`, `stride` as defaults)."""
+    import torch
+
+    from toolkit.data import ClipDataset
+
+    data = check_data(config)
+    size = data.get("size", 64)
+    return ClipDataset(shards, n_frames=int(data.get("n_frames", n_frames)), stride=int(data.get("stride", stride)),
+                       size=size if isinstance(size, int) else tuple(size), columns=columns,
+                       split=data.get("split", "train"), seed=int(config.get("train", {}).get("seed", 0)),
+                       samples_per_video=int(data.get("samples_per_video", 1)),
+                       reference=data.get("reference", "random"), videos=data.get("videos"), dtype=torch.uint8)
