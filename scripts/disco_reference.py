@@ -351,7 +351,7 @@ def table(out: Path) -> None:
     for profile, metric, mine, theirs, source in rows:
         theirs = _value(theirs)
         if isinstance(theirs, float):
-            rel = f" ({(mine - theirs) / abs(theirs):+.2%})" if theirs else ""
+            rel = f" ({(mine - theirs) / abs(theirs):+.1e} rel.)" if theirs else ""
             print(f"| {profile} | {metric} | {mine:.6g} | {theirs:.6g} | {source} | {mine - theirs:+.3g}{rel} |")
         else:
             print(f"| {profile} | {metric} | {mine:.6g} | {theirs} | {source} | |")
