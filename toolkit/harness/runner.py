@@ -3,7 +3,7 @@
 For each test video the harness takes the reference (frame 0), the driving
 conditions and the frame count from the shards, asks the method for frames (or
 loads the predictions), then scores the protocol's frames: pixel metrics and
-LPIPS per frame, FID over all frames pooled, FID-VID and FVD over videos. A
+LPIPS per frame, FID over all frames pooled, FID-VID and FVD over the clips the card names. A
 metric whose weights are absent is stored as `unavailable (weights: NAME missing)`.
 The run is written to the append-only results store only when it is complete.
 """
@@ -78,11 +78,16 @@ class _Learned:
             module, cls = builders[name]
             try:
                 mod = __import__(module, fromlist=[cls])
-                # FID-VID has one definition (DisCo's); both profiles use it
-                profile = "disco" if name == "fid_vid" else protocol.name
-                extra = {}
-                if name == "fvd" and "fvd_clips_per_video" in protocol.raw:
-                    extra = {"clips_per_video": protocol.raw["fvd_clips_per_video"], "seed": protocol.raw.get("seed", 0)}
+                # FID-VID has one network definition (DisCo's); the card picks its clips, as it does FVD's
+                profile = "disco" if name == "fid_vid" else protocol.base
+                extra: dict[str, Any] = {}
+                if name == "fid_vid":
+                    extra = {"clips": protocol.fid_vid_clips}
+                elif name == "fvd":
+                    extra = {"clips": protocol.fvd_clips or None}
+                    if "fvd_clips_per_video" in protocol.raw:
+                        extra.update(clips_per_video=protocol.raw["fvd_clips_per_video"],
+                                     seed=protocol.raw.get("seed", 0))
                 self.metrics[name] = getattr(mod, cls)(profile=profile, device=device, **extra)
             except weights.WeightsMissing as exc:
                 self.weights_artifacts[name] = exc.artifact
@@ -161,7 +166,7 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
     conversions: dict[str, str] = {}
     if predictions is not None:
         expected = {r.video_id: (int(r.n_frames), int(r.width), int(r.height)) for r in videos.itertuples()}
-        found, problems = find_predictions(predictions, expected, exact_size=protocol.name != "disco")
+        found, problems = find_predictions(predictions, expected, exact_size=protocol.base != "disco")
         if problems and not allow_partial:
             raise PredictionsInvalid(Path(predictions), problems)
         for problem in problems:  # --allow-partial: each video left out is named with why, here and in provenance
@@ -199,15 +204,15 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
         n_frames += len(idx)
         region, source = _region(shards, row, sl) if protocol.uses_regions else (None, "none")
         region_sources.add(source)
-        values = pixel_metrics(p, g, protocol.name, mask=region)
+        values = pixel_metrics(p, g, protocol.base, mask=region)
         if "lpips" in learned.metrics:
             lp = learned.metrics["lpips"]
             values["lpips"] = lp.update(p, g)
             if region is not None:
                 from toolkit.metrics.lpips import lpips_per_frame
 
-                values["lpips_fg"] = lpips_per_frame(lp.model, p, g, protocol.name, mask=region)
-                values["lpips_bg"] = lpips_per_frame(lp.model, p, g, protocol.name, mask=~region)
+                values["lpips_fg"] = lpips_per_frame(lp.model, p, g, protocol.base, mask=region)
+                values["lpips_bg"] = lpips_per_frame(lp.model, p, g, protocol.base, mask=~region)
         for metric in ("fid", "fid_vid", "fvd"):
             if metric in learned.metrics:
                 m = learned.metrics[metric]
