@@ -66,11 +66,11 @@ learn-tiny: install
 	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
 	$(BIN)/python scripts/learn_one_video.py --shards $(OUT) --out $(RUNS)/learn-tiny --fresh
 
+# Every benchmark in benchmarks/, then benchmarks/RESULTS.md (one line per measurement, with the machine).
+# BENCH_ARGS=--quick: smaller workloads, the same comparisons.
 bench: install
-	$(BIN)/python benchmarks/loader.py
-	$(BIN)/python benchmarks/metrics.py
-	$(BIN)/python benchmarks/temporal.py
-	$(BIN)/python benchmarks/long_video.py
+	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
+	$(BIN)/python benchmarks/report.py $(BENCH_ARGS)
 
 clean:
 	rm -rf data/shards build .pytest_cache
