@@ -31,7 +31,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "loader": ([], ["--frames", "120", "--samples", "24"]),
     "decode": ([], []),
     "annotate": ([], ["--frames", "16"]),
-    "metrics": ([], ["--pairs", "32", "--repeat", "1"]),
+    "metrics": ([], ["--pairs", "32", "--repeat", "1", "--lpips-pairs", "4"]),
     "temporal": ([], ["--quick"]),
     "train_tiny": ([], ["--steps", "4", "--frames", "8", "--sample-steps", "10"]),
     "long_video": ([], []),
@@ -64,7 +64,8 @@ def table(rows: list[dict]) -> list[str]:
     for r in rows:
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}x"
         load = "" if r.get("load") is None else f", load {r['load']:.1f}"
-        cells = [r["what"], r["ours"], r["reference"], ratio, r["target"] or "-",
+        what = r["what"] + (" [--quick workload]" if r.get("quick") else "")
+        cells = [what, r["ours"], r["reference"], ratio, r["target"] or "-",
                  f"{r['machine']} ({r['date']}{load})"]
         out.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
     return out
@@ -112,7 +113,8 @@ def main() -> int:
             results = Path(tmp) / f"{name}.jsonl"
             env = {**os.environ, "BENCH_RESULTS": str(results),
                    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-            stamp = {"machine": where, "date": dt.date.today().isoformat(), "load": os.getloadavg()[0]}
+            stamp = {"machine": where, "date": dt.date.today().isoformat(), "load": os.getloadavg()[0],
+                     "quick": args.quick}
             print(f"\n=== benchmarks/{name}.py", flush=True)
             code = subprocess.run([sys.executable, str(HERE / f"{name}.py"), *(quick if args.quick else full)],
                                   cwd=ROOT, env=env).returncode

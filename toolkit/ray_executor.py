@@ -57,8 +57,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
         return False
     if num_cpus is not None and num_cpus < 1:
         raise ValueError(f"a local Ray cluster needs at least 1 CPU, got {num_cpus}")
-    # Workers started on this node import the toolkit from the same place as this process.
-    env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
+    # The workers of a local cluster import the toolkit from the same place as this process; a cluster's nodes
+    # have their own installation.
+    env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") and not address else {}
     try:
         ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
                  log_to_driver=True, runtime_env={"env_vars": env} if env else None)
