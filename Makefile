@@ -103,11 +103,11 @@ reproduce: install $(if $(filter mediapipe,$(REPRO_POSE)),mediapipe-env)
 		--device $(DEVICE) --results $(RESULTS) --name $(METHOD)-published
 	$(BIN)/toolkit leaderboard --results $(RESULTS) --dataset $(REPRO_OUT) --out $(REPORT) --strips $(STRIPS)
 
+# Every benchmark in benchmarks/, then benchmarks/RESULTS.md (one line per measurement, with the machine).
+# BENCH_ARGS=--quick: smaller workloads, the same comparisons.
 bench: install
-	$(BIN)/python benchmarks/loader.py
-	$(BIN)/python benchmarks/metrics.py
-	$(BIN)/python benchmarks/temporal.py
-	$(BIN)/python benchmarks/long_video.py
+	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
+	$(BIN)/python benchmarks/report.py $(BENCH_ARGS)
 
 clean:
 	rm -rf data/shards build .pytest_cache

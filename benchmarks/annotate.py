@@ -22,6 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from results import record  # noqa: E402
 from toolkit.annotate import backends  # noqa: E402
 from toolkit.video import read_image, resize  # noqa: E402
 
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         except backends.BackendUnavailable as exc:
             row["unavailable"] = str(exc)
             print(f"{kind:9s} {label:16s} unavailable: {exc}")
+            record(f"annotate: {kind} backend {label}", f"unavailable here ({str(exc).splitlines()[0][:80]})", "-",
+                   None)
             results.append(row)
             continue
         row["version"] = backend.version()
@@ -110,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             backend.close()
         print(f"{kind:9s} {label:16s} photos {row['photos']:9.2f} frames/s   clip {row['clip']:9.2f} frames/s   "
               f"({row['version']})")
+        record(f"annotate: {kind} backend {label} ({row['version']}), {args.threads} threads, long side {args.size}",
+               f"{row['clip']:.2f} frames/s (clip), {row['photos']:.2f} frames/s (single photos)", "-", None)
         results.append(row)
     if args.json:
         from toolkit.io import atomic_write_json

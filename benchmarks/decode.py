@@ -1,6 +1,6 @@
 """Decode time of the fixture videos with decord (whichever distribution is installed) vs PyAV.
 
-Depends only on decord, av and numpy, so the same script can run in an environment with
+Depends only on decord, av, numpy and benchmarks/results.py, so the same script can run in an environment with
 decord 0.6.0 and in ours with decord2 (which installs the same `decord` module):
 
     .venv/bin/python benchmarks/decode.py
@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from results import record
 
 
 def fixtures() -> Path:
@@ -61,6 +62,9 @@ def main() -> None:
         same = a.shape == b.shape and np.array_equal(a, b)
         print(f"{name:14s} {a.shape[0]:4d} frames {a.shape[2]}x{a.shape[1]}  decord {t_dec:.3f} s  "
               f"PyAV {t_av:.3f} s  pixel-identical: {same}")
+        record(f"decode: {name} ({a.shape[0]} frames {a.shape[2]}x{a.shape[1]}), full decode, "
+               f"decord ({'/'.join(dists)}) vs PyAV, pixel-identical: {same}", f"{a.shape[0] / t_dec:.0f} frames/s",
+               f"{b.shape[0] / t_av:.0f} frames/s (PyAV)", t_av / t_dec)
 
 
 def _has(dist: str) -> bool:

@@ -41,6 +41,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from results import record
 from torch.utils.data import DataLoader, Dataset
 
 from toolkit.data import ClipDataset
@@ -235,6 +236,13 @@ def conditions_part(args, tmp: Path) -> None:
         print(f"{'bare bound: one decord get_batch per mp4, no resize, no PIL':<62} {label:<8} {bare:>9.2f}")
         print(f"{'ClipDataset + pose + DensePose':<62} {label:<8} {both:>9.2f} "
               f"{both / field:>8.1f}x the field recipe (target >= 10), {both / bare:.1f}x the bare bound", flush=True)
+        record(f"loader: clips/s with pose + DensePose conditions, ClipDataset renders vs 3 mp4s per sample "
+               f"({label}, {args.workers} workers)", f"{both:.2f} clips/s",
+               f"{field:.2f} clips/s (decord per frame + PIL + torchvision, Moore-AnimateAnyone style)",
+               both / field, "ratio >= 10")
+        record(f"loader: pose render overhead, ClipDataset frames only vs + pose ({label})",
+               f"{pose:.2f} clips/s", f"{frames_only:.2f} clips/s (frames only)", frames_only / pose,
+               "slowdown <= 1.5 (ratio = frames only / with pose)")
 
 
 def main() -> None:
@@ -267,6 +275,9 @@ def main() -> None:
             for dtype, label in ((torch.uint8, "uint8"), (torch.float32, "float32")):
                 base, mine = run_case(key, tmp, sizes, args, gop, dtype)
                 print(f"{title:<70} {label:<8} {base:>11.2f} c/s {mine:>8.2f} c/s {mine / base:>6.1f}x", flush=True)
+                record(f"loader: training clips/s, ClipDataset vs mp4 per sample; {title}, {label}, "
+                       f"{args.workers} workers", f"{mine:.2f} clips/s",
+                       f"{base:.2f} clips/s (decord per sample, the common recipe)", mine / base)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

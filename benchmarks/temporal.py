@@ -42,6 +42,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from results import record
 from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
 from torch import nn
 from torch._C._profiler import _EventType
@@ -141,6 +142,10 @@ def compare(cases: dict[str, Callable[[int], Callable[[], None]]], frames_list: 
         ma, mb = results[a]["memory"][-1], results[b]["memory"][-1]
         print(f"{frames:>6} {ta:>9.3f}s {tb:>9.3f}s {ta / tb:>6.2f}x   {mib(ma)} {mib(mb)} {ma / mb:>6.2f}x",
               flush=True)
+        if frames in (frames_list[0], frames_list[-1]):
+            record(f"temporal: {b} vs {a}, forward + backward at {frames} frames ({device})",
+                   f"{tb:.3f} s, {mb / 2**20:.1f} MiB", f"{ta:.3f} s, {ma / 2**20:.1f} MiB ({a})",
+                   ta / tb, f"ratio = {a} time / {b} time (memory ratio {ma / mb:.2f}x)")
     print_exponents(frames_list, results, fit_from)
 
 

@@ -115,10 +115,18 @@ class ClipDataset(Dataset):
         return out.float().div_(255) if self.dtype == torch.float32 else out
 
     def clip_indices(self, index: int) -> tuple[str, list[int], int]:
-        """(video id, frame indices, reference index) of item `index`: deterministic for the seed and epoch."""
-        video_id, n = self.videos[index % len(self.videos)]
+        """(video id, frame indices, reference index) of item `index`: deterministic for the seed and epoch.
+
+        The `samples_per_video` items of one video take distinct clip starts in an epoch (a permutation of the
+        starts per video and epoch; repeats only once every start is used), so no two items of an epoch share
+        a clip, and processes that split an epoch's items between them (the training loop) never see the same
+        clip.
+        """
+        video, sample = index % len(self.videos), index // len(self.videos)
+        video_id, n = self.videos[video]
+        starts = np.random.default_rng([self.seed, self.epoch, video, 1]).permutation(n - self.span + 1)
+        start = int(starts[sample % len(starts)])
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        start = int(rng.integers(0, n - self.span + 1))
         ref = 0 if self.reference == "first" else int(rng.integers(0, n))
         return video_id, [start + k * self.stride for k in range(self.n_frames)], ref
 

@@ -142,12 +142,15 @@ def _frame_batches(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, geo
         flags["n"] += t
 
 
+def failed_record(sv: SourceVideo, recipe: Recipe, reason: str | None) -> dict[str, Any]:
+    """The record of a video that did not (or not yet) come out: what it is and why."""
+    return {"video_id": sv.video_id, "split": sv.split, "source": recipe.name, "source_path": sv.relative_path,
+            "status": "failed", "failure_reason": reason}
+
+
 def process_video(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, out: Path) -> dict[str, Any]:
     """Prepare one video into its shard and record; never raises for bad input, records it instead."""
-    record: dict[str, Any] = {
-        "video_id": sv.video_id, "split": sv.split, "source": recipe.name, "source_path": sv.relative_path,
-        "status": "failed", "failure_reason": None,
-    }
+    record = failed_record(sv, recipe, None)
     try:
         geo = plan_geometry(sv, options.size, options.fps)
         fmt = options.format_for(recipe, sv.split)
@@ -225,21 +228,68 @@ def ensure_generated(recipe: Recipe, source: Path, progress: bool = True, worker
                        progress=progress, workers=workers)
 
 
+def _run_local(todo: list[SourceVideo], recipe: Recipe, options: PrepareOptions, out: Path, workers: int):
+    """(video, record) as each video finishes, in this process or a spawn process pool."""
+    if workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(process_video, v, recipe, options, out): v for v in todo}
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+    else:
+        for v in todo:
+            yield v, process_video(v, recipe, options, out)
+
+
+def _run_ray(todo: list[SourceVideo], recipe: Recipe, options: PrepareOptions, out: Path):
+    """(video, record) as each video finishes on the Ray cluster. A task that raised, or whose worker died, is
+    recorded here as failed with why (a rerun retries it, like any failed video). The annotation backends here
+    run on CPU, so the tasks ask Ray for one CPU each and no GPU."""
+    from toolkit import ray_executor
+
+    for sv, result in ray_executor.map_tasks(process_video, todo, (recipe, options, out)):
+        if isinstance(result, BaseException):
+            result = failed_record(sv, recipe, ray_executor.describe_failure(result))
+            writer.write_state(out, result)
+        yield sv, result
+
+
 def prepare(dataset: str | Recipe, source: str | Path, out: str | Path, options: PrepareOptions | None = None,
-            workers: int = 1, progress: bool = True, prune: bool = False) -> PrepareReport:
+            workers: int | None = None, progress: bool = True, prune: bool = False, executor: str = "local",
+            ray_address: str | None = None) -> PrepareReport:
     """Prepare a dataset into shards under `out`; see the module docstring.
 
     A finished video whose source changed (size or mtime, then sha256) is redone. A video
     prepared earlier whose source is gone is listed in `report.gone` and kept, unless
     `prune` removes it from the shards.
+
+    `executor` "local" runs `workers` processes here (default 1); "ray" runs one Ray task per video on the
+    cluster at `ray_address`, or on a local cluster of `workers` CPUs (default: all cores) that it starts and
+    stops. Both write the same shards; on a cluster of several nodes `source` and `out` must be the same
+    shared folders on every node.
     """
+    from toolkit import ray_executor
+
     t0 = time.perf_counter()
     recipe = dataset if isinstance(dataset, Recipe) else load_recipe(dataset)
     options = options or PrepareOptions()
     source, out = Path(source), Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; shards go into a folder")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    ray_executor.check_executor(executor, ray_address)
     versions = backend_versions(options)  # a missing backend fails here, before anything is written
+    started_ray = executor == "ray" and ray_executor.connect(ray_address, workers)
+    try:
+        return _prepare(recipe, source, out, options, workers or 1, progress, prune, executor, versions, t0)
+    finally:
+        if started_ray:
+            ray_executor.require_ray().shutdown()
+
+
+def _prepare(recipe: Recipe, source: Path, out: Path, options: PrepareOptions, workers: int, progress: bool,
+             prune: bool, executor: str, versions: dict[str, str], t0: float) -> PrepareReport:
+    """`prepare` once its arguments are checked and its executor is ready."""
     ensure_generated(recipe, source, progress, workers)
     videos = discover(recipe, source)
     if options.splits:
@@ -257,16 +307,11 @@ def prepare(dataset: str | Recipe, source: str | Path, out: str | Path, options:
     todo = [v for v in videos if not _up_to_date(out, v)]
     report.skipped = len(videos) - len(todo)
     bar = tqdm(total=len(todo), desc=f"prepare {recipe.name}", unit="video", disable=not progress or not todo)
-    if workers > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(process_video, v, recipe, options, out) for v in todo]
-            for fut in as_completed(futures):
-                report.records.append(fut.result())
-                bar.update()
-    else:
-        for v in todo:
-            report.records.append(process_video(v, recipe, options, out))
-            bar.update()
+    runs = _run_ray(todo, recipe, options, out) if executor == "ray" else _run_local(todo, recipe, options, out,
+                                                                                      workers)
+    for _, record in runs:
+        report.records.append(record)
+        bar.update()
     bar.close()
     report.manifest = writer.finalize(out, {
         "dataset": recipe.name,

@@ -3,7 +3,8 @@
 It uses everything the loop promises a recipe: dropout (torch's global RNG), input noise and
 condition dropout from the step's generator, a dataset with `set_epoch`, save_pretrained /
 from_pretrained in safetensors, and gradient checkpointing. TOY_STEP_SLEEP (seconds) slows each
-step so a test can kill a run in the middle.
+step so a test can kill a run in the middle. TOY_SEEN_DIR (a folder) makes each process append the item
+indices of each of its batches to seen-<rank>.jsonl, so a test can check which process saw what.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ class ToyRecipe(Recipe):
         x = batch["x"]
         noise = torch.randn(x.shape, generator=generator, device=x.device) * self.loss_cfg["noise_std"]
         keep = (torch.rand((x.shape[0], 1), generator=generator, device=x.device) >= self.loss_cfg["p_drop"]).float()
+        seen = os.environ.get("TOY_SEEN_DIR")
+        if seen:
+            with open(Path(seen) / f"seen-{os.environ.get('RANK', '0')}.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps([int(i) for i in batch["index"]]) + "\n")
         sleep = float(os.environ.get("TOY_STEP_SLEEP", "0"))
         if sleep:
             time.sleep(sleep)

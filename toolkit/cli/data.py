@@ -16,6 +16,9 @@ examples:
   toolkit prepare --dataset fashion --source /data/ubc_fashion --out data/shards/fashion --split test --size 512
   toolkit prepare --dataset folder --source ~/my_videos --out data/shards/mine --fps 15 --workers 2
   toolkit prepare --dataset folder --source ~/my_videos --out data/shards/mine --fps 15 --prune   # sources deleted
+  toolkit prepare --dataset synthetic --source data/raw/synthetic --out data/shards/synthetic --executor ray
+  toolkit prepare --dataset tiktok --source /shared/TikTok_dataset --out /shared/shards/tiktok --pose mediapipe \
+      --executor ray --ray-address auto     # a cluster made by `ray start`; paths shared by every node
 
 Rerunning the same command resumes: finished videos are skipped, failed ones retried, and a
 video whose source file changed is redone. A video whose source is gone is reported and kept;
@@ -51,7 +54,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--densepose", default=None, choices=("densepose", "detectron2", "synthetic", "source", "none"),
                    help="DensePose backend: synthetic/source = IUV shipped by the source (the synthetic data, the "
                    "TikTok release's densepose/), densepose (detectron2, optional), none (default: the recipe's)")
-    p.add_argument("--workers", type=int, default=1, help="videos processed in parallel (processes)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="videos processed in parallel: processes here (default 1), or with --executor ray and no "
+                   "--ray-address the CPUs of the local Ray cluster (default: all cores)")
+    p.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local: a process pool on this machine (default); ray: one Ray task per video, on a "
+                   "cluster (needs the ray extra: pip install -e '.[ray]')")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --executor ray: the cluster to join (auto = the one `ray start` made on this node, "
+                   "or HOST:6379); default: start a local one. Every node must see --source and --out at the same "
+                   "paths")
     p.add_argument("--download", action="store_true",
                    help="first fetch the dataset from its official source into --source (needs internet)")
     p.add_argument("--prune", action="store_true",
@@ -101,13 +113,16 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from toolkit.sources.recipe import load_recipe
     from toolkit.shards.verify import info
 
+    from toolkit.ray_executor import check_executor
+
     recipe = load_recipe(args.dataset)
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    check_executor(args.executor, args.ray_address)  # before a download: Ray missing fails now
     if args.download:
         from toolkit.sources.download import download
 
         download(recipe, args.source)
-    if args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
     defaults = recipe.raw.get("annotate", {})
     options = PrepareOptions(
         size=None if args.size == 0 else args.size, fps=args.fps, image_format=args.image_format,
@@ -118,7 +133,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     if args.pose is None and options.pose == "none":
         print(_no_keypoints_note(recipe.name), file=sys.stderr)
     report = prepare(recipe, args.source, args.out, options, workers=args.workers, progress=not args.quiet,
-                     prune=args.prune)
+                     prune=args.prune, executor=args.executor, ray_address=args.ray_address)
     summary = info(args.out)
     rows = [["split", "videos", "failed", "frames", "bytes", "size", "format", "annotations"]]
     for split, s in summary["splits"].items():

@@ -17,6 +17,8 @@ examples:
   toolkit eval --predictions runs/mine --dataset data/shards/tiktok --allow-partial
   toolkit eval --method unianimate --checkpoint runs/ua-tiny --dataset data/shards/synthetic --name ua-tiny-20min --tag cpu
   toolkit eval --method mypkg.mymodule:MyMethod --dataset data/shards/synthetic    # your own Method subclass
+  toolkit eval --method pose-warp --dataset data/shards/synthetic --executor ray --workers 2
+  toolkit eval --method pose-warp --dataset /shared/shards/tiktok --executor ray --ray-address auto --device cuda
 
 Predictions are DIR/<video_id>/<frame>.png (frames in natural order) or DIR/<video_id>.mp4, one per
 test video, with every frame of the ground truth. Everything is validated before any metric runs.
@@ -51,7 +53,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tag", action="append", default=[], help="free label stored with the run (repeatable)")
     p.add_argument("--allow-partial", action="store_true",
                    help="score the predictions that are valid and record the coverage, instead of refusing")
-    p.add_argument("--device", default="cpu", help="torch device for the network metrics and for a method run from --checkpoint (cpu, cuda)")
+    p.add_argument("--device", default="cpu",
+                   help="torch device for the network metrics and for a method run from --checkpoint (cpu, cuda)")
+    p.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local: videos one by one in this process (default); ray: one Ray task per video, the "
+                   "method and metric networks loaded once per worker (needs the ray extra: pip install -e '.[ray]')")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --executor ray: the cluster to join (auto, or HOST:6379); default: start a local one")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --executor ray and no --ray-address: CPUs of the local Ray cluster (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_eval)
 
@@ -102,6 +112,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from toolkit.harness.protocols import load_protocol
     from toolkit.harness.registry import method_class
+    from toolkit.ray_executor import check_executor, connect, require_ray
 
     results = args.results or DEFAULT_RESULTS
     if Path(results).exists() and not Path(results).is_dir():
@@ -117,13 +128,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError("--name labels one run: give one --method with it")
     # methods run from a checkpoint are networks: they run on --device too
     options = {"checkpoint": args.checkpoint, "device": args.device} if args.checkpoint else {}
+    check_executor(args.executor, args.ray_address, args.workers)
+    # one cluster for every (method, profile) run
+    started = args.executor == "ray" and connect(args.ray_address, args.workers)
     reports = []
-    for method in methods:
-        for profile in profiles:
-            reports.append(evaluate(args.dataset, method=method, predictions=args.predictions, split=args.split,
-                                    profile=profile, results=results, allow_partial=args.allow_partial,
-                                    device=args.device, progress=not args.quiet, name=args.name,
-                                    tags=args.tag, method_options=options if method else None))
+    try:
+        for method in methods:
+            for profile in profiles:
+                reports.append(evaluate(args.dataset, method=method, predictions=args.predictions,
+                                        split=args.split, profile=profile, results=results,
+                                        allow_partial=args.allow_partial, device=args.device,
+                                        progress=not args.quiet, name=args.name, tags=args.tag,
+                                        method_options=options if method else None, executor=args.executor))
+    finally:
+        if started:
+            require_ray().shutdown()
     print()
     print_table(reports)
     cov = [r for r in reports if r.provenance["n_videos"] < r.provenance["n_videos_in_split"]]

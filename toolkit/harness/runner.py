@@ -130,11 +130,57 @@ def conditions_for(shards: Shards, video_id: str, max_frames: int | None = None,
     return gt, cond
 
 
+@dataclass
+class VideoScores:
+    """One video's scores: per-frame values of the scored frames, and where its person region came from."""
+
+    video_id: str
+    frames: list[int]
+    values: dict[str, np.ndarray]
+    region_source: str
+
+
+def score_video(shards: Shards, video_id: str, protocol: Protocol, learned: _Learned, method_name: str,
+                runner: Method | None = None, prediction: Any = None) -> VideoScores:
+    """Generate (or load) one video, score its frames, and add it to the distribution metrics in `learned`."""
+    row = shards.video(video_id)
+    if runner is not None:
+        gt, cond = conditions_for(shards, video_id, with_ground_truth=runner.uses_ground_truth)
+        pred = np.asarray(runner.generate(cond))
+        if pred.shape != gt.shape or pred.dtype != np.uint8:
+            raise ValueError(f"method {method_name} returned {pred.shape} {pred.dtype} for {video_id}, "
+                             f"expected {gt.shape} uint8")
+    else:
+        gt, pred = shards.frames(video_id), prediction.load()
+    sl = protocol.scored_frames(len(gt))
+    p, g = pred[sl], gt[sl]
+    idx = list(range(len(gt)))[sl]
+    region, source = _region(shards, row, sl) if protocol.uses_regions else (None, "none")
+    values = pixel_metrics(p, g, protocol.base, mask=region)
+    if "lpips" in learned.metrics:
+        lp = learned.metrics["lpips"]
+        values["lpips"] = lp.update(p, g)
+        if region is not None:
+            from toolkit.metrics.lpips import lpips_per_frame
+
+            values["lpips_fg"] = lpips_per_frame(lp.model, p, g, protocol.base, mask=region)
+            values["lpips_bg"] = lpips_per_frame(lp.model, p, g, protocol.base, mask=~region)
+    for metric in ("fid", "fid_vid", "fvd"):
+        if metric in learned.metrics:
+            m = learned.metrics[metric]
+            if metric == "fvd":  # clips keyed by the video's id: the same clips in any subset of videos
+                m.update(pred=[p], target=[g], video_ids=[video_id])
+            else:
+                m.update(pred=p if metric == "fid" else [p], target=g if metric == "fid" else [g])
+    return VideoScores(video_id, idx, values, source)
+
+
 def evaluate(shards_path: str | Path, method: str | Method | None = None, predictions: str | Path | None = None,
              split: str = "test", profile: str = "standard", results: str | Path = DEFAULT_RESULTS,
              allow_partial: bool = False, device: str = "cpu", progress: bool = True,
              write: bool = True, name: str | None = None, tags: Sequence[str] = (),
-             method_options: dict[str, Any] | None = None, video_ids: Sequence[str] | None = None) -> EvalReport:
+             method_options: dict[str, Any] | None = None, video_ids: Sequence[str] | None = None,
+             executor: str = "local", ray_address: str | None = None, workers: int | None = None) -> EvalReport:
     """Score one method (or a predictions folder) on one split under one protocol; see the module docstring.
 
     `method` is a registered name, a ``package.module:Class`` spec or a Method instance;
@@ -142,9 +188,15 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
     `name` labels the run in reports (default: the method's name) and `tags` are free
     labels stored with it; both go into the provenance with the method's config and
     checkpoint sha256. `video_ids` restricts the run to those ids of the split (recorded as partial coverage).
+    `executor` "ray" scores the videos as Ray tasks (toolkit/harness/remote.py) on the cluster at `ray_address`,
+    or on a local one of `workers` CPUs (default: all cores); the results are the same as the local executor's.
     """
+    from toolkit.harness.remote import RemoteScoring, score_on_ray
+    from toolkit.ray_executor import check_executor
+
     if (method is None) == (predictions is None):
         raise ValueError("give exactly one of method or predictions")
+    check_executor(executor, ray_address, workers)
     if name is not None and not name.strip():
         raise ValueError("a run name must not be empty")
     protocol = load_protocol(profile)
@@ -187,41 +239,23 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
     per_frame: dict[str, list[tuple[str, int, float]]] = {}
     region_sources = set()
     n_frames = 0
-    bar = tqdm(list(videos.itertuples()), desc=f"eval {method_name} [{protocol.name}]", unit="video",
-               disable=not progress)
-    for row in bar:
-        if runner is not None:
-            gt, cond = conditions_for(shards, row.video_id, with_ground_truth=runner.uses_ground_truth)
-            pred = np.asarray(runner.generate(cond))
-            if pred.shape != gt.shape or pred.dtype != np.uint8:
-                raise ValueError(f"method {method_name} returned {pred.shape} {pred.dtype} for {row.video_id}, "
-                                 f"expected {gt.shape} uint8")
-        else:
-            gt, pred = shards.frames(row.video_id), found[row.video_id].load()
-        sl = protocol.scored_frames(len(gt))
-        p, g = pred[sl], gt[sl]
-        idx = list(range(len(gt)))[sl]
-        n_frames += len(idx)
-        region, source = _region(shards, row, sl) if protocol.uses_regions else (None, "none")
-        region_sources.add(source)
-        values = pixel_metrics(p, g, protocol.base, mask=region)
-        if "lpips" in learned.metrics:
-            lp = learned.metrics["lpips"]
-            values["lpips"] = lp.update(p, g)
-            if region is not None:
-                from toolkit.metrics.lpips import lpips_per_frame
-
-                values["lpips_fg"] = lpips_per_frame(lp.model, p, g, protocol.base, mask=region)
-                values["lpips_bg"] = lpips_per_frame(lp.model, p, g, protocol.base, mask=~region)
-        for metric in ("fid", "fid_vid", "fvd"):
-            if metric in learned.metrics:
-                m = learned.metrics[metric]
-                if metric == "fvd":  # clips keyed by the video's id: the same clips in any subset of videos
-                    m.update(pred=[p], target=[g], video_ids=[row.video_id])
-                else:
-                    m.update(pred=p if metric == "fid" else [p], target=g if metric == "fid" else [g])
-        for metric, arr in values.items():
-            per_frame.setdefault(metric, []).extend(zip([row.video_id] * len(idx), idx, arr.tolist()))
+    ids = list(videos.video_id)
+    bar = tqdm(ids, desc=f"eval {method_name} [{protocol.name}]", unit="video", disable=not progress)
+    if executor == "ray":
+        job = RemoteScoring(shards=shards.root, method=method if runner is not None else None,
+                            method_options=method_options or {}, method_name=method_name, found=found,
+                            profile=protocol.name, device=device, metrics=sorted(learned.metrics))
+        scored = score_on_ray(job, ids, learned, bar, ray_address, workers)
+    else:
+        scored = [score_video(shards, video_id, protocol, learned, method_name, runner, found.get(video_id))
+                  for video_id in bar]
+    bar.close()
+    for video in scored:
+        n_frames += len(video.frames)
+        region_sources.add(video.region_source)
+        for metric, arr in video.values.items():
+            per_frame.setdefault(metric, []).extend(zip([video.video_id] * len(video.frames), video.frames,
+                                                        arr.tolist()))
 
     run_id = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}-{method_name.replace(':', '_')}-{dataset}-{split}-{protocol.name}"
     base = {"run_id": run_id, "method": method_name, "dataset": dataset, "split": split,

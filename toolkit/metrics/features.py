@@ -133,6 +133,17 @@ class _FrechetMetric(ABC):
         if target is not None:
             self.target_features += self._features(target, "target")
 
+    def state(self) -> dict:
+        """What `update` has accumulated (features and counts), to send to another process and `merge` there."""
+        return {"pred": self.pred_features, "target": self.target_features, "skipped": dict(self.skipped)}
+
+    def merge(self, state: dict) -> None:
+        """Add another instance's `state()`, as if its updates had been made here (after this one's)."""
+        self.pred_features += state["pred"]
+        self.target_features += state["target"]
+        for side, n in state["skipped"].items():
+            self.skipped[side] += n
+
     def _details(self) -> dict:
         return {}
 
@@ -370,6 +381,14 @@ class FVD(_FrechetMetric):
             super().update(pred, target)
         finally:
             self._ids = None
+
+    def state(self) -> dict:
+        return {**super().state(), "videos": dict(self.videos_seen)}
+
+    def merge(self, state: dict) -> None:
+        super().merge(state)
+        for side, n in state["videos"].items():
+            self.videos_seen[side] += n
 
     def _starts(self, num_frames: int, side: str, k: int) -> list[int] | None:
         if self.clips == "whole":
