@@ -60,6 +60,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> bool:
     # The workers of a local cluster import the toolkit from the same place as this process; a cluster's nodes
     # have their own installation.
     env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") and not address else {}
+    # Ray would otherwise replace builtins.print in this process for its progress bars
+    os.environ.setdefault("RAY_TQDM_PATCH_PRINT", "0")
     try:
         ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
                  log_to_driver=True, runtime_env={"env_vars": env} if env else None)

@@ -30,11 +30,17 @@ from toolkit.video import write_video  # noqa: E402
 def cluster():
     """A 2-CPU Ray cluster on this machine whose workers import this checkout and carry tests/scale/faults.py."""
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    patch = os.environ.get("RAY_TQDM_PATCH_PRINT")
+    os.environ["RAY_TQDM_PATCH_PRINT"] = "0"   # leave builtins.print alone for the tests that run after these
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"},
                           "worker_process_setup_hook": "tests.scale.faults.install"})
     yield
     ray.shutdown()
+    if patch is None:
+        os.environ.pop("RAY_TQDM_PATCH_PRINT")
+    else:
+        os.environ["RAY_TQDM_PATCH_PRINT"] = patch
 
 
 def files(folder: Path) -> dict[str, bytes]:
