@@ -16,12 +16,12 @@ examples:
   toolkit train --method unianimate --config paper --shards data/shards/tiktok --out runs/uni \\
       --mixed-precision bf16 --gradient-checkpointing --max-minutes 600
   toolkit train --method magicanimate --config tiny --stage 1 --shards data/shards/synthetic --out runs/ma-tiny-1
-  toolkit train --method magicanimate --config tiny --stage 2 --init runs/ma-tiny-1 \
+  toolkit train --method magicanimate --config tiny --stage 2 --init runs/ma-tiny-1 \\
       --shards data/shards/synthetic --out runs/ma-tiny
   toolkit train --method mypkg.recipes:MyRecipe --config my.toml --shards data/shards/mine --out runs/mine
   accelerate launch --num_processes 8 -m toolkit train --method unianimate --config paper \\
       --shards data/shards/tiktok --out runs/uni --mixed-precision bf16
-  ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 -m toolkit train --method unianimate --config tiny \
+  ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 -m toolkit train --method unianimate --config tiny \\
       --shards data/shards/synthetic --out runs/uni-cpu2        # several processes on a CPU-only machine
 
 The run folder holds loss.jsonl, the latest checkpoint (checkpoint/) and the EMA weights for
