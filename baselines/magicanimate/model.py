@@ -139,16 +139,15 @@ class MagicAnimateModel(PretrainedModel):
     def encode_reference(self, reference_latent: torch.Tensor, timestep: torch.Tensor) -> dict[str, torch.Tensor]:
         """The appearance encoder's banked tokens for reference latents (B, C, h, w) at `timestep` (B,) or scalar."""
         self.bank.clear()
-        t = timestep.expand(reference_latent.shape[0]) if timestep.ndim else timestep.reshape(1).expand(
-            reference_latent.shape[0])
-        self.appearance_encoder(reference_latent, t, self._context(reference_latent.shape[0]))
+        b = reference_latent.shape[0]
+        self.appearance_encoder(reference_latent, timestep.reshape(-1).expand(b), self._context(b))
         store, self.bank.store = self.bank.store, {}
         return store
 
     def control(self, sample: torch.Tensor, timestep: torch.Tensor, densepose: torch.Tensor) -> Control:
         """ControlNet residuals for latents (B, C, F, h, w) and DensePose renders (B, F, 3, H, W) in [0, 1], per frame."""
         b, _, f = sample.shape[:3]
-        t = (timestep.expand(b) if timestep.ndim else timestep.reshape(1).expand(b)).repeat_interleave(f)
+        t = timestep.reshape(-1).expand(b).repeat_interleave(f)
         down, mid = self.controlnet(sample.transpose(1, 2).flatten(0, 1), t, self._context(b * f),
                                     densepose.flatten(0, 1).to(sample.dtype), return_dict=False)
         return tuple(down), mid

@@ -79,8 +79,7 @@ class MagicAnimatePipeline:
                  scheduler: dict[str, Any] | None = None):
         self.model, self.codec = model, codec
         self.sampling = sampling or SamplingConfig()
-        self.scheduler_config = dict(scheduler or {})
-        make_scheduler(**self.scheduler_config)  # invalid settings fail here, not mid-sampling
+        self.scheduler = make_scheduler(**(scheduler or {}))  # invalid settings fail here, not mid-sampling
 
     @property
     def device(self) -> torch.device:
@@ -101,7 +100,7 @@ class MagicAnimatePipeline:
                 steps: int, guidance: float, windowed: bool = True) -> torch.Tensor:
         """Clean latents (1, C, F, h, w) for a reference latent (1, C, h, w) and renders (1, F, 3, H, W)."""
         s = self.sampling
-        scheduler = make_scheduler(**self.scheduler_config)
+        scheduler = self.scheduler
         scheduler.set_timesteps(steps, device=self.device)
         n = densepose.shape[1]
         c, h, w = reference_latent.shape[1:]

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_file, save_file, save_model
 
 from toolkit import __version__
 
@@ -152,10 +152,7 @@ class Checkpoint:
         return int(self.meta["step"])
 
     def load_model(self, model: torch.nn.Module) -> None:
-        missing, unexpected = load_model(model, str(self.path / "model.safetensors"), strict=False)
-        if missing or unexpected:
-            raise ValueError(f"{self.path}: weights do not match the model (missing {sorted(missing)[:3]}, "
-                             f"unexpected {sorted(unexpected)[:3]})")
+        load_weights(model, self.path / "model.safetensors", str(self.path))
 
     def ema_state(self) -> dict[str, torch.Tensor]:
         return load_file(str(self.path / "ema.safetensors"))
@@ -209,15 +206,21 @@ def init_weights(init: str | os.PathLike) -> Path:
                             "folder, or a .safetensors file)")
 
 
-def load_init(model: torch.nn.Module, weights: Path) -> None:
-    """Start `model` from another run's weights; every tensor must match by name and shape."""
+def load_weights(model: torch.nn.Module, weights: Path, name: str, advice: str = "") -> None:
+    """Load a safetensors file into `model`; every tensor must match by name and shape, else a ValueError that
+    starts with `name` and lists the first differences."""
     state, own = load_file(str(weights)), model.state_dict()
     missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
     reshaped = sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
     if missing or unexpected or reshaped:
-        raise ValueError(f"--init {weights}: weights do not match the model (missing {missing[:3]}, unexpected "
-                         f"{unexpected[:3]}, other shape {reshaped[:3]}); train the earlier stage with the same config")
+        raise ValueError(f"{name}: weights do not match the model (missing {missing[:3]}, unexpected "
+                         f"{unexpected[:3]}, other shape {reshaped[:3]}){advice}")
     model.load_state_dict(state)
+
+
+def load_init(model: torch.nn.Module, weights: Path) -> None:
+    """Start `model` from another run's weights; every tensor must match by name and shape."""
+    load_weights(model, weights, f"--init {weights}", "; train the earlier stage with the same config")
 
 
 def load_run(checkpoint: str | os.PathLike, method: str) -> tuple[dict[str, Any], Path]:
