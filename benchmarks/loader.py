@@ -24,7 +24,11 @@ frame by frame, each frame to PIL, torchvision RandomResizedCrop + ToTensor (+ N
 for pixels) per frame, float32 out; its CLIP preprocessing of the reference is left
 out), and a bare lower bound (one decord `get_batch` per video, no resize, no PIL).
 Targets: with pose + DensePose at least 10x the field's recipe (the bare bound's ratio
-is printed beside it); with pose alone within 1.5x of frames alone.
+is printed beside it); with pose alone within 1.5x of frames alone. Our side runs twice:
+renders as images (3 x 512 x 512 bytes per frame and condition cross from the workers) and
+as label maps (`renders="labels"`, the training loop's setting: a third of the bytes; the
+loop colours them on the device with `toolkit.conditions.colour_batch`, a gather on a GPU;
+what that colouring costs on this CPU is printed apart, in ms per clip).
 
 Run: .venv/bin/python benchmarks/loader.py [--videos 4] [--frames 150] [--samples 48] [--workers 2]
      [--part decode|conditions|all] [--shards data/shards/synthetic]
@@ -177,6 +181,18 @@ def clips_per_second(ds: Dataset, workers: int, warmup: int = 4) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def colouring_ms(ds: Dataset, n: int = 8) -> float:
+    """Milliseconds to turn one clip's label maps into images with `colour_batch` in this process (CPU)."""
+    from toolkit.conditions import colour_batch
+
+    batches = [torch.utils.data.default_collate([ds[i]]) for i in range(min(n, len(ds)))]
+    colour_batch(batches[0])
+    t0 = time.perf_counter()
+    for batch in batches:
+        colour_batch(batch)
+    return (time.perf_counter() - t0) / len(batches) * 1e3
+
+
 def run_case(name: str, tmp: Path, sizes: list[tuple[int, int]], args, gop: int | None,
              dtype: torch.dtype) -> tuple[float, float]:
     src, shards = tmp / f"{name}_src", tmp / f"{name}_shards"
@@ -215,9 +231,9 @@ def conditions_part(args, tmp: Path) -> None:
             paths[video_id][key] = write_video(tmp / "cond" / key / f"{video_id}.mp4", arr, fps=30.0)
     n_per = max(1, args.samples // len(ids))
 
-    def ours(columns, dtype):
+    def ours(columns, dtype, renders="images"):
         return ClipDataset(args.shards, n_frames=N_FRAMES, stride=stride, size=OUT, seed=0, columns=columns,
-                           samples_per_video=n_per, dtype=dtype, videos=ids)
+                           samples_per_video=n_per, dtype=dtype, videos=ids, renders=renders)
 
     print(f"\nconditions: default dataset shards ({len(ids)} train videos, 512x512, frames JPEG, IUV PNG), "
           f"{N_FRAMES}-frame clips at stride {stride}, {args.workers} workers")
@@ -243,6 +259,26 @@ def conditions_part(args, tmp: Path) -> None:
         record(f"loader: pose render overhead, ClipDataset frames only vs + pose ({label})",
                f"{pose:.2f} clips/s", f"{frames_only:.2f} clips/s (frames only)", frames_only / pose,
                "slowdown <= 1.5 (ratio = frames only / with pose)")
+        if dtype != torch.uint8:
+            continue
+        pose_l = clips_per_second(ours(("pose",), dtype, "labels"), args.workers)
+        both_l = clips_per_second(ours(("pose", "densepose"), dtype, "labels"), args.workers)
+        colour_ms = colouring_ms(ours(("pose", "densepose"), dtype, "labels"))
+        print(f"{'ClipDataset + pose, as labels (training default)':<62} {label:<8} {pose_l:>9.2f} "
+              f"{frames_only / pose_l:>8.2f}x slower (target <= 1.5)")
+        print(f"{'ClipDataset + pose + DensePose, as labels (training default)':<62} {label:<8} {both_l:>9.2f} "
+              f"{both_l / field:>8.1f}x the field recipe (target >= 10), {both_l / bare:.1f}x the bare bound")
+        print(f"  colouring the labels in the consumer (colour_batch, on this CPU; a gather on a GPU): "
+              f"{colour_ms:.1f} ms per clip", flush=True)
+        record(f"loader: clips/s with pose + DensePose as label maps (ClipDataset renders='labels', the training "
+               f"default; coloured on the device) vs 3 mp4s per sample ({label}, {args.workers} workers)",
+               f"{both_l:.2f} clips/s", f"{field:.2f} clips/s (decord per frame + PIL + torchvision)",
+               both_l / field, "ratio >= 10")
+        record(f"loader: pose overhead as label maps, ClipDataset frames only vs + pose labels ({label})",
+               f"{pose_l:.2f} clips/s", f"{frames_only:.2f} clips/s (frames only)", frames_only / pose_l,
+               "slowdown <= 1.5 (ratio = frames only / with pose)")
+        record("loader: colouring pose + DensePose label maps of one clip on the CPU (colour_batch)",
+               f"{colour_ms:.1f} ms/clip", "-", None)
 
 
 def main() -> None:

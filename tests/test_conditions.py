@@ -44,6 +44,32 @@ def test_float_dataset_is_the_uint8_one_scaled(shards):
         assert torch.allclose(a[key], b[key].float() / 255), key
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_label_renders_coloured_on_the_consumer_equal_the_images(shards, dtype):
+    kw = dict(n_frames=4, stride=2, size=(40, 24), columns=("pose", "densepose"), split="train", dtype=dtype,
+              samples_per_video=2, pose_style={"style": "controlnet", "face": True})
+    images, labels = ClipDataset(shards, **kw), ClipDataset(shards, renders="labels", **kw)
+    last = len(labels) - 1
+    assert last >= 1
+    item = labels[1]
+    assert item["pose_labels"].shape == (4, 40, 24) and item["pose_labels"].dtype == torch.uint8
+    assert item["reference_densepose_labels"].shape == (40, 24) and "pose" not in item
+    keys = ("pose", "reference_pose", "densepose", "reference_densepose")
+    coloured = conditions.colour_batch(item, dtype)
+    for key in keys:
+        assert torch.equal(coloured[key], images[1][key]), key
+    assert not any(k.endswith(("_labels", "_palette")) for k in coloured)
+    batch = torch.utils.data.default_collate([labels[0], labels[last]])
+    coloured = conditions.colour_batch(batch, dtype)
+    for key in keys:
+        assert torch.equal(coloured[key], torch.stack([images[0][key], images[last][key]])), key
+    assert torch.equal(coloured["frames"], batch["frames"])
+    plain = images[0]
+    assert conditions.colour_batch(plain) is plain
+    with pytest.raises(ValueError, match="renders"):
+        ClipDataset(shards, renders="rgb", **kw)
+
+
 def test_pose_images_scale_like_the_frames():
     kp = np.zeros((1, 133, 3), np.float32)
     kp[0, 5] = (40, 60, 1)   # left shoulder

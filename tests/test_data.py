@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from conftest import make_shards
+from toolkit import video as vid
 from toolkit.data import ClipDataset
 from toolkit.shards.reader import Shards
+from toolkit.shards.verify import verify
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +123,57 @@ def test_keypoint_columns_read_as_arrays_with_zeros_for_frames_without_pose(with
     if with_null:
         expected[1] = 0
     assert np.array_equal(out, expected)
+
+
+def _rewrite_frames(path: Path, change) -> None:
+    """Rewrite one frames file through `change(table) -> table` (a test's way to age or damage a shard)."""
+    table = change(pq.read_table(path))
+    pq.write_table(table, path.with_suffix(".tmp"), row_group_size=64)
+    path.with_suffix(".tmp").replace(path)
+
+
+def test_densepose_comes_from_the_part_planes_and_old_shards_fall_back_to_the_iuv(tmp_path):
+    root = make_shards(tmp_path, n_videos=2, n_frames=6, h=40, w=32)
+    shards = Shards(root)
+    vid_id = shards.video_ids("train")[0]
+    assert "parts" in shards.columns(vid_id)
+    part_index = shards.iuv(vid_id)[..., 0]
+    assert np.array_equal(shards.parts(vid_id), part_index) and part_index.any()
+    kw = dict(n_frames=3, stride=1, size=(24, 24), columns=("densepose",), dtype=torch.uint8, videos=[vid_id])
+    new = ClipDataset(root, **kw)[0]
+    # a shard of schema version 1 has no parts column: the render comes from the IUV maps, the same
+    path = root / shards.video(vid_id).frames_file
+    _rewrite_frames(path, lambda t: t.drop_columns(["parts"]))
+    assert "parts" not in Shards(root).columns(vid_id)
+    old = ClipDataset(root, **kw)[0]
+    for key in ("densepose", "reference_densepose"):
+        assert torch.equal(new[key], old[key]), key
+    assert np.array_equal(Shards(root).parts(vid_id), part_index)
+
+
+def test_deep_verify_checks_the_part_planes_against_the_iuv(tmp_path):
+    root = make_shards(tmp_path, n_videos=1, n_frames=4, h=40, w=32)
+    shards = Shards(root)
+    vid_id = shards.video_ids()[0]
+    path = root / shards.video(vid_id).frames_file
+
+    def damage(table):
+        parts = table.column("parts").to_pylist()
+        parts[1] = vid.encode_parts(np.zeros((40, 32), np.uint8))
+        parts[2] = b"not zstd"
+        return table.set_column(table.schema.get_field_index("parts"), "parts", pa.array(parts, pa.binary()))
+
+    _rewrite_frames(path, damage)
+    problems = verify(root, deep=True)
+    assert any("parts of frame 1 differ from its IUV map" in p for p in problems), problems
+    assert any("parts[2]" in p and "zstd" in p for p in problems), problems
+
+
+def test_part_planes_round_trip_and_refuse_what_they_are_not():
+    plane = np.random.default_rng(0).integers(0, 25, (30, 20), dtype=np.uint8)
+    data = vid.encode_parts(plane)
+    assert np.array_equal(vid.decode_parts(data, 30, 20), plane)
+    with pytest.raises(vid.DecodeError, match="x.parquet: not a zstd-compressed 20x20 part plane"):
+        vid.decode_parts(data, 20, 20, name="x.parquet")
+    with pytest.raises(ValueError, match=r"\(H, W\) uint8"):
+        vid.encode_parts(plane.astype(np.int16))

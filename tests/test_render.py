@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -189,6 +190,59 @@ def test_render_pose_skips_weak_and_missing_points():
     edge[RIGHT_HAND.start + 4, :2] = (0.5, 300.0)
     assert px(render_pose(edge, H, W), 0.5, 300.0) == (0, 0, 0)
     assert not render_pose(np.zeros((133, 3)), H, W).any()
+
+
+def _reference_drawing(kp: np.ndarray, h: int, w: int, style: PoseStyle, hands: bool, face: bool) -> np.ndarray:
+    """An independent oracle: the reference code's drawing calls, one cv2 call per primitive on a colour canvas,
+    the limbs dimmed by scaling the whole canvas by 0.6 before the joints."""
+    canvas = np.zeros((h, w, 3), np.uint8)
+    joints = render_pose_module.body_joints(kp, feet=style.feet)
+    ok = joints[:, 2] > 0.3
+    for i, (a, b) in enumerate(style.limbs):
+        if ok[a] and ok[b]:
+            p, q = joints[a, :2], joints[b, :2]
+            centre = (int((p[0] + q[0]) / 2), int((p[1] + q[1]) / 2))
+            length = ((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2) ** 0.5
+            angle = np.degrees(np.arctan2(p[1] - q[1], p[0] - q[0]))
+            poly = cv2.ellipse2Poly(centre, (int(length / 2), 4), int(angle), 0, 360, 1)
+            cv2.fillConvexPoly(canvas, poly, style.colour(BODY_COLOURS[i]))
+    canvas = (canvas * 0.6).astype(np.uint8)
+    for j in np.flatnonzero(ok[:style.n_joints]):
+        cv2.circle(canvas, (int(joints[j, 0]), int(joints[j, 1])), 4, style.colour(BODY_COLOURS[j]), thickness=-1)
+    if hands:
+        for hand in (LEFT_HAND, RIGHT_HAND):
+            pts = kp[hand]
+            good = [(p[2] > 0.3 and int(p[0]) > 0 and int(p[1]) > 0) for p in pts]
+            for e, (a, b) in enumerate(HAND_EDGES):
+                if good[a] and good[b]:
+                    cv2.line(canvas, (int(pts[a, 0]), int(pts[a, 1])), (int(pts[b, 0]), int(pts[b, 1])),
+                             style.colour(HAND_EDGE_COLOURS[e]), thickness=2)
+            for p, g in zip(pts, good):
+                if g:
+                    cv2.circle(canvas, (int(p[0]), int(p[1])), 4, style.colour((0, 0, 255)), thickness=-1)
+    if face:
+        for p in kp[FACE]:
+            if p[2] > 0.3 and int(p[0]) > 0 and int(p[1]) > 0:
+                cv2.circle(canvas, (int(p[0]), int(p[1])), 3, (255, 255, 255), thickness=-1)
+    return canvas
+
+
+@pytest.mark.parametrize("style", ["unianimate", "controlnet"])
+def test_label_canvas_render_equals_one_drawing_call_per_primitive(style):
+    """Drawing labels and looking up colours gives the reference's pixels exactly, also where strokes overlap,
+    leave the canvas or sit on its first row and column."""
+    rng = np.random.default_rng(3)
+    st = render_pose_module.get_style(style)
+    for i in range(40):
+        kp = np.zeros((133, 3), np.float32)
+        kp[:, :2] = rng.uniform(-30, 130, (133, 2))
+        kp[:, 2] = rng.uniform(0, 1, 133)
+        kp[rng.integers(0, 133, 10), :2] = rng.integers(0, 3, (10, 2))
+        hands, face = bool(i % 2), bool(i % 3)
+        ours = render_pose(kp, 100, 120, hands=hands, face=face, style=style)
+        assert np.array_equal(ours, _reference_drawing(kp, 100, 120, st, hands, face)), i
+        labels = render_pose_module.render_pose_labels(kp, 100, 120, hands=hands, face=face, style=style)
+        assert np.array_equal(render_pose_module.pose_palette(style)[labels], ours)
 
 
 def test_render_poses_and_source_size():
@@ -414,9 +468,15 @@ def test_fixture_hand_strokes_reject_a_wrong_renderer(uni_recovered, monkeypatch
     assert mean_iou(some) < 0.8
     monkeypatch.setattr(render_pose_module, "HAND_LINE_THICKNESS", 2)
     rgb = PoseStyle("rgb-with-feet", feet=True, swap_channels=False)
-    real_draw_hands = render_pose_module.draw_hands
-    monkeypatch.setattr(render_pose_module, "draw_hands", lambda canvas, kp, style, threshold=0.3:
-                        real_draw_hands(canvas, kp, rgb, threshold))
+    real_palette = render_pose_module._palette
+
+    def rgb_hands(style):
+        palette = real_palette(style).copy()
+        hands = slice(render_pose_module.HAND_EDGE_LABEL, render_pose_module.FACE_LABEL)
+        palette[hands] = real_palette(rgb)[hands]
+        return palette
+
+    monkeypatch.setattr(render_pose_module, "_palette", rgb_hands)
     assert mean_iou(some) < 0.1
 
 

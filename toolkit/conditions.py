@@ -11,14 +11,14 @@ table, so conditions cost little next to decoding the frames.
 
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import cv2
 import numpy as np
 
-from toolkit.annotate.render_densepose import densepose_palette
-from toolkit.annotate.render_pose import render_pose
+from toolkit.annotate.labels import colour
+from toolkit.annotate.render_densepose import N_PARTS, densepose_palette
+from toolkit.annotate.render_pose import pose_palette, render_pose_labels
 
 Size = tuple[int, int]  # (height, width)
 
@@ -55,24 +55,10 @@ def fit_keypoints(keypoints: np.ndarray, source: Size, size: Size) -> np.ndarray
     return kp
 
 
-def _output(n: int, size: Size, chw: bool) -> np.ndarray:
-    return np.empty((n, 3, size[0], size[1]) if chw else (n, size[0], size[1], 3), np.uint8)
-
-
-def _put(out: np.ndarray, t: int, image: np.ndarray, chw: bool) -> None:
-    """Store an (h, w, 3) image as frame t; for CHW one cv2.split into the planes (cheaper than a transpose)."""
-    if chw:
-        cv2.split(image, [out[t, 0], out[t, 1], out[t, 2]])
-    else:
-        out[t] = image
-
-
-def pose_images(keypoints: np.ndarray, source: Size, size: Size, style: str = "unianimate",
-                hands: bool = True, face: bool = False, align_to: np.ndarray | None = None,
-                chw: bool = False) -> np.ndarray:
-    """Pose renders of (T, 133, 3) keypoints given in `source` pixels, as (T, h, w, 3) uint8 at `size`.
-
-    `chw=True` returns (T, 3, h, w) instead, the layout models take.
+def pose_labels(keypoints: np.ndarray, source: Size, size: Size, style: str = "unianimate", hands: bool = True,
+                face: bool = False, align_to: np.ndarray | None = None) -> np.ndarray:
+    """Label canvases (T, h, w) uint8 of the pose renders of (T, 133, 3) keypoints given in `source` pixels:
+    ``pose_palette(style)[labels]`` is :func:`pose_images`' output, exactly.
 
     `align_to`: reference keypoints (133, 3) in `source` pixels; when given, the
     sequence is first moved onto the reference body (UniAnimate's alignment,
@@ -86,45 +72,72 @@ def pose_images(keypoints: np.ndarray, source: Size, size: Size, style: str = "u
 
         seq = align_pose_sequence(seq, align_to)
     fitted = fit_keypoints(seq, source, size)
-    out = _output(len(seq), size, chw)
+    out = np.zeros((len(seq), size[0], size[1]), np.uint8)
     for t, kp in enumerate(fitted):
-        _put(out, t, render_pose(kp, size[0], size[1], face=face, hands=hands, style=style), chw)
+        render_pose_labels(kp, size[0], size[1], face=face, hands=hands, style=style, out=out[t])
     return out
 
 
-@functools.lru_cache(maxsize=1)
-def _densepose_luts() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One (256, 1) uint8 table per colour plane for cv2.LUT: part index -> R, G, B (indices above 24 -> 0)."""
-    lut = np.zeros((256, 3), np.uint8)
-    palette = densepose_palette()
-    lut[:len(palette)] = palette
-    return tuple(np.ascontiguousarray(lut[:, c:c + 1]) for c in range(3))
+def pose_images(keypoints: np.ndarray, source: Size, size: Size, style: str = "unianimate",
+                hands: bool = True, face: bool = False, align_to: np.ndarray | None = None,
+                chw: bool = False) -> np.ndarray:
+    """Pose renders of (T, 133, 3) keypoints given in `source` pixels, as (T, h, w, 3) uint8 at `size`.
+
+    `chw=True` returns (T, 3, h, w) instead, the layout models take. `align_to`: see :func:`pose_labels`.
+    """
+    labels = pose_labels(keypoints, source, size, style=style, hands=hands, face=face, align_to=align_to)
+    return colour(labels, pose_palette(style), chw)
+
+
+def densepose_labels(iuv: np.ndarray | Sequence[np.ndarray], size: Size) -> np.ndarray:
+    """DensePose part indices (T, h, w) uint8 at `size` (nearest resize) of (T, H, W, 3) IUV (I in channel 0)
+    or of (H, W) part-index planes: ``densepose_palette()[labels]`` is :func:`densepose_images`' output."""
+    frames = list(iuv)
+    out = np.empty((len(frames), size[0], size[1]), np.uint8)
+    for t, frame in enumerate(frames):
+        part = np.ascontiguousarray(frame[..., 0] if frame.ndim == 3 else frame)
+        if part.dtype != np.uint8:
+            raise ValueError(f"IUV maps must be uint8, got {part.dtype}")
+        if part.max(initial=0) > N_PARTS:
+            raise ValueError(f"DensePose part indices must lie in 0..{N_PARTS}, got up to {part.max()}")
+        out[t] = fit_image(part, size, nearest=True)
+    return out
 
 
 def densepose_images(iuv: np.ndarray | Sequence[np.ndarray], size: Size, chw: bool = False) -> np.ndarray:
     """MagicAnimate-style DensePose renders of (T, H, W, 3) IUV (I in channel 0) as (T, h, w, 3) uint8 at `size`.
 
-    Each frame may also be its (H, W) part-index plane alone. `chw=True` returns
-    (T, 3, h, w): each colour plane is then one table lookup written in place.
+    Each frame may also be its (H, W) part-index plane alone. `chw=True` returns (T, 3, h, w).
     """
-    frames = list(iuv)
-    out = _output(len(frames), size, chw)
-    luts = _densepose_luts()
-    for t, frame in enumerate(frames):
-        part = np.ascontiguousarray(frame[..., 0] if frame.ndim == 3 else frame)
-        if part.dtype != np.uint8:
-            raise ValueError(f"IUV maps must be uint8, got {part.dtype}")
-        if part.max(initial=0) > 24:
-            raise ValueError(f"DensePose part indices must lie in 0..24, got up to {part.max()}")
-        part = fit_image(part, size, nearest=True)
-        if chw:  # outside the person's bounding box every pixel is background (part 0): fill, look up the box
-            x, y, w, h = cv2.boundingRect(part)
-            for c in range(3):
-                plane, background = out[t, c], luts[c][0, 0]
-                plane[:y], plane[y + h:], plane[y:y + h, :x], plane[y:y + h, x + w:] = (background,) * 4
-                cv2.LUT(part[y:y + h, x:x + w], luts[c], dst=plane[y:y + h, x:x + w])
+    return colour(densepose_labels(iuv, size), densepose_palette(), chw)
+
+
+def colour_batch(batch: dict, dtype: "torch.dtype | None" = None) -> dict:
+    """Replace label maps in a batch by the renders they stand for, on the batch's device.
+
+    `ClipDataset(renders="labels")` returns each render as `<name>_labels` (..., H, W) uint8 (`pose`,
+    `reference_pose`, `densepose`, `reference_densepose`) with the palette of `pose` and `densepose` as
+    `<kind>_palette` (..., N, 3) uint8: a third of the bytes to move between processes. This turns them into
+    `<name>` (..., 3, H, W) uint8, equal to what `renders="images"` returns; `dtype=torch.float32` gives them in
+    [0, 1] instead. Other entries pass through, and a batch without labels comes back as it is.
+    """
+    import torch
+
+    names = [k[:-len("_labels")] for k in batch if k.endswith("_labels")]
+    if not names:
+        return batch
+    out = {k: v for k, v in batch.items() if not k.endswith(("_labels", "_palette"))}
+    for name in names:
+        labels, palette = batch[f"{name}_labels"], batch[f"{name.removeprefix('reference_')}_palette"]
+        palettes = palette.reshape(-1, *palette.shape[-2:])
+        items = labels.reshape(len(palettes), -1, *labels.shape[-2:])
+        if labels.device.type == "cpu":  # table lookups per plane: a gather of int64 indices is slow on a CPU
+            images = torch.stack([torch.from_numpy(colour(x.numpy(), p.numpy(), chw=True))
+                                  for p, x in zip(palettes, items)])
         else:
-            out[t] = cv2.merge([cv2.LUT(part, lut) for lut in luts])
+            images = torch.stack([p[x.long()] for p, x in zip(palettes, items)]).movedim(-1, -3)
+        images = images.reshape(*labels.shape[:-2], 3, *labels.shape[-2:]).contiguous()
+        out[name] = images.to(dtype).div_(255) if dtype is not None and dtype.is_floating_point else images
     return out
 
 

@@ -19,6 +19,9 @@ from torch.utils.data import Dataset
 
 from toolkit import conditions
 from toolkit import video as vid
+from toolkit.annotate.labels import colour
+from toolkit.annotate.render_densepose import densepose_palette
+from toolkit.annotate.render_pose import pose_palette
 from toolkit.shards.reader import Shards, keypoint_array
 
 # Columns ClipDataset can return besides the frames. `pose` and `densepose` are
@@ -41,10 +44,14 @@ class ClipDataset(Dataset):
         seed: makes item -> clip deterministic; `set_epoch` varies it per epoch.
         samples_per_video: items per video per epoch.
         reference: "random" (any frame of the video, as Animate Anyone-style training
-            does) or "first" (the first frame, as evaluation does).
+            does), "first" (the first frame, as evaluation does) or "self" (the clip's first
+            frame: a target that reconstructs its own reference, as image training does).
         dtype: torch.float32 gives images in [0, 1]; torch.uint8 keeps 0..255 (4x less
             to move between worker processes: convert on the GPU instead).
         pose_style: keyword options of :func:`toolkit.conditions.pose_images` (style, hands, face).
+        renders: "images" returns `pose` / `densepose` as colour images; "labels" returns them as label maps
+            with their palettes (a third of the bytes to move between processes), which
+            :func:`toolkit.conditions.colour_batch` turns into the same images on the device.
         videos: only these video ids (e.g. to fit one video); None takes every video of the split.
 
     Returns dicts with `reference` (3, H, W) and `frames` (T, 3, H, W) images (see dtype),
@@ -52,20 +59,21 @@ class ClipDataset(Dataset):
     `iuv` (T, 3, H, W) uint8, `mask` (T, 1, H, W) float, `pose` / `densepose`
     renders (T, 3, H, W) (see dtype) with the reference frame's render as
     `reference_pose` / `reference_densepose` (3, H, W) (the UniAnimate inputs),
-    `person_box` (T, 4), `video_id`, `frame_indices`.
+    `person_box` (T, 4), `video_id`, `frame_indices`. With ``renders="labels"`` each render `NAME` comes as
+    `NAME_labels` ((T, H, W) or (H, W) uint8) instead, with `pose_palette` / `densepose_palette` ((N, 3) uint8).
     """
 
     def __init__(self, shards: str | Path | Shards, n_frames: int = 16, stride: int = 4,
                  size: int | tuple[int, int] | None = None, columns: Sequence[str] = (),
                  split: str | None = "train", seed: int = 0, samples_per_video: int = 1,
                  reference: str = "random", dtype: torch.dtype = torch.float32,
-                 pose_style: dict | None = None, videos: Sequence[str] | None = None):
+                 pose_style: dict | None = None, videos: Sequence[str] | None = None, renders: str = "images"):
         self.root = shards.root if isinstance(shards, Shards) else Path(shards)
         unknown = set(columns) - set(COLUMNS)
         if unknown:
             raise ValueError(f"unknown columns {sorted(unknown)}; choose from {COLUMNS}")
-        if reference not in ("random", "first"):
-            raise ValueError(f"reference must be 'random' or 'first', got {reference!r}")
+        if reference not in ("random", "first", "self"):
+            raise ValueError(f"reference must be 'random', 'first' or 'self', got {reference!r}")
         self.n_frames, self.stride, self.seed = n_frames, stride, seed
         self.size = (size, size) if isinstance(size, int) else size
         self.columns, self.reference, self.samples_per_video = tuple(columns), reference, samples_per_video
@@ -73,6 +81,9 @@ class ClipDataset(Dataset):
         if dtype not in (torch.float32, torch.uint8):
             raise ValueError(f"dtype must be torch.float32 or torch.uint8, got {dtype}")
         self.dtype = dtype
+        if renders not in ("images", "labels"):
+            raise ValueError(f"renders must be 'images' or 'labels', got {renders!r}")
+        self.renders = renders
         self.pose_style = dict(pose_style or {})
         unknown_style = set(self.pose_style) - {"style", "hands", "face"}
         if unknown_style:
@@ -109,10 +120,17 @@ class ClipDataset(Dataset):
             self._shards, self._pid = Shards(self.root), os.getpid()
         return self._shards
 
-    def _images(self, images: np.ndarray) -> torch.Tensor:
-        """(T, 3, H, W) uint8 renders -> a tensor in this dataset's dtype."""
-        out = torch.from_numpy(images)
-        return out.float().div_(255) if self.dtype == torch.float32 else out
+    def _renders(self, item: dict, name: str, labels: np.ndarray, palette: np.ndarray) -> None:
+        """Store (1 + T, H, W) label maps (reference first) as `name` renders, or as labels with their palette."""
+        if self.renders == "labels":
+            lab = torch.from_numpy(labels)
+            item[f"reference_{name}_labels"], item[f"{name}_labels"] = lab[0].contiguous(), lab[1:].contiguous()
+            item[f"{name}_palette"] = torch.from_numpy(np.array(palette, np.uint8))
+            return
+        images = torch.from_numpy(colour(labels, palette, chw=True))
+        if self.dtype == torch.float32:
+            images = images.float().div_(255)
+        item[f"reference_{name}"], item[name] = images[0].contiguous(), images[1:].contiguous()
 
     def clip_indices(self, index: int) -> tuple[str, list[int], int]:
         """(video id, frame indices, reference index) of item `index`: deterministic for the seed and epoch.
@@ -127,14 +145,19 @@ class ClipDataset(Dataset):
         starts = np.random.default_rng([self.seed, self.epoch, video, 1]).permutation(n - self.span + 1)
         start = int(starts[sample % len(starts)])
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        ref = 0 if self.reference == "first" else int(rng.integers(0, n))
+        ref = {"first": 0, "self": start}.get(self.reference)
+        if ref is None:
+            ref = int(rng.integers(0, n))
         return video_id, [start + k * self.stride for k in range(self.n_frames)], ref
 
     def __getitem__(self, index: int) -> dict:
         if not 0 <= index < len(self):
             raise IndexError(index)
         video_id, idx, ref = self.clip_indices(index)
-        stored = sorted({_STORED[c] for c in self.columns})
+        stored = {_STORED[c] for c in self.columns}
+        if "densepose" in self.columns and "iuv" not in self.columns and "parts" in self.shards.columns(video_id):
+            stored = (stored - {"iuv"}) | {"parts"}  # the part planes alone: a tenth of the IUV PNGs' decoding
+        stored = sorted(stored)
         table = self.shards.read(video_id, [ref, *idx], ["image", *stored])
         h, w = self.stored_size[video_id]
         out_h, out_w = self.size or (h, w)
@@ -158,14 +181,19 @@ class ClipDataset(Dataset):
                 fitted = torch.from_numpy(conditions.fit_keypoints(kp, (h, w), (out_h, out_w)))
                 item["keypoints"], item["reference_keypoints"] = fitted[1:], fitted[0]
             if "pose" in self.columns:
-                poses = self._images(conditions.pose_images(kp, (h, w), (out_h, out_w), chw=True,
-                                                             **self.pose_style))
-                item["reference_pose"], item["pose"] = poses[0].contiguous(), poses[1:].contiguous()
+                labels = conditions.pose_labels(kp, (h, w), (out_h, out_w), **self.pose_style)
+                self._renders(item, "pose", labels, pose_palette(self.pose_style.get("style", "unianimate")))
         if "person_box" in self.columns:
             boxes = [np.full(4, np.nan, np.float32) if b is None else np.asarray(b, np.float32)
                      for b in table.column("person_box").to_pylist()[1:]]
             box = np.stack(boxes) * scale - np.array([ox, oy, ox, oy], np.float32)
             item["person_box"] = torch.from_numpy(box.astype(np.float32))
+        if "parts" in stored:
+            raw = table.column("parts").to_pylist()
+            if any(b is None for b in raw):
+                raise ValueError(f"{self.root}: video {video_id} has no IUV maps (prepared without --densepose)")
+            parts = [vid.decode_parts(b, h, w, name=f"{video_id} parts") for b in raw]
+            self._renders(item, "densepose", conditions.densepose_labels(parts, (out_h, out_w)), densepose_palette())
         if "iuv" in stored:
             # the reference's IUV (row 0) is decoded only for its DensePose render
             raw = table.column("iuv").to_pylist()[0 if "densepose" in self.columns else 1:]
@@ -178,8 +206,8 @@ class ClipDataset(Dataset):
             else:  # the DensePose render needs the part index (I, channel 0) alone
                 iuv = [vid.decode_image_channel(b, 0, name=video_id) for b in raw]
             if "densepose" in self.columns:
-                dp = self._images(conditions.densepose_images(iuv, (out_h, out_w), chw=True))
-                item["reference_densepose"], item["densepose"] = dp[0].contiguous(), dp[1:].contiguous()
+                self._renders(item, "densepose", conditions.densepose_labels(iuv, (out_h, out_w)),
+                              densepose_palette())
         if "mask" in self.columns:
             raw = table.column("mask").to_pylist()[1:]
             if any(b is None for b in raw):

@@ -137,6 +137,7 @@ def _frame_batches(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, geo
             "keypoints": writer.keypoint_column(kp, t),
             "person_box": [None] * t if kp is None else [person_box(k) for k in kp],
             "iuv": [None] * t if iuv is None else [vid.encode_image(np.ascontiguousarray(x), "png") for x in iuv],
+            "parts": [None] * t if iuv is None else [vid.encode_parts(x[..., 0]) for x in iuv],
             "mask": [None if m is None else vid.encode_image(_binary_mask(m), "png") for m in chunk.masks],
         }
         flags["n"] += t

@@ -9,9 +9,14 @@ MagicAnimate trains in two stages (paper, section 3.4), both here:
 * stage 2, motion: clips of ``n_frames``; only the motion modules train, everything else is
   frozen at stage 1's weights (``--init`` the stage-1 run).
 
+Image-video joint training (paper, section 3.4), stage 1: with ``[joint] image_prob`` > 0 that share of the
+pairs are image items instead, one frame (of ``image_shards``, by default the training shards) that is both
+the reference and the target with its own DensePose render, so the model learns to reconstruct the image;
+a folder of photos prepared as shards is the image data. Stage 2's image branch is not offered.
+
 A config file has ``[model]`` (:class:`~baselines.magicanimate.model.MagicAnimateConfig`),
 ``[codec]`` (:func:`toolkit.models.codec.build_codec`), ``[scheduler]`` (DDIMScheduler
-overrides of MagicAnimate's schedule), ``[objective]``
+overrides of MagicAnimate's schedule), ``[joint]`` (:class:`JointConfig`), ``[objective]``
 (:class:`~baselines.magicanimate.objective.ObjectiveConfig`), ``[sampling]``
 (:class:`~baselines.magicanimate.pipeline.SamplingConfig`), ``[data]`` and ``[train]``, and per
 stage ``[stages.N.TABLE]`` tables that update them (:func:`toolkit.train.recipe.select_stage`).
@@ -19,10 +24,13 @@ stage ``[stages.N.TABLE]`` tables that update them (:func:`toolkit.train.recipe.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from baselines.magicanimate.model import MagicAnimateConfig, MagicAnimateModel
 from baselines.magicanimate.objective import ObjectiveConfig, training_loss
@@ -34,9 +42,58 @@ from toolkit.train.recipe import Recipe, check_data, clip_dataset, select_stage
 STAGES = (1, 2)
 
 
+@dataclass(frozen=True)
+class JointConfig:
+    """``[joint]``: image-video joint training in stage 1 (`image_prob` 0 turns it off)."""
+
+    image_prob: float = 0.0
+    image_shards: str | None = None   # shards of the image data; None: the training shards
+    image_split: str = "train"
+
+    @classmethod
+    def from_dict(cls, table: dict[str, Any], stage: int) -> "JointConfig":
+        unknown = set(table) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown [joint] keys {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        out = cls(**table)
+        if not 0.0 <= float(out.image_prob) <= 1.0:
+            raise ValueError(f"[joint] image_prob must lie in [0, 1], got {out.image_prob}")
+        if out.image_prob > 0 and stage != 1:
+            raise ValueError("[joint] image-video joint training is offered for stage 1 only (image pairs); "
+                             f"stage {stage} sets image_prob = {out.image_prob}")
+        return out
+
+
+class ImageVideoPairs(Dataset):
+    """Stage-1 pairs, each one (with probability `image_prob`, fixed for a seed, epoch and index) an image item
+    instead of a video pair: a frame of `images` that is its own reference (``reference="self"``)."""
+
+    def __init__(self, videos: ClipDataset, images: ClipDataset, image_prob: float, seed: int):
+        self.videos, self.images, self.image_prob, self.seed, self.epoch = videos, images, image_prob, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.videos.set_epoch(epoch)
+        self.images.set_epoch(epoch)
+
+    def is_image(self, index: int) -> bool:
+        return bool(np.random.default_rng([self.seed, self.epoch, index, 2]).random() < self.image_prob)
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if self.is_image(index):
+            return self.images[index % len(self.images)]
+        return self.videos[index]
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Validate the method's tables of a (stage-selected) config; raises ValueError naming the table."""
     check_data(config)
+    JointConfig.from_dict(config.get("joint", {}), int(config.get("stage", 1)))
     ObjectiveConfig.from_dict(config.get("objective", {}))
     SamplingConfig.from_dict(config.get("sampling", {}))
     MagicAnimateConfig.from_dict(config.get("model", {}))
@@ -64,6 +121,7 @@ class MagicAnimateRecipe(Recipe):
         self._stage = int(config.get("stage", 1))
         if self._stage not in STAGES:
             raise ValueError(f"magicanimate trains in stages {STAGES}, not {self._stage}")
+        JointConfig.from_dict(config.get("joint", {}), self._stage)
         self._objective = ObjectiveConfig.from_dict(config.get("objective", {}))
         self._scheduler = make_scheduler(**config.get("scheduler", {}))
         self._codec = build_codec(config.get("codec", {}))
@@ -83,8 +141,17 @@ class MagicAnimateRecipe(Recipe):
             p.requires_grad_(name in keep)
         return [p for n, p in model.named_parameters() if n in keep]
 
-    def build_dataset(self, shards: Path, config: dict[str, Any]) -> ClipDataset:
-        return clip_dataset(shards, config, ("densepose",), n_frames=1, stride=1)
+    def build_dataset(self, shards: Path, config: dict[str, Any]) -> ClipDataset | ImageVideoPairs:
+        pairs = clip_dataset(shards, config, ("densepose",), n_frames=1, stride=1)
+        joint = JointConfig.from_dict(config.get("joint", {}), self._stage)
+        if joint.image_prob == 0:
+            return pairs
+        image_config = {**config, "data": {**config.get("data", {}), "reference": "self", "n_frames": 1,
+                                           "split": joint.image_split}}
+        image_config["data"].pop("videos", None)
+        images = clip_dataset(Path(joint.image_shards or shards), image_config, ("densepose",), n_frames=1,
+                              stride=1)
+        return ImageVideoPairs(pairs, images, joint.image_prob, int(config.get("train", {}).get("seed", 0)))
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
         if self._codec is None or self._objective is None:

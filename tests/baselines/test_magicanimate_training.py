@@ -92,6 +92,37 @@ def test_stage_selection_and_its_errors():
         select_stage({"model": {}}, 1, "unianimate")
 
 
+def test_joint_training_mixes_in_image_items_that_reconstruct_themselves(shards, tmp_path):
+    cfg = micro_config()
+    cfg["stages"]["1"]["joint"] = {"image_prob": 0.5}
+    recipe = MagicAnimateRecipe()
+    stage1 = select_stage(cfg, 1, "magicanimate")
+    recipe.build_model(stage1)
+    mixed = recipe.build_dataset(shards, stage1)
+    flags = [mixed.is_image(i) for i in range(len(mixed))]
+    assert 0.25 < np.mean(flags) < 0.75, np.mean(flags)
+    for i in range(len(mixed)):
+        item = mixed[i]
+        if flags[i]:
+            assert torch.equal(item["reference"], item["frames"][0])
+            assert torch.equal(item["reference_densepose_labels"], item["densepose_labels"][0])
+    mixed.set_epoch(1)
+    assert [mixed.is_image(i) for i in range(len(mixed))] != flags
+    stage1["joint"] = {"image_prob": 1.0}
+    everything = recipe.build_dataset(shards, stage1)
+    assert all(torch.equal(everything[i]["reference"], everything[i]["frames"][0]) for i in range(len(everything)))
+    stage1["joint"] = {}
+    assert not hasattr(recipe.build_dataset(shards, stage1), "is_image")
+    with pytest.raises(ValueError, match="stage 1 only"):
+        MagicAnimateRecipe().build_model(select_stage({**cfg, "joint": {"image_prob": 0.3}}, 2, "magicanimate",
+                                                      init=Path("x")))
+    with pytest.raises(ValueError, match=r"unknown \[joint\] keys"):
+        recipe.build_dataset(shards, {**stage1, "joint": {"image_probability": 0.3}})
+    summary = train(MagicAnimateRecipe(), cfg, shards, tmp_path / "joint", progress=False, method="magicanimate",
+                    stage=1)
+    assert summary["step"] == 2
+
+
 def test_a_stage_1_run_does_not_resume_as_stage_2(stages, shards):
     s1, _ = stages
     with pytest.raises(ValueError, match="config"):

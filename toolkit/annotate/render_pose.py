@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from toolkit.annotate.labels import colour
 from toolkit.keypoints import (
     FACE,
     HAND_EDGES,
@@ -156,9 +157,9 @@ def _disc(radius: int) -> tuple[np.ndarray, np.ndarray]:
     return dy - radius - 1, dx - radius - 1
 
 
-def draw_discs(canvas: np.ndarray, points: np.ndarray, radius: int, colours: np.ndarray) -> None:
-    """Fill discs at (N, 2) points (truncated to int) in (N, 3) colours, later ones on top: cv2.circle's pixels,
-    in one vectorised write instead of N calls."""
+def draw_discs(canvas: np.ndarray, points: np.ndarray, radius: int, values: np.ndarray) -> None:
+    """Fill discs at (N, 2) points (truncated to int) with (N,) labels or (N, 3) colours, later ones on top:
+    cv2.circle's pixels, in one vectorised write instead of N calls."""
     if not len(points):
         return
     dy, dx = _disc(radius)
@@ -166,35 +167,48 @@ def draw_discs(canvas: np.ndarray, points: np.ndarray, radius: int, colours: np.
     centres = np.clip(np.trunc(points), -2 * radius - (1 << 20), 1 << 20).astype(np.int64)
     ys = (centres[:, 1:2] + dy).ravel()
     xs = (centres[:, 0:1] + dx).ravel()
-    cols = np.repeat(np.asarray(colours, np.uint8).reshape(-1, 3), len(dy), axis=0)
+    vals = np.repeat(np.asarray(values, np.uint8), len(dy), axis=0)
     inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
     # numpy assigns repeated indices in order, so where discs overlap the later point wins, as with cv2.circle calls
-    canvas[ys[inside], xs[inside]] = cols[inside]
+    canvas[ys[inside], xs[inside]] = vals[inside]
+
+
+# Label canvases: every drawing call overwrites pixels with one opaque colour (no blending, no anti-aliasing),
+# so a render is exactly `palette[labels]` for a one-channel canvas of colour indices. Labels, in drawing order:
+LIMB_LABEL = 1                                    # + limb index (dimmed body colours)
+JOINT_LABEL = LIMB_LABEL + len(BODY_COLOURS)      # + joint index (full body colours)
+HAND_EDGE_LABEL = JOINT_LABEL + len(BODY_COLOURS)  # + hand edge index
+HAND_POINT_LABEL = HAND_EDGE_LABEL + len(HAND_EDGE_COLOURS)
+FACE_LABEL = HAND_POINT_LABEL + 1
+N_LABELS = FACE_LABEL + 1
 
 
 @functools.lru_cache(maxsize=None)
-def _palette(style: PoseStyle) -> dict[str, np.ndarray]:
-    """The style's colours as arrays: dimmed limb colours, joint colours, hand edge and hand point colours."""
-    return {
-        "limbs": np.array([[int(c * LIMB_DIM) for c in style.colour(rgb)] for rgb in BODY_COLOURS], np.uint8),
-        "joints": np.array([style.colour(rgb) for rgb in BODY_COLOURS], np.uint8),
-        "hand_edges": np.array([style.colour(rgb) for rgb in HAND_EDGE_COLOURS], np.uint8),
-        "hand_point": np.array(style.colour(HAND_POINT_COLOUR), np.uint8),
-    }
+def _palette(style: PoseStyle) -> np.ndarray:
+    rows = ([(0, 0, 0)] + [tuple(int(c * LIMB_DIM) for c in style.colour(rgb)) for rgb in BODY_COLOURS]
+            + [style.colour(rgb) for rgb in BODY_COLOURS] + [style.colour(rgb) for rgb in HAND_EDGE_COLOURS]
+            + [style.colour(HAND_POINT_COLOUR), style.colour(FACE_COLOUR)])
+    palette = np.array(rows, np.uint8)
+    palette.flags.writeable = False
+    return palette
 
 
-def draw_body(canvas: np.ndarray, joints: np.ndarray, style: PoseStyle, threshold: float = 0.3) -> np.ndarray:
-    """Draw limbs (dimmed) and joints of (18 or 20, 3) body joints onto a black canvas; returns the new canvas."""
+def pose_palette(style: str | PoseStyle = "unianimate") -> np.ndarray:
+    """(N_LABELS, 3) uint8 RGB colour of each label of a style's label canvas (label 0: black background)."""
+    return _palette(get_style(style))
+
+
+def draw_body(canvas: np.ndarray, joints: np.ndarray, style: PoseStyle, threshold: float = 0.3) -> None:
+    """Draw limbs, then joints, of (18 or 20, 3) body joints onto an empty label canvas, in place.
+
+    The reference scales the whole canvas by 0.6 after the limbs; on an empty canvas that equals drawing
+    each limb in its dimmed colour, which is what the limb labels are."""
     ok = joints[:, 2] > threshold
-    if canvas.any():  # dimming commutes with overwriting, so limbs are drawn in their dimmed colours
-        canvas = (canvas * LIMB_DIM).astype(np.uint8)
-    colours = _palette(style)
     for i, (a, b) in enumerate(style.limbs):
         if ok[a] and ok[b]:
-            draw_limb(canvas, joints[a], joints[b], tuple(colours["limbs"][i].tolist()))
+            draw_limb(canvas, joints[a], joints[b], LIMB_LABEL + i)
     drawn = np.flatnonzero(ok[:style.n_joints])
-    draw_discs(canvas, joints[drawn, :2], JOINT_RADIUS, colours["joints"][drawn])
-    return canvas
+    draw_discs(canvas, joints[drawn, :2], JOINT_RADIUS, JOINT_LABEL + drawn)
 
 
 def _drawable(points: np.ndarray, threshold: float) -> np.ndarray:
@@ -206,29 +220,26 @@ def _drawable(points: np.ndarray, threshold: float) -> np.ndarray:
     return (points[:, 2] > threshold) & (np.trunc(points[:, 0]) >= 1) & (np.trunc(points[:, 1]) >= 1)
 
 
-def draw_hands(canvas: np.ndarray, keypoints: np.ndarray, style: PoseStyle, threshold: float = 0.3) -> None:
-    """Draw both hands (left, then right) in place: coloured edges, then point discs."""
-    colours = _palette(style)
+def draw_hands(canvas: np.ndarray, keypoints: np.ndarray, threshold: float = 0.3) -> None:
+    """Draw both hands (left, then right) onto a label canvas in place: coloured edges, then point discs."""
     for hand in (LEFT_HAND, RIGHT_HAND):
         pts = keypoints[hand]
         ok = _drawable(pts, threshold)
         if not ok.any():
             continue
         ipts = pts[:, :2].astype(np.int64).tolist()
-        edge_colours = colours["hand_edges"].tolist()
         for e, (a, b) in enumerate(HAND_EDGES):
             if ok[a] and ok[b]:
-                cv2.line(canvas, ipts[a], ipts[b], edge_colours[e], thickness=HAND_LINE_THICKNESS)
+                cv2.line(canvas, ipts[a], ipts[b], HAND_EDGE_LABEL + e, thickness=HAND_LINE_THICKNESS)
         drawn = np.flatnonzero(ok)
-        draw_discs(canvas, pts[drawn, :2], HAND_POINT_RADIUS, np.broadcast_to(colours["hand_point"], (len(drawn), 3)))
+        draw_discs(canvas, pts[drawn, :2], HAND_POINT_RADIUS, np.full(len(drawn), HAND_POINT_LABEL))
 
 
 def draw_face(canvas: np.ndarray, keypoints: np.ndarray, threshold: float = 0.3) -> None:
-    """Draw the 68 face points in place as white discs."""
+    """Draw the 68 face points onto a label canvas in place as discs (white in every style)."""
     pts = keypoints[FACE]
     drawn = np.flatnonzero(_drawable(pts, threshold))
-    draw_discs(canvas, pts[drawn, :2], FACE_POINT_RADIUS, np.broadcast_to(np.array(FACE_COLOUR, np.uint8),
-                                                                          (len(drawn), 3)))
+    draw_discs(canvas, pts[drawn, :2], FACE_POINT_RADIUS, np.full(len(drawn), FACE_LABEL))
 
 
 def _scaled(kp: np.ndarray, height: int, width: int, source_size: tuple[int, int] | None) -> np.ndarray:
@@ -241,6 +252,34 @@ def _scaled(kp: np.ndarray, height: int, width: int, source_size: tuple[int, int
     out[..., 0] *= width / src_w
     out[..., 1] *= height / src_h
     return out
+
+
+def render_pose_labels(
+    keypoints: np.ndarray,
+    height: int,
+    width: int,
+    face: bool = False,
+    hands: bool = True,
+    threshold: float = 0.3,
+    style: str | PoseStyle = "unianimate",
+    source_size: tuple[int, int] | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The label canvas (height, width) uint8 of :func:`render_pose`: ``pose_palette(style)[labels]`` is the render.
+
+    `out`: an all-zero (height, width) uint8 array to draw into (e.g. a plane of a clip's array).
+    """
+    if int(height) <= 0 or int(width) <= 0:
+        raise ValueError(f"canvas size must be positive, got height={height}, width={width}")
+    st = get_style(style)
+    kp = _scaled(_check_keypoints(keypoints, 2), height, width, source_size)
+    canvas = np.zeros((int(height), int(width)), dtype=np.uint8) if out is None else out
+    draw_body(canvas, body_joints(kp, feet=st.feet), st, threshold)
+    if hands:
+        draw_hands(canvas, kp, threshold)
+    if face:
+        draw_face(canvas, kp, threshold)
+    return canvas
 
 
 def render_pose(
@@ -260,17 +299,8 @@ def render_pose(
     pose at 768x512 from normalised coordinates). Points scored at or below
     ``threshold`` are not drawn.
     """
-    if int(height) <= 0 or int(width) <= 0:
-        raise ValueError(f"canvas size must be positive, got height={height}, width={width}")
-    st = get_style(style)
-    kp = _scaled(_check_keypoints(keypoints, 2), height, width, source_size)
-    canvas = np.zeros((int(height), int(width), 3), dtype=np.uint8)
-    canvas = draw_body(canvas, body_joints(kp, feet=st.feet), st, threshold)
-    if hands:
-        draw_hands(canvas, kp, st, threshold)
-    if face:
-        draw_face(canvas, kp, threshold)
-    return canvas
+    labels = render_pose_labels(keypoints, height, width, face, hands, threshold, style, source_size)
+    return colour(labels, pose_palette(style))
 
 
 def render_poses(

@@ -81,11 +81,14 @@ class Shards:
     def splits(self) -> list[str]:
         return sorted(self.videos.split.unique().tolist())
 
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {v: i for i, v in enumerate(self.videos.video_id)}
+
     def video(self, video_id: str) -> pd.Series:
-        row = self.videos[self.videos.video_id == video_id]
-        if row.empty:
+        if video_id not in self._positions:
             raise KeyError(f"{self.root}: no video {video_id!r}")
-        return row.iloc[0]
+        return self.videos.iloc[self._positions[video_id]]
 
     def _file(self, video_id: str) -> pq.ParquetFile:
         if video_id not in self._files:
@@ -139,6 +142,23 @@ class Shards:
         if any(b is None for b in col):
             return None
         return np.stack([vid.decode_image(b, name=f"{video_id} iuv") for b in col])
+
+    def columns(self, video_id: str) -> list[str]:
+        """The columns of a video's frames file (shards of schema version 1 have no `parts`)."""
+        return self._file(video_id).schema_arrow.names
+
+    def parts(self, video_id: str, indices: Sequence[int] | None = None) -> np.ndarray | None:
+        """(T, H, W) DensePose part indices (IUV's channel I), or None if the video has no DensePose; from the
+        `parts` column where the shards have it, else from the IUV maps."""
+        if "parts" not in self.columns(video_id):
+            iuv = self.iuv(video_id, indices)
+            return None if iuv is None else np.ascontiguousarray(iuv[..., 0])
+        table = self.read(video_id, indices, ["parts", "width", "height"])
+        col = table.column("parts").to_pylist()
+        if any(b is None for b in col):
+            return None
+        h, w = table.column("height")[0].as_py(), table.column("width")[0].as_py()
+        return np.stack([vid.decode_parts(b, h, w, name=f"{video_id} parts") for b in col])
 
     def masks(self, video_id: str, indices: Sequence[int] | None = None) -> np.ndarray | None:
         """(T, H, W) uint8 person masks (0/255), or None if the video has none."""

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from toolkit.keypoints import N_KEYPOINTS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the `parts` column
 ROW_GROUP_FRAMES = 64
 KEYPOINT_VALUES = N_KEYPOINTS * 3  # x, y, score per point, flattened: reshape(-1, 133, 3)
 
@@ -37,6 +37,8 @@ FRAMES_SCHEMA = pa.schema([
     pa.field("person_box", pa.list_(pa.float32(), 4)),        # x0, y0, x1, y1 pixels; null: no person found
     pa.field("iuv", pa.binary()),                             # PNG, channels (I, U, V); null: no DensePose
     pa.field("mask", pa.binary()),                            # PNG, 0 background / 255 person; null: none
+    pa.field("parts", pa.binary()),                           # iuv's I alone: zstd of the raw (height, width)
+                                                              # uint8 plane (video.encode_parts); null: no DensePose
 ], metadata={"toolkit.schema_version": str(SCHEMA_VERSION)})
 
 VIDEOS_SCHEMA = pa.schema([
@@ -61,7 +63,7 @@ VIDEOS_SCHEMA = pa.schema([
 ])
 
 # Columns a reader can project; the big ones are only read when asked for.
-ANNOTATION_COLUMNS = ("keypoints", "person_box", "iuv", "mask")
+ANNOTATION_COLUMNS = ("keypoints", "person_box", "iuv", "parts", "mask")
 IMAGE_FORMATS = ("png", "jpeg", "webp")
 
 

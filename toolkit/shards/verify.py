@@ -134,7 +134,8 @@ def _check_frames_file(p: Path, row, deep: bool) -> list[str]:
 
 def _decode_all(path: Path, row) -> list[str]:
     problems = []
-    table = pq.read_table(path, columns=["frame_index", "image", "iuv", "mask"])
+    table = pq.read_table(path, columns=["frame_index", "image", "iuv", "mask", "parts"])
+    iuv_parts: dict[int, np.ndarray] = {}
     for col in ("image", "iuv", "mask"):
         for i, data in enumerate(table.column(col).to_pylist()):
             if data is None:
@@ -147,6 +148,18 @@ def _decode_all(path: Path, row) -> list[str]:
             if img.shape[:2] != (row.height, row.width):
                 problems.append(f"{path}: {col} of frame {i} is {img.shape[1]}x{img.shape[0]}, "
                                 f"expected {row.width}x{row.height}")
+            elif col == "iuv":
+                iuv_parts[i] = img[..., 0]
+    for i, data in enumerate(table.column("parts").to_pylist()):
+        if data is None:
+            continue
+        try:
+            parts = vid.decode_parts(data, int(row.height), int(row.width), name=f"{path} parts[{i}]")
+        except vid.DecodeError as exc:
+            problems.append(str(exc))
+            continue
+        if i in iuv_parts and not np.array_equal(parts, iuv_parts[i]):
+            problems.append(f"{path}: parts of frame {i} differ from its IUV map's part index")
     return problems
 
 

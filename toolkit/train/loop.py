@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from toolkit.io import atomic_write_json, atomic_write_text, sha256_file
 from toolkit.train import checkpoint
+from toolkit.conditions import colour_batch
 from toolkit.train.ema import EMA
 from toolkit.train.recipe import Recipe, select_stage
 
@@ -365,7 +366,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     model.train()
     try:
         for batch in loader:
-            batch = send_to_device(batch, device, non_blocking=True)
+            batch = colour_batch(send_to_device(batch, device, non_blocking=True))
             seed = step_seed(t["seed"], step, rank)
             torch.manual_seed(seed)
             generator = torch.Generator(device=device).manual_seed(seed)

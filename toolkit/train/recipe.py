@@ -128,7 +128,10 @@ def check_data(config: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def clip_dataset(shards: Path, config: Mapping[str, Any], columns: tuple[str, ...], n_frames: int = 8,
                  stride: int = 2) -> Any:
-    """The `ClipDataset` a config's ``[data]`` table describes (uint8 images; `n_frames`, `stride` as defaults)."""
+    """The `ClipDataset` a config's ``[data]`` table describes (uint8 images; `n_frames`, `stride` as defaults).
+
+    Renders come as label maps (a third of the bytes to move from the loader's workers); the training loop
+    colours them on the device (:func:`toolkit.conditions.colour_batch`), so a recipe's `loss` sees images."""
     import torch
 
     from toolkit.data import ClipDataset
@@ -139,4 +142,5 @@ def clip_dataset(shards: Path, config: Mapping[str, Any], columns: tuple[str, ..
                        size=size if isinstance(size, int) else tuple(size), columns=columns,
                        split=data.get("split", "train"), seed=int(config.get("train", {}).get("seed", 0)),
                        samples_per_video=int(data.get("samples_per_video", 1)),
-                       reference=data.get("reference", "random"), videos=data.get("videos"), dtype=torch.uint8)
+                       reference=data.get("reference", "random"), videos=data.get("videos"), dtype=torch.uint8,
+                       renders="labels")
