@@ -4,7 +4,8 @@ It uses everything the loop promises a recipe: dropout (torch's global RNG), inp
 condition dropout from the step's generator, a dataset with `set_epoch`, save_pretrained /
 from_pretrained in safetensors, and gradient checkpointing. TOY_STEP_SLEEP (seconds) slows each
 step so a test can kill a run in the middle. TOY_SEEN_DIR (a folder) makes each process append the item
-indices of each of its batches to seen-<rank>.jsonl, so a test can check which process saw what.
+indices of each of its batches to seen-<rank>.jsonl, so a test can check which process saw what, and write
+params-<rank>.json once: the kinds of the model's parameters and how many elements the process holds.
 """
 
 from __future__ import annotations
@@ -90,8 +91,15 @@ class ToyRecipe(Recipe):
         keep = (torch.rand((x.shape[0], 1), generator=generator, device=x.device) >= self.loss_cfg["p_drop"]).float()
         seen = os.environ.get("TOY_SEEN_DIR")
         if seen:
-            with open(Path(seen) / f"seen-{os.environ.get('RANK', '0')}.jsonl", "a", encoding="utf-8") as f:
+            rank = os.environ.get("RANK", "0")
+            with open(Path(seen) / f"seen-{rank}.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps([int(i) for i in batch["index"]]) + "\n")
+            held = Path(seen) / f"params-{rank}.json"
+            if not held.exists():
+                params = list(model.parameters())
+                local = [getattr(p, "to_local", lambda p=p: p)() for p in params]
+                held.write_text(json.dumps({"kinds": sorted({type(p).__name__ for p in params}),
+                                            "elements": sum(t.numel() for t in local)}))
         sleep = float(os.environ.get("TOY_STEP_SLEEP", "0"))
         if sleep:
             time.sleep(sleep)

@@ -21,6 +21,8 @@ examples:
   toolkit train --method mypkg.recipes:MyRecipe --config my.toml --shards data/shards/mine --out runs/mine
   accelerate launch --num_processes 8 -m toolkit train --method unianimate --config paper \\
       --shards data/shards/tiktok --out runs/uni --mixed-precision bf16
+  accelerate launch --multi_gpu --num_processes 8 -m toolkit train --method unianimate --config tiny \\
+      --distributed fsdp --shards data/shards/synthetic --out runs/uni-fsdp   # sharded (the paper configs' default)
   ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 -m toolkit train --method unianimate --config tiny \\
       --shards data/shards/synthetic --out runs/uni-cpu2        # several processes on a CPU-only machine
 
@@ -87,6 +89,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gradient-checkpointing", action="store_true", default=None,
                    help="recompute activations in backward to save memory ([train] gradient_checkpointing)")
     p.add_argument("--num-workers", type=_non_negative_int, help="data loader processes ([train] num_workers)")
+    p.add_argument("--distributed", choices=("ddp", "fsdp"),
+                   help="how several processes split the work: ddp replicates the model, fsdp shards weights, "
+                   "gradients, optimizer state and EMA ([train] distributed)")
     p.add_argument("--seed", type=_non_negative_int, help="seed of init, data order and noise ([train] seed)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
@@ -113,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.method)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                  "mixed_precision": args.mixed_precision, "gradient_checkpointing": args.gradient_checkpointing,
-                 "num_workers": args.num_workers, "seed": args.seed}
+                 "num_workers": args.num_workers, "seed": args.seed, "distributed": args.distributed}
     result = train(recipe, args.config, args.shards, args.out, resume=args.resume, max_minutes=args.max_minutes,
                    progress=not args.quiet, method=args.method, train_overrides=overrides, stage=args.stage,
                    init=args.init)

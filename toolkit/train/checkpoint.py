@@ -8,9 +8,9 @@ deletes stale temporaries. Layout of a run folder::
     run.json                 method, config name and sha, resolved config (rewritten at each start)
     loss.jsonl               one line per logged step: step, loss, lr, seconds (grad_norm if clipping)
     checkpoint/              the latest checkpoint
-        model.safetensors    trained weights
+        model.safetensors    trained weights (full, whether trained with DDP or FSDP)
         ema.safetensors      EMA weights, by parameter name
-        optimizer.pt         optimizer state (torch.save; loaded with weights_only=True)
+        optimizer.pt         optimizer state, full tensors also under FSDP (torch.save; loaded with weights_only=True)
         state.pt             step, EMA update count, seconds trained, torch RNG states
         config.json          the resolved config
         meta.json            method, config name and sha, step, processes, dataset length
@@ -104,17 +104,18 @@ def recover(out_dir: Path) -> None:
 
 
 def save(out_dir: Path, *, model: torch.nn.Module, ema_state: Mapping[str, torch.Tensor],
-         optimizer: torch.optim.Optimizer, state: Mapping[str, Any], config: Mapping[str, Any],
+         optimizer_state: Mapping[str, Any], state: Mapping[str, Any], config: Mapping[str, Any],
          meta: Mapping[str, Any], export: Callable[[Path], None], keep: bool = False) -> Path:
     """Write the checkpoint of `out_dir` atomically, then the inference copy `out_dir/model` via `export(dir)`.
 
-    `model` is the unwrapped model with the trained weights; `export` writes the EMA weights
-    with the model's save_pretrained. With `keep`, also ``checkpoint-<step>/`` (hard links).
+    `model` is an unsharded model with the trained weights, `optimizer_state` a state_dict of full
+    tensors; `export` writes the EMA weights with the model's save_pretrained. With `keep`, also
+    ``checkpoint-<step>/`` (hard links).
     """
     tmp = Path(tempfile.mkdtemp(prefix=f".{CHECKPOINT}.tmp-", dir=out_dir))
     save_model(model, str(tmp / "model.safetensors"))
     save_file({k: v.detach().contiguous().cpu() for k, v in ema_state.items()}, str(tmp / "ema.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(dict(optimizer_state), tmp / "optimizer.pt")
     torch.save(dict(state), tmp / "state.pt")
     _write_json(tmp / "config.json", config)
     _write_json(tmp / "meta.json", {**meta, "format": FORMAT, "toolkit": __version__})
@@ -158,7 +159,8 @@ class Checkpoint:
         return load_file(str(self.path / "ema.safetensors"))
 
     def optimizer_state(self) -> dict[str, Any]:
-        return torch.load(self.path / "optimizer.pt", map_location="cpu", weights_only=True)
+        # mapped, not read: under FSDP every process opens it and keeps only its shard
+        return torch.load(self.path / "optimizer.pt", map_location="cpu", weights_only=True, mmap=True)
 
     def state(self) -> dict[str, Any]:
         return torch.load(self.path / "state.pt", map_location="cpu", weights_only=True)

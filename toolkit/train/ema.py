@@ -1,16 +1,34 @@
 """`EMA`: an exponential moving average of the trained weights, the weights inference uses.
 
 Shadows are float32 copies of the trainable parameters only (frozen ones never change), keyed
-by parameter name so they save as safetensors and load into any copy of the model.
+by parameter name so they save as safetensors and load into any copy of the model. Under FSDP
+(fsdp.py) the parameters are sharded and so is each shadow: every process averages its own piece.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
+
+from toolkit.train.fsdp import shard_like
+
+
+@contextlib.contextmanager
+def swapped(params: Mapping[str, nn.Parameter], values: Mapping[str, torch.Tensor]) -> Iterator[None]:
+    """Within the block each of `params` holds the tensor of its name in `values`; afterwards its own, bit for bit."""
+    with torch.no_grad():
+        saved = {n: p.detach().clone() for n, p in params.items()}
+        for n, p in params.items():
+            p.copy_(values[n])
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(saved[n])
 
 
 class EMA:
@@ -58,6 +76,7 @@ class EMA:
         return {n: t.clone() for n, t in self.shadow.items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor], updates: int) -> None:
+        """Load full shadow weights by name (each process keeps its piece of a sharded one)."""
         if not self.enabled:
             self.updates = updates
             return
@@ -65,7 +84,7 @@ class EMA:
             missing, extra = sorted(set(self.shadow) - set(state)), sorted(set(state) - set(self.shadow))
             raise ValueError(f"EMA weights do not match the model (missing {missing[:3]}, unexpected {extra[:3]})")
         for n, t in state.items():
-            self.shadow[n].copy_(t)
+            self.shadow[n].copy_(shard_like(t, self.shadow[n]))
         self.updates = updates
 
     @contextlib.contextmanager
@@ -74,13 +93,5 @@ class EMA:
         if not self.enabled:
             yield
             return
-        with torch.no_grad():
-            saved = {n: p.detach().clone() for n, p in self.params.items()}
-            for n, p in self.params.items():
-                p.copy_(self.shadow[n])
-        try:
+        with swapped(self.params, self.shadow):
             yield
-        finally:
-            with torch.no_grad():
-                for n, p in self.params.items():
-                    p.copy_(saved[n])

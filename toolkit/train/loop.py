@@ -14,6 +14,12 @@ checkpoint. Exact resume rests on three choices:
 
 So a run killed at any moment and resumed writes the same loss.jsonl (bar the seconds) and
 ends with the same weights as the uninterrupted run, bit for bit on CPU.
+
+Several processes run DDP, or with ``[train] distributed = "fsdp"`` accelerate's FSDP2
+(fsdp.py): parameters, gradients, AdamW moments and EMA sharded across the processes. The
+checkpoint is the same either way -- full weights, full EMA, full optimizer state -- gathered
+to the main process when saving and cut back into shards when resuming, so a run may resume
+under the other mode or another number of processes.
 """
 
 from __future__ import annotations
@@ -32,9 +38,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from toolkit.io import atomic_write_json, atomic_write_text, sha256_file
-from toolkit.train import checkpoint
 from toolkit.conditions import colour_batch
-from toolkit.train.ema import EMA
+from toolkit.train import checkpoint, fsdp
+from toolkit.train.ema import EMA, swapped
 from toolkit.train.recipe import Recipe, select_stage
 
 # [train] keys, their defaults, and the only ones a resumed run may change (the rest change results).
@@ -56,10 +62,13 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "mixed_precision": "no",
     "gradient_checkpointing": False,
+    "distributed": "ddp",
+    "fsdp_wrap": [],
 }
 MAY_CHANGE_ON_RESUME = {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers",
-                        "gradient_checkpointing"}
+                        "gradient_checkpointing", "distributed", "fsdp_wrap"}
 MIXED_PRECISION = ("no", "fp16", "bf16")
+_TYPE_NAMES = {list: "a list of strings"}
 
 _LIMITS: dict[str, tuple[float, float, bool]] = {  # key: (low, high, low is allowed)
     "lr": (0, math.inf, False), "lr_warmup_steps": (0, math.inf, True), "batch_size": (1, math.inf, True),
@@ -91,10 +100,14 @@ def resolve_config(config: Mapping[str, Any], overrides: Mapping[str, Any] | Non
         elif isinstance(default, float):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
             value = train_cfg[key] = float(value) if ok else value
+        elif isinstance(default, list):
+            ok = isinstance(value, (list, tuple)) and all(isinstance(x, str) for x in value)
+            value = train_cfg[key] = list(value) if ok else value
         else:
             ok = isinstance(value, str)
         if not ok:
-            raise ValueError(f"[train] {key} must be {type(default).__name__}, got {value!r}")
+            raise ValueError(f"[train] {key} must be {_TYPE_NAMES.get(type(default), type(default).__name__)}, "
+                             f"got {value!r}")
         if key in _LIMITS:
             low, high, closed = _LIMITS[key]
             if not ((value >= low if closed else value > low) and (value < high or high == math.inf)):
@@ -103,6 +116,10 @@ def resolve_config(config: Mapping[str, Any], overrides: Mapping[str, Any] | Non
     if train_cfg["mixed_precision"] not in MIXED_PRECISION:
         raise ValueError(f"[train] mixed_precision must be one of {MIXED_PRECISION}, "
                          f"got {train_cfg['mixed_precision']!r}")
+    if train_cfg["distributed"] not in fsdp.MODES:
+        raise ValueError(f"[train] distributed must be one of {fsdp.MODES}, got {train_cfg['distributed']!r}")
+    if train_cfg["fsdp_wrap"] and train_cfg["distributed"] != "fsdp":
+        raise ValueError("[train] fsdp_wrap names FSDP units: it needs distributed = \"fsdp\"")
     cfg["train"] = train_cfg
     return cfg
 
@@ -224,7 +241,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     Everything is validated, the model and dataset built, before anything is written.
     """
     from accelerate import Accelerator
-    from accelerate.utils import send_to_device
+    from accelerate.utils import DistributedType, send_to_device
     from tqdm.auto import tqdm
 
     # 1. The config, the arguments and the run folder: nothing is written until all of them pass.
@@ -261,15 +278,29 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     # 2. Processes and devices (accelerate launch decides how many), model, data, optimizer.
     if t["mixed_precision"] == "fp16" and not _has_fp16_device():
         raise ValueError("mixed_precision fp16 needs a GPU; on CPU use bf16 or no")
-    accelerator = Accelerator(mixed_precision=t["mixed_precision"])
+    # One process has nothing to shard: fsdp then trains as ddp does (and the plugin is not passed).
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    sharded = t["distributed"] == "fsdp" and launched > 1
+    fsdp_plugin = fsdp.plugin(t["fsdp_wrap"]) if sharded else None
+    accelerator = Accelerator(mixed_precision=t["mixed_precision"], fsdp_plugin=fsdp_plugin)
     device, rank, world, main = (accelerator.device, accelerator.process_index, accelerator.num_processes,
                                  accelerator.is_main_process)
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched > world:
         raise RuntimeError(f"launched as one of {launched} processes, but accelerate runs this one alone (no GPU "
                            "found?); for several CPU processes set ACCELERATE_USE_CPU=1")
+    if sharded:
+        fsdp.enable(accelerator, fsdp_plugin)
+    elif accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED,
+                                          DistributedType.MEGATRON_LM):
+        raise ValueError(f"launched with {accelerator.distributed_type}, which the loop does not run; launch "
+                         "plain (DDP), and for FSDP set [train] distributed = \"fsdp\"")
     torch.manual_seed(t["seed"])
     model = recipe.build_model(cfg)
+    classes = {type(m).__name__ for m in model.modules()}
+    unknown_units = sorted(set(t["fsdp_wrap"]) - classes)
+    if unknown_units:
+        raise ValueError(f"[train] fsdp_wrap {unknown_units}: no such module class in the model (it has "
+                         f"{', '.join(sorted(classes)[:12])}, ...)")
     if init_file is not None:
         checkpoint.load_init(model, init_file)
     if not callable(getattr(model, "save_pretrained", None)):
@@ -306,11 +337,14 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
                               "uninterrupted run", file=sys.stderr)
     elif resume:
         accelerator.print(f"{out_dir} has no checkpoint yet: starting from step 0")
+    # Under FSDP the main process writes checkpoints through an unsharded CPU copy of the model.
+    host = copy.deepcopy(model) if sharded and main else None
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
+    params = fsdp.optimizer_params(optimizer)  # FSDP replaces the parameters with sharded ones
     ema = EMA(unwrapped, params, t["ema_decay"])
     if ckpt is not None:
-        optimizer.load_state_dict(ckpt.optimizer_state())
+        fsdp.load_optimizer_state(optimizer, ckpt.optimizer_state())
         state = ckpt.state()
         ema.load_state_dict(ckpt.ema_state(), int(state["ema_updates"]))
         seconds = float(state["seconds"])
@@ -322,7 +356,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
         _truncate_log(log_path, start)
         started = {"init": str(init_file), "init_sha256": sha256_file(init_file)} if init_file is not None else {}
         atomic_write_json(out_dir / "run.json", {**meta, "config": cfg, "started_at_step": start,
-                                                 "num_processes": world, **started})
+                                                 "num_processes": world, "fsdp": sharded, **started})
     accelerator.wait_for_everyone()
 
     def summary(step: int, stopped: str, loss: float | None, seconds: float) -> dict[str, Any]:
@@ -343,18 +377,25 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
 
     def save(step: int, elapsed: float) -> None:
         accelerator.wait_for_everyone()
+        if sharded or main:  # gathering shards takes every process
+            weights = fsdp.gather(unwrapped.state_dict(), main) if sharded else {}
+            ema_state = fsdp.gather(ema.state_dict(), main)
+            optimizer_state = fsdp.full_optimizer_state(optimizer, main)
         if main:
             log.flush()
             os.fsync(log.fileno())
+            if sharded:
+                host.load_state_dict(weights)
+            writer = host if sharded else unwrapped
 
             def export(folder: Path) -> None:
-                with ema.applied():
-                    unwrapped.save_pretrained(folder)
+                with swapped({n: writer.get_parameter(n) for n in ema_state}, ema_state):
+                    writer.save_pretrained(folder)
 
             state = {"step": step, "ema_updates": ema.updates, "seconds": elapsed,
                      "torch_rng": torch.get_rng_state(),
                      "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-            checkpoint.save(out_dir, model=unwrapped, ema_state=ema.state_dict(), optimizer=optimizer, state=state,
+            checkpoint.save(out_dir, model=writer, ema_state=ema_state, optimizer_state=optimizer_state, state=state,
                             config=cfg, meta={**meta, "step": step, "num_processes": world,
                                               "dataset_len": len(dataset)},
                             export=export, keep=t["keep_checkpoints"])
