@@ -130,6 +130,15 @@ class MagicAnimateRecipe(Recipe):
                    "controlnet_embedding_channels")
         return MagicAnimateModel(model_cfg)
 
+    def check_fsdp(self, config: dict[str, Any]) -> None:
+        """Refuse FSDP while the reference drops out: a process whose samples all drop it leaves the appearance
+        encoder out of its loss, so the processes' gradient collectives differ."""
+        p_uncond = ObjectiveConfig.from_dict(config.get("objective", {})).p_uncond
+        if p_uncond > 0:
+            raise ValueError(f"magicanimate with [objective] p_uncond = {p_uncond} trains with distributed = \"ddp\" "
+                             "only: a process whose samples all drop the reference computes no gradient for the "
+                             "appearance encoder in that step, and FSDP needs the same gradients on every process")
+
     def trainable_parameters(self, model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
         """Stage 1: all but the motion modules (and the encoder's unused tail); stage 2: the motion modules only."""
         motion = model.motion_parameter_names()

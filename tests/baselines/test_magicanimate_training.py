@@ -130,6 +130,17 @@ def test_a_stage_1_run_does_not_resume_as_stage_2(stages, shards):
               stage=2, init=s1)
 
 
+def test_fsdp_is_refused_while_the_reference_drops_out(shards, tmp_path):
+    """A process whose samples all drop the reference gives the encoder no gradient: FSDP would stop mid-run."""
+    with pytest.raises(ValueError, match='p_uncond = 0.1 trains with distributed = "ddp" only'):
+        train(MagicAnimateRecipe(), micro_config(), shards, tmp_path / "run", progress=False, method="magicanimate",
+              stage=1, train_overrides={"distributed": "fsdp"})
+    assert not (tmp_path / "run").exists()
+    no_dropout = micro_config()
+    no_dropout["objective"]["p_uncond"] = 0.0
+    MagicAnimateRecipe().check_fsdp(select_stage(no_dropout, 1, "magicanimate"))
+
+
 def test_init_must_match_the_model(stages, shards, tmp_path):
     with pytest.raises(FileNotFoundError, match="no weights there"):
         train(MagicAnimateRecipe(), micro_config(), shards, tmp_path / "a", progress=False, method="magicanimate",

@@ -105,6 +105,15 @@ def test_paper_forward_shape_on_meta():
                     torch.empty(1, 4, h, w), torch.empty(1, 3, 8 * h, 8 * w), torch.empty(1, 1024),
                     local_image=torch.empty(1, 3, 8 * h, 8 * w))
     assert out.shape == (1, 4, 2, h, w)
+    # the paper config trains sharded, each UNet block an FSDP unit: the classes it names are the model's
+    from baselines.unianimate.recipe import UniAnimateRecipe
+    from toolkit.train.loop import resolve_config
+
+    train = resolve_config(UniAnimateRecipe().load_config("paper"))["train"]
+    assert train["distributed"] == "fsdp"
+    units = [m for m in model.modules() if type(m).__name__ in train["fsdp_wrap"]]
+    assert {type(m).__name__ for m in units} == set(train["fsdp_wrap"]) and len(units) == 9
+    assert sum(p.numel() for m in units for p in m.parameters()) > 0.99 * 1_416_564_300
 
 
 def test_unet_sees_reference_as_frame_zero(model, x):

@@ -28,14 +28,18 @@ STEPS, GLOBAL_BATCH, ITEMS = 10, 8, 40   # two epochs of five steps
 
 
 def deterministic_config(folder: Path) -> Path:
-    """tests/train/configs/tiny.toml without dropout or loss noise, for STEPS steps."""
+    """tests/train/configs/tiny.toml without dropout or loss noise, for STEPS steps, with a layer the loss never
+    uses; beside it the same with FSDP, each Linear layer its own unit (deterministic-fsdp.toml)."""
     text = (ROOT / "tests" / "train" / "configs" / "tiny.toml").read_text()
-    for old, new in (("dropout = 0.1", "dropout = 0.0"), ("noise_std = 0.05", "noise_std = 0.0"),
+    for old, new in (("dropout = 0.1", "dropout = 0.0\nspare = true"), ("noise_std = 0.05", "noise_std = 0.0"),
                      ("p_drop = 0.1", "p_drop = 0.0"), ("steps = 30", f"steps = {STEPS}")):
         assert old in text
         text = text.replace(old, new)
     path = folder / "deterministic.toml"
     path.write_text(text)
+    sharded = text.replace("[train]\n", '[train]\ndistributed = "fsdp"\nfsdp_wrap = ["Linear"]\n')
+    assert sharded != text
+    path.with_name("deterministic-fsdp.toml").write_text(sharded)
     return path
 
 
@@ -74,7 +78,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], P
                     patch.setenv("TOY_SEEN_DIR", str(out / "seen"))
                     train(ToyRecipe(), str(config), root, out / "run", progress=False, method=TOY)
             else:
-                launch(config, out / "run", "--distributed", mode, seen_dir=out / "seen")
+                launch(config.with_name(f"deterministic{'-fsdp' if mode == 'fsdp' else ''}.toml"), out / "run",
+                       seen_dir=out / "seen")
             made[mode] = out
         return made[mode]
 
@@ -89,9 +94,10 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(runs: Callab
             if k in ("num_processes", "fsdp")} == {"num_processes": 2, "fsdp": mode == "fsdp"}
     whole, held = json.loads((one / "seen" / "params-0.json").read_text()), [
         json.loads((two / "seen" / f"params-{rank}.json").read_text()) for rank in (0, 1)]
-    if mode == "fsdp":  # each process holds half of every parameter
+    if mode == "fsdp":  # each process holds half of every parameter; each Linear and the model are FSDP units
         assert [h["kinds"] for h in held] == [["DTensor"], ["DTensor"]]
         assert [h["elements"] for h in held] == [whole["elements"] // 2] * 2
+        assert [h["fsdp_units"] for h in held] == [["FSDPLinear"] * 3 + ["FSDPToyModel"]] * 2
     else:
         assert held == [whole, whole]
 
@@ -141,16 +147,17 @@ def test_fsdp_writes_the_ddp_checkpoint(runs: Callable[[str], Path]) -> None:
 @pytest.mark.slow
 def test_fsdp_resume_reproduces_the_uninterrupted_run(runs: Callable[[str], Path], tmp_path: Path) -> None:
     uninterrupted = runs("fsdp") / "run"
-    config = uninterrupted.parent.parent / "deterministic.toml"
+    config = uninterrupted.parent.parent / "deterministic-fsdp.toml"
     out = tmp_path / "run"
-    launch(config, out, "--distributed", "fsdp", "--steps", "4")
+    launch(config, out, "--steps", "4")
     assert latest(out).step == 4 and len(loss_lines(out)) == 4
     shutil.copytree(out, tmp_path / "stopped")
-    launch(config, out, "--distributed", "fsdp", "--resume")
+    launch(config, out, "--resume")
     assert_same_run(uninterrupted, out)
 
     # the same checkpoint resumes under DDP, to the uninterrupted run's losses
-    launch(config, tmp_path / "stopped", "--distributed", "ddp", "--resume")
+    launch(config.with_name("deterministic.toml"), tmp_path / "stopped", "--resume")
+    assert json.loads((tmp_path / "stopped" / "run.json").read_text())["fsdp"] is False
     a_lines, b_lines = loss_lines(uninterrupted), loss_lines(tmp_path / "stopped")
     assert [r["step"] for r in b_lines] == list(range(1, STEPS + 1))
     for a, b in zip(a_lines, b_lines):

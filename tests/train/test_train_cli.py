@@ -36,6 +36,7 @@ def test_help_shows_examples(capsys: pytest.CaptureFixture) -> None:
     (["--num-workers", "two"], "--num-workers: not an integer"),
     (["--max-minutes", "0"], "--max-minutes: must be a positive number"),
     (["--mixed-precision", "fp8"], "--mixed-precision: invalid choice"),
+    (["--distributed", "zero2"], "--distributed: invalid choice"),
 ])
 def test_bad_arguments_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str],
                                         message: str) -> None:
@@ -51,6 +52,7 @@ def test_bad_arguments_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFi
     ("shards", "shard folder not found"),
     ("fp16", "fp16 needs a GPU"),
     ("batch", "fewer than one global batch"),
+    ("fsdp-unit", "fsdp_wrap ['Conv3d']: no such module class in the model"),
     ("not-empty", "is not empty (holds notes.txt); pass --resume"),
 ])
 def test_errors_are_caught_before_anything_is_written(tmp_path: Path, capsys: pytest.CaptureFixture, case: str,
@@ -70,6 +72,11 @@ def test_errors_are_caught_before_anything_is_written(tmp_path: Path, capsys: py
         argv += ["--mixed-precision", "fp16"]
     elif case == "batch":
         argv += ["--batch-size", "41"]
+    elif case == "fsdp-unit":
+        config = tmp_path / "units.toml"
+        config.write_text((ROOT / "tests" / "train" / "configs" / "tiny.toml").read_text().replace(
+            "[train]\n", '[train]\ndistributed = "fsdp"\nfsdp_wrap = ["Linear", "Conv3d"]\n'))
+        argv[argv.index("tiny")] = str(config)
     else:
         out.mkdir()
         (out / "notes.txt").write_text("mine")

@@ -52,6 +52,15 @@ def test_max_minutes_stops_with_a_checkpoint(reference_run: Path, tmp_path: Path
     assert_same_run(reference_run, out)
 
 
+def test_fsdp_in_one_process_is_the_plain_run(reference_run: Path, tmp_path: Path) -> None:
+    """One process has nothing to shard: distributed = "fsdp" trains exactly as the plain run."""
+    out = tmp_path / "run"
+    train(ToyRecipe(), "tiny", tmp_path, out, progress=False, method=TOY,
+          train_overrides={"distributed": "fsdp", "fsdp_wrap": ["Linear"]})
+    assert_same_run(reference_run, out)
+    assert json.loads((out / "run.json").read_text())["fsdp"] is False
+
+
 def test_gradient_checkpointing_changes_nothing_but_memory(reference_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     train(ToyRecipe(), "tiny", tmp_path, out, progress=False, method=TOY,
@@ -177,3 +186,12 @@ def test_resolve_config_fills_defaults_and_checks() -> None:
         resolve_config({"train": {"ema_decay": 1.0}})
     with pytest.raises(ValueError, match="mixed_precision must be one of"):
         resolve_config({}, {"mixed_precision": "fp8"})
+    assert resolve_config({})["train"]["distributed"] == "ddp"
+    cfg = resolve_config({"train": {"distributed": "fsdp", "fsdp_wrap": ("Block",)}})
+    assert cfg["train"]["fsdp_wrap"] == ["Block"]
+    with pytest.raises(ValueError, match="distributed must be one of \\('ddp', 'fsdp'\\), got 'zero2'"):
+        resolve_config({}, {"distributed": "zero2"})
+    with pytest.raises(ValueError, match="fsdp_wrap must be a list of strings"):
+        resolve_config({"train": {"distributed": "fsdp", "fsdp_wrap": "Block"}})
+    with pytest.raises(ValueError, match="fsdp_wrap names FSDP units: it needs distributed"):
+        resolve_config({"train": {"fsdp_wrap": ["Block"]}})

@@ -5,7 +5,8 @@ condition dropout from the step's generator, a dataset with `set_epoch`, save_pr
 from_pretrained in safetensors, and gradient checkpointing. TOY_STEP_SLEEP (seconds) slows each
 step so a test can kill a run in the middle. TOY_SEEN_DIR (a folder) makes each process append the item
 indices of each of its batches to seen-<rank>.jsonl, so a test can check which process saw what, and write
-params-<rank>.json once: the kinds of the model's parameters and how many elements the process holds.
+params-<rank>.json once: the kinds of the model's parameters, how many elements the process holds, and the
+classes of its FSDP units.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ from toolkit.train import Recipe
 
 
 class ToyModel(nn.Module):
-    def __init__(self, dim: int = 8, hidden: int = 32, dropout: float = 0.1):
+    """An MLP; with `spare`, also a trainable layer the loss never uses (as UniAnimate's image projection)."""
+
+    def __init__(self, dim: int = 8, hidden: int = 32, dropout: float = 0.1, spare: bool = False):
         super().__init__()
-        self.config = {"dim": dim, "hidden": hidden, "dropout": dropout}
+        self.config = {"dim": dim, "hidden": hidden, "dropout": dropout, "spare": spare}
         self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+        self.spare = nn.Linear(dim, dim) if spare else None
         self.gradient_checkpointing = False
 
     def enable_gradient_checkpointing(self) -> None:
@@ -98,8 +102,9 @@ class ToyRecipe(Recipe):
             if not held.exists():
                 params = list(model.parameters())
                 local = [getattr(p, "to_local", lambda p=p: p)() for p in params]
+                units = sorted(type(m).__name__ for m in model.modules() if type(m).__name__.startswith("FSDP"))
                 held.write_text(json.dumps({"kinds": sorted({type(p).__name__ for p in params}),
-                                            "elements": sum(t.numel() for t in local)}))
+                                            "elements": sum(t.numel() for t in local), "fsdp_units": units}))
         sleep = float(os.environ.get("TOY_STEP_SLEEP", "0"))
         if sleep:
             time.sleep(sleep)

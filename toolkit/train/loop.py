@@ -241,7 +241,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     Everything is validated, the model and dataset built, before anything is written.
     """
     from accelerate import Accelerator
-    from accelerate.utils import DistributedType, send_to_device
+    from accelerate.utils import DistributedDataParallelKwargs, DistributedType, send_to_device
     from tqdm.auto import tqdm
 
     # 1. The config, the arguments and the run folder: nothing is written until all of them pass.
@@ -251,6 +251,9 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     cfg = resolve_config(staged, train_overrides)
     init_file = checkpoint.init_weights(init) if init is not None else None
     t = cfg["train"]
+    check_fsdp = getattr(recipe, "check_fsdp", None)
+    if t["distributed"] == "fsdp" and callable(check_fsdp):
+        check_fsdp(cfg)
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, got {max_steps}")
     if max_minutes is not None and not max_minutes > 0:
@@ -282,7 +285,11 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     sharded = t["distributed"] == "fsdp" and launched > 1
     fsdp_plugin = fsdp.plugin(t["fsdp_wrap"]) if sharded else None
-    accelerator = Accelerator(mixed_precision=t["mixed_precision"], fsdp_plugin=fsdp_plugin)
+    # A recipe may leave trainable parameters out of a step's loss (UniAnimate's image projection without image
+    # embeddings); DDP must then look for them in each step's graph, or it waits for their gradients forever.
+    ddp_kwargs = DistributedDataParallelKwargs(find_unused_parameters=True)
+    accelerator = Accelerator(mixed_precision=t["mixed_precision"], fsdp_plugin=fsdp_plugin,
+                              kwargs_handlers=[ddp_kwargs])
     device, rank, world, main = (accelerator.device, accelerator.process_index, accelerator.num_processes,
                                  accelerator.is_main_process)
     if launched > world:

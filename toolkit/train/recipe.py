@@ -71,6 +71,16 @@ class Recipe(ABC):
         ``unwrap_model`` to reach attributes).
         """
 
+    def check_fsdp(self, config: dict[str, Any]) -> None:
+        """Raise ValueError if, with this config, `loss` may leave a trainable parameter out on some processes
+        of a step but not others (``[train] distributed = "fsdp"`` is then refused before anything is written).
+
+        FSDP2 reduces the gradients of each unit in one collective per step and includes only the
+        parameters that got a gradient, so every process must give gradients to the same parameters;
+        otherwise the processes stop in a collective mismatch (pytorch/pytorch#158719). DDP has no such
+        need. Default: no check.
+        """
+
     def trainable_parameters(self, model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
         """The parameters the optimizer updates and EMA averages (default: all with requires_grad)."""
         return [p for p in model.parameters() if p.requires_grad]
