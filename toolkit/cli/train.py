@@ -22,7 +22,7 @@ examples:
   accelerate launch --num_processes 8 -m toolkit train --method unianimate --config paper \\
       --shards data/shards/tiktok --out runs/uni --mixed-precision bf16
   accelerate launch --multi_gpu --num_processes 8 -m toolkit train --method unianimate --config tiny \\
-      --distributed fsdp --shards data/shards/synthetic --out runs/uni-fsdp   # sharded (the paper configs' default)
+      --distributed fsdp --shards data/shards/synthetic --out runs/uni-fsdp   # sharded, as the UniAnimate paper config
   ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 -m toolkit train --method unianimate --config tiny \\
       --shards data/shards/synthetic --out runs/uni-cpu2        # several processes on a CPU-only machine
 
