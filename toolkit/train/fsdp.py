@@ -54,6 +54,7 @@ def enable(accelerator: Any, fsdp_plugin: Any) -> None:
 
 
 def is_sharded(tensor: torch.Tensor) -> bool:
+    """Whether `tensor` is a DTensor, i.e. split across processes by FSDP."""
     from torch.distributed.tensor import DTensor
 
     return isinstance(tensor, DTensor)
