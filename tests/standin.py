@@ -137,7 +137,8 @@ def clip_text_state(width: int, tokens: int, seed: int = 0) -> dict[str, torch.T
 
 
 def openclip_state(text_width: int = 64, text_layers: int = 2, vision_width: int = 80, vision_layers: int = 1,
-                   embed_dim: int = 16, patch: int = 14, image_size: int = 224, seed: int = 0) -> dict[str, torch.Tensor]:
+                   embed_dim: int = 16, patch: int = 14, image_size: int = 224,
+                   seed: int = 0) -> dict[str, torch.Tensor]:
     """A random OpenCLIP ViT state dict in the names of open_clip_pytorch_model.bin (the full 49,408-token
     vocabulary, 77 text positions); widths must be multiples of the head widths the caller runs it with."""
     g = torch.Generator().manual_seed(seed)
@@ -187,10 +188,11 @@ def ldm_vae_state(vae_state: dict[str, torch.Tensor], levels: int) -> dict[str, 
 
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
+    up = lambda m: f"decoder.up.{levels - 1 - int(m[1])}."  # noqa: E731  (LDM numbers decoder levels upwards)
     renames = [(r"encoder\.down_blocks\.(\d+)\.resnets\.", r"encoder.down.\1.block."),
                (r"encoder\.down_blocks\.(\d+)\.downsamplers\.0\.", r"encoder.down.\1.downsample."),
-               (r"decoder\.up_blocks\.(\d+)\.resnets\.", lambda m: f"decoder.up.{levels - 1 - int(m[1])}.block."),
-               (r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.", lambda m: f"decoder.up.{levels - 1 - int(m[1])}.upsample."),
+               (r"decoder\.up_blocks\.(\d+)\.resnets\.", lambda m: up(m) + "block."),
+               (r"decoder\.up_blocks\.(\d+)\.upsamplers\.0\.", lambda m: up(m) + "upsample."),
                (r"mid_block\.resnets\.(\d)\.", lambda m: f"mid.block_{int(m[1]) + 1}."),
                (r"mid_block\.attentions\.0\.", "mid.attn_1."), (r"conv_shortcut", "nin_shortcut"),
                (r"conv_norm_out", "norm_out"), (r"group_norm", "norm"), (r"to_([qkv])\.", r"\1."),

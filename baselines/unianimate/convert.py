@@ -222,13 +222,7 @@ def load_converted(directory: str | Path, text_context: torch.Tensor | None = No
         raise ConversionError(f"{directory}: load mismatch: unexpected {unexpected[:10]}, missing {missing[:10]}")
     shape = model_shapes(config)["text_context"]
     state["text_context"] = torch.zeros(shape) if text_context is None else text_context.reshape(shape).float()
-    with torch.device("meta"):
-        model = UniAnimateModel(config)
-    model.load_state_dict(state, strict=True, assign=True)
-    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if left:
-        raise ConversionError(f"{directory}: not loaded: {left[:10]}")
-    return model
+    return UniAnimateModel.assigned(config, state)
 
 
 PUBLISHED_ARTIFACT = "unianimate-16f-32f"
