@@ -5,6 +5,12 @@ that, :func:`unsafe_globals` lists, statically (nothing is unpickled), the funct
 classes a pickle names outside the weights-only allow-list, so a file that smuggles in,
 say, ``os.system`` is refused with that name. Errors say what the file holds and never
 suggest switching the protection off.
+
+Some released checkpoints also carry training metadata beside their tensors (a Lightning
+``ModelCheckpoint`` callback's state, numpy scalars). A registry artifact names those
+globals (``allow_globals``); :func:`load` then unpickles each of them as :class:`Opaque`, an
+inert object that keeps nothing and runs nothing, so the tensors load weights-only and the
+metadata is dropped.
 """
 
 from __future__ import annotations
@@ -21,6 +27,21 @@ _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHOR
 # The legacy (non-zip) torch.save format is a run of pickles: magic number, protocol, system info, the object,
 # the storage keys; raw storage bytes follow.
 _LEGACY_PICKLES = 5
+
+
+class Opaque:
+    """What an allowed non-tensor global of a checkpoint (a callback class, a numpy scalar) becomes on load:
+    called or built with anything, it keeps nothing and runs nothing."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+
+def _allowed_by(name: str, allow: tuple[str, ...]) -> bool:
+    return any(name == a or (a.endswith(".") and name.startswith(a)) for a in allow)
 
 
 class UnsafeCheckpoint(ValueError):
@@ -72,19 +93,25 @@ def unsafe_globals(path: str | os.PathLike, allow: Iterable[str] = ()) -> list[s
             raise UnsafeCheckpoint(f"{path}: not a pickled PyTorch checkpoint")
         safe = _allowed()
         names = [g for g in found if g not in safe]
-    return sorted(g for g in names if not any(g == a or (a.endswith(".") and g.startswith(a)) for a in extra))
+    return sorted(g for g in names if not _allowed_by(g, extra))
 
 
 def load(path: str | os.PathLike, allow: Iterable[str] = ()) -> object:
-    """``torch.load(weights_only=True)`` on CPU after the static check; zip checkpoints are memory-mapped."""
+    """``torch.load(weights_only=True)`` on CPU after the static check; zip checkpoints are memory-mapped.
+
+    Globals matched by `allow` (names, or prefixes ending in ".") load as :class:`Opaque`.
+    """
     path = Path(path)
-    bad = unsafe_globals(path, allow)
+    allow = tuple(allow)
+    found = unsafe_globals(path)
+    bad = [g for g in found if not _allowed_by(g, allow)]
     if bad:
         raise UnsafeCheckpoint(f"{path}: refused: its pickle names {', '.join(bad[:5])}"
                                f"{' ...' if len(bad) > 5 else ''}, which a weights-only load does not allow "
                                "(a weights file holds tensors and plain containers only)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        with torch.serialization.safe_globals([(Opaque, g) for g in found]):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as exc:
         raise UnsafeCheckpoint(f"{path}: cannot be read as a weights-only PyTorch checkpoint "
                                f"({_reason(exc)})") from None

@@ -242,9 +242,10 @@ _TABLE: tuple[Artifact, ...] = (
         size=None,
         license="MIT",
         used_by=("UniAnimate",),
-        description="OpenCLIP ViT-H-14 laion2B-s32B-b79K (~3.94 GB), UniAnimate's reference-image encoder "
-        "(its checkpoint folder names it open_clip_pytorch_model.bin).",
-        loader=_TORCH_LOAD + ": flat OpenCLIP state dict",
+        description="OpenCLIP ViT-H-14 laion2B-s32B-b79K (~3.94 GB): UniAnimate's \"\" text context (penultimate "
+        "layer) and reference-image embedding (its checkpoint folder names it open_clip_pytorch_model.bin).",
+        loader=_TORCH_LOAD + ": flat OpenCLIP state dict, run by toolkit.models.openclip",
+        check="toolkit.models.openclip:check_state",
     ),
     Artifact(
         name="sd21-512-ema-pruned",
@@ -255,9 +256,9 @@ _TABLE: tuple[Artifact, ...] = (
         license="CreativeML OpenRAIL++-M",
         used_by=("UniAnimate",),
         description="SD 2.1-base checkpoint (~5.21 GB); UniAnimate takes its VAE from it.",
-        loader="Lightning pickle that also holds a ModelCheckpoint callback and numpy scalars: "
-        "torch.load(weights_only=True) refuses it as is; the loader must allow-list exactly those types "
-        "(torch.serialization.safe_globals) or use a safetensors conversion",
+        loader="Lightning pickle that also holds a ModelCheckpoint callback and numpy scalars: read with "
+        "torch.load(weights_only=True), those globals (allow_globals) unpickled as inert placeholders "
+        "(toolkit.safe_pickle.Opaque); only first_stage_model.* (the VAE) is used",
         first_use="scan",
         allow_globals=("numpy.", "pytorch_lightning."),
     ),

@@ -218,13 +218,7 @@ def from_published(config: MagicAnimateConfig | None = None) -> MagicAnimateMode
     state[TEXT_CONTEXT] = context.reshape(shapes[TEXT_CONTEXT])
     for key in not_in_checkpoint(config):
         state.setdefault(key, torch.zeros(shapes[key]))
-    with torch.device("meta"):
-        model = MagicAnimateModel(config)
-    model.load_state_dict(state, strict=True, assign=True)
-    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if left:
-        raise ConversionError(f"not loaded: {left[:10]}")
-    return model
+    return MagicAnimateModel.assigned(config, state)
 
 
 def published_sha256() -> str:

@@ -10,6 +10,7 @@ start-up as OpenCLIP's embedding of "", see `NOT_IN_CHECKPOINT`).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -104,6 +105,7 @@ def map_name(name: str, modules: dict[str, str]) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4)
 def model_shapes(config: UniAnimateConfig) -> dict[str, torch.Size]:
     """Names and shapes of our model's state dict, from a model built on the meta device."""
     with torch.device("meta"):
@@ -203,16 +205,45 @@ def convert_published_file(source: str | Path, destination: str | Path,
     return destination
 
 
-def load_converted(directory: str | Path) -> UniAnimateModel:
-    """The model `convert_published_file` wrote; `text_context` still needs `set_text_context`."""
+def load_converted(directory: str | Path, text_context: torch.Tensor | None = None) -> UniAnimateModel:
+    """The model `convert_published_file` wrote, with `text_context` (1, text_tokens, context width) when given
+    (else zeros: fill it with `set_text_context`). Built on the meta device and loaded by assignment, so the
+    weights are held once."""
     import json
 
     from safetensors.torch import load_file
 
     directory = Path(directory)
     config = UniAnimateConfig.from_dict(json.loads((directory / "config.json").read_text()))
-    model = UniAnimateModel(config)
-    result = model.load_state_dict(load_file(directory / "model.safetensors"), strict=False)
-    if sorted(result.missing_keys) != sorted(NOT_IN_CHECKPOINT) or result.unexpected_keys:
-        raise ConversionError(f"{directory}: load mismatch: {result}")
-    return model
+    state = load_file(directory / "model.safetensors")
+    unexpected = sorted(set(state) - set(model_shapes(config)))
+    missing = sorted(set(model_shapes(config)) - set(state) - set(NOT_IN_CHECKPOINT))
+    if unexpected or missing:
+        raise ConversionError(f"{directory}: load mismatch: unexpected {unexpected[:10]}, missing {missing[:10]}")
+    shape = model_shapes(config)["text_context"]
+    state["text_context"] = torch.zeros(shape) if text_context is None else text_context.reshape(shape).float()
+    return UniAnimateModel.assigned(config, state)
+
+
+PUBLISHED_ARTIFACT = "unianimate-16f-32f"
+OPENCLIP_ARTIFACT = "openclip-vit-h-14-laion2b"
+
+
+def converted_published_dir() -> Path:
+    """Where `toolkit weights convert unianimate-16f-32f` wrote the release; a missing release raises the
+    registry's WeightsMissing (with the fetch command), a release not converted yet FileNotFoundError."""
+    from toolkit import weights
+
+    converted = weights.converted_dir(PUBLISHED_ARTIFACT)
+    if not (converted / "model.safetensors").is_file():
+        weights.path(PUBLISHED_ARTIFACT, verify=False)
+        raise FileNotFoundError(f"{converted}: {PUBLISHED_ARTIFACT} is not converted yet; run `toolkit weights "
+                                f"convert {PUBLISHED_ARTIFACT}` once")
+    return converted
+
+
+def published_sha256(codec_weights: str) -> str:
+    """Provenance of a run of the release: each registry file's name and sha256 (hashes are cached)."""
+    from toolkit import weights
+
+    return ";".join(f"{n}={weights.file_sha256(n)}" for n in (PUBLISHED_ARTIFACT, OPENCLIP_ARTIFACT, codec_weights))

@@ -11,6 +11,19 @@ into frames. What the public UniAnimate inference does, and we do too:
 * a noise prior: the start latents are the reference latent noised to t = 949,
   not pure noise.
 
+Three settings say how close to the released inference code a run is (the paper config and
+the published checkpoint use the released values):
+
+* ``timesteps``: "trailing" (diffusers' spacing: 30 steps are 30 evaluations from t = 999, the
+  last returning the clean estimate) or "unianimate" (the released loop: t = 1 + k * (1000 // steps)
+  from the top down, 31 evaluations at 991, 958, ..., 1 for 30 steps, each step going 1000 // steps
+  down to at least t = 0, whose alpha_bar the last step lands on);
+* ``offset_noise``: the released code adds 0.1 x per-frame, per-channel offset noise to the start
+  noise before the noise prior, as in its training;
+* ``uncond``: "zeros" (the unconditional half gets zero condition inputs, as our objective drops
+  them in training) or "none" (no conditions at all: zero condition features and zero image tokens,
+  the unconditional branch of the released model, which was trained that way).
+
 Long video, two modes:
 
 * ``windows``: overlapping windows of `window` frames (stride window - overlap,
@@ -40,6 +53,8 @@ from toolkit.models.diffusion import as_float
 from toolkit.models.pretrained import from_table
 
 LONG_MODES = ("windows", "chain")
+TIMESTEPS = ("trailing", "unianimate")
+UNCOND = ("zeros", "none")
 
 
 def make_scheduler(**overrides: Any) -> DDIMScheduler:
@@ -62,11 +77,15 @@ class SamplingConfig:
     overlap: int = 4                     # frames shared by neighbouring windows
     long: str = "windows"
     seed: int = 0
+    timesteps: str = "trailing"          # or "unianimate" (the released loop, steps + 1 evaluations)
+    offset_noise: float = 0.0            # the released inference: 0.1
+    uncond: str = "zeros"                # or "none" (the released model's unconditional branch)
     scheduler: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.long not in LONG_MODES:
-            raise ValueError(f"long must be one of {LONG_MODES}, got {self.long!r}")
+        for key, allowed in (("long", LONG_MODES), ("timesteps", TIMESTEPS), ("uncond", UNCOND)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
         if self.window < 2 or not 0 <= self.overlap < self.window:
@@ -78,6 +97,27 @@ class SamplingConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SamplingConfig:
         return from_table(cls, values, "sampling")
+
+
+def unianimate_timesteps(steps: int, num_train_timesteps: int = 1000) -> torch.Tensor:
+    """The released DDIM loop's timesteps: 1 + k * (T // steps) for k = 0, 1, ... below T, highest first."""
+    return (1 + torch.arange(0, num_train_timesteps, num_train_timesteps // steps)).clamp(
+        max=num_train_timesteps - 1).flip(0)
+
+
+def make_sampler(sampling: SamplingConfig, steps: int, device: torch.device | str) -> DDIMScheduler:
+    """The scheduler with its timesteps set for `steps` steps as `sampling.timesteps` says.
+
+    For "unianimate", diffusers' DDIM step already goes T // steps down from each timestep; with
+    `set_alpha_to_one=False` a step below t = 0 lands on alpha_bar at t = 0, as the released loop's
+    clamp does.
+    """
+    released = sampling.timesteps == "unianimate"
+    scheduler = make_scheduler(**({"set_alpha_to_one": False} if released else {}), **sampling.scheduler)
+    scheduler.set_timesteps(steps, device=device)
+    if released:
+        scheduler.timesteps = unianimate_timesteps(steps, scheduler.config.num_train_timesteps).to(device)
+    return scheduler
 
 
 def window_starts(n_frames: int, window: int, overlap: int) -> list[int]:
@@ -111,12 +151,17 @@ class UniAnimatePipeline:
 
     def _guided(self, latents: torch.Tensor, t: torch.Tensor, poses: torch.Tensor, cond: dict[str, torch.Tensor],
                 guidance: float) -> torch.Tensor:
-        """Guided v-prediction for latents (1, C, F, h, w): conditional and unconditional in one batch of two."""
+        """Guided v-prediction for latents (1, C, F, h, w). `cond` holds the conditional inputs (batch 1); the
+        unconditional half has them zeroed (one batch of two) or, with uncond = "none", none at all."""
         pose = as_float(poses, self.device)
-        x = latents.expand(2, *latents.shape[1:])
-        out = self.model(x, t.expand(2), torch.cat([pose, torch.zeros_like(pose)]), cond["reference_latent"],
-                         cond["reference_pose"], cond["image_embeds"], local_image=cond["local_image"])
-        v_cond, v_uncond = out[:1], out[1:]
+        if self.sampling.uncond == "none":
+            v_cond = self.model(latents, t, pose, **cond)
+            v_uncond = self.model(latents, t, None, None, None, None, local_image=None)
+        else:
+            both = {k: None if v is None else torch.cat([v, torch.zeros_like(v)]) for k, v in cond.items()}
+            out = self.model(latents.expand(2, *latents.shape[1:]), t.expand(2),
+                             torch.cat([pose, torch.zeros_like(pose)]), **both)
+            v_cond, v_uncond = out[:1], out[1:]
         return v_uncond + guidance * (v_cond - v_uncond)
 
     def _windowed(self, latents: torch.Tensor, t: torch.Tensor, poses: torch.Tensor, cond: dict[str, torch.Tensor],
@@ -136,12 +181,15 @@ class UniAnimatePipeline:
                  generator: torch.Generator, steps: int, guidance: float, windowed: bool) -> torch.Tensor:
         """DDIM from the noise prior to clean latents (1, C, F, h, w); frame 0 held at `first_latent` if given."""
         s = self.sampling
-        scheduler = make_scheduler(**s.scheduler)
-        scheduler.set_timesteps(steps, device=self.device)
+        scheduler = make_sampler(s, steps, self.device)
         n = poses.shape[2]
-        ref = cond["reference_latent"][:1]
+        ref = cond["reference_latent"]
         shape = (1, ref.shape[1], n, ref.shape[2], ref.shape[3])
-        noise = torch.randn(shape, generator=generator, device=generator.device, dtype=ref.dtype).to(self.device)
+        noise = torch.randn(shape, generator=generator, device=generator.device, dtype=ref.dtype)
+        if s.offset_noise:
+            offset = torch.randn((*shape[:3], 1, 1), generator=generator, device=generator.device, dtype=ref.dtype)
+            noise = noise + s.offset_noise * offset
+        noise = noise.to(self.device)
         if s.noise_prior_t is None:
             latents = noise * scheduler.init_noise_sigma
         else:
@@ -156,9 +204,10 @@ class UniAnimatePipeline:
             else:
                 v = self._guided(latents, tt, poses, cond, guidance)
             step = scheduler.step(v, t, latents, eta=0.0)
-            # the last step returns the clean estimate: with trailing spacing DDIM's last "previous" timestep
-            # can be t = 0 (e.g. 7 steps), which still holds sqrt(1 - alpha_0) of noise
-            last = k == len(scheduler.timesteps) - 1
+            # with trailing spacing the last step returns the clean estimate: DDIM's last "previous" timestep
+            # can be t = 0 (e.g. 7 steps), which still holds sqrt(1 - alpha_0) of noise; the released loop
+            # returns its last step's sample (at alpha_bar of t = 0)
+            last = k == len(scheduler.timesteps) - 1 and s.timesteps == "trailing"
             latents = step.pred_original_sample if last else step.prev_sample
         if first_latent is not None:
             latents[:, :, 0] = first_latent
@@ -172,7 +221,8 @@ class UniAnimatePipeline:
 
     def __call__(self, reference: torch.Tensor, reference_pose: torch.Tensor, poses: torch.Tensor,
                  first_frame: torch.Tensor | None = None, long: str | None = None, steps: int | None = None,
-                 guidance: float | None = None, seed: int | None = None, windowed: bool = True) -> np.ndarray:
+                 guidance: float | None = None, seed: int | None = None, windowed: bool = True,
+                 image_embeds: torch.Tensor | None = None) -> np.ndarray:
         """Frames (F, H, W, 3) uint8 for poses (F, 3, H, W); reference, reference_pose, first_frame (3, H, W).
 
         `first_frame`: first-frame conditioning (the unified noise input): the given
@@ -181,15 +231,17 @@ class UniAnimatePipeline:
         in one pass (what "windows" reduces to when the video fits one window).
         """
         return np.concatenate(list(self.iter_frames(reference, reference_pose, poses, first_frame, long, steps,
-                                                    guidance, seed, windowed)))
+                                                    guidance, seed, windowed, image_embeds)))
 
     @torch.no_grad()
     def iter_frames(self, reference: torch.Tensor, reference_pose: torch.Tensor, poses: torch.Tensor,
                     first_frame: torch.Tensor | None = None, long: str | None = None, steps: int | None = None,
-                    guidance: float | None = None, seed: int | None = None,
-                    windowed: bool = True) -> Iterator[np.ndarray]:
+                    guidance: float | None = None, seed: int | None = None, windowed: bool = True,
+                    image_embeds: torch.Tensor | None = None) -> Iterator[np.ndarray]:
         """The frames of `__call__` as (k, H, W, 3) uint8 chunks in order, made as they are needed (chain
-        segments are sampled one after another), so a long video can be written without holding it all."""
+        segments are sampled one after another), so a long video can be written without holding it all.
+        `image_embeds` (1, D): the reference's image embedding, computed by the caller (else by
+        `image_encoder` from the reference, if the pipeline has one)."""
         s = self.sampling
         long = long or s.long
         if long not in LONG_MODES:
@@ -202,11 +254,11 @@ class UniAnimatePipeline:
         ref = as_float(reference[None], self.device, dtype)
         ref_pose = as_float(reference_pose[None], self.device, dtype)
         ref_latent = self.codec.encode(ref)
-        embeds = self.image_encoder(ref) if self.image_encoder is not None else None
-        cond = {"reference_latent": torch.cat([ref_latent, torch.zeros_like(ref_latent)]),
-                "reference_pose": torch.cat([ref_pose, torch.zeros_like(ref_pose)]),
-                "image_embeds": None if embeds is None else torch.cat([embeds, torch.zeros_like(embeds)]),
-                "local_image": torch.cat([ref, torch.zeros_like(ref)]) if self.model.config.local_image else None}
+        if image_embeds is None and self.image_encoder is not None:
+            image_embeds = self.image_encoder(ref)
+        cond = {"reference_latent": ref_latent, "reference_pose": ref_pose,
+                "image_embeds": None if image_embeds is None else image_embeds.to(self.device, dtype),
+                "local_image": ref if self.model.config.local_image else None}
         first_latent = None
         if first_frame is not None:
             first_latent = self.codec.encode(as_float(first_frame[None], self.device, dtype))[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -124,6 +125,8 @@ def _as_published(model: UniAnimateModel) -> dict[str, torch.Tensor]:
 SMALL = UniAnimateConfig(block_out_channels=(32, 32, 64, 64), attention_head_dim=16, layers_per_block=1,
                          cross_attention_dim=64, image_embed_dim=16, text_tokens=3, concat_dim=4,
                          pose_channels=(8, 8), reference_channels=(8, 8))
+# ... with OpenCLIP's 77 "" tokens, as the release runs (toolkit.models.openclip's context)
+SMALL_RELEASE = dataclasses.replace(SMALL, text_tokens=77)
 
 
 def test_load_published_checkpoint_round_trip(tmp_path):
@@ -168,3 +171,33 @@ def test_weights_convert_writes_safetensors_that_load(tmp_path, monkeypatch):
             torch.rand(1, 3, 64, 64), torch.randn(1, 16))
     with torch.no_grad():
         assert torch.equal(model(*args), source(*args))
+
+
+def test_published_method_names_each_missing_file_and_its_fix(tmp_path, monkeypatch):
+    """`--checkpoint published` never substitutes: each absent file raises the registry's error naming the command
+    that fetches it (or the conversion still to run)."""
+    from baselines.unianimate import convert, method
+    from standin import openclip_state, pin, use_home
+    from toolkit import weights
+
+    monkeypatch.setattr(convert.UniAnimateConfig, "named", classmethod(lambda cls, name: SMALL_RELEASE))
+    use_home(monkeypatch, tmp_path / "home")
+
+    def install(name, obj):
+        src = tmp_path / weights.ARTIFACTS[name].filename.rsplit("/", 1)[1]
+        torch.save(obj, src)
+        pin(monkeypatch, name, src)
+        weights.import_file(src, name)
+        return src
+
+    with pytest.raises(weights.WeightsMissing, match="unianimate-16f-32f missing.*toolkit weights fetch unianimate"):
+        method.UniAnimateMethod(checkpoint="published")
+    src = install("unianimate-16f-32f", _as_published(perturbed(SMALL_RELEASE, seed=2)))
+    with pytest.raises(FileNotFoundError, match="run `toolkit weights convert unianimate-16f-32f` once"):
+        method.UniAnimateMethod(checkpoint="published")
+    convert.convert_published_file(src, weights.converted_dir("unianimate-16f-32f"))
+    with pytest.raises(weights.WeightsMissing, match="toolkit weights fetch openclip-vit-h-14-laion2b"):
+        method.UniAnimateMethod(checkpoint="published")
+    install("openclip-vit-h-14-laion2b", openclip_state(text_width=64, vision_width=80, embed_dim=16))
+    with pytest.raises(weights.WeightsMissing, match="toolkit weights fetch sd21-512-ema-pruned"):
+        method.UniAnimateMethod(checkpoint="published")

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from baselines.unianimate.model import UniAnimateConfig, UniAnimateModel
-from baselines.unianimate.pipeline import SamplingConfig, UniAnimatePipeline, make_scheduler, window_starts
+from baselines.unianimate.pipeline import (SamplingConfig, UniAnimatePipeline, make_sampler, make_scheduler,
+                                           unianimate_timesteps, window_starts)
 from toolkit.models.codec import PixelCodec
 
 SIZE = 32  # pixels; the tiny config's 4x pixel codec makes 8x8 latents
@@ -141,3 +142,70 @@ def test_sampler_returns_the_clean_video_for_an_exact_denoiser(steps):
     out = p(ref, ref_pose, poses, windowed=False).astype(int)
     expected = (frames.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy().astype(int)
     assert np.abs(out - expected).max() <= 1     # float32 rounding at the uint8 boundary, nothing more
+
+
+def test_released_timesteps_are_the_released_loops():
+    """UniAnimate's loop: 1 + k * (1000 // 30) from the top, 31 evaluations; each step goes 33 down, the last
+    one to alpha_bar at t = 0 (the loop clamps t - 33 at 0)."""
+    t = unianimate_timesteps(30)
+    assert len(t) == 31 and int(t[0]) == 991 and int(t[-1]) == 1 and set((t[:-1] - t[1:]).tolist()) == {33}
+    assert unianimate_timesteps(2).tolist() == [501, 1]
+    s = make_sampler(SamplingConfig(steps=30, timesteps="unianimate"), 30, "cpu")
+    assert torch.equal(s.timesteps, t) and float(s.final_alpha_cumprod) == float(s.alphas_cumprod[0])
+    assert float(make_sampler(SamplingConfig(steps=30), 30, "cpu").final_alpha_cumprod) == 1.0
+    with pytest.raises(ValueError, match="timesteps must be one of"):
+        SamplingConfig(timesteps="leading")
+
+
+class _Spy(_Oracle):
+    """The oracle, recording each call's timestep and which conditions it got."""
+
+    def __init__(self, x0: torch.Tensor):
+        super().__init__(x0)
+        self.calls = []
+
+    def forward(self, x, t, pose, reference_latent, reference_pose, image_embeds=None, local_image=None):
+        given = {"pose": pose, "reference_latent": reference_latent, "reference_pose": reference_pose,
+                 "image_embeds": image_embeds, "local_image": local_image}
+        self.calls.append((int(t[0]), x.shape[0], {k: v is not None for k, v in given.items()}))
+        return super().forward(x, t, pose, reference_latent, reference_pose, image_embeds, local_image)
+
+
+def test_published_settings_run_31_evaluations_with_an_unconditional_half_without_conditions():
+    codec = PixelCodec(4)
+    x0 = codec.encode(torch.rand(5, 3, SIZE, SIZE)).transpose(0, 1)[None]
+    spy = _Spy(x0)
+    p = UniAnimatePipeline(spy, codec, SamplingConfig(steps=30, timesteps="unianimate", uncond="none",
+                                                      offset_noise=0.1))
+    ref, ref_pose, poses = inputs(5)
+    p(ref, ref_pose, poses, windowed=False, image_embeds=torch.randn(1, 32))
+    assert [c[0] for c in spy.calls[::2]] == unianimate_timesteps(30).tolist()
+    assert len(spy.calls) == 62 and all(batch == 1 for _, batch, _ in spy.calls)
+    assert all(all(c[2].values()) for c in spy.calls[::2])            # conditional: everything given
+    assert not any(any(c[2].values()) for c in spy.calls[1::2])       # unconditional: nothing at all
+    spy.calls.clear()
+    UniAnimatePipeline(spy, codec, SamplingConfig(steps=30))(ref, ref_pose, poses, windowed=False)
+    assert len(spy.calls) == 30 and all(batch == 2 for _, batch, _ in spy.calls)
+    assert spy.calls[0][0] == 999 and not spy.calls[0][2]["image_embeds"]
+
+
+def test_uncond_none_ignores_every_condition_at_guidance_zero(model):
+    ref, ref_pose, poses = inputs(4)
+    ref2, ref_pose2, poses2 = inputs(4, seed=5)
+    p = pipe(model, noise_prior_t=None, uncond="none")
+    e1, e2 = torch.randn(1, 32), torch.randn(1, 32)
+    assert np.array_equal(p(ref, ref_pose, poses, guidance=0.0, image_embeds=e1),
+                          p(ref2, ref_pose2, poses2, guidance=0.0, image_embeds=e2))
+    # the released unconditional branch (zero features) is another network input than zeroed images
+    assert not np.array_equal(p(ref, ref_pose, poses, guidance=0.0),
+                              pipe(model, noise_prior_t=None)(ref, ref_pose, poses, guidance=0.0))
+
+
+def test_image_embedding_and_offset_noise_change_the_result(model):
+    ref, ref_pose, poses = inputs(3)
+    base = pipe(model)(ref, ref_pose, poses)
+    embeds = torch.randn(1, 32, generator=torch.Generator().manual_seed(3))
+    assert not np.array_equal(pipe(model)(ref, ref_pose, poses, image_embeds=embeds), base)
+    offset = pipe(model, offset_noise=0.1)
+    assert np.array_equal(offset(ref, ref_pose, poses), offset(ref, ref_pose, poses))
+    assert not np.array_equal(offset(ref, ref_pose, poses), base)

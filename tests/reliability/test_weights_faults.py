@@ -99,3 +99,29 @@ def test_densepose_weights_that_smuggle_code_are_a_clear_error(tmp_path):
     with pytest.raises(UnsafeCheckpoint, match="model_final_162be9.pth") as err:
         load_state_dict(bad)
     assert "weights_only=False" not in str(err.value)
+
+
+def test_lightning_metadata_loads_inert_only_where_the_artifact_allows_it(home, tmp_path):
+    """SD 2.1's checkpoint carries a Lightning callback class and numpy scalars beside its tensors: refused by
+    default, loaded weights-only with them as inert placeholders under sd21-512-ema-pruned's allow-list, and a
+    payload beside them is still refused."""
+    from standin import save_lightning_checkpoint
+    from toolkit import safe_pickle
+
+    path = tmp_path / "v2-1_512-ema-pruned.ckpt"
+    save_lightning_checkpoint({"first_stage_model.x": torch.arange(3.0)}, path)
+    assert any(g.startswith("pytorch_lightning.") for g in unsafe_globals(path))
+    with pytest.raises(UnsafeCheckpoint, match="pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint"):
+        safe_pickle.load(path)
+    allow = weights.get("sd21-512-ema-pruned").allow_globals
+    loaded = safe_pickle.load(path, allow)
+    assert torch.equal(loaded["state_dict"]["first_stage_model.x"], torch.arange(3.0))
+    assert list(loaded["callbacks"]) == [safe_pickle.Opaque]
+    assert isinstance(loaded["callbacks"][safe_pickle.Opaque]["best_model_score"], safe_pickle.Opaque)
+    assert isinstance(loaded["global_step"], safe_pickle.Opaque)
+    weights.import_file(path, "sd21-512-ema-pruned")           # first use: the scan accepts it, then it is pinned
+    assert weights.pins()["sd21-512-ema-pruned"]["sha256"] == weights.sha256_of(path)
+    bad = tmp_path / "with_payload.ckpt"
+    torch.save({"state_dict": {}, "extra": Payload()}, bad)
+    with pytest.raises(UnsafeCheckpoint, match="system"):
+        safe_pickle.load(bad, allow)

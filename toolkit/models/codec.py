@@ -62,10 +62,11 @@ SD_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channe
               up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32)
 
 
-def sd_vae_from_checkpoint(path: str | Any) -> nn.Module:
+def sd_vae_from_checkpoint(path: str | Any, allow: tuple[str, ...] = ()) -> nn.Module:
     """diffusers `AutoencoderKL` from a Stable Diffusion checkpoint: a `.safetensors` of AutoencoderKL, or an LDM
     `.ckpt` whose `first_stage_model.*` tensors are renamed by diffusers' own converter (read weights-only through
-    :mod:`toolkit.safe_pickle`)."""
+    :mod:`toolkit.safe_pickle`; `allow`: the training metadata globals the file is known to carry, e.g. SD 2.1's
+    Lightning callback and numpy scalars, which load as inert placeholders)."""
     from diffusers import AutoencoderKL
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
@@ -77,7 +78,7 @@ def sd_vae_from_checkpoint(path: str | Any) -> nn.Module:
     else:
         from toolkit import safe_pickle
 
-        state = safe_pickle.load(path)
+        state = safe_pickle.load(path, allow)
         state = convert_ldm_vae_checkpoint(state.get("state_dict", state), dict(vae.config))
     vae.load_state_dict(state, strict=True)
     return vae
@@ -92,7 +93,8 @@ def build_codec(config: dict[str, Any]) -> nn.Module:
     if kind == "vae":
         from toolkit import weights
 
-        vae = sd_vae_from_checkpoint(weights.path(config["weights"]))
+        name = config["weights"]
+        vae = sd_vae_from_checkpoint(weights.path(name), weights.get(name).allow_globals)
         return VAECodec(vae, float(config.get("scaling_factor", 0.18215)), bool(config.get("sample", True)))
     raise ValueError(f"unknown codec kind {kind!r}; choose 'pixel' or 'vae'")
 

@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -81,6 +82,18 @@ class PretrainedModel(nn.Module):
         config = cls.config_class.from_dict(json.loads((directory / CONFIG_FILE).read_text()))
         model = cls(config)
         model.load_state_dict(load_file(directory / WEIGHTS_FILE))
+        return model
+
+    @classmethod
+    def assigned(cls: type[M], config: ModelConfig, state: dict[str, torch.Tensor]) -> M:
+        """The model built on the meta device and given `state` by assignment (every entry, strictly), so large
+        weights are held once; raises ValueError naming any parameter or buffer still left unloaded."""
+        with torch.device("meta"):
+            model = cls(config)
+        model.load_state_dict(state, strict=True, assign=True)
+        left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+        if left:
+            raise ValueError(f"{cls.__name__}: not loaded: {left[:10]}")
         return model
 
 
