@@ -29,6 +29,7 @@ import colorsys
 import functools
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -138,7 +139,7 @@ def body_joints(keypoints: np.ndarray, feet: bool = True) -> np.ndarray:
     return np.concatenate([joints, toes])
 
 
-def draw_limb(canvas: np.ndarray, p: np.ndarray, q: np.ndarray, colour: tuple[int, int, int]) -> None:
+def draw_limb(canvas: np.ndarray, p: Sequence[float], q: Sequence[float], colour: int | tuple[int, int, int]) -> None:
     """Fill one limb in place as the reference draws it: an ellipse from p to q, centre and angle truncated to int."""
     centre = (int((p[0] + q[0]) / 2), int((p[1] + q[1]) / 2))
     length = math.hypot(p[0] - q[0], p[1] - q[1])
@@ -204,9 +205,10 @@ def draw_body(canvas: np.ndarray, joints: np.ndarray, style: PoseStyle, threshol
     The reference scales the whole canvas by 0.6 after the limbs; on an empty canvas that equals drawing
     each limb in its dimmed colour, which is what the limb labels are."""
     ok = joints[:, 2] > threshold
+    good, xy = ok.tolist(), joints[:, :2].tolist()  # Python floats: the same values, far cheaper to index
     for i, (a, b) in enumerate(style.limbs):
-        if ok[a] and ok[b]:
-            draw_limb(canvas, joints[a], joints[b], LIMB_LABEL + i)
+        if good[a] and good[b]:
+            draw_limb(canvas, xy[a], xy[b], LIMB_LABEL + i)
     drawn = np.flatnonzero(ok[:style.n_joints])
     draw_discs(canvas, joints[drawn, :2], JOINT_RADIUS, JOINT_LABEL + drawn)
 
@@ -227,9 +229,9 @@ def draw_hands(canvas: np.ndarray, keypoints: np.ndarray, threshold: float = 0.3
         ok = _drawable(pts, threshold)
         if not ok.any():
             continue
-        ipts = pts[:, :2].astype(np.int64).tolist()
+        ipts, good = pts[:, :2].astype(np.int64).tolist(), ok.tolist()
         for e, (a, b) in enumerate(HAND_EDGES):
-            if ok[a] and ok[b]:
+            if good[a] and good[b]:
                 cv2.line(canvas, ipts[a], ipts[b], HAND_EDGE_LABEL + e, thickness=HAND_LINE_THICKNESS)
         drawn = np.flatnonzero(ok)
         draw_discs(canvas, pts[drawn, :2], HAND_POINT_RADIUS, np.full(len(drawn), HAND_POINT_LABEL))
