@@ -131,13 +131,15 @@ class MagicAnimateRecipe(Recipe):
         return MagicAnimateModel(model_cfg)
 
     def check_fsdp(self, config: dict[str, Any]) -> None:
-        """Refuse FSDP while the reference drops out: a process whose samples all drop it leaves the appearance
-        encoder out of its loss, so the processes' gradient collectives differ."""
+        """Refuse FSDP in stage 1 while the reference drops out: a process whose samples all drop it leaves the
+        (trainable) appearance encoder out of its loss, so the processes' gradient collectives differ. Stage 2
+        trains the motion modules only, which every sample uses, so it may shard."""
         p_uncond = ObjectiveConfig.from_dict(config.get("objective", {})).p_uncond
-        if p_uncond > 0:
-            raise ValueError(f"magicanimate with [objective] p_uncond = {p_uncond} trains with distributed = \"ddp\" "
-                             "only: a process whose samples all drop the reference computes no gradient for the "
-                             "appearance encoder in that step, and FSDP needs the same gradients on every process")
+        if p_uncond > 0 and int(config.get("stage", 1)) == 1:
+            raise ValueError(f"magicanimate stage 1 with [objective] p_uncond = {p_uncond} trains with distributed = "
+                             "\"ddp\" only: a process whose samples all drop the reference computes no gradient for "
+                             "the appearance encoder in that step, and FSDP needs the same gradients on every process "
+                             "(stage 2, motion modules only, may use fsdp)")
 
     def trainable_parameters(self, model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
         """Stage 1: all but the motion modules (and the encoder's unused tail); stage 2: the motion modules only."""

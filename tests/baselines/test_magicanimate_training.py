@@ -123,6 +123,66 @@ def test_joint_training_mixes_in_image_items_that_reconstruct_themselves(shards,
     assert summary["step"] == 2
 
 
+@pytest.mark.slow
+def test_stage_2_shards_with_fsdp_on_two_processes_as_ddp_does(stages, shards, tmp_path):
+    """Stage 2 trains the motion modules, which every sample uses, so FSDP may shard it even with the reference
+    dropped for some samples; stage 1 with p_uncond > 0 is refused before anything is written."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+           "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+
+    cfg = micro_config()  # stage 2: one clip per process and step
+    config = tmp_path / "micro.toml"
+    config.write_text(_toml(cfg))
+
+    def launch(out: Path, mode: str, stage: int, *extra: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+               "-m", "toolkit", "train", "--method", "magicanimate", "--config", str(config), "--stage", str(stage),
+               "--shards", str(shards), "--out", str(out), "--distributed", mode, "--quiet", *extra]
+        return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+
+    runs = {}
+    for mode in ("ddp", "fsdp"):
+        done = launch(tmp_path / mode, mode, 2, "--init", str(stages[0]))
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        runs[mode] = tmp_path / mode
+    a, b = ([json.loads(line)["loss"] for line in (runs[m] / "loss.jsonl").read_text().splitlines()]
+            for m in ("ddp", "fsdp"))
+    assert len(a) == len(b) == 2 and max(abs(x - y) for x, y in zip(a, b)) < 1e-5, (a, b)
+    ddp, fsdp = (load_file(runs[m] / "model" / "model.safetensors") for m in ("ddp", "fsdp"))
+    assert max((ddp[k] - fsdp[k]).abs().max().item() for k in ddp) < 1e-5
+    assert changed(load_file(stages[0] / "model" / "model.safetensors"), fsdp) <= MagicAnimateModel(
+        MICRO).motion_parameter_names()
+    refused = launch(tmp_path / "s1", "fsdp", 1)
+    assert refused.returncode != 0 and "stage 2, motion modules only, may use fsdp" in refused.stderr
+    assert not (tmp_path / "s1").exists()
+
+
+def _toml(table: dict, prefix: str = "") -> str:
+    """A config dict as TOML text (tables, strings, numbers, booleans and lists of them): enough for a config."""
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace('\\', '\\\\').replace('"', '\\"') + '"'
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return repr(v)
+
+    plain = [f"{k} = {value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    lines = ([f"[{prefix}]"] if prefix and plain else []) + plain
+    for k, v in table.items():
+        if isinstance(v, dict):
+            lines.append(_toml(v, f"{prefix}.{k}" if prefix else k))
+    return "\n".join(lines) + "\n"
+
+
 def test_a_stage_1_run_does_not_resume_as_stage_2(stages, shards):
     s1, _ = stages
     with pytest.raises(ValueError, match="config"):
