@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from conftest import make_shards
+from toolkit import conditions
 from toolkit import video as vid
 from toolkit.data import ClipDataset
 from toolkit.shards.reader import Shards
@@ -159,7 +160,7 @@ def test_deep_verify_checks_the_part_planes_against_the_iuv(tmp_path):
 
     def damage(table):
         parts = table.column("parts").to_pylist()
-        parts[1] = vid.encode_parts(np.zeros((40, 32), np.uint8))
+        parts[1] = vid.encode_plane(np.zeros((40, 32), np.uint8))
         parts[2] = b"not zstd"
         return table.set_column(table.schema.get_field_index("parts"), "parts", pa.array(parts, pa.binary()))
 
@@ -171,9 +172,30 @@ def test_deep_verify_checks_the_part_planes_against_the_iuv(tmp_path):
 
 def test_part_planes_round_trip_and_refuse_what_they_are_not():
     plane = np.random.default_rng(0).integers(0, 25, (30, 20), dtype=np.uint8)
-    data = vid.encode_parts(plane)
-    assert np.array_equal(vid.decode_parts(data, 30, 20), plane)
-    with pytest.raises(vid.DecodeError, match="x.parquet: not a zstd-compressed 20x20 part plane"):
-        vid.decode_parts(data, 20, 20, name="x.parquet")
+    data = vid.encode_plane(plane)
+    assert np.array_equal(vid.decode_plane(data, 30, 20), plane)
+    with pytest.raises(vid.DecodeError, match="x.parquet: not a zstd-compressed 20x20 label plane"):
+        vid.decode_plane(data, 20, 20, name="x.parquet")
     with pytest.raises(ValueError, match=r"\(H, W\) uint8"):
-        vid.encode_parts(plane.astype(np.int16))
+        vid.encode_plane(plane.astype(np.int16))
+
+
+def test_pose_renders_stored_at_prepare_equal_the_drawn_ones(tmp_path, monkeypatch):
+    root = make_shards(tmp_path, n_videos=2, n_frames=6, h=40, w=32)
+    shards = Shards(root)
+    vid_id = shards.video_ids("train")[0]
+    stored = shards.pose_labels(vid_id)
+    drawn = conditions.pose_labels(shards.keypoints(vid_id), (40, 32), (40, 32))
+    assert stored.shape == (6, 40, 32) and stored.any() and np.array_equal(stored, drawn)
+    kw = dict(n_frames=3, stride=1, columns=("pose",), dtype=torch.uint8, videos=[vid_id], renders="labels")
+    read = ClipDataset(root, **kw)
+    assert read._stored_renders(vid_id, (40, 32))
+    expected = ClipDataset(root, size=(24, 24), **kw)  # another size: drawn
+    assert not expected._stored_renders(vid_id, (24, 24))
+    assert not ClipDataset(root, pose_style={"face": True}, **kw)._stored_renders(vid_id, (40, 32))
+    item = read[0]
+    _, idx, ref = read.clip_indices(0)
+    assert torch.equal(item["pose_labels"], torch.from_numpy(drawn[idx]))
+    assert torch.equal(item["reference_pose_labels"], torch.from_numpy(drawn[ref]))
+    monkeypatch.setattr(conditions, "pose_labels", lambda *a, **k: pytest.fail("drew what the shards hold"))
+    assert torch.equal(ClipDataset(root, **kw)[0]["pose_labels"], item["pose_labels"])

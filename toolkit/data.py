@@ -23,6 +23,7 @@ from toolkit.annotate.labels import colour
 from toolkit.annotate.render_densepose import densepose_palette
 from toolkit.annotate.render_pose import pose_palette
 from toolkit.shards.reader import Shards, keypoint_array
+from toolkit.shards.schema import STORED_POSE_STYLE
 
 # Columns ClipDataset can return besides the frames. `pose` and `densepose` are
 # renders (what the reference models are conditioned on) made from keypoints / IUV
@@ -107,6 +108,7 @@ class ClipDataset(Dataset):
                                                                  long_enough.width)}
         self._shards: Shards | None = None
         self._pid = -1
+        self._pose_labels_known: dict[str, bool] = {}
 
     def __len__(self) -> int:
         return len(self.videos) * self.samples_per_video
@@ -131,6 +133,22 @@ class ClipDataset(Dataset):
         if self.dtype == torch.float32:
             images = images.float().div_(255)
         item[f"reference_{name}"], item[name] = images[0].contiguous(), images[1:].contiguous()
+
+    def _stored_renders(self, video_id: str, size: tuple[int, int]) -> bool:
+        """Whether the pose renders of this video can be read from the shards: clips at the stored size, in the
+        stored style, from shards that hold them for every frame (schema 2; a video without pose has none)."""
+        if "pose" not in self.columns or tuple(size) != self.stored_size[video_id]:
+            return False
+        if {**STORED_POSE_STYLE, **self.pose_style} != STORED_POSE_STYLE:
+            return False
+        return "pose_labels" in self.shards.columns(video_id) and bool(self.has_pose_labels(video_id))
+
+    def has_pose_labels(self, video_id: str) -> bool:
+        """Whether the video's first frame has a stored pose render (prepare stores them for all or none)."""
+        if video_id not in self._pose_labels_known:
+            first = self.shards.read(video_id, [0], ["pose_labels"]).column("pose_labels")[0].as_py()
+            self._pose_labels_known[video_id] = first is not None
+        return self._pose_labels_known[video_id]
 
     def clip_indices(self, index: int) -> tuple[str, list[int], int]:
         """(video id, frame indices, reference index) of item `index`: deterministic for the seed and epoch.
@@ -157,10 +175,12 @@ class ClipDataset(Dataset):
         stored = {_STORED[c] for c in self.columns}
         if "densepose" in self.columns and "iuv" not in self.columns and "parts" in self.shards.columns(video_id):
             stored = (stored - {"iuv"}) | {"parts"}  # the part planes alone: a tenth of the IUV PNGs' decoding
-        stored = sorted(stored)
-        table = self.shards.read(video_id, [ref, *idx], ["image", *stored])
         h, w = self.stored_size[video_id]
         out_h, out_w = self.size or (h, w)
+        if self._stored_renders(video_id, (out_h, out_w)):
+            stored.add("pose_labels")  # renders made at prepare time: read, not drawn
+        stored = sorted(stored)
+        table = self.shards.read(video_id, [ref, *idx], ["image", *stored])
         scale, oy, ox = conditions.cover_crop((h, w), (out_h, out_w))
 
         def fit(img: np.ndarray, nearest: bool = False) -> np.ndarray:
@@ -181,7 +201,11 @@ class ClipDataset(Dataset):
                 fitted = torch.from_numpy(conditions.fit_keypoints(kp, (h, w), (out_h, out_w)))
                 item["keypoints"], item["reference_keypoints"] = fitted[1:], fitted[0]
             if "pose" in self.columns:
-                labels = conditions.pose_labels(kp, (h, w), (out_h, out_w), **self.pose_style)
+                if "pose_labels" in stored:
+                    labels = np.stack([vid.decode_plane(b, h, w, name=f"{video_id} pose_labels")
+                                       for b in table.column("pose_labels").to_pylist()])
+                else:
+                    labels = conditions.pose_labels(kp, (h, w), (out_h, out_w), **self.pose_style)
                 self._renders(item, "pose", labels, pose_palette(self.pose_style.get("style", "unianimate")))
         if "person_box" in self.columns:
             boxes = [np.full(4, np.nan, np.float32) if b is None else np.asarray(b, np.float32)
@@ -192,7 +216,7 @@ class ClipDataset(Dataset):
             raw = table.column("parts").to_pylist()
             if any(b is None for b in raw):
                 raise ValueError(f"{self.root}: video {video_id} has no IUV maps (prepared without --densepose)")
-            parts = [vid.decode_parts(b, h, w, name=f"{video_id} parts") for b in raw]
+            parts = [vid.decode_plane(b, h, w, name=f"{video_id} parts") for b in raw]
             self._renders(item, "densepose", conditions.densepose_labels(parts, (out_h, out_w)), densepose_palette())
         if "iuv" in stored:
             # the reference's IUV (row 0) is decoded only for its DensePose render

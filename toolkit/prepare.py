@@ -26,7 +26,7 @@ from toolkit import video as vid
 from toolkit.keypoints import person_box
 from toolkit.io import atomic_write_json
 from toolkit.shards import writer
-from toolkit.shards.schema import ROW_GROUP_FRAMES
+from toolkit.shards.schema import ROW_GROUP_FRAMES, STORED_POSE_STYLE
 from toolkit.sources import SourceVideo, discover, load_recipe
 from toolkit.sources.base import iter_source_chunks, path_stat, plan_geometry, source_checksum
 from toolkit.sources.recipe import Recipe
@@ -115,6 +115,16 @@ def _binary_mask(m: np.ndarray) -> np.ndarray:
     return np.where(m > cut, 255, 0).astype(np.uint8)
 
 
+def _pose_label_planes(keypoints: np.ndarray, height: int, width: int) -> list[bytes]:
+    """The pose renders of a chunk's keypoints at the stored size, as encoded label planes (what ClipDataset
+    reads instead of rendering when it takes clips at that size in the stored style)."""
+    from toolkit import conditions
+
+    stored = np.asarray(keypoints, np.float32)  # the values the keypoints column holds, so a render from it agrees
+    labels = conditions.pose_labels(stored, (height, width), (height, width), **STORED_POSE_STYLE)
+    return [vid.encode_plane(plane) for plane in labels]
+
+
 def _frame_batches(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, geo, fmt: str, flags: dict):
     pose, dense = _backend("pose", options.pose), _backend("densepose", options.densepose)
     for chunk in iter_source_chunks(sv, geo, chunk=ROW_GROUP_FRAMES):
@@ -137,7 +147,8 @@ def _frame_batches(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, geo
             "keypoints": writer.keypoint_column(kp, t),
             "person_box": [None] * t if kp is None else [person_box(k) for k in kp],
             "iuv": [None] * t if iuv is None else [vid.encode_image(np.ascontiguousarray(x), "png") for x in iuv],
-            "parts": [None] * t if iuv is None else [vid.encode_parts(x[..., 0]) for x in iuv],
+            "parts": [None] * t if iuv is None else [vid.encode_plane(x[..., 0]) for x in iuv],
+            "pose_labels": [None] * t if kp is None else _pose_label_planes(kp, geo.height, geo.width),
             "mask": [None if m is None else vid.encode_image(_binary_mask(m), "png") for m in chunk.masks],
         }
         flags["n"] += t

@@ -158,7 +158,19 @@ class Shards:
         if any(b is None for b in col):
             return None
         h, w = table.column("height")[0].as_py(), table.column("width")[0].as_py()
-        return np.stack([vid.decode_parts(b, h, w, name=f"{video_id} parts") for b in col])
+        return np.stack([vid.decode_plane(b, h, w, name=f"{video_id} parts") for b in col])
+
+    def pose_labels(self, video_id: str, indices: Sequence[int] | None = None) -> np.ndarray | None:
+        """(T, H, W) label canvases of the pose renders stored at prepare time (schema.STORED_POSE_STYLE at the
+        stored size; `toolkit.conditions.pose_palette` colours them), or None where the shards have none."""
+        if "pose_labels" not in self.columns(video_id):
+            return None
+        table = self.read(video_id, indices, ["pose_labels", "width", "height"])
+        col = table.column("pose_labels").to_pylist()
+        if not col or any(b is None for b in col):
+            return None
+        h, w = table.column("height")[0].as_py(), table.column("width")[0].as_py()
+        return np.stack([vid.decode_plane(b, h, w, name=f"{video_id} pose_labels") for b in col])
 
     def masks(self, video_id: str, indices: Sequence[int] | None = None) -> np.ndarray | None:
         """(T, H, W) uint8 person masks (0/255), or None if the video has none."""

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from toolkit.keypoints import N_KEYPOINTS
 
-SCHEMA_VERSION = 2  # 2: the `parts` column
+SCHEMA_VERSION = 2  # 2: the `parts` and `pose_labels` columns
 ROW_GROUP_FRAMES = 64
 KEYPOINT_VALUES = N_KEYPOINTS * 3  # x, y, score per point, flattened: reshape(-1, 133, 3)
 
@@ -38,7 +38,10 @@ FRAMES_SCHEMA = pa.schema([
     pa.field("iuv", pa.binary()),                             # PNG, channels (I, U, V); null: no DensePose
     pa.field("mask", pa.binary()),                            # PNG, 0 background / 255 person; null: none
     pa.field("parts", pa.binary()),                           # iuv's I alone: zstd of the raw (height, width)
-                                                              # uint8 plane (video.encode_parts); null: no DensePose
+                                                              # uint8 plane (video.encode_plane); null: no DensePose
+    pa.field("pose_labels", pa.binary()),                     # label canvas of the keypoints' pose render at the
+                                                              # stored size in STORED_POSE_STYLE (video.encode_plane,
+                                                              # conditions.pose_palette colours it); null: no pose
 ], metadata={"toolkit.schema_version": str(SCHEMA_VERSION)})
 
 VIDEOS_SCHEMA = pa.schema([
@@ -62,8 +65,11 @@ VIDEOS_SCHEMA = pa.schema([
     pa.field("failure_reason", pa.string()),
 ])
 
+# The pose render style `pose_labels` holds (UniAnimate's colours, hands, no face: what the reference models take).
+STORED_POSE_STYLE = {"style": "unianimate", "hands": True, "face": False}
+
 # Columns a reader can project; the big ones are only read when asked for.
-ANNOTATION_COLUMNS = ("keypoints", "person_box", "iuv", "parts", "mask")
+ANNOTATION_COLUMNS = ("keypoints", "person_box", "iuv", "parts", "pose_labels", "mask")
 IMAGE_FORMATS = ("png", "jpeg", "webp")
 
 

@@ -134,7 +134,7 @@ def _check_frames_file(p: Path, row, deep: bool) -> list[str]:
 
 def _decode_all(path: Path, row) -> list[str]:
     problems = []
-    table = pq.read_table(path, columns=["frame_index", "image", "iuv", "mask", "parts"])
+    table = pq.read_table(path, columns=["frame_index", "image", "iuv", "mask", "parts", "pose_labels"])
     iuv_parts: dict[int, np.ndarray] = {}
     for col in ("image", "iuv", "mask"):
         for i, data in enumerate(table.column(col).to_pylist()):
@@ -154,12 +154,18 @@ def _decode_all(path: Path, row) -> list[str]:
         if data is None:
             continue
         try:
-            parts = vid.decode_parts(data, int(row.height), int(row.width), name=f"{path} parts[{i}]")
+            parts = vid.decode_plane(data, int(row.height), int(row.width), name=f"{path} parts[{i}]")
         except vid.DecodeError as exc:
             problems.append(str(exc))
             continue
         if i in iuv_parts and not np.array_equal(parts, iuv_parts[i]):
             problems.append(f"{path}: parts of frame {i} differ from its IUV map's part index")
+    for i, data in enumerate(table.column("pose_labels").to_pylist()):
+        if data is not None:
+            try:
+                vid.decode_plane(data, int(row.height), int(row.width), name=f"{path} pose_labels[{i}]")
+            except vid.DecodeError as exc:
+                problems.append(str(exc))
     return problems
 
 

@@ -24,7 +24,8 @@ from toolkit.shards.schema import (FRAMES_SCHEMA, ROW_GROUP_FRAMES, SCHEMA_VERSI
 
 STATE_DIR = ".state"
 # Images and part planes are already compressed; the small numeric columns get zstd.
-COMPRESSION = {name: ("none" if name in ("image", "iuv", "parts", "mask") else "zstd") for name in FRAMES_SCHEMA.names}
+COMPRESSION = {name: ("none" if name in ("image", "iuv", "parts", "pose_labels", "mask") else "zstd")
+               for name in FRAMES_SCHEMA.names}
 
 
 def state_path(out: Path, video_id: str) -> Path:
