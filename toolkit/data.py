@@ -108,7 +108,7 @@ class ClipDataset(Dataset):
                                                                  long_enough.width)}
         self._shards: Shards | None = None
         self._pid = -1
-        self._pose_labels_known: dict[str, bool] = {}
+        self._with_pose = set(long_enough.video_id[long_enough.has_keypoints.fillna(False).astype(bool)])
 
     def __len__(self) -> int:
         return len(self.videos) * self.samples_per_video
@@ -136,19 +136,13 @@ class ClipDataset(Dataset):
 
     def _stored_renders(self, video_id: str, size: tuple[int, int]) -> bool:
         """Whether the pose renders of this video can be read from the shards: clips at the stored size, in the
-        stored style, from shards that hold them for every frame (schema 2; a video without pose has none)."""
+        stored style, from shards that hold them (schema 2; prepare stores them for every frame of a video with
+        keypoints)."""
         if "pose" not in self.columns or tuple(size) != self.stored_size[video_id]:
             return False
         if {**STORED_POSE_STYLE, **self.pose_style} != STORED_POSE_STYLE:
             return False
-        return "pose_labels" in self.shards.columns(video_id) and bool(self.has_pose_labels(video_id))
-
-    def has_pose_labels(self, video_id: str) -> bool:
-        """Whether the video's first frame has a stored pose render (prepare stores them for all or none)."""
-        if video_id not in self._pose_labels_known:
-            first = self.shards.read(video_id, [0], ["pose_labels"]).column("pose_labels")[0].as_py()
-            self._pose_labels_known[video_id] = first is not None
-        return self._pose_labels_known[video_id]
+        return video_id in self._with_pose and "pose_labels" in self.shards.columns(video_id)
 
     def clip_indices(self, index: int) -> tuple[str, list[int], int]:
         """(video id, frame indices, reference index) of item `index`: deterministic for the seed and epoch.

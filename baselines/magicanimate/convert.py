@@ -25,7 +25,6 @@ Nothing is silently dropped: `NO_PLACE` says which published tensors have no pla
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
@@ -67,12 +66,9 @@ def read_published_keys(path: str | Path = PUBLISHED_KEYS) -> dict[str, dict[str
     return table
 
 
-@functools.lru_cache(maxsize=4)
 def model_shapes(config: MagicAnimateConfig) -> dict[str, torch.Size]:
-    """Names and shapes of our model's state dict, from a model built on the meta device."""
-    with torch.device("meta"):
-        model = MagicAnimateModel(config)
-    return {k: v.shape for k, v in model.state_dict().items()}
+    """Names and shapes of our model's state dict (built on the meta device, once per config)."""
+    return MagicAnimateModel.state_shapes(config)
 
 
 def not_in_checkpoint(config: MagicAnimateConfig) -> dict[str, str]:

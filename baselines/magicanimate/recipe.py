@@ -37,6 +37,7 @@ from baselines.magicanimate.objective import ObjectiveConfig, training_loss
 from baselines.magicanimate.pipeline import SamplingConfig, make_scheduler
 from toolkit.data import ClipDataset
 from toolkit.models.codec import build_codec, check_fits
+from toolkit.models.pretrained import from_table
 from toolkit.train.recipe import Recipe, check_data, clip_dataset, select_stage
 
 STAGES = (1, 2)
@@ -52,10 +53,7 @@ class JointConfig:
 
     @classmethod
     def from_dict(cls, table: dict[str, Any], stage: int) -> "JointConfig":
-        unknown = set(table) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown [joint] keys {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
-        out = cls(**table)
+        out = from_table(cls, table, "joint")
         if not 0.0 <= float(out.image_prob) <= 1.0:
             raise ValueError(f"[joint] image_prob must lie in [0, 1], got {out.image_prob}")
         if out.image_prob > 0 and stage != 1:

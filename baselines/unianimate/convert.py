@@ -10,7 +10,6 @@ start-up as OpenCLIP's embedding of "", see `NOT_IN_CHECKPOINT`).
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import torch
@@ -105,12 +104,9 @@ def map_name(name: str, modules: dict[str, str]) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=4)
 def model_shapes(config: UniAnimateConfig) -> dict[str, torch.Size]:
-    """Names and shapes of our model's state dict, from a model built on the meta device."""
-    with torch.device("meta"):
-        model = UniAnimateModel(config)
-    return {k: v.shape for k, v in model.state_dict().items()}
+    """Names and shapes of our model's state dict (built on the meta device, once per config)."""
+    return UniAnimateModel.state_shapes(config)
 
 
 def convert_state_dict(published: dict[str, torch.Tensor], config: UniAnimateConfig) -> dict[str, torch.Tensor]:

@@ -8,6 +8,7 @@ A model is ``class MyModel(PretrainedModel)`` with ``config_class = MyConfig`` a
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import tomllib
 from pathlib import Path
@@ -85,6 +86,12 @@ class PretrainedModel(nn.Module):
         return model
 
     @classmethod
+    def state_shapes(cls, config: ModelConfig) -> dict[str, torch.Size]:
+        """Names and shapes of the model's state dict for `config`, from a model built on the meta device (no
+        memory for weights; kept per class and config, since building the paper-size models takes seconds)."""
+        return _state_shapes(cls, config)
+
+    @classmethod
     def assigned(cls: type[M], config: ModelConfig, state: dict[str, torch.Tensor]) -> M:
         """The model built on the meta device and given `state` by assignment (every entry, strictly), so large
         weights are held once; raises ValueError naming any parameter or buffer still left unloaded."""
@@ -95,6 +102,13 @@ class PretrainedModel(nn.Module):
         if left:
             raise ValueError(f"{cls.__name__}: not loaded: {left[:10]}")
         return model
+
+
+@functools.lru_cache(maxsize=8)
+def _state_shapes(cls: type[PretrainedModel], config: ModelConfig) -> dict[str, torch.Size]:
+    with torch.device("meta"):
+        model = cls(config)
+    return {k: v.shape for k, v in model.state_dict().items()}
 
 
 T = TypeVar("T")

@@ -147,30 +147,29 @@ class Shards:
         """The columns of a video's frames file (shards of schema version 1 have no `parts`)."""
         return self._file(video_id).schema_arrow.names
 
+    def _planes(self, video_id: str, indices: Sequence[int] | None, column: str) -> np.ndarray | None:
+        """(T, H, W) label planes of a `video.encode_plane` column, or None where a frame has none."""
+        table = self.read(video_id, indices, [column, "width", "height"])
+        col = table.column(column).to_pylist()
+        if not col or any(b is None for b in col):
+            return None
+        h, w = table.column("height")[0].as_py(), table.column("width")[0].as_py()
+        return np.stack([vid.decode_plane(b, h, w, name=f"{video_id} {column}") for b in col])
+
     def parts(self, video_id: str, indices: Sequence[int] | None = None) -> np.ndarray | None:
         """(T, H, W) DensePose part indices (IUV's channel I), or None if the video has no DensePose; from the
         `parts` column where the shards have it, else from the IUV maps."""
         if "parts" not in self.columns(video_id):
             iuv = self.iuv(video_id, indices)
             return None if iuv is None else np.ascontiguousarray(iuv[..., 0])
-        table = self.read(video_id, indices, ["parts", "width", "height"])
-        col = table.column("parts").to_pylist()
-        if any(b is None for b in col):
-            return None
-        h, w = table.column("height")[0].as_py(), table.column("width")[0].as_py()
-        return np.stack([vid.decode_plane(b, h, w, name=f"{video_id} parts") for b in col])
+        return self._planes(video_id, indices, "parts")
 
     def pose_labels(self, video_id: str, indices: Sequence[int] | None = None) -> np.ndarray | None:
         """(T, H, W) label canvases of the pose renders stored at prepare time (schema.STORED_POSE_STYLE at the
         stored size; `toolkit.conditions.pose_palette` colours them), or None where the shards have none."""
         if "pose_labels" not in self.columns(video_id):
             return None
-        table = self.read(video_id, indices, ["pose_labels", "width", "height"])
-        col = table.column("pose_labels").to_pylist()
-        if not col or any(b is None for b in col):
-            return None
-        h, w = table.column("height")[0].as_py(), table.column("width")[0].as_py()
-        return np.stack([vid.decode_plane(b, h, w, name=f"{video_id} pose_labels") for b in col])
+        return self._planes(video_id, indices, "pose_labels")
 
     def masks(self, video_id: str, indices: Sequence[int] | None = None) -> np.ndarray | None:
         """(T, H, W) uint8 person masks (0/255), or None if the video has none."""
