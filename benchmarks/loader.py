@@ -24,11 +24,14 @@ frame by frame, each frame to PIL, torchvision RandomResizedCrop + ToTensor (+ N
 for pixels) per frame, float32 out; its CLIP preprocessing of the reference is left
 out), and a bare lower bound (one decord `get_batch` per video, no resize, no PIL).
 Targets: with pose + DensePose at least 10x the field's recipe (the bare bound's ratio
-is printed beside it); with pose alone within 1.5x of frames alone. Our side runs twice:
+is printed beside it); with pose alone within 1.5x of frames alone. Our side runs as
 renders as images (3 x 512 x 512 bytes per frame and condition cross from the workers) and
 as label maps (`renders="labels"`, the training loop's setting: a third of the bytes; the
 loop colours them on the device with `toolkit.conditions.colour_batch`, a gather on a GPU;
-what that colouring costs on this CPU is printed apart, in ms per clip).
+what that colouring costs on this CPU is printed apart, in ms per clip), in DataLoader
+worker processes and, for the labels, in ThreadLoader worker threads (the training loop's
+default: no batch is copied between processes). The field's recipe runs on both kinds of
+workers too, and the ratios are to the faster of its two.
 
 Run: .venv/bin/python benchmarks/loader.py [--videos 4] [--frames 150] [--samples 48] [--workers 2]
      [--part decode|conditions|all] [--shards data/shards/synthetic]
@@ -50,6 +53,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from toolkit.data import ClipDataset
 from toolkit.prepare import PrepareOptions, prepare
+from toolkit.train.thread_loader import ThreadLoader
 from toolkit.video import write_video
 
 N_FRAMES, STRIDE, OUT = 16, 4, 512
@@ -168,9 +172,14 @@ class FieldRecipeMp4s(Dataset):
         return out
 
 
-def clips_per_second(ds: Dataset, workers: int, warmup: int = 4) -> float:
-    loader = DataLoader(ds, batch_size=1, shuffle=False, num_workers=workers,
-                        persistent_workers=workers > 0, prefetch_factor=2 if workers else None)
+def clips_per_second(ds: Dataset, workers: int, warmup: int = 4, threads: bool = False) -> float:
+    """Clips per second arriving in this process: `workers` DataLoader processes, or with `threads` as many
+    ThreadLoader threads (the training loop's default), batches of one, two made ahead per worker."""
+    if threads:
+        loader = ThreadLoader(ds, [[i] for i in range(len(ds))], workers, prefetch=2)
+    else:
+        loader = DataLoader(ds, batch_size=1, shuffle=False, num_workers=workers,
+                            persistent_workers=workers > 0, prefetch_factor=2 if workers else None)
     it = iter(loader)
     for _ in range(min(warmup, len(ds) - 1)):
         next(it)
@@ -239,8 +248,12 @@ def conditions_part(args, tmp: Path) -> None:
           f"{N_FRAMES}-frame clips at stride {stride}, {args.workers} workers")
     print(f"{'case':<62} {'output':<8} {'clips/s':>9} {'ratio':>34}")
     clips = [ours((), torch.uint8).clip_indices(i) for i in range(len(ids) * n_per)]
-    field = clips_per_second(FieldRecipeMp4s(paths, clips), args.workers)
-    print(f"{'field recipe: decord per frame + PIL + torchvision, 3 mp4s':<62} {'float32':<8} {field:>9.2f}")
+    field_procs = clips_per_second(FieldRecipeMp4s(paths, clips), args.workers)
+    field_threads = clips_per_second(FieldRecipeMp4s(paths, clips), args.workers, threads=True)
+    field = max(field_procs, field_threads)  # the baseline on whichever workers serve it better
+    print(f"{'field recipe: decord per frame + PIL + torchvision, 3 mp4s':<62} {'float32':<8} {field_procs:>9.2f}")
+    print(f"{'field recipe, worker threads instead of processes':<62} {'float32':<8} {field_threads:>9.2f}")
+    print(f"  ratios below are to the faster of the two ({field:.2f} clips/s)")
     for dtype, label in ((torch.uint8, "uint8"), (torch.float32, "float32")):
         frames_only = clips_per_second(ours((), dtype), args.workers)
         pose = clips_per_second(ours(("pose",), dtype), args.workers)
@@ -264,14 +277,14 @@ def conditions_part(args, tmp: Path) -> None:
         pose_l = clips_per_second(ours(("pose",), dtype, "labels"), args.workers)
         both_l = clips_per_second(ours(("pose", "densepose"), dtype, "labels"), args.workers)
         colour_ms = colouring_ms(ours(("pose", "densepose"), dtype, "labels"))
-        print(f"{'ClipDataset + pose, as labels (training default)':<62} {label:<8} {pose_l:>9.2f} "
+        print(f"{'ClipDataset + pose, as labels, worker processes':<62} {label:<8} {pose_l:>9.2f} "
               f"{frames_only / pose_l:>8.2f}x slower (target <= 1.5)")
-        print(f"{'ClipDataset + pose + DensePose, as labels (training default)':<62} {label:<8} {both_l:>9.2f} "
+        print(f"{'ClipDataset + pose + DensePose, as labels, worker processes':<62} {label:<8} {both_l:>9.2f} "
               f"{both_l / field:>8.1f}x the field recipe (target >= 10), {both_l / bare:.1f}x the bare bound")
         print(f"  colouring the labels in the consumer (colour_batch, on this CPU; a gather on a GPU): "
               f"{colour_ms:.1f} ms per clip", flush=True)
-        record(f"loader: clips/s with pose + DensePose as label maps (ClipDataset renders='labels', the training "
-               f"default; coloured on the device) vs 3 mp4s per sample ({label}, {args.workers} workers)",
+        record(f"loader: clips/s with pose + DensePose as label maps (ClipDataset renders='labels', coloured on "
+               f"the device) in {args.workers} worker processes vs 3 mp4s per sample ({label})",
                f"{both_l:.2f} clips/s", f"{field:.2f} clips/s (decord per frame + PIL + torchvision)",
                both_l / field, "ratio >= 10")
         record(f"loader: pose overhead as label maps, ClipDataset frames only vs + pose labels ({label})",
@@ -279,6 +292,21 @@ def conditions_part(args, tmp: Path) -> None:
                "slowdown <= 1.5 (ratio = frames only / with pose)")
         record("loader: colouring pose + DensePose label maps of one clip on the CPU (colour_batch)",
                f"{colour_ms:.1f} ms/clip", "-", None)
+        frames_t = clips_per_second(ours((), dtype), args.workers, threads=True)
+        pose_t = clips_per_second(ours(("pose",), dtype, "labels"), args.workers, threads=True)
+        both_t = clips_per_second(ours(("pose", "densepose"), dtype, "labels"), args.workers, threads=True)
+        print(f"{'ClipDataset frames only, worker threads':<62} {label:<8} {frames_t:>9.2f}")
+        print(f"{'ClipDataset + pose, labels, threads (training default)':<62} {label:<8} {pose_t:>9.2f} "
+              f"{frames_t / pose_t:>8.2f}x slower (target <= 1.5)")
+        print(f"{'ClipDataset + pose + DensePose, labels, threads (training default)':<62} {label:<8} "
+              f"{both_t:>9.2f} {both_t / field:>8.1f}x the field recipe (target >= 10)", flush=True)
+        record(f"loader: clips/s with pose + DensePose as label maps in {args.workers} worker threads (ThreadLoader, "
+               "the training default) vs 3 mp4s per sample (the faster of its processes and threads)",
+               f"{both_t:.2f} clips/s", f"{field:.2f} clips/s (decord per frame + PIL + torchvision)",
+               both_t / field, "ratio >= 10")
+        record(f"loader: pose overhead as label maps in {args.workers} worker threads, frames only vs + pose labels",
+               f"{pose_t:.2f} clips/s", f"{frames_t:.2f} clips/s (frames only, threads)", frames_t / pose_t,
+               "slowdown <= 1.5 (ratio = frames only / with pose)")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ item i of epoch e always draws the same clip for the same seed, in any worker.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -107,7 +108,7 @@ class ClipDataset(Dataset):
         self.stored_size = {v: (int(h), int(w)) for v, h, w in zip(long_enough.video_id, long_enough.height,
                                                                  long_enough.width)}
         self._shards: Shards | None = None
-        self._pid = -1
+        self._owner: tuple[int, int] | None = None
         self._with_pose = set(long_enough.video_id[long_enough.has_keypoints.fillna(False).astype(bool)])
 
     def __len__(self) -> int:
@@ -118,9 +119,14 @@ class ClipDataset(Dataset):
 
     @property
     def shards(self) -> Shards:
-        if self._pid != os.getpid():  # a fresh reader per worker process
-            self._shards, self._pid = Shards(self.root), os.getpid()
+        owner = (os.getpid(), threading.get_ident())
+        if self._owner != owner:  # a reader of its own per worker process or thread
+            self._shards, self._owner = Shards(self.root), owner
         return self._shards
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles (for worker processes and threads) leave the open reader behind."""
+        return {**self.__dict__, "_shards": None, "_owner": None}
 
     def _renders(self, item: dict, name: str, labels: np.ndarray, palette: np.ndarray) -> None:
         """Store (1 + T, H, W) label maps (reference first) as `name` renders, or as labels with their palette."""

@@ -40,6 +40,17 @@ def test_resume_reproduces_the_uninterrupted_run(reference_run: Path, tmp_path: 
     assert_same_run(reference_run, out)
 
 
+@pytest.mark.parametrize("loader", ["threads", "processes"])
+def test_loader_workers_change_nothing(reference_run: Path, tmp_path: Path, loader: str) -> None:
+    """Two worker threads or processes train exactly as loading in the training process (the reference run);
+    the toy data crosses epochs with `set_epoch` state, which threads must not share."""
+    out = tmp_path / "run"
+    train(ToyRecipe(), "tiny", tmp_path, out, progress=False, method=TOY,
+          train_overrides={"num_workers": 2, "loader": loader})
+    assert_same_run(reference_run, out)
+    assert json.loads((out / "run.json").read_text())["config"]["train"]["loader"] == loader
+
+
 def test_max_minutes_stops_with_a_checkpoint(reference_run: Path, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "run"
@@ -187,6 +198,9 @@ def test_resolve_config_fills_defaults_and_checks() -> None:
     with pytest.raises(ValueError, match="mixed_precision must be one of"):
         resolve_config({}, {"mixed_precision": "fp8"})
     assert resolve_config({})["train"]["distributed"] == "ddp"
+    assert resolve_config({})["train"]["loader"] == "threads"
+    with pytest.raises(ValueError, match="loader must be one of \\('threads', 'processes'\\), got 'fibers'"):
+        resolve_config({}, {"loader": "fibers"})
     cfg = resolve_config({"train": {"distributed": "fsdp", "fsdp_wrap": ("Block",)}})
     assert cfg["train"]["fsdp_wrap"] == ["Block"]
     with pytest.raises(ValueError, match="distributed must be one of \\('ddp', 'fsdp'\\), got 'zero2'"):

@@ -88,7 +88,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="autocast precision ([train] mixed_precision; fp16 needs a GPU)")
     p.add_argument("--gradient-checkpointing", action="store_true", default=None,
                    help="recompute activations in backward to save memory ([train] gradient_checkpointing)")
-    p.add_argument("--num-workers", type=_non_negative_int, help="data loader processes ([train] num_workers)")
+    p.add_argument("--num-workers", type=_non_negative_int,
+                   help="data loader workers, 0 loads in the training process ([train] num_workers)")
+    p.add_argument("--loader", choices=("threads", "processes"),
+                   help="what the workers are: threads (the default; the shard readers release the GIL and no "
+                   "batch is copied between processes) or DataLoader processes, for a dataset made in pure Python "
+                   "([train] loader)")
     p.add_argument("--distributed", choices=("ddp", "fsdp"),
                    help="how several processes split the work: ddp replicates the model, fsdp shards weights, "
                    "gradients, optimizer state and EMA ([train] distributed)")
@@ -118,7 +123,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.method)
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                  "mixed_precision": args.mixed_precision, "gradient_checkpointing": args.gradient_checkpointing,
-                 "num_workers": args.num_workers, "seed": args.seed, "distributed": args.distributed}
+                 "num_workers": args.num_workers, "loader": args.loader, "seed": args.seed,
+                 "distributed": args.distributed}
     result = train(recipe, args.config, args.shards, args.out, resume=args.resume, max_minutes=args.max_minutes,
                    progress=not args.quiet, method=args.method, train_overrides=overrides, stage=args.stage,
                    init=args.init)

@@ -5,8 +5,10 @@ it on HuggingFace accelerate with AdamW, EMA, mixed precision, a data order and 
 randomness that are pure functions of (seed, step), and atomic checkpoints (checkpoint.py),
 so a run that is killed and resumed reproduces the uninterrupted one exactly.
 Recipes are plug-ins: entry-point group ``toolkit.recipes`` or a ``pkg.module:Class`` spec.
+Batches come from loader threads (thread_loader.py) or DataLoader worker processes.
 """
 
 from toolkit.train.recipe import Recipe
+from toolkit.train.thread_loader import ThreadLoader
 
-__all__ = ["Recipe"]
+__all__ = ["Recipe", "ThreadLoader"]

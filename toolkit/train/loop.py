@@ -42,6 +42,7 @@ from toolkit.conditions import colour_batch
 from toolkit.train import checkpoint, fsdp
 from toolkit.train.ema import EMA, swapped
 from toolkit.train.recipe import Recipe, select_stage
+from toolkit.train.thread_loader import ThreadLoader
 
 # [train] keys, their defaults, and the only ones a resumed run may change (the rest change results).
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -59,15 +60,17 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "keep_checkpoints": False,
     "log_every": 1,
     "num_workers": 2,
+    "loader": "threads",
     "seed": 0,
     "mixed_precision": "no",
     "gradient_checkpointing": False,
     "distributed": "ddp",
     "fsdp_wrap": [],
 }
-MAY_CHANGE_ON_RESUME = {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers",
+MAY_CHANGE_ON_RESUME = {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "loader",
                         "gradient_checkpointing", "distributed", "fsdp_wrap"}
 MIXED_PRECISION = ("no", "fp16", "bf16")
+LOADERS = ("threads", "processes")
 _TYPE_NAMES = {list: "a list of strings"}
 
 _LIMITS: dict[str, tuple[float, float, bool]] = {  # key: (low, high, low is allowed)
@@ -116,6 +119,8 @@ def resolve_config(config: Mapping[str, Any], overrides: Mapping[str, Any] | Non
     if train_cfg["mixed_precision"] not in MIXED_PRECISION:
         raise ValueError(f"[train] mixed_precision must be one of {MIXED_PRECISION}, "
                          f"got {train_cfg['mixed_precision']!r}")
+    if train_cfg["loader"] not in LOADERS:
+        raise ValueError(f"[train] loader must be one of {LOADERS}, got {train_cfg['loader']!r}")
     if train_cfg["distributed"] not in fsdp.MODES:
         raise ValueError(f"[train] distributed must be one of {fsdp.MODES}, got {train_cfg['distributed']!r}")
     if train_cfg["fsdp_wrap"] and train_cfg["distributed"] != "fsdp":
@@ -377,9 +382,12 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
         return summary(start, "done", None, seconds)
 
     # 4. The loop: one optimizer step per batch.
-    loader = DataLoader(_EpochItems(dataset), batch_sampler=_StepBatches(order, start, stop, rank, world),
-                        num_workers=t["num_workers"], pin_memory=device.type == "cuda",
-                        generator=torch.Generator().manual_seed(t["seed"]))
+    items, batches = _EpochItems(dataset), _StepBatches(order, start, stop, rank, world)
+    if t["loader"] == "threads" and t["num_workers"] > 0:
+        loader = ThreadLoader(items, batches, t["num_workers"], pin_memory=device.type == "cuda")
+    else:
+        loader = DataLoader(items, batch_sampler=batches, num_workers=t["num_workers"],
+                            pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(t["seed"]))
     log = open(log_path, "a", encoding="utf-8") if main else None
 
     def save(step: int, elapsed: float) -> None:
