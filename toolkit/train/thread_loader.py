@@ -35,10 +35,13 @@ def pin(batch: Any) -> Any:
     return batch
 
 
-def _one_torch_thread() -> None:
-    """Tensor work in a loader thread runs on that thread alone, as in a DataLoader worker process: the intra-op
-    thread count is per thread (OpenMP), so training keeps its own."""
+def _start_thread(cuda_device: int | None) -> None:
+    """Tensor work in a loader thread runs on that thread alone, as in a DataLoader worker process (the intra-op
+    thread count is per thread, so training keeps its own), and pins memory for the consumer's GPU (the current
+    CUDA device is per thread too; without it every process would open a context on GPU 0)."""
     torch.set_num_threads(1)
+    if cuda_device is not None:
+        torch.cuda.set_device(cuda_device)
 
 
 class ThreadLoader:
@@ -50,7 +53,8 @@ class ThreadLoader:
         num_workers: threads (at least 1).
         collate_fn: turns a list of items into a batch.
         prefetch: batches made ahead per thread.
-        pin_memory: put the batches in page-locked memory (in the worker thread).
+        pin_memory: put the batches in page-locked memory (in the worker thread), for the CUDA device current
+            where the loader is made.
     """
 
     def __init__(self, dataset: Dataset, batch_sampler: Iterable[Sequence[Any]], num_workers: int,
@@ -60,8 +64,11 @@ class ThreadLoader:
         if prefetch < 1:
             raise ValueError(f"prefetch must be at least 1, got {prefetch}")
         self.dataset, self.batch_sampler, self.num_workers = dataset, batch_sampler, num_workers
-        self.collate_fn, self.prefetch, self.pin_memory = collate_fn, prefetch, pin_memory
+        self.collate_fn, self.prefetch = collate_fn, prefetch
+        self.pin_memory = pin_memory and torch.cuda.is_available()  # as DataLoader: nothing to pin for without CUDA
         self._local = threading.local()
+        # the consumer's CUDA device, read in its thread (as DataLoader hands it to its pinning thread)
+        self._cuda_device = torch.cuda.current_device() if self.pin_memory else None
 
     def __len__(self) -> int:
         return len(self.batch_sampler)  # type: ignore[arg-type]
@@ -75,7 +82,8 @@ class ThreadLoader:
 
     def __iter__(self) -> Iterator[Any]:
         self._local = threading.local()  # fresh copies per pass, as fresh worker processes would have
-        pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="ThreadLoader", initializer=_one_torch_thread)
+        pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="ThreadLoader", initializer=_start_thread,
+                                  initargs=(self._cuda_device,))
         pending: deque[Future] = deque()
         try:
             for keys in self.batch_sampler:
