@@ -21,18 +21,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
+from accelerate.utils import recursively_apply
 from torch.utils.data import Dataset, default_collate
-
-
-def pin(batch: Any) -> Any:
-    """`batch` with every CPU tensor in page-locked memory (for asynchronous copies to a GPU)."""
-    if isinstance(batch, torch.Tensor):
-        return batch.pin_memory()
-    if isinstance(batch, dict):
-        return {k: pin(v) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(pin(v) for v in batch)
-    return batch
 
 
 def _start_thread(cuda_device: int | None) -> None:
@@ -78,7 +68,7 @@ class ThreadLoader:
         if dataset is None:
             dataset = self._local.dataset = copy.deepcopy(self.dataset)
         batch = self.collate_fn([dataset[k] for k in keys])
-        return pin(batch) if self.pin_memory else batch
+        return recursively_apply(torch.Tensor.pin_memory, batch) if self.pin_memory else batch
 
     def __iter__(self) -> Iterator[Any]:
         self._local = threading.local()  # fresh copies per pass, as fresh worker processes would have
