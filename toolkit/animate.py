@@ -101,13 +101,19 @@ def load_driving(spec: str, shards: Shards | None, pose_backend: str | None, ref
                    iuv=shards.iuv(spec))
 
 
+def even_size(height: int, width: int) -> tuple[int, int]:
+    """The largest even (height, width) within the given one: what an H.264 (yuv420p) video can hold."""
+    return height - height % 2, width - width % 2
+
+
 def build_conditions(reference: np.ndarray, reference_keypoints: np.ndarray | None, driving: Driving,
                      frames: int | None = None, align: bool = True) -> Conditions:
     """The Conditions a method animates from: driving keypoints moved into the reference's pixels.
 
     IUV maps (driving from shards) are fitted to the reference size as they are: alignment moves
     keypoints only, so DensePose-driven methods follow the driving person's own body shape, as
-    MagicAnimate does.
+    MagicAnimate does. A reference of odd height or width loses its last row or column, as
+    H.264 video (yuv420p) needs even sizes; keypoints keep their pixel coordinates.
     """
     kp = driving.keypoints[:frames] if frames else driving.keypoints
     if frames and frames > len(driving.keypoints):
@@ -123,6 +129,8 @@ def build_conditions(reference: np.ndarray, reference_keypoints: np.ndarray | No
     elif driving.size != (h, w):
         sy, sx = h / driving.size[0], w / driving.size[1]
         kp = kp * np.array([sx, sy, 1], np.float32)
+    h, w = even_size(h, w)
+    reference = reference[:h, :w]
     iuv = None
     if driving.iuv is not None:
         from toolkit.conditions import fit_image

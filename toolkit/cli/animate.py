@@ -17,6 +17,7 @@ examples:
 --pose: a shard video id, a keypoints .npy of shape (T, 133, 3) (in reference pixels when --no-align),
 or a driving video annotated on the fly with --pose-backend.
 Poses are aligned to the reference person's body (UniAnimate's alignment) unless --no-align.
+The video has the reference's size; an odd height or width loses its last row or column (H.264 needs even sizes).
 """
 
 
@@ -63,6 +64,9 @@ def cmd_animate(args: argparse.Namespace) -> int:
     reference, ref_kp = load_reference(args.reference, shards, args.pose_backend)
     driving = load_driving(args.pose, shards, args.pose_backend, reference.shape[:2])
     cond = build_conditions(reference, ref_kp, driving, args.frames, align=not args.no_align)
+    if (cond.height, cond.width) != reference.shape[:2]:
+        print(f"note: the reference is {reference.shape[1]}x{reference.shape[0]}; the video is "
+              f"{cond.width}x{cond.height} (H.264 needs even sizes: the last row or column is left out)")
     options = {"checkpoint": args.checkpoint, "long": args.long, "steps": args.steps, "seed": args.seed}
     options = {k: v for k, v in options.items() if v is not None}
     try:
