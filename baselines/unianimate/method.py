@@ -8,7 +8,8 @@ released loop takes them, 31 evaluations; guidance 2.5; the noise prior at t = 9
 noise 0.1; SD 2.1's VAE), conditioned as the release is on OpenCLIP ViT-H-14
 (:mod:`toolkit.models.openclip`): the "" text context, and each video's reference embedding
 computed from the reference frame as given (resized to 224 x 224), with an unconditional branch
-that has no conditions. The method renders the driving poses with the same builder training used
+that has no conditions. A checkpoint trained with an ``[openclip]`` table embeds each reference
+the same way (its "" context is in its weights). The method renders the driving poses with the same builder training used
 (:mod:`toolkit.conditions`) at the model's size, samples, and scales the frames back to the
 evaluation size.
 """
@@ -25,6 +26,7 @@ import torch
 from baselines.unianimate import convert
 from baselines.unianimate.model import CONFIG_DIR, UniAnimateModel
 from baselines.unianimate.pipeline import SamplingConfig, UniAnimatePipeline
+from baselines.unianimate.recipe import load_openclip
 from toolkit import conditions, weights
 from toolkit.harness.method import Conditions, Method, MethodUnavailable
 from toolkit.io import sha256_file
@@ -62,6 +64,7 @@ class UniAnimateMethod(Method):
             self.run_config, model_dir = load_run(checkpoint, "unianimate")
             self.weights = model_dir / "model.safetensors"
             model = UniAnimateModel.from_pretrained(model_dir).to(device).eval()
+            self.openclip = load_openclip(self.run_config, device)  # a model trained on OpenCLIP embeddings
         sampling = dict(self.run_config.get("sampling", {}))
         overrides = {"long": long, "steps": steps, "guidance": guidance, "seed": seed}
         sampling.update({k: v for k, v in overrides.items() if v is not None})
@@ -101,4 +104,7 @@ class UniAnimateMethod(Method):
     def checkpoint_sha256(self) -> str:
         if self.weights is None:
             return convert.published_sha256(self.run_config["codec"]["weights"])
-        return sha256_file(self.weights)
+        own = sha256_file(self.weights)
+        used = [self.run_config.get(table, {}).get("weights") for table in ("openclip", "codec")]
+        used = [name for name in used if name]  # registry files the samples also depend on
+        return ";".join([f"model={own}", *(f"{n}={weights.file_sha256(n)}" for n in used)]) if used else own

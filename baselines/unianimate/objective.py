@@ -7,7 +7,7 @@ and regress the velocity v = sqrt(a) * noise - sqrt(1 - a) * x0 (diffusers'
 dropouts teach the two sampling modes:
 
 * with probability `p_uncond` every condition of a clip is dropped (zero pose,
-  zero reference latent and pose, zero local image, no image embedding): the
+  zero reference latent and pose, zero local image, zero image embedding): the
   unconditional branch classifier-free guidance needs;
 * with probability `p_first_frame` the clip's first frame is given clean instead
   of noised and left out of the loss: first-frame conditioning, which `chain`
@@ -59,8 +59,13 @@ class ObjectiveConfig:
 
 
 def training_loss(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator,
-                  objective: ObjectiveConfig, scheduler: Any = None) -> torch.Tensor:
-    """Mean squared error of the predicted velocity on one batch (see the module docstring)."""
+                  objective: ObjectiveConfig, scheduler: Any = None,
+                  image_embeds: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error of the predicted velocity on one batch (see the module docstring).
+
+    `image_embeds` (B, D): the references' image embeddings (OpenCLIP's, as UniAnimate conditions on), zeroed
+    with the other conditions of a dropped clip, as the sampler's unconditional half zeroes them.
+    """
     scheduler = scheduler or make_scheduler()
     device = batch["frames"].device
     frames, pose = as_float(batch["frames"]), as_float(batch["pose"])           # (B, F, 3, H, W)
@@ -84,7 +89,9 @@ def training_loss(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Ten
 
     k4, k5 = keep.view(b, 1, 1, 1), keep.view(b, 1, 1, 1, 1)
     local = reference * k4 if _config(model).local_image else None
-    pred = model(zt, t, pose.transpose(1, 2) * k5, ref_latent * k4, reference_pose * k4, local_image=local)
+    embeds = None if image_embeds is None else image_embeds.to(device) * keep.view(b, 1)
+    pred = model(zt, t, pose.transpose(1, 2) * k5, ref_latent * k4, reference_pose * k4, image_embeds=embeds,
+                 local_image=local)
     weight = snr_weight(scheduler, t, objective.snr_gamma).view(b, 1, 1, 1, 1)
     err = (pred.float() - target.float()) ** 2 * mask * weight
     return err.sum() / (mask.sum() * err.shape[1] * err.shape[3] * err.shape[4])

@@ -6,7 +6,13 @@ tables ``[model]`` (:class:`~baselines.unianimate.model.UniAnimateConfig`),
 `ClipDataset` clip: size, n_frames, stride, samples_per_video, optionally
 videos), ``[objective]`` (:class:`~baselines.unianimate.objective.ObjectiveConfig`),
 ``[sampling]`` (:class:`~baselines.unianimate.pipeline.SamplingConfig`, used
-after training) and ``[train]`` (the loop's settings).
+after training), ``[train]`` (the loop's settings) and, optionally, ``[openclip]``.
+
+``[openclip] weights = "openclip-vit-h-14-laion2b"`` (the paper config) conditions the model as
+UniAnimate is: its fixed text tokens are set to OpenCLIP's "" context before training, and every
+clip's reference frame (as the clip gives it) is embedded by OpenCLIP's frozen visual tower and fed
+to the image projection; `toolkit eval` / `toolkit animate` then embed each reference the same way.
+Without the table (the tiny config) the text tokens are learned and the image tokens stay zero.
 """
 
 from __future__ import annotations
@@ -19,10 +25,45 @@ import torch
 from baselines.unianimate.model import UniAnimateConfig, UniAnimateModel
 from baselines.unianimate.objective import ObjectiveConfig, training_loss
 from baselines.unianimate.pipeline import make_scheduler
+from toolkit import weights
 from toolkit.data import ClipDataset
 from toolkit.models.codec import build_codec, check_fits
+from toolkit.models.openclip import OpenCLIPConditioner
 from toolkit.train.recipe import Recipe, check_data, clip_dataset
 
+
+def check_openclip(config: dict[str, Any]) -> str | None:
+    """The `[openclip]` table's weights artifact (None without the table); unknown keys or artifacts fail."""
+    table = config.get("openclip")
+    if table is None:
+        return None
+    unknown = sorted(set(table) - {"weights"})
+    if unknown or not isinstance(table.get("weights"), str):
+        raise ValueError(f"[openclip] takes one key, weights = \"ARTIFACT\" (e.g. \"openclip-vit-h-14-laion2b\"); "
+                         f"got {dict(table)}")
+    weights.get(table["weights"])
+    return table["weights"]
+
+
+def load_openclip(config: dict[str, Any], device: str | torch.device = "cpu") -> OpenCLIPConditioner | None:
+    """OpenCLIP's towers for a config with an `[openclip]` table (through the weights registry), else None."""
+    name = check_openclip(config)
+    return None if name is None else OpenCLIPConditioner.from_file(weights.path(name), device)
+
+
+def condition_on_openclip(model: UniAnimateModel, openclip: OpenCLIPConditioner) -> None:
+    """Check that the model takes OpenCLIP's sizes and set its fixed text tokens to the "" context."""
+    c = model.config
+    if c.image_embed_dim != openclip.embed_dim:
+        raise ValueError(f"[model] image_embed_dim = {c.image_embed_dim}, but the OpenCLIP weights embed images "
+                         f"in {openclip.embed_dim}")
+    if c.learned_text_context:
+        return
+    context = openclip.empty_text_context()
+    if tuple(context.shape[1:]) != (c.text_tokens, c.cross_attention_dim):
+        raise ValueError(f"[model] text_tokens x cross_attention_dim = {c.text_tokens} x {c.cross_attention_dim}, "
+                         f"but OpenCLIP's \"\" context is {context.shape[1]} x {context.shape[2]}")
+    model.set_text_context(context)
 
 
 class UniAnimateRecipe(Recipe):
@@ -32,12 +73,14 @@ class UniAnimateRecipe(Recipe):
         self._codec: torch.nn.Module | None = None
         self._scheduler = make_scheduler()
         self._objective: ObjectiveConfig | None = None
+        self._openclip: OpenCLIPConditioner | None = None
 
     def load_config(self, config: str) -> dict[str, Any]:
         out = super().load_config(config)
         check_data(out)
         ObjectiveConfig.from_dict(out.get("objective", {}))
         UniAnimateConfig.from_dict(out.get("model", {}))
+        check_openclip(out)
         return out
 
     def build_model(self, config: dict[str, Any]) -> UniAnimateModel:
@@ -45,7 +88,11 @@ class UniAnimateRecipe(Recipe):
         self._codec = build_codec(config.get("codec", {}))
         model_cfg = UniAnimateConfig.from_dict(config["model"])
         check_fits(self._codec, model_cfg.latent_channels, model_cfg.pose_downsample, "pose_downsample")
-        return UniAnimateModel(model_cfg)
+        model = UniAnimateModel(model_cfg)
+        self._openclip = load_openclip(config)
+        if self._openclip is not None:
+            condition_on_openclip(model, self._openclip)
+        return model
 
     def build_dataset(self, shards: Path, config: dict[str, Any]) -> ClipDataset:
         return clip_dataset(shards, config, ("pose",), n_frames=8, stride=2)
@@ -53,5 +100,7 @@ class UniAnimateRecipe(Recipe):
     def loss(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
         if self._codec is None or self._objective is None:
             raise RuntimeError("build_model must run before loss (it builds the codec)")
-        self._codec.to(batch["frames"].device)
-        return training_loss(model, self._codec, batch, generator, self._objective, self._scheduler)
+        device = batch["frames"].device
+        self._codec.to(device)
+        embeds = None if self._openclip is None else self._openclip.to(device).embed_images(batch["reference"])
+        return training_loss(model, self._codec, batch, generator, self._objective, self._scheduler, embeds)

@@ -22,7 +22,7 @@ class ZeroModel(nn.Module):
         super().__init__()
         self.seen: list[torch.Tensor] = []
 
-    def forward(self, zt, t, pose, ref_latent, ref_pose, local_image=None):
+    def forward(self, zt, t, pose, ref_latent, ref_pose, image_embeds=None, local_image=None):
         self.seen.append(t.clone())
         return torch.zeros_like(zt)
 

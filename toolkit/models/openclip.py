@@ -169,9 +169,32 @@ class OpenCLIPConditioner:
         text = {k: v.cpu() for k, v in self.state.items() if not k.startswith("visual.")}
         return text_context(text, head_width=self.text_head_width)
 
+    @property
+    def embed_dim(self) -> int:
+        """The width of an image embedding (ViT-H-14: 1024)."""
+        return int(self.state["visual.proj"].shape[1])
+
+    def to(self, device: str | torch.device) -> OpenCLIPConditioner:
+        """Move the visual tower to `device` (the text tower stays on the CPU: it runs once)."""
+        if self.state["visual.proj"].device != torch.device(device):
+            self.state = {k: v.to(device) if k.startswith("visual.") else v for k, v in self.state.items()}
+        return self
+
     @torch.no_grad()
     def embed_image(self, image: np.ndarray) -> torch.Tensor:
         """The embedding (1, embed_dim) of an (H, W, 3) uint8 RGB image, on the visual tower's device."""
         device = self.state["visual.proj"].device
         pixels = preprocess(image, image_size(self.state)).to(device)
+        return image_embedding(self.state, pixels, head_width=self.vision_head_width)
+
+    @torch.no_grad()
+    def embed_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Embeddings (B, embed_dim) of a batch (B, 3, H, W), uint8 or float in [0, 1], each image as
+        `embed_image` takes it; on the visual tower's device."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images (B, 3, H, W), got {tuple(images.shape)}")
+        if images.dtype != torch.uint8:
+            images = images.float().mul(255).round().clamp(0, 255).to(torch.uint8)
+        size, device = image_size(self.state), self.state["visual.proj"].device
+        pixels = torch.cat([preprocess(im, size) for im in images.permute(0, 2, 3, 1).cpu().numpy()]).to(device)
         return image_embedding(self.state, pixels, head_width=self.vision_head_width)

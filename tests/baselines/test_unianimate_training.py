@@ -1,0 +1,142 @@
+"""Training UniAnimate with the shared loop, then sampling the run: the tiny path, and OpenCLIP conditioning."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.unianimate.method import UniAnimateMethod
+from baselines.unianimate.recipe import UniAnimateRecipe
+from conftest import make_shards
+from toolkit.conditions import colour_batch
+from toolkit.harness.method import Conditions
+from toolkit.models import openclip
+from toolkit.shards.reader import Shards
+from toolkit.train.loop import train
+
+TINY = Path(__file__).resolve().parents[2] / "baselines" / "unianimate" / "configs" / "tiny.toml"
+OPENCLIP = "openclip-vit-h-14-laion2b"
+
+
+def micro_config(**tables) -> dict:
+    """The tiny config on 32-pixel clips of 3 frames, two steps of one clip."""
+    cfg = tomllib.loads(TINY.read_text())
+    cfg["data"] = {"size": 32, "n_frames": 3, "stride": 1, "samples_per_video": 1}
+    cfg["train"].update(batch_size=1, steps=2, num_workers=0, checkpoint_every=1000, lr_warmup_steps=0)
+    cfg["sampling"] = {"steps": 2, "window": 3, "overlap": 1}
+    for name, values in tables.items():
+        cfg[name] = {**cfg.get(name, {}), **values}
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_shards(tmp_path_factory.mktemp("ua"), n_videos=2, n_frames=6, h=24, w=24)
+
+
+def conditions(shards: Path, n: int = 4) -> Conditions:
+    s = Shards(shards)
+    vid = s.videos.video_id[0]
+    kp = s.keypoints(vid)
+    return Conditions(video_id=vid, n_frames=n, height=24, width=24, fps=25.0, reference=s.frames(vid, [0])[0],
+                      reference_keypoints=kp[0], keypoints=kp[:n])
+
+
+def test_tiny_run_trains_and_animates(shards, tmp_path):
+    from toolkit.cli import main
+    from toolkit.video import read_video
+
+    summary = train(UniAnimateRecipe(), micro_config(), shards, tmp_path / "run", progress=False)
+    assert summary["step"] == 2
+    method = UniAnimateMethod(checkpoint=tmp_path / "run")
+    assert method.openclip is None
+    out = method.generate(conditions(shards))
+    assert out.shape == (4, 24, 24, 3) and out.dtype == np.uint8
+    ids = list(Shards(shards).videos.video_id)
+    video = tmp_path / "out.mp4"
+    assert main(["animate", "--method", "unianimate", "--checkpoint", str(tmp_path / "run"), "--shards", str(shards),
+                 "--reference", ids[0], "--pose", ids[1], "--frames", "4", "--no-align", "--out", str(video)]) == 0
+    assert read_video(video).shape == (4, 24, 24, 3)
+
+
+@pytest.fixture
+def clip_state(tmp_path, monkeypatch) -> dict[str, torch.Tensor]:
+    """A stand-in OpenCLIP (ViT-H-14's head widths, text 64 wide, embeddings of 32) in a temporary registry."""
+    from standin import install, use_home
+
+    use_home(monkeypatch, tmp_path / "home")
+    state = openclip_state_for_tiny()
+    install(monkeypatch, OPENCLIP, state, tmp_path / "files")
+    return state
+
+
+def openclip_state_for_tiny() -> dict[str, torch.Tensor]:
+    from standin import openclip_state
+
+    return openclip_state(text_width=64, vision_width=80, embed_dim=32)
+
+
+OPENCLIP_MODEL = {"cross_attention_dim": 64, "text_tokens": 77, "learned_text_context": False, "image_embed_dim": 32}
+
+
+def test_openclip_table_sets_the_text_context_and_feeds_reference_embeddings(shards, tmp_path, clip_state):
+    cfg = micro_config(model=OPENCLIP_MODEL, openclip={"weights": OPENCLIP})
+    recipe = UniAnimateRecipe()
+    model = recipe.build_model(cfg)
+    assert torch.equal(model.text_context, openclip.text_context(clip_state))
+
+    loader = torch.utils.data.DataLoader(recipe.build_dataset(shards, cfg), batch_size=2)
+    batch = colour_batch(next(iter(loader)))
+    ref = batch["reference"][1].permute(1, 2, 0).numpy()
+    expected = openclip.image_embedding(clip_state, openclip.preprocess(ref))
+    torch.testing.assert_close(recipe._openclip.embed_images(batch["reference"])[1:], expected, rtol=0, atol=1e-5)
+
+    # the embeddings reach the image projection: its first layer gets a gradient (zero without them)
+    cfg["objective"] = {**cfg["objective"], "p_uncond": 0.0}
+    recipe.build_model(cfg)
+    recipe.loss(model, batch, torch.Generator().manual_seed(0)).backward()
+    assert model.image_proj[0].weight.grad.abs().sum() > 0
+
+    summary = train(UniAnimateRecipe(), cfg, shards, tmp_path / "run", progress=False)
+    assert summary["step"] == 2
+    method = UniAnimateMethod(checkpoint=tmp_path / "run")
+    assert method.openclip is not None
+    assert torch.equal(method.pipeline.model.text_context, openclip.text_context(clip_state))  # kept in the weights
+    sha = method.checkpoint_sha256()
+    assert sha.startswith("model=") and f"{OPENCLIP}=" in sha
+    first = method.generate(conditions(shards))
+    method.openclip.state = {**method.openclip.state, "visual.proj": -method.openclip.state["visual.proj"]}
+    assert not np.array_equal(first, method.generate(conditions(shards)))  # sampling uses the embedding
+
+
+def test_openclip_errors_come_before_training(shards, tmp_path, monkeypatch):
+    from standin import use_home
+
+    with pytest.raises(ValueError, match=r"\[openclip\] takes one key"):
+        UniAnimateRecipe().build_model(micro_config(openclip={"weight": OPENCLIP}))
+    with pytest.raises(ValueError, match="unknown weights artifact"):
+        UniAnimateRecipe().build_model(micro_config(openclip={"weights": "clip-nope"}))
+    use_home(monkeypatch, tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match=f"toolkit weights fetch {OPENCLIP}"):
+        train(UniAnimateRecipe(), micro_config(model=OPENCLIP_MODEL, openclip={"weights": OPENCLIP}), shards,
+              tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_openclip_sizes_must_match_the_model(clip_state):
+    with pytest.raises(ValueError, match="image_embed_dim = 16"):
+        UniAnimateRecipe().build_model(micro_config(model={**OPENCLIP_MODEL, "image_embed_dim": 16},
+                                                    openclip={"weights": OPENCLIP}))
+    with pytest.raises(ValueError, match="OpenCLIP's \"\" context is 77 x 64"):
+        UniAnimateRecipe().build_model(micro_config(model={**OPENCLIP_MODEL, "text_tokens": 8},
+                                                    openclip={"weights": OPENCLIP}))
+
+
+def test_the_paper_config_conditions_on_openclip():
+    cfg = UniAnimateRecipe().load_config("paper")
+    assert cfg["openclip"] == {"weights": OPENCLIP}
+    assert "openclip" not in UniAnimateRecipe().load_config("tiny")
