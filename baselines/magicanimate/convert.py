@@ -142,6 +142,31 @@ def spatial_keys(shapes: dict[str, torch.Size]) -> set[str]:
     return {k for k in shapes if k.startswith("unet.")} - motion_keys(shapes)
 
 
+# What ControlNet copies from the UNet it starts from (diffusers' `ControlNetModel.from_unet`): the rest, its
+# conditioning embedder and zero convolutions, keeps its initialisation.
+CONTROLNET_FROM_UNET = ("conv_in.", "time_embedding.", "down_blocks.", "mid_block.")
+
+
+def from_sd15_unet(unet: dict[str, torch.Tensor], config: MagicAnimateConfig,
+                   source: str | Path = "sd15-unet") -> dict[str, torch.Tensor]:
+    """Our state entries an SD 1.5 UNet (diffusers names) starts training from, as MagicAnimate's and Animate
+    Anyone's training do: the denoiser's spatial layers, the whole appearance encoder, and the ControlNet's
+    copy of the UNet encoder. Motion modules, the ControlNet's embedder and zero convolutions are not filled.
+    Raises ValueError naming `source` if it lacks a tensor or holds one of another shape."""
+    shapes = model_shapes(config)
+    wanted = {k: k.removeprefix("unet.") for k in spatial_keys(shapes)}
+    wanted.update({k: k.removeprefix("appearance_encoder.") for k in shapes if k.startswith("appearance_encoder.")})
+    wanted.update({k: k.removeprefix("controlnet.") for k in shapes
+                   if k.startswith("controlnet.") and k.removeprefix("controlnet.").startswith(CONTROLNET_FROM_UNET)})
+    lacking = sorted({name for name in wanted.values() if name not in unet})
+    wrong = sorted(f"{name} {tuple(unet[name].shape)} (model: {tuple(shapes[ours])})" for ours, name in wanted.items()
+                   if name in unet and tuple(unet[name].shape) != tuple(shapes[ours]))
+    if lacking or wrong:
+        raise ValueError(f"{source}: not a UNet of this config's SD 1.5 layout; lacks {lacking[:5]}"
+                         f"{f' (+{len(lacking) - 5} more)' if len(lacking) > 5 else ''}; shapes differ: {wrong[:5]}")
+    return {ours: unet[name] for ours, name in wanted.items()}
+
+
 def load_published(file: str, path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of one released file: safetensors as they are, the pickle weights-only ('state_dict' unwrapped)."""
     if str(path).endswith(".safetensors"):

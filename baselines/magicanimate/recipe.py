@@ -16,7 +16,8 @@ a folder of photos prepared as shards is the image data. Stage 2's image branch 
 
 A config file has ``[model]`` (:class:`~baselines.magicanimate.model.MagicAnimateConfig`),
 ``[codec]`` (:func:`toolkit.models.codec.build_codec`), ``[scheduler]`` (DDIMScheduler
-overrides of MagicAnimate's schedule), ``[joint]`` (:class:`JointConfig`), ``[objective]``
+overrides of MagicAnimate's schedule), ``[joint]`` (:class:`JointConfig`), ``[pretrained]``
+(:class:`PretrainedConfig`: the paper config's stage 1 starts from SD 1.5), ``[objective]``
 (:class:`~baselines.magicanimate.objective.ObjectiveConfig`), ``[sampling]``
 (:class:`~baselines.magicanimate.pipeline.SamplingConfig`), ``[data]`` and ``[train]``, and per
 stage ``[stages.N.TABLE]`` tables that update them (:func:`toolkit.train.recipe.select_stage`).
@@ -62,6 +63,53 @@ class JointConfig:
         return out
 
 
+@dataclass(frozen=True)
+class PretrainedConfig:
+    """``[pretrained]``: registry files a stage-1 model starts from (stage 2 starts from ``--init``).
+
+    `unet`: SD 1.5's UNet, for the denoiser's spatial layers, the appearance encoder and the ControlNet's
+    encoder copy (:func:`~baselines.magicanimate.convert.from_sd15_unet`); `text_encoder`: SD 1.5's CLIP text
+    encoder, whose embedding of "" becomes the fixed text tokens, as MagicAnimate conditions on.
+    """
+
+    unet: str | None = None
+    text_encoder: str | None = None
+
+    @classmethod
+    def from_dict(cls, table: dict[str, Any], stage: int) -> "PretrainedConfig":
+        from toolkit import weights
+
+        out = from_table(cls, table, "pretrained")
+        for name in (out.unet, out.text_encoder):
+            if name is not None:
+                weights.get(name)  # an unknown artifact names the known ones
+        if stage != 1 and (out.unet or out.text_encoder):
+            raise ValueError(f"[pretrained] starts stage 1 only (stage {stage} starts from --init): put it under "
+                             "[stages.1.pretrained]")
+        return out
+
+    def apply(self, model: MagicAnimateModel) -> None:
+        """Load the named files into a fresh model (through the weights registry: a missing file names its fix)."""
+        from safetensors.torch import load_file
+
+        from baselines.magicanimate.convert import from_sd15_unet
+        from toolkit import weights
+        from toolkit.models.clip_text import empty_prompt_embedding
+
+        if self.unet is not None:
+            path = weights.path(self.unet)
+            state = from_sd15_unet(load_file(str(path)), model.config, path)
+            unexpected = model.load_state_dict(state, strict=False).unexpected_keys
+            if unexpected:
+                raise ValueError(f"{path}: tensors with no place in the model: {unexpected[:5]}")
+        if self.text_encoder is not None:
+            path = weights.path(self.text_encoder)
+            try:
+                model.set_text_context(empty_prompt_embedding(path, model.config.text_tokens))
+            except ValueError as exc:
+                raise ValueError(f"{path}: {exc}") from None
+
+
 class ImageVideoPairs(Dataset):
     """Stage-1 pairs, each one (with probability `image_prob`, fixed for a seed, epoch and index) an image item
     instead of a video pair: a frame of `images` that is its own reference (``reference="self"``)."""
@@ -92,6 +140,7 @@ def check_config(config: dict[str, Any]) -> None:
     """Validate the method's tables of a (stage-selected) config; raises ValueError naming the table."""
     check_data(config)
     JointConfig.from_dict(config.get("joint", {}), int(config.get("stage", 1)))
+    PretrainedConfig.from_dict(config.get("pretrained", {}), int(config.get("stage", 1)))
     ObjectiveConfig.from_dict(config.get("objective", {}))
     SamplingConfig.from_dict(config.get("sampling", {}))
     MagicAnimateConfig.from_dict(config.get("model", {}))
@@ -120,13 +169,16 @@ class MagicAnimateRecipe(Recipe):
         if self._stage not in STAGES:
             raise ValueError(f"magicanimate trains in stages {STAGES}, not {self._stage}")
         JointConfig.from_dict(config.get("joint", {}), self._stage)
+        pretrained = PretrainedConfig.from_dict(config.get("pretrained", {}), self._stage)
         self._objective = ObjectiveConfig.from_dict(config.get("objective", {}))
         self._scheduler = make_scheduler(**config.get("scheduler", {}))
         self._codec = build_codec(config.get("codec", {}))
         model_cfg = MagicAnimateConfig.from_dict(config["model"])
         check_fits(self._codec, model_cfg.latent_channels, model_cfg.control_downsample,
                    "controlnet_embedding_channels")
-        return MagicAnimateModel(model_cfg)
+        model = MagicAnimateModel(model_cfg)
+        pretrained.apply(model)
+        return model
 
     def check_fsdp(self, config: dict[str, Any]) -> None:
         """Refuse FSDP in stage 1 while the reference drops out: a process whose samples all drop it leaves the

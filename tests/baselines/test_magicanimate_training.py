@@ -239,3 +239,124 @@ def test_toolkit_animate_drives_it_with_the_driving_videos_densepose(stages, sha
                  str(stages[1]), "--shards", str(shards), "--reference", "00001", "--pose", "00002", "--frames", "5",
                  "--steps", "2", "--no-align", "--out", str(out)])
     assert code == 0 and read_video(out).shape[:3] == (5, 24, 24)
+
+
+def sd15_standin(config=MICRO, seed: int = 5) -> dict[str, torch.Tensor]:
+    """A random SD 1.5-layout UNet (diffusers' UNet2DConditionModel, every tensor) at the config's sizes."""
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=config.sample_size, in_channels=config.latent_channels, out_channels=config.latent_channels,
+        down_block_types=config.down_block_types, up_block_types=config.up_block_types,
+        attention_head_dim=config.attention_heads, block_out_channels=config.block_out_channels,
+        layers_per_block=config.layers_per_block, norm_num_groups=config.norm_num_groups,
+        cross_attention_dim=config.cross_attention_dim)
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return {k: v.contiguous() for k, v in unet.state_dict().items()}
+
+
+@pytest.fixture
+def sd15(tmp_path, monkeypatch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Stand-in SD 1.5 UNet and text encoder in a temporary registry; returns the UNet's tensors and the "" context."""
+    from safetensors.torch import save_file
+
+    from standin import clip_text_state, pin, use_home
+    from toolkit import weights
+    from toolkit.models.clip_text import empty_prompt_embedding
+
+    use_home(monkeypatch, tmp_path / "home")
+    unet = sd15_standin()
+    files = {"sd15-unet": tmp_path / "files" / "diffusion_pytorch_model.safetensors",
+             "sd15-text-encoder": tmp_path / "files" / "model.safetensors"}
+    files["sd15-unet"].parent.mkdir()
+    save_file(unet, files["sd15-unet"])
+    save_file(clip_text_state(MICRO.cross_attention_dim, MICRO.text_tokens), files["sd15-text-encoder"])
+    for name, src in files.items():
+        pin(monkeypatch, name, src)
+        weights.import_file(src, name)
+    return unet, empty_prompt_embedding(files["sd15-text-encoder"], MICRO.text_tokens)
+
+
+PRETRAINED = {"unet": "sd15-unet", "text_encoder": "sd15-text-encoder"}
+
+
+def test_stage_1_starts_from_sd15(sd15, shards, tmp_path):
+    unet, context = sd15
+    cfg = micro_config()
+    cfg["stages"]["1"]["pretrained"] = PRETRAINED
+    model = MagicAnimateRecipe().build_model(select_stage(cfg, 1, "magicanimate"))
+    state = model.state_dict()
+    spatial = {k for k in state if k.startswith("unet.") and ".motion_modules." not in k}
+    assert spatial and all(torch.equal(state[k], unet[k.removeprefix("unet.")]) for k in spatial)
+    encoder = [k for k in state if k.startswith("appearance_encoder.")]
+    assert encoder and all(torch.equal(state[k], unet[k.removeprefix("appearance_encoder.")]) for k in encoder)
+    copied = [k for k in state if k.startswith(("controlnet.down_blocks.", "controlnet.mid_block.",
+                                                "controlnet.conv_in.", "controlnet.time_embedding."))]
+    assert copied and all(torch.equal(state[k], unet[k.removeprefix("controlnet.")]) for k in copied)
+    zero_convs = [k for k in state if k.startswith(("controlnet.controlnet_down_blocks.",
+                                                    "controlnet.controlnet_mid_block."))]
+    assert zero_convs and all(int(torch.count_nonzero(state[k])) == 0 for k in zero_convs)
+    assert all(int(torch.count_nonzero(m.proj_out.weight)) == 0 for _, m in model.motion_modules())
+    assert torch.equal(model.text_context.detach(), context)
+    # and the loop trains from there
+    summary = train(MagicAnimateRecipe(), cfg, shards, tmp_path / "s1", progress=False, method="magicanimate",
+                    stage=1)
+    assert summary["step"] == 2
+
+
+def test_pretrained_errors_come_before_anything_is_written(shards, tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    from standin import pin, use_home
+    from toolkit import weights
+
+    cfg = micro_config()
+    cfg["stages"]["1"]["pretrained"] = {"unets": "sd15-unet"}
+    with pytest.raises(ValueError, match=r"unknown \[pretrained\] keys"):
+        MagicAnimateRecipe().build_model(select_stage(cfg, 1, "magicanimate"))
+    cfg["stages"]["1"]["pretrained"] = {"unet": "sd15-nope"}
+    with pytest.raises(ValueError, match="unknown weights artifact"):
+        MagicAnimateRecipe().build_model(select_stage(cfg, 1, "magicanimate"))
+    with pytest.raises(ValueError, match=r"\[stages.1.pretrained\]"):
+        MagicAnimateRecipe().build_model(select_stage({**micro_config(), "pretrained": PRETRAINED}, 2,
+                                                      "magicanimate", init=Path("x")))
+    use_home(monkeypatch, tmp_path / "home")
+    cfg["stages"]["1"]["pretrained"] = PRETRAINED
+    with pytest.raises(FileNotFoundError, match="toolkit weights fetch sd15-unet"):
+        train(MagicAnimateRecipe(), cfg, shards, tmp_path / "s1", progress=False, method="magicanimate", stage=1)
+    assert not (tmp_path / "s1").exists()
+    wrong = {k: v for k, v in sd15_standin().items() if not k.startswith("mid_block.")}  # not this layout
+    src = tmp_path / "diffusion_pytorch_model.safetensors"
+    save_file(wrong, src)
+    pin(monkeypatch, "sd15-unet", src)
+    weights.import_file(src, "sd15-unet")
+    with pytest.raises(ValueError, match=r"not a UNet of this config's SD 1.5 layout; lacks \['mid_block"):
+        train(MagicAnimateRecipe(), cfg, shards, tmp_path / "s1", progress=False, method="magicanimate", stage=1)
+    assert not (tmp_path / "s1").exists()
+
+
+def test_the_paper_config_starts_stage_1_from_sd15():
+    cfg = MagicAnimateRecipe().load_config("paper")
+    assert select_stage(cfg, 1, "magicanimate")["pretrained"] == PRETRAINED
+    assert "pretrained" not in select_stage(cfg, 2, "magicanimate", init=Path("x"))
+
+
+def test_the_paper_layout_takes_sd15s_unet_as_published():
+    """SD 1.5's UNet (its published config.json: 320/640/1280/1280, 2 layers, 8 heads, context 768), built on the
+    meta device, fills every entry the paper config takes from it, with the right shapes."""
+    from diffusers import UNet2DConditionModel
+
+    from baselines.magicanimate.convert import from_sd15_unet
+    from baselines.magicanimate.model import MagicAnimateConfig
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(
+            sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, attention_head_dim=8,
+            block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, norm_num_groups=32,
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
+    state = from_sd15_unet(unet.state_dict(), MagicAnimateConfig.named("paper"))
+    assert len(state) > 1600 and all(k.startswith(("unet.", "appearance_encoder.", "controlnet.")) for k in state)
