@@ -180,6 +180,14 @@ class MagicAnimateRecipe(Recipe):
         pretrained.apply(model)
         return model
 
+    def load_published(self, model: torch.nn.Module, config: dict[str, Any]) -> str:
+        """``--init published``: MagicAnimate's released weights (the paper config's [model] only), e.g. to
+        fine-tune stage 2's motion modules or stage 1's spatial layers on your shards."""
+        from baselines.magicanimate import convert
+
+        model.load_state_dict(convert.from_published(model.config).state_dict())
+        return convert.published_sha256()
+
     def check_fsdp(self, config: dict[str, Any]) -> None:
         """Refuse FSDP in stage 1 while the reference drops out: a process whose samples all drop it leaves the
         (trainable) appearance encoder out of its loss, so the processes' gradient collectives differ. Stage 2

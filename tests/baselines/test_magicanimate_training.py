@@ -360,3 +360,32 @@ def test_the_paper_layout_takes_sd15s_unet_as_published():
             up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
     state = from_sd15_unet(unet.state_dict(), MagicAnimateConfig.named("paper"))
     assert len(state) > 1600 and all(k.startswith(("unet.", "appearance_encoder.", "controlnet.")) for k in state)
+
+
+def test_init_published_fine_tunes_the_release(shards, tmp_path, monkeypatch):
+    """`--init published` on a stand-in release of the micro layout: stage 2 starts from exactly the released
+    model (what `from_published` loads) and trains its motion modules."""
+    import json
+
+    from baselines.magicanimate import convert
+    from test_magicanimate_convert import install_release, nudged
+    from toolkit.cli import main as cli
+
+    monkeypatch.setattr(convert.MagicAnimateConfig, "named", classmethod(lambda cls, name: MICRO))
+    install_release(monkeypatch, tmp_path, nudged(seed=4))
+    assert cli(["weights", "convert", "magicanimate-temporal-attention"]) == 0
+    cfg = micro_config()
+    recipe = MagicAnimateRecipe()
+    stage2 = select_stage(cfg, 2, "magicanimate", init=Path("published"))
+    model = recipe.build_model(stage2)
+    provenance = recipe.load_published(model, stage2)
+    released = convert.from_published(MICRO).state_dict()
+    assert all(torch.equal(v, released[k]) for k, v in model.state_dict().items())
+    assert "magicanimate-temporal-attention=" in provenance
+
+    train(MagicAnimateRecipe(), cfg, shards, tmp_path / "s2", progress=False, method="magicanimate", stage=2,
+          init="published")
+    run = json.loads((tmp_path / "s2" / "run.json").read_text())
+    assert run["init"] == "published" and run["init_sha256"] == provenance
+    after = load_file(tmp_path / "s2" / "checkpoint" / "model.safetensors")
+    assert changed(released, after) <= MagicAnimateModel(MICRO).motion_parameter_names()

@@ -140,3 +140,59 @@ def test_the_paper_config_conditions_on_openclip():
     cfg = UniAnimateRecipe().load_config("paper")
     assert cfg["openclip"] == {"weights": OPENCLIP}
     assert "openclip" not in UniAnimateRecipe().load_config("tiny")
+
+
+def write_converted_release(model) -> Path:
+    """What `toolkit weights convert unianimate-16f-32f` writes, for `model`'s config and weights (no text context)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from baselines.unianimate import convert
+    from toolkit import weights
+
+    out = weights.converted_dir(convert.PUBLISHED_ARTIFACT)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items() if k != "text_context"},
+              out / "model.safetensors")
+    (out / "config.json").write_text(json.dumps(model.config.to_dict()))
+    return out
+
+
+def test_init_published_fine_tunes_the_converted_release(shards, tmp_path, clip_state):
+    import json
+
+    from baselines.unianimate.model import UniAnimateConfig, UniAnimateModel
+
+    cfg = micro_config(model=OPENCLIP_MODEL, openclip={"weights": OPENCLIP})
+    torch.manual_seed(7)
+    release = UniAnimateModel(UniAnimateConfig.from_dict(cfg["model"]))
+    write_converted_release(release)
+    recipe = UniAnimateRecipe()
+    model = recipe.build_model(cfg)
+    provenance = recipe.load_published(model, cfg)
+    assert provenance.startswith("unianimate-16f-32f converted=")
+    theirs = release.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in model.state_dict().items() if k != "text_context")
+    assert torch.equal(model.text_context, openclip.text_context(clip_state))
+
+    summary = train(UniAnimateRecipe(), cfg, shards, tmp_path / "run", progress=False, init="published")
+    assert summary["step"] == 2
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["init"] == "published" and run["init_sha256"] == provenance
+
+    with pytest.raises(ValueError, match="train it with --config paper"):
+        train(UniAnimateRecipe(), micro_config(model={**OPENCLIP_MODEL, "num_tokens": 3},
+                                               openclip={"weights": OPENCLIP}),
+              shards, tmp_path / "other", progress=False, init="published")
+    with pytest.raises(ValueError, match=r"keep the paper config's \[openclip\] table"):
+        train(UniAnimateRecipe(), micro_config(model=OPENCLIP_MODEL), shards, tmp_path / "other", progress=False,
+              init="published")
+    assert not (tmp_path / "other").exists()
+
+
+def test_init_published_without_the_release_names_the_fix(shards, tmp_path, clip_state):
+    cfg = micro_config(model=OPENCLIP_MODEL, openclip={"weights": OPENCLIP})
+    with pytest.raises(FileNotFoundError, match="toolkit weights fetch unianimate-16f-32f"):
+        train(UniAnimateRecipe(), cfg, shards, tmp_path / "run", progress=False, init="published")
+    assert not (tmp_path / "run").exists()

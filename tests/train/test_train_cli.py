@@ -54,6 +54,7 @@ def test_bad_arguments_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFi
     ("batch", "fewer than one global batch"),
     ("fsdp-unit", "fsdp_wrap ['Conv3d']: no such module class in the model"),
     ("not-empty", "is not empty (holds notes.txt); pass --resume"),
+    ("published", "has no released weights to start from"),
 ])
 def test_errors_are_caught_before_anything_is_written(tmp_path: Path, capsys: pytest.CaptureFixture, case: str,
                                                       message: str) -> None:
@@ -72,6 +73,8 @@ def test_errors_are_caught_before_anything_is_written(tmp_path: Path, capsys: py
         argv += ["--mixed-precision", "fp16"]
     elif case == "batch":
         argv += ["--batch-size", "41"]
+    elif case == "published":
+        argv += ["--init", "published"]
     elif case == "fsdp-unit":
         config = tmp_path / "units.toml"
         config.write_text((ROOT / "tests" / "train" / "configs" / "tiny.toml").read_text().replace(

@@ -20,6 +20,8 @@ examples:
   toolkit train --method magicanimate --config tiny --stage 1 --shards data/shards/synthetic --out runs/ma-tiny-1
   toolkit train --method magicanimate --config tiny --stage 2 --init runs/ma-tiny-1 \\
       --shards data/shards/synthetic --out runs/ma-tiny
+  accelerate launch -m toolkit train --method unianimate --config paper --init published \\
+      --shards data/shards/mine --out runs/uni-ft --lr 1e-5   # fine-tune the authors' release
   toolkit train --method mypkg.recipes:MyRecipe --config my.toml --shards data/shards/mine --out runs/mine
   accelerate launch --num_processes 8 -m toolkit train --method unianimate --config paper \\
       --shards data/shards/tiktok --out runs/uni --mixed-precision bf16
@@ -80,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stage", type=_positive_int,
                    help="training stage, for methods trained in stages (magicanimate: 1 = images, 2 = motion)")
     p.add_argument("--init", type=Path, help="start from these weights: the run folder of the previous stage "
-                   "(or a model folder / .safetensors file)")
+                   "(or a model folder / .safetensors file), or 'published' to fine-tune the authors' release")
     p.add_argument("--steps", type=_positive_int, help="total optimizer steps (config: [train] steps)")
     p.add_argument("--max-minutes", type=_positive_float,
                    help="stop with a checkpoint after this many minutes (resume later with --resume)")

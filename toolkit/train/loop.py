@@ -241,7 +241,8 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
         stage: the stage to train, for a recipe whose config has ``[stages.N]`` tables
             (:func:`toolkit.train.recipe.select_stage`).
         init: weights to start from (a run folder, model folder or .safetensors file), e.g. the
-            previous stage's run; ignored when resuming from a checkpoint.
+            previous stage's run, or "published": the method's released weights
+            (``recipe.load_published``); ignored when resuming from a checkpoint.
 
     Everything is validated, the model and dataset built, before anything is written.
     """
@@ -254,7 +255,8 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     config_name = config if isinstance(config, str) else "custom"
     staged = select_stage(recipe.load_config(config) if isinstance(config, str) else config, stage, method, init)
     cfg = resolve_config(staged, train_overrides)
-    init_file = checkpoint.init_weights(init) if init is not None else None
+    published = init is not None and str(init) == checkpoint.PUBLISHED
+    init_file = checkpoint.init_weights(init) if init is not None and not published else None
     t = cfg["train"]
     check_fsdp = getattr(recipe, "check_fsdp", None)
     if t["distributed"] == "fsdp" and callable(check_fsdp):
@@ -315,6 +317,8 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
                          f"{', '.join(sorted(classes)[:12])}, ...)")
     if init_file is not None:
         checkpoint.load_init(model, init_file)
+    elif published:
+        init_sha256 = recipe.load_published(model, cfg)
     if not callable(getattr(model, "save_pretrained", None)):
         raise ValueError(f"{method}: the model ({type(model).__name__}) has no save_pretrained(dir)")
     if t["gradient_checkpointing"]:
@@ -367,6 +371,8 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     if main:
         _truncate_log(log_path, start)
         started = {"init": str(init_file), "init_sha256": sha256_file(init_file)} if init_file is not None else {}
+        if published:
+            started = {"init": checkpoint.PUBLISHED, "init_sha256": init_sha256}
         atomic_write_json(out_dir / "run.json", {**meta, "config": cfg, "started_at_step": start,
                                                  "num_processes": world, "fsdp": sharded, **started})
     accelerator.wait_for_everyone()

@@ -81,6 +81,16 @@ class Recipe(ABC):
         need. Default: no check.
         """
 
+    def load_published(self, model: torch.nn.Module, config: dict[str, Any]) -> str:
+        """Load the authors' released weights into `model` (``--init published``: fine-tune the release) and
+        return their provenance (registry names and sha256s, recorded in run.json).
+
+        A method with a release overrides this, reading it through the weights registry (a missing file
+        raises its fix) and refusing a config the release does not fit. Default: there is none.
+        """
+        raise ValueError(f"{self.display_name()} has no released weights to start from; --init takes a run "
+                         "folder, a model folder or a .safetensors file")
+
     def trainable_parameters(self, model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
         """The parameters the optimizer updates and EMA averages (default: all with requires_grad)."""
         return [p for p in model.parameters() if p.requires_grad]
