@@ -25,7 +25,7 @@ OPENCLIP = "openclip-vit-h-14-laion2b"
 def micro_config(**tables) -> dict:
     """The tiny config on 32-pixel clips of 3 frames, two steps of one clip."""
     cfg = tomllib.loads(TINY.read_text())
-    cfg["data"] = {"size": 32, "n_frames": 3, "stride": 1, "samples_per_video": 1}
+    cfg["data"] = {"size": 32, "n_frames": 3, "stride": 1, "samples_per_video": 2}
     cfg["train"].update(batch_size=1, steps=2, num_workers=0, checkpoint_every=1000, lr_warmup_steps=0)
     cfg["sampling"] = {"steps": 2, "window": 3, "overlap": 1}
     for name, values in tables.items():
@@ -35,7 +35,7 @@ def micro_config(**tables) -> dict:
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_shards(tmp_path_factory.mktemp("ua"), n_videos=2, n_frames=6, h=24, w=24)
+    return make_shards(tmp_path_factory.mktemp("ua"), n_videos=2, n_frames=6, h=24, w=24, test_ids=("00002",))
 
 
 def conditions(shards: Path, n: int = 4) -> Conditions:
@@ -195,4 +195,46 @@ def test_init_published_without_the_release_names_the_fix(shards, tmp_path, clip
     cfg = micro_config(model=OPENCLIP_MODEL, openclip={"weights": OPENCLIP})
     with pytest.raises(FileNotFoundError, match="toolkit weights fetch unianimate-16f-32f"):
         train(UniAnimateRecipe(), cfg, shards, tmp_path / "run", progress=False, init="published")
+    assert not (tmp_path / "run").exists()
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_validation_scores_the_ema_weights_as_toolkit_eval_does(shards, tmp_path):
+    from toolkit.harness.runner import evaluate
+
+    cfg = micro_config()
+    cfg["train"].update(validate_every=1, validate_videos=1, validate_steps=2)
+    train(UniAnimateRecipe(), cfg, shards, tmp_path / "run", progress=False)
+    lines = read_jsonl(tmp_path / "run" / "validation.jsonl")
+    assert [line["step"] for line in lines] == [1, 2]
+    assert lines[0]["videos"] == ["00002"] and lines[0]["split"] == "test"
+    assert lines[0]["l1"] != lines[1]["l1"]  # the weights moved between the two
+    report = evaluate(shards, "unianimate", method_options={"checkpoint": tmp_path / "run", "steps": 2},
+                      write=False, progress=False)
+    for metric in ("l1", "psnr", "ssim", "l1_fg", "psnr_fg", "ssim_fg", "l1_bg"):
+        assert lines[-1][metric] == report.aggregate[metric], metric
+    assert "lpips" not in lines[-1]  # network metrics are left to toolkit eval
+
+    # a killed run resumed at step 1 writes the same validations (bar the seconds)
+    train(UniAnimateRecipe(), cfg, shards, tmp_path / "resumed", progress=False, max_steps=1)
+    with open(tmp_path / "resumed" / "validation.jsonl", "a") as log:
+        log.write('{"step": 2, "l1": 0.5}\n{"step": 3, "l1"')  # lines past the checkpoint, one cut short
+    train(UniAnimateRecipe(), cfg, shards, tmp_path / "resumed", progress=False, resume=True)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(read_jsonl(tmp_path / "resumed" / "validation.jsonl")) == strip(lines)
+
+
+def test_validation_settings_are_checked_before_anything_is_written(shards, tmp_path):
+    cfg = micro_config()
+    cfg["train"].update(validate_every=1, validate_split="val")
+    with pytest.raises(ValueError, match="validate_split = 'val'.*no prepared videos in that split"):
+        train(UniAnimateRecipe(), cfg, shards, tmp_path / "run", progress=False)
+    cfg["train"].update(validate_split="test", validate_videos=0)
+    with pytest.raises(ValueError, match="validate_videos = 0 is outside"):
+        train(UniAnimateRecipe(), cfg, shards, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()

@@ -15,6 +15,8 @@ EPILOG = """\
 examples:
   toolkit train --method unianimate --config tiny --shards data/shards/synthetic --out runs/uni-tiny
   toolkit train --method unianimate --config tiny --shards data/shards/synthetic --out runs/uni-tiny --resume
+  toolkit train --method unianimate --config tiny --shards data/shards/synthetic --out runs/uni-val \\
+      --validate-every 200 --validate-videos 2       # test-video metrics of the EMA weights as it trains
   toolkit train --method unianimate --config paper --shards data/shards/tiktok --out runs/uni \\
       --mixed-precision bf16 --gradient-checkpointing --max-minutes 600
   toolkit train --method magicanimate --config tiny --stage 1 --shards data/shards/synthetic --out runs/ma-tiny-1
@@ -31,7 +33,7 @@ examples:
       --shards data/shards/synthetic --out runs/uni-cpu2        # several processes on a CPU-only machine
 
 The run folder holds loss.jsonl, the latest checkpoint (checkpoint/) and the EMA weights for
-inference (model/, read with the model's from_pretrained). A killed run continues with the same
+inference (model/, read with the model's from_pretrained); with --validate-every, validation.jsonl. A killed run continues with the same
 command plus --resume and reproduces the uninterrupted run; resuming with another method or
 another model config is refused. --batch-size is per process: the global batch is
 batch size x processes. Options given here replace the config's [train] values.
@@ -101,6 +103,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distributed", choices=("ddp", "fsdp"),
                    help="how several processes split the work: ddp replicates the model, fsdp shards weights, "
                    "gradients, optimizer state and EMA ([train] distributed)")
+    p.add_argument("--validate-every", type=_non_negative_int, metavar="STEPS",
+                   help="every STEPS steps, sample the EMA weights on test videos as `toolkit eval` does and log "
+                   "their pixel metrics to validation.jsonl; 0: never ([train] validate_every)")
+    p.add_argument("--validate-videos", type=_positive_int, metavar="N",
+                   help="how many videos of the validation split ([train] validate_videos, default 1)")
     p.add_argument("--seed", type=_non_negative_int, help="seed of init, data order and noise ([train] seed)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
@@ -147,7 +154,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                  "mixed_precision": args.mixed_precision, "gradient_checkpointing": args.gradient_checkpointing,
                  "num_workers": args.num_workers, "loader": args.loader, "seed": args.seed,
-                 "distributed": args.distributed}
+                 "distributed": args.distributed, "validate_every": args.validate_every,
+                 "validate_videos": args.validate_videos}
     result = train(recipe, args.config, args.shards, args.out, resume=args.resume, max_minutes=args.max_minutes,
                    progress=not args.quiet, method=args.method, train_overrides=overrides, stage=args.stage,
                    init=args.init)

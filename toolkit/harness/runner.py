@@ -62,7 +62,8 @@ class _Learned:
     that also names the artifact, which the store keeps in its own column (`weights_artifact`).
     """
 
-    def __init__(self, protocol: Protocol, device: str):
+    def __init__(self, protocol: Protocol, device: str, names: Sequence[str] | None = None):
+        """`names`: build only these of the protocol's network metrics (default: all; () for none)."""
         from toolkit.harness.store import Note
 
         self.metrics: dict[str, Any] = {}
@@ -73,7 +74,7 @@ class _Learned:
         from toolkit import weights
 
         for name in protocol.metrics:
-            if name not in builders:
+            if name not in builders or (names is not None and name not in names):
                 continue
             module, cls = builders[name]
             try:
@@ -101,6 +102,11 @@ class _Learned:
 
     def weights_sha256(self) -> dict[str, str]:
         return {k: getattr(m, "weights_sha256", "") for k, m in self.metrics.items()}
+
+
+def pixel_only(protocol: Protocol) -> _Learned:
+    """No network metrics: `score_video` then scores the protocol's pixel metrics alone (validation in training)."""
+    return _Learned(protocol, "cpu", names=())
 
 
 def _region(shards: Shards, row, sl: slice) -> tuple[np.ndarray | None, str]:

@@ -37,7 +37,7 @@ from toolkit import __version__
 FORMAT = 1
 CHECKPOINT = "checkpoint"
 MODEL = "model"
-RUN_FILES = ("run.json", "loss.jsonl")
+RUN_FILES = ("run.json", "loss.jsonl", "validation.jsonl")
 
 
 def config_sha(config: Mapping[str, Any]) -> str:

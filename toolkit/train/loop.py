@@ -2,7 +2,7 @@
 
 Read top to bottom: resolve the config, check the run folder, build model and data, write,
 then for each step: fetch the step's batch, seed, loss, backward, clip, AdamW, EMA, log,
-checkpoint. Exact resume rests on three choices:
+checkpoint (and, every ``validate_every`` steps, validate the saved EMA weights: validate.py). Exact resume rests on three choices:
 
 * the items of step s are a pure function of (seed, s): a permutation of the dataset per
   epoch from ``np.random.default_rng([seed, epoch])`` cut into global batches (the last
@@ -43,6 +43,7 @@ from toolkit.train import checkpoint, fsdp
 from toolkit.train.ema import EMA, swapped
 from toolkit.train.recipe import Recipe, select_stage
 from toolkit.train.thread_loader import ThreadLoader
+from toolkit.train.validate import VALIDATION_LOG, Validation, validate
 
 # [train] keys, their defaults, and the only ones a resumed run may change (the rest change results).
 TRAIN_DEFAULTS: dict[str, Any] = {
@@ -66,16 +67,22 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "gradient_checkpointing": False,
     "distributed": "ddp",
     "fsdp_wrap": [],
+    "validate_every": 0,       # steps between validations (toolkit/train/validate.py); 0: none
+    "validate_videos": 1,
+    "validate_split": "test",
+    "validate_steps": 0,       # sampling steps when validating; 0: the config's [sampling] steps
 }
 MAY_CHANGE_ON_RESUME = {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "loader",
-                        "gradient_checkpointing", "distributed", "fsdp_wrap"}
+                        "gradient_checkpointing", "distributed", "fsdp_wrap", "validate_every", "validate_videos",
+                        "validate_split", "validate_steps"}
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LOADERS = ("threads", "processes")
 _TYPE_NAMES = {list: "a list of strings"}
 
 _LIMITS: dict[str, tuple[float, float, bool]] = {  # key: (low, high, low is allowed)
     "lr": (0, math.inf, False), "lr_warmup_steps": (0, math.inf, True), "batch_size": (1, math.inf, True),
-    "steps": (1, math.inf, True), "weight_decay": (0, math.inf, True), "adam_beta1": (0, 1, True),
+    "steps": (1, math.inf, True), "validate_every": (0, math.inf, True), "validate_videos": (1, math.inf, True),
+    "validate_steps": (0, math.inf, True), "weight_decay": (0, math.inf, True), "adam_beta1": (0, 1, True),
     "adam_beta2": (0, 1, True), "adam_eps": (0, math.inf, False), "grad_clip": (0, math.inf, True),
     "ema_decay": (0, 1, True), "checkpoint_every": (1, math.inf, True), "log_every": (1, math.inf, True),
     "num_workers": (0, math.inf, True), "seed": (0, 2**63 - 1, True),
@@ -207,8 +214,14 @@ def _previous_run(out_dir: Path) -> tuple[dict, dict] | None:
     return None
 
 
+def _validation_line(record: Mapping[str, Any]) -> str:
+    shown = [k for k in ("l1_fg", "psnr_fg", "ssim_fg", "l1", "psnr", "ssim") if record.get(k) is not None]
+    return (f"step {record['step']}: validation on {len(record['videos'])} {record['split']} video(s): "
+            + ", ".join(f"{k} {record[k]:.4g}" for k in shown))
+
+
 def _truncate_log(path: Path, step: int) -> None:
-    """Keep the loss lines up to `step` (a line cut short by a kill ends the file)."""
+    """Keep the log lines up to `step` (a line cut short by a kill ends the file)."""
     if not path.exists():
         return
     kept = []
@@ -299,6 +312,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
                               kwargs_handlers=[ddp_kwargs])
     device, rank, world, main = (accelerator.device, accelerator.process_index, accelerator.num_processes,
                                  accelerator.is_main_process)
+    validation = (Validation.from_config(method, shards, t, str(device)) if t["validate_every"] else None)
     if launched > world:
         raise RuntimeError(f"launched as one of {launched} processes, but accelerate runs this one alone (no GPU "
                            "found?); for several CPU processes set ACCELERATE_USE_CPU=1")
@@ -370,6 +384,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     log_path = out_dir / "loss.jsonl"
     if main:
         _truncate_log(log_path, start)
+        _truncate_log(out_dir / VALIDATION_LOG, start)
         started = {"init": str(init_file), "init_sha256": sha256_file(init_file)} if init_file is not None else {}
         if published:
             started = {"init": checkpoint.PUBLISHED, "init_sha256": init_sha256}
@@ -424,6 +439,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
 
     bar = tqdm(total=stop, initial=start, unit="step", disable=not (progress and main), dynamic_ncols=True)
     began, elapsed, smoothed, value = time.monotonic(), seconds, None, None
+    validating_seconds = 0.0  # wall time of validations: in --max-minutes, not in the run's training seconds
     stopped, step = "done" if stop == t["steps"] else "max_steps", start
     model.train()
     try:
@@ -445,7 +461,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
             optimizer.zero_grad(set_to_none=True)
             ema.update()
             step += 1
-            elapsed = seconds + time.monotonic() - began
+            elapsed = seconds + time.monotonic() - began - validating_seconds
 
             if step % t["log_every"] == 0:
                 value = accelerator.reduce(loss.detach().float(), reduction="mean").item()
@@ -465,8 +481,18 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
             if max_minutes is not None and time.monotonic() - began >= max_minutes * 60:
                 accelerator.set_trigger()
             out_of_time = max_minutes is not None and accelerator.check_trigger()
-            if step % t["checkpoint_every"] == 0 or step == stop or out_of_time:
+            validating = validation is not None and (step % t["validate_every"] == 0 or step == stop)
+            if step % t["checkpoint_every"] == 0 or step == stop or out_of_time or validating:
                 save(step, elapsed)
+            if validating:  # on the EMA weights just saved
+                paused = time.monotonic()
+                if main:
+                    record = validate(out_dir, step, validation)
+                    if progress:
+                        bar.write(_validation_line(record))
+                accelerator.wait_for_everyone()
+                validating_seconds += time.monotonic() - paused
+                bar.unpause()  # the step rate leaves the validation out
             if out_of_time:
                 stopped = "max_minutes"
                 break
