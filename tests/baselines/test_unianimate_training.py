@@ -238,3 +238,30 @@ def test_validation_settings_are_checked_before_anything_is_written(shards, tmp_
     with pytest.raises(ValueError, match="validate_videos = 0 is outside"):
         train(UniAnimateRecipe(), cfg, shards, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_validation_in_a_two_process_run(shards, tmp_path):
+    """With 2 CPU processes (gloo) the main one validates while the other waits at the barrier (whose timeout the
+    loop raises for validation), and the run finishes with a validation at each step."""
+    import os
+    import subprocess
+    import sys
+
+    from test_magicanimate_training import _toml
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = micro_config()
+    cfg["train"].update(validate_every=1, validate_videos=1, validate_steps=2, batch_size=1)
+    config = tmp_path / "micro.toml"
+    config.write_text(_toml(cfg))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+           "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+           "-m", "toolkit", "train", "--method", "unianimate", "--config", str(config), "--shards", str(shards),
+           "--out", str(tmp_path / "two"), "--quiet"]
+    done = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    lines = read_jsonl(tmp_path / "two" / "validation.jsonl")
+    assert [line["step"] for line in lines] == [1, 2] and all(line["l1"] > 0 for line in lines)

@@ -25,6 +25,7 @@ under the other mode or another number of processes.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import math
 import os
@@ -76,6 +77,7 @@ MAY_CHANGE_ON_RESUME = {"steps", "checkpoint_every", "keep_checkpoints", "log_ev
                         "gradient_checkpointing", "distributed", "fsdp_wrap", "validate_every", "validate_videos",
                         "validate_split", "validate_steps"}
 MIXED_PRECISION = ("no", "fp16", "bf16")
+VALIDATION_TIMEOUT_HOURS = 2  # how long processes wait for the main one's validation (collective timeout)
 LOADERS = ("threads", "processes")
 _TYPE_NAMES = {list: "a list of strings"}
 
@@ -260,7 +262,8 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     Everything is validated, the model and dataset built, before anything is written.
     """
     from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, DistributedType, send_to_device
+    from accelerate.utils import (DistributedDataParallelKwargs, DistributedType, InitProcessGroupKwargs,
+                                  send_to_device)
     from tqdm.auto import tqdm
 
     # 1. The config, the arguments and the run folder: nothing is written until all of them pass.
@@ -307,12 +310,16 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     fsdp_plugin = fsdp.plugin(t["fsdp_wrap"]) if sharded else None
     # A recipe may leave trainable parameters out of a step's loss (UniAnimate's image projection without image
     # embeddings); DDP must then look for them in each step's graph, or it waits for their gradients forever.
-    ddp_kwargs = DistributedDataParallelKwargs(find_unused_parameters=True)
+    handlers: list[Any] = [DistributedDataParallelKwargs(find_unused_parameters=True)]
+    validation = Validation.from_config(method, shards, t) if t["validate_every"] else None
+    if validation is not None:  # the other processes wait while the main one validates: longer than NCCL's 10 min
+        handlers.append(InitProcessGroupKwargs(backend=None, timeout=dt.timedelta(hours=VALIDATION_TIMEOUT_HOURS)))
     accelerator = Accelerator(mixed_precision=t["mixed_precision"], fsdp_plugin=fsdp_plugin,
-                              kwargs_handlers=[ddp_kwargs])
+                              kwargs_handlers=handlers)
     device, rank, world, main = (accelerator.device, accelerator.process_index, accelerator.num_processes,
                                  accelerator.is_main_process)
-    validation = (Validation.from_config(method, shards, t, str(device)) if t["validate_every"] else None)
+    if validation is not None:
+        validation.options["device"] = str(device)
     if launched > world:
         raise RuntimeError(f"launched as one of {launched} processes, but accelerate runs this one alone (no GPU "
                            "found?); for several CPU processes set ACCELERATE_USE_CPU=1")

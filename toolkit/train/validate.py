@@ -35,7 +35,7 @@ class Validation:
     options: dict[str, Any]
 
     @classmethod
-    def from_config(cls, method: str, shards: Path, train_cfg: Mapping[str, Any], device: str) -> Validation:
+    def from_config(cls, method: str, shards: Path, train_cfg: Mapping[str, Any], device: str = "cpu") -> Validation:
         """Check everything validation needs (a method of that name, videos in the split) before a run writes."""
         from toolkit.harness.registry import method_class
         from toolkit.shards.reader import Shards
