@@ -204,7 +204,10 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_validation_scores_the_ema_weights_as_toolkit_eval_does(shards, tmp_path):
+def test_validation_scores_the_ema_weights_as_toolkit_eval_does(shards, tmp_path, capsys):
+    import json
+
+    from toolkit.cli import main
     from toolkit.harness.runner import evaluate
 
     cfg = micro_config()
@@ -219,6 +222,14 @@ def test_validation_scores_the_ema_weights_as_toolkit_eval_does(shards, tmp_path
     for metric in ("l1", "psnr", "ssim", "l1_fg", "psnr_fg", "ssim_fg", "l1_bg"):
         assert lines[-1][metric] == report.aggregate[metric], metric
     assert "lpips" not in lines[-1]  # network metrics are left to toolkit eval
+
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "run")]) == 0
+    text = capsys.readouterr().out
+    assert "method=unianimate" in text and "step 2 of 2 saved" in text and "validation on 1 test video(s) (00002)" in text
+    assert f"{lines[-1]['l1_fg']:.4g}" in text.splitlines()[-1]
+    assert main(["info", str(tmp_path / "run"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["validation"] == lines
 
     # a killed run resumed at step 1 writes the same validations (bar the seconds)
     train(UniAnimateRecipe(), cfg, shards, tmp_path / "resumed", progress=False, max_steps=1)

@@ -81,8 +81,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--quiet", action="store_true", help="no progress bars")
     v.set_defaults(func=cmd_verify)
 
-    i = sub.add_parser("info", help="what a shard folder holds, per split")
-    i.add_argument("shards", type=Path)
+    i = sub.add_parser("info", help="what a shard folder (per split) or a training run folder holds",
+                       description="A shard folder: its videos, frames, sizes and annotations per split. A run "
+                       "folder of `toolkit train`: its method and config, steps, loss and validations.",
+                       epilog="examples:\n  toolkit info data/shards/synthetic\n  toolkit info runs/ua-tiny\n"
+                       "  toolkit info runs/ua-tiny --json", formatter_class=argparse.RawDescriptionHelpFormatter)
+    i.add_argument("shards", type=Path, metavar="FOLDER", help="a shard folder or a training run folder")
     i.add_argument("--json", action="store_true", help="print JSON instead of a table")
     i.set_defaults(func=cmd_info)
 
@@ -178,9 +182,40 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_run(summary: dict) -> None:
+    """A run folder as text: one line of what it is, its init, its loss, and a table of its validations."""
+    planned = f" of {summary['steps']}" if summary["steps"] else ""
+    trained = f", {summary['seconds']:.0f} s trained" if summary["seconds"] is not None else ""
+    print(f"{summary['run']}  method={summary['method']}  config={summary['config_name']} "
+          f"(sha {summary['config_sha']})  step {summary['step']}{planned} saved{trained}, "
+          f"{summary['num_processes']} process(es)")
+    if summary["init"]:
+        print(f"init: {summary['init']} ({summary['init_sha256']})")
+    loss = summary["loss"]
+    if loss and loss["mean_recent"] is not None:
+        print(f"loss: last {loss['last']:.4g} (step {loss['last_step']}), mean of the last {loss['recent_steps']} "
+              f"logged {loss['mean_recent']:.4g}, min {loss['min']:.4g} (step {loss['min_step']})")
+    rows = summary["validation"]
+    if not rows:
+        print("validation: none (train with --validate-every STEPS)")
+        return
+    print(f"validation on {len(rows[-1]['videos'])} {rows[-1]['split']} video(s) ({', '.join(rows[-1]['videos'])}):")
+    metrics = [m for m in ("l1_fg", "psnr_fg", "ssim_fg", "l1", "psnr", "ssim") if m in rows[-1]]
+    fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
+    print(format_table(["step", *metrics], [[str(r["step"]), *(fmt(r.get(m)) for m in metrics)] for r in rows]))
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from toolkit.shards.verify import info
+    from toolkit.train.summary import is_run, run_summary
 
+    if is_run(args.shards):
+        summary = run_summary(args.shards)
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            _print_run(summary)
+        return 0
     summary = info(args.shards)
     if args.json:
         print(json.dumps(summary, indent=2))

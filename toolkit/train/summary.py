@@ -1,0 +1,56 @@
+"""What a training run folder holds, for `toolkit info RUN`: its method and config, how far it got, its loss
+and its validations (loss.jsonl, validation.jsonl, the checkpoint's meta.json), read without loading weights."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from toolkit.train import checkpoint
+from toolkit.train.validate import VALIDATION_LOG
+
+RECENT = 100  # the loss is summarised over this many last logged steps
+
+
+def is_run(path: str | Path) -> bool:
+    """Whether `path` is a `toolkit train` run folder (it has run.json)."""
+    return (Path(path) / "run.json").is_file()
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a log (a line cut short by a kill ends it)."""
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return rows
+
+
+def run_summary(run_dir: str | Path) -> dict[str, Any]:
+    """Method, config, steps (saved / planned), training seconds, init, the loss and each validation line."""
+    run_dir = Path(run_dir)
+    if not is_run(run_dir):
+        raise FileNotFoundError(f"{run_dir}: not a training run folder (no run.json; `toolkit train --out` makes one)")
+    run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    meta_file = run_dir / checkpoint.CHECKPOINT / "meta.json"
+    saved = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+    losses = [r for r in _jsonl(run_dir / "loss.jsonl") if isinstance(r.get("loss"), (int, float))]
+    recent = [r["loss"] for r in losses[-RECENT:] if math.isfinite(r["loss"])]
+    best = min(losses, key=lambda r: r["loss"]) if losses else None
+    return {
+        "run": str(run_dir), "method": run.get("method"), "config_name": run.get("config_name"),
+        "config_sha": run.get("config_sha"), "num_processes": run.get("num_processes"),
+        "step": saved.get("step", 0), "steps": run.get("config", {}).get("train", {}).get("steps"),
+        "seconds": losses[-1].get("seconds") if losses else None,
+        "init": run.get("init"), "init_sha256": run.get("init_sha256"),
+        "loss": None if not losses else {
+            "last": losses[-1]["loss"], "last_step": losses[-1]["step"],
+            "mean_recent": sum(recent) / len(recent) if recent else None, "recent_steps": len(recent),
+            "min": best["loss"], "min_step": best["step"]},
+        "validation": _jsonl(run_dir / VALIDATION_LOG),
+    }
