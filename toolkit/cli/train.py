@@ -32,8 +32,9 @@ examples:
   ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 -m toolkit train --method unianimate --config tiny \\
       --shards data/shards/synthetic --out runs/uni-cpu2        # several processes on a CPU-only machine
 
-The run folder holds loss.jsonl, the latest checkpoint (checkpoint/) and the EMA weights for
-inference (model/, read with the model's from_pretrained); with --validate-every, validation.jsonl. A killed run continues with the same
+The run folder holds loss.jsonl, the latest checkpoint (checkpoint/), the EMA weights for
+inference (model/, read with the model's from_pretrained) and, with --validate-every,
+validation.jsonl (`toolkit info RUN` summarises them). A killed run continues with the same
 command plus --resume and reproduces the uninterrupted run; resuming with another method or
 another model config is refused. --batch-size is per process: the global batch is
 batch size x processes. Options given here replace the config's [train] values.

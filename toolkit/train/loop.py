@@ -2,7 +2,8 @@
 
 Read top to bottom: resolve the config, check the run folder, build model and data, write,
 then for each step: fetch the step's batch, seed, loss, backward, clip, AdamW, EMA, log,
-checkpoint (and, every ``validate_every`` steps, validate the saved EMA weights: validate.py). Exact resume rests on three choices:
+checkpoint (and every ``validate_every`` steps validate the saved EMA weights: validate.py).
+Exact resume rests on three choices:
 
 * the items of step s are a pure function of (seed, s): a permutation of the dataset per
   epoch from ``np.random.default_rng([seed, epoch])`` cut into global batches (the last
