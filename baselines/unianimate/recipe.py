@@ -97,26 +97,18 @@ class UniAnimateRecipe(Recipe):
     def load_published(self, model: torch.nn.Module, config: dict[str, Any]) -> str:
         """``--init published``: UniAnimate's released UNet (converted once by `toolkit weights convert
         unianimate-16f-32f`), for the paper config's [model] with its [openclip] table."""
-        import json
-
-        from safetensors.torch import load_file
-
         from baselines.unianimate import convert
         from toolkit.io import sha256_file
 
-        directory = convert.converted_published_dir()
-        saved = UniAnimateConfig.from_dict(json.loads((directory / "config.json").read_text()))
-        if saved != model.config:
-            raise ValueError(f"{directory}: the release has the paper config's [model] sizes, not this config's; "
-                             "train it with --config paper")
         if self._openclip is None:
             raise ValueError("the release is conditioned on OpenCLIP (its \"\" context and reference embeddings): "
                              "keep the paper config's [openclip] table")
-        result = model.load_state_dict(load_file(str(directory / "model.safetensors")), strict=False)
-        missing = sorted(set(result.missing_keys) - set(convert.NOT_IN_CHECKPOINT))
-        if result.unexpected_keys or missing:
-            raise convert.ConversionError(f"{directory}: does not fit the model (unexpected "
-                                          f"{result.unexpected_keys[:5]}, missing {missing[:5]})")
+        directory = convert.converted_published_dir()
+        released = convert.load_converted(directory, model.text_context)
+        if released.config != model.config:
+            raise ValueError(f"{directory}: the release has the paper config's [model] sizes, not this config's; "
+                             "train it with --config paper")
+        model.load_state_dict(released.state_dict())
         return f"{convert.PUBLISHED_ARTIFACT} converted={sha256_file(directory / 'model.safetensors')}"
 
     def build_dataset(self, shards: Path, config: dict[str, Any]) -> ClipDataset:
