@@ -101,6 +101,9 @@ def load_driving(spec: str, shards: Shards | None, pose_backend: str | None, ref
                    iuv=shards.iuv(spec))
 
 
+MIN_REFERENCE_SIDE = 8
+
+
 def even_size(height: int, width: int) -> tuple[int, int]:
     """The largest even (height, width) within the given one: what an H.264 (yuv420p) video can hold."""
     return height - height % 2, width - width % 2
@@ -119,6 +122,9 @@ def build_conditions(reference: np.ndarray, reference_keypoints: np.ndarray | No
     if frames and frames > len(driving.keypoints):
         raise ValueError(f"--frames {frames}: the driving sequence has only {len(driving.keypoints)} frames")
     h, w = reference.shape[:2]
+    if min(h, w) < MIN_REFERENCE_SIDE:
+        raise ValueError(f"the reference image is {w}x{h} pixels: too small to animate (at least "
+                         f"{MIN_REFERENCE_SIDE}x{MIN_REFERENCE_SIDE})")
     if align:
         if reference_keypoints is None:
             raise ValueError("pose alignment needs the reference's keypoints: give --pose-backend to annotate the "

@@ -12,12 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 
 TEMP_SUFFIX = ".tmp"
+LOCK = ".lock"
 
 
 def _umask() -> int:
@@ -111,3 +116,75 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+_HELD: set[Path] = set()  # lock files this process holds
+
+
+class FolderLocked(RuntimeError):
+    """Another live process is writing the folder."""
+
+
+@dataclass
+class FolderLock:
+    """`folder/.lock`: the pid and host of the one process that writes a folder (a training run, shards).
+
+    A lock whose process is gone (same host, pid not running; or this process's own lock left by a call that
+    raised) is taken over with a message; a live one is refused with a sentence naming it."""
+
+    path: Path
+
+    @classmethod
+    def acquire(cls, out_dir: str | os.PathLike) -> FolderLock:
+        path = (Path(out_dir) / LOCK).resolve()
+        host = socket.gethostname()
+        while True:
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_umask())
+            except FileExistsError:
+                owner = _lock_owner(path)
+                if owner is not None and not _lock_is_stale(path, owner, host):
+                    raise FolderLocked(f"{out_dir} is being written by process {owner.get('pid')} on "
+                                       f"{owner.get('host')} (since {owner.get('since')}); wait for it to end, or, "
+                                       f"if no such process runs, delete {path}") from None
+                print(f"{out_dir}: taking over the lock of process {(owner or {}).get('pid')}, which no longer runs",
+                      file=sys.stderr)
+                path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"pid": os.getpid(), "host": host, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, fh)
+            _HELD.add(path)
+            return cls(path)
+
+    def release(self) -> None:
+        if self.path in _HELD:
+            _HELD.discard(self.path)
+            self.path.unlink(missing_ok=True)
+
+
+def _lock_owner(path: Path) -> dict[str, Any] | None:
+    """The lock's record; None when it is unreadable and old (a writer killed between creating and filling it)."""
+    try:
+        record = json.loads(path.read_text())
+        return record if isinstance(record, dict) else None
+    except (OSError, ValueError):
+        try:
+            young = time.time() - path.stat().st_mtime < 5
+        except OSError:
+            return None
+        return {"pid": "?", "host": "?", "since": "just now"} if young else None
+
+
+def _lock_is_stale(path: Path, owner: Mapping[str, Any], host: str) -> bool:
+    pid = owner.get("pid")
+    if owner.get("host") != host or not isinstance(pid, int):
+        return False
+    if pid == os.getpid():
+        return path not in _HELD
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

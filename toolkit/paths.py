@@ -19,7 +19,9 @@ The results store is user data, never inside the installed package:
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import re
 import sysconfig
 from importlib import metadata
 from pathlib import Path
@@ -99,3 +101,46 @@ def mediapipe_env_python() -> Path | None:
     """``<checkout>/.venv-mediapipe/bin/python`` (made by ``make mediapipe-env``) in a source checkout, else None."""
     root = checkout_root()
     return root / ".venv-mediapipe" / "bin" / "python" if root else None
+
+
+#: the longest file-name stem a user-given string becomes (most file systems allow 255 bytes per name; this leaves
+#: room for a timestamp, suffixes and a temporary's ``.tmp-PID`` ending)
+MAX_NAME_BYTES = 120
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
+
+
+def safe_filename(text: str, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """`text` reduced to one safe file-name component: no separators, no leading dot, at most `max_bytes` bytes.
+
+    Characters other than letters, digits and ``._+=-`` become ``_`` (so ``../x`` can never leave its folder).
+    A name that had to be changed this way or shortened ends in 8 hex digits of its sha256, so distinct
+    strings keep distinct names. Raises ValueError for an empty or blank string.
+    """
+    if not text or not text.strip():
+        raise ValueError("a name must not be empty")
+    cleaned = _UNSAFE.sub("_", text).lstrip(".") or "_"
+    if cleaned == text and len(text.encode()) <= max_bytes:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{cleaned[:max_bytes - 9]}-{digest}"
+
+
+def inside(folder: str | Path, path: str | Path) -> Path:
+    """`path` resolved, after checking it lies inside `folder`; ValueError naming both otherwise."""
+    root, target = Path(folder).resolve(), Path(path).resolve()
+    if target != root and root not in target.parents:
+        raise ValueError(f"{path}: outside {folder}; refused")
+    return target
+
+
+#: the longest video id kept as it is: its frames file and temporaries (``ID.parquet.tmp-PID``) stay under 255 bytes
+MAX_VIDEO_ID_BYTES = 200
+
+
+def safe_video_id(video_id: str) -> str:
+    """A source's video id as shards store it: unchanged when it is a safe file name of at most
+    `MAX_VIDEO_ID_BYTES` bytes, else shortened and cleaned by `safe_filename` (with a hash of the original)."""
+    if (video_id and len(video_id.encode()) <= MAX_VIDEO_ID_BYTES and not video_id.startswith(".")
+            and not any(c in video_id for c in "/\\\0")):
+        return video_id
+    return safe_filename(video_id, MAX_VIDEO_ID_BYTES)

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from toolkit import video as vid
 from toolkit.keypoints import person_box
-from toolkit.io import atomic_write_json
+from toolkit.io import FolderLock, atomic_write_json
 from toolkit.shards import writer
 from toolkit.shards.schema import ROW_GROUP_FRAMES, STORED_POSE_STYLE
 from toolkit.sources import SourceVideo, discover, load_recipe
@@ -309,6 +309,18 @@ def _prepare(recipe: Recipe, source: Path, out: Path, options: PrepareOptions, w
         if not videos:
             raise ValueError(f"{source}: no videos in split(s) {', '.join(options.splits)}")
     out.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock.acquire(out)  # one writer at a time: a second prepare into `out` is refused
+    try:
+        return _prepare_locked(recipe, source, out, options, workers, progress, prune, executor, versions, t0,
+                               videos)
+    finally:
+        lock.release()
+
+
+def _prepare_locked(recipe: Recipe, source: Path, out: Path, options: PrepareOptions, workers: int, progress: bool,
+                    prune: bool, executor: str, versions: dict[str, str], t0: float,
+                    videos: list[SourceVideo]) -> PrepareReport:
+    """The writing part of `prepare`, under the folder's lock."""
     _check_options(out, recipe, options)
     writer.remove_stale_temporaries(out)
     report = PrepareReport(out=out)

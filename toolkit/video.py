@@ -254,7 +254,13 @@ def decode_image(data: bytes, grayscale: bool = False, name: str = "<bytes>") ->
     8-bit 3-channel, EXIF orientation applied), as the field's evaluation code does.
     """
     buf = np.frombuffer(data, dtype=np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # e.g. more pixels than OpenCV decodes
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
+            raise DecodeError(f"{name}: too many pixels to decode (OpenCV's limit is 2**30; resize the image, or "
+                              "raise the limit with the OPENCV_IO_MAX_IMAGE_PIXELS environment variable)") from None
+        raise DecodeError(f"{name}: not a decodable image ({str(exc).strip().splitlines()[-1]})") from None
     if img is None:
         raise DecodeError(f"{name}: not a decodable image ({len(data)} bytes)")
     return img if grayscale else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

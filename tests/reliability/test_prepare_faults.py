@@ -237,3 +237,25 @@ def test_a_tiny_source_gets_a_sentence(tmp_path):
     report = prepare("folder", tmp_path / "src", tmp_path / "shards", OPTS, progress=False)
     reasons = {r["video_id"]: r["failure_reason"] for r in report.failed}
     assert "2x2 pixels" in reasons["dot"] and "crop box" not in reasons["dot"]
+
+
+def test_a_second_prepare_into_a_folder_being_written_is_refused(folder, tmp_path, capsys):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    out = tmp_path / "shards"
+    out.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / ".lock").write_text(json.dumps({"pid": writer.pid, "host": socket.gethostname(), "since": "now"}))
+        assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), "--size", "32"]) == 1
+        assert f"being written by process {writer.pid}" in capsys.readouterr().err
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]
+    finally:
+        writer.kill()
+        writer.wait()
+    assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), "--size", "32"]) == 0
+    assert "taking over the lock" in capsys.readouterr().err and not (out / ".lock").exists()
+    assert verify(out) == []

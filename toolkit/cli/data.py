@@ -187,7 +187,8 @@ def _print_run(summary: dict) -> None:
     planned = f" of {summary['steps']}" if summary["steps"] else ""
     trained = f", {summary['seconds']:.0f} s trained" if summary["seconds"] is not None else ""
     print(f"{summary['run']}  method={summary['method']}  config={summary['config_name']} "
-          f"(sha {summary['config_sha']})  step {summary['step']}{planned} saved{trained}, "
+          f"(sha {summary['config_sha']})  step {summary['step']}{planned} "
+          f"{'saved' if not summary['checkpoint_problems'] else 'in a DAMAGED checkpoint'}{trained}, "
           f"{summary['num_processes']} process(es)")
     if summary["init"]:
         print(f"init: {summary['init']} ({summary['init_sha256']})")
@@ -215,7 +216,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(json.dumps(summary, indent=2))
         else:
             _print_run(summary)
-        return 0
+        for problem in summary["checkpoint_problems"]:
+            print(f"checkpoint damaged: {problem}", file=sys.stderr)
+        return 1 if summary["checkpoint_problems"] else 0
     summary = info(args.shards)
     if args.json:
         print(json.dumps(summary, indent=2))

@@ -82,6 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", required=True, type=Path, help="shard folder made by `toolkit prepare`")
     p.add_argument("--out", required=True, type=Path, help="run folder (must be empty unless --resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--allow-other-shards", action="store_true",
+                   help="with --resume: continue on --shards other than the run's (a different manifest)")
     p.add_argument("--stage", type=_positive_int,
                    help="training stage, for methods trained in stages (magicanimate: 1 = images, 2 = motion)")
     p.add_argument("--init", type=Path, help="start from these weights: the run folder of the previous stage "
@@ -159,7 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                  "validate_videos": args.validate_videos}
     result = train(recipe, args.config, args.shards, args.out, resume=args.resume, max_minutes=args.max_minutes,
                    progress=not args.quiet, method=args.method, train_overrides=overrides, stage=args.stage,
-                   init=args.init)
+                   init=args.init, allow_other_shards=args.allow_other_shards)
     if not result["main_process"]:
         _exit_distributed()
         return 0

@@ -64,7 +64,7 @@ def available_protocols() -> list[str]:
 def _read_card(name: str, chain: tuple[str, ...] = ()) -> tuple[dict[str, Any], bytes]:
     """A card's keys with its base's filled in, and the bytes of every file read (its own first)."""
     path = protocols_dir() / f"{name}.toml"
-    if not path.exists():
+    if name not in available_protocols():  # also keeps a name like '../x' from naming a file elsewhere
         known = ", ".join(available_protocols())
         raise ValueError(f"unknown profile {name!r}" + (f" (base of {chain[-1]})" if chain else "") +
                          f"; available: {known}")

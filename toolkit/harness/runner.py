@@ -29,7 +29,7 @@ from toolkit.harness.protocols import DISTRIBUTION_METRICS, Protocol, higher_is_
 from toolkit.harness.store import write_run
 from toolkit.io import sha256_file
 from toolkit.metrics.functional.pixel import pixel_metrics
-from toolkit.paths import default_results
+from toolkit.paths import default_results, safe_filename
 from toolkit.shards.reader import Shards
 
 DEFAULT_RESULTS = default_results()   # $TOOLKIT_RESULTS, else ./eval/results (toolkit/paths.py)
@@ -263,7 +263,8 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
             per_frame.setdefault(metric, []).extend(zip([video.video_id] * len(video.frames), video.frames,
                                                         arr.tolist()))
 
-    run_id = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}-{method_name.replace(':', '_')}-{dataset}-{split}-{protocol.name}"
+    stamp = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}"
+    run_id = safe_filename(f"{stamp}-{method_name.replace(':', '_')}-{dataset}-{split}-{protocol.name}")
     base = {"run_id": run_id, "method": method_name, "dataset": dataset, "split": split,
             "profile": protocol.name, "profile_version": protocol.version}
     rows: list[dict[str, Any]] = []

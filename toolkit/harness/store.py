@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from toolkit.io import atomic_write_json, temp_path_for
+from toolkit.paths import safe_filename
 
 ROWS_SCHEMA = pa.schema([
     pa.field("run_id", pa.string(), nullable=False),
@@ -63,6 +64,8 @@ def _with_artifact(row: dict[str, Any]) -> dict[str, Any]:
 
 def write_run(results: str | Path, run_id: str, rows: list[dict[str, Any]], provenance: dict[str, Any]) -> Path:
     """Append one run to the store; refuses to overwrite an existing run."""
+    if safe_filename(run_id) != run_id:
+        raise ValueError(f"run id {run_id!r} is not a safe file name (toolkit.paths.safe_filename)")
     runs = Path(results) / "runs"
     target = runs / f"{run_id}.parquet"
     if target.exists():

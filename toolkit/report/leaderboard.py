@@ -16,6 +16,7 @@ from typing import Iterable
 
 from toolkit import __version__
 from toolkit.io import atomic_write_text
+from toolkit.paths import safe_filename
 from toolkit.report import figures as figs
 from toolkit.report.paper import DEFAULT_PAPER_RESULTS, PaperRow, load_paper_results, paper_rows
 from toolkit.report.strips import TILE_HEIGHT, Strip, make_strips
@@ -137,7 +138,7 @@ def build_leaderboard(results: str | Path, out: str | Path, datasets: str | Iter
                                          "is not on this machine (pass --dataset SHARD_FOLDER)")
                 continue
             bar.set_postfix_str(f"strips {dataset}/{sp}", refresh=False)
-            made = make_strips(src["shards"], src["methods"], out / "strips" / f"{dataset}-{sp}", n_videos=strips,
+            made = make_strips(src["shards"], src["methods"], out / "strips" / safe_filename(f"{dataset}-{sp}"), n_videos=strips,
                                split=sp, max_frames=strip_frames, tile_height=tile_height,
                                predictions=src["predictions"], on_strip=lambda _: bar.update())
             board.strips += made

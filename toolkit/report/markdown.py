@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 from pathlib import Path
 
@@ -28,7 +29,8 @@ def _rel(path: Path, out: Path) -> str:
 
 
 def _esc(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text for a Markdown table cell: HTML escaped (Markdown renders raw HTML), pipes escaped, one line."""
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def _cell(table: LeaderboardTable, method: str, metric: str) -> str:
@@ -161,11 +163,11 @@ def render_markdown(board: Leaderboard) -> str:
                   "Each strip: reference | driving pose | ground truth | each method, regenerated on the first "
                   "frames of a few test videos. Rows of the still are evenly spaced frames.", ""]
         for s in board.strips:
-            lines += [f"### {s.dataset} · {s.video_id}", "", f"![{s.video_id}]({_rel(s.png, out)})", "",
-                      f"[MP4]({_rel(s.mp4, out)}) · [GIF]({_rel(s.gif, out)}) · {s.n_frames} frames · "
-                      f"columns: {', '.join(s.columns)}", ""]
-            lines += [f"- {n}" for n in s.notes] + ([""] if s.notes else [])
-        lines += [f"- {n}" for n in board.strip_notes] + ([""] if board.strip_notes else [])
+            lines += [f"### {_esc(s.dataset)} · {_esc(s.video_id)}", "", f"![{_esc(s.video_id)}]({_rel(s.png, out)})",
+                      "", f"[MP4]({_rel(s.mp4, out)}) · [GIF]({_rel(s.gif, out)}) · {s.n_frames} frames · "
+                      f"columns: {_esc(', '.join(s.columns))}", ""]
+            lines += [f"- {_esc(n)}" for n in s.notes] + ([""] if s.notes else [])
+        lines += [f"- {_esc(n)}" for n in board.strip_notes] + ([""] if board.strip_notes else [])
     lines += gap_section(reproduction_gaps([r.table for r in board.tables], board.paper))
     lines += paper_section(board.paper, board.paper_source)
     return "\n".join(lines).rstrip() + "\n"

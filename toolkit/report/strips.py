@@ -24,6 +24,7 @@ from toolkit.harness.method import Conditions
 from toolkit.harness.registry import get_method, method_class, method_names
 from toolkit.harness.runner import conditions_for
 from toolkit.io import atomic_write_bytes
+from toolkit.paths import safe_filename
 from toolkit.shards.reader import Shards
 from toolkit.video import encode_image, write_video
 
@@ -181,7 +182,7 @@ def make_strip(shards: Shards, video_id: str, methods: list[str], out_dir: Path,
     columns = [(label, f if f.shape[1:3] == (th, tw) else _fit(f, th, tw)) for label, f in columns]
     grid = compose(columns, [f"{t}" for t in range(n)])
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = video_id.replace("/", "_")
+    stem = safe_filename(video_id)
     mp4 = write_video(out_dir / f"{stem}.mp4", grid, fps=float(cond.fps) or 24.0, crf=20)
     gif = atomic_write_bytes(out_dir / f"{stem}.gif", encode_gif(grid, float(cond.fps) or 24.0))
     sheet = contact_sheet(columns)

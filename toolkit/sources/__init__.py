@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import sys
 from pathlib import Path
 
+from toolkit.paths import safe_video_id
 from toolkit.sources.base import SourceVideo
 from toolkit.sources.recipe import Recipe, load_recipe
 
@@ -17,7 +20,15 @@ def discover(recipe: Recipe, root: str | Path) -> list[SourceVideo]:
     if recipe.adapter not in ADAPTERS:
         raise ValueError(f"recipe {recipe.name!r} names unknown adapter {recipe.adapter!r}; known: {sorted(ADAPTERS)}")
     module = importlib.import_module(f"toolkit.sources.{ADAPTERS[recipe.adapter]}")
-    return module.discover(Path(root), recipe)
+    videos = []
+    for sv in module.discover(Path(root), recipe):  # an id that cannot be a file name is shortened with a hash
+        safe = safe_video_id(sv.video_id)
+        if safe != sv.video_id:
+            print(f"{sv.path}: video id shortened to {safe} (the id is {len(sv.video_id.encode())} bytes or not a "
+                  f"file name)", file=sys.stderr)
+            sv = dataclasses.replace(sv, video_id=safe)
+        videos.append(sv)
+    return videos
 
 
 __all__ = ["ADAPTERS", "Recipe", "SourceVideo", "discover", "load_recipe"]

@@ -13,13 +13,20 @@ deletes stale temporaries. Layout of a run folder::
         optimizer.pt         optimizer state, full tensors also under FSDP (torch.save; loaded with weights_only=True)
         state.pt             step, EMA update count, seconds trained, torch RNG states
         config.json          the resolved config
-        meta.json            method, config name and sha, step, processes, dataset length
-    checkpoint-<step>/       kept copies (hard links) when [train] keep_checkpoints = true
+        meta.json            method, config name and sha, step, processes, dataset length, the shards'
+                             identity, and each file's size and sha256 (checked on resume and by `toolkit info`)
+    checkpoint-<step>/       kept copies (hard links) when [train] keep_checkpoints = true, with model/: that
+                             step's EMA weights, so a kept step loads as itself wherever a run folder is accepted
     model/                   EMA weights through the model's save_pretrained: from_pretrained(run/model)
+    .lock                    the pid and host of the process writing the run (one writer at a time)
+
+A save that fails (a full disk) removes its temporary and names the folder; the previous checkpoint is untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -27,17 +34,27 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from safetensors.torch import load_file, save_file, save_model
 
 from toolkit import __version__
+from toolkit.io import _umask, sha256_file
 
 FORMAT = 1
 CHECKPOINT = "checkpoint"
 MODEL = "model"
 RUN_FILES = ("run.json", "loss.jsonl", "validation.jsonl")
+WEIGHT_FILES = ("model.safetensors", "ema.safetensors", "optimizer.pt", "state.pt")
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (e.g. no space left); the previous one is intact."""
+
+
+class CheckpointDamaged(ValueError):
+    """A checkpoint file differs from what was recorded when it was saved."""
 
 
 def config_sha(config: Mapping[str, Any]) -> str:
@@ -112,32 +129,74 @@ def save(out_dir: Path, *, model: torch.nn.Module, ema_state: Mapping[str, torch
     tensors; `export` writes the EMA weights with the model's save_pretrained. With `keep`, also
     ``checkpoint-<step>/`` (hard links).
     """
-    tmp = Path(tempfile.mkdtemp(prefix=f".{CHECKPOINT}.tmp-", dir=out_dir))
-    save_model(model, str(tmp / "model.safetensors"))
-    save_file({k: v.detach().contiguous().cpu() for k, v in ema_state.items()}, str(tmp / "ema.safetensors"))
-    torch.save(dict(optimizer_state), tmp / "optimizer.pt")
-    torch.save(dict(state), tmp / "state.pt")
-    _write_json(tmp / "config.json", config)
-    _write_json(tmp / "meta.json", {**meta, "format": FORMAT, "toolkit": __version__})
-    _fsync_tree(tmp)
+    with _writing(out_dir, CHECKPOINT, meta["step"]) as tmp:
+        save_model(model, str(tmp / "model.safetensors"))
+        save_file({k: v.detach().contiguous().cpu() for k, v in ema_state.items()}, str(tmp / "ema.safetensors"))
+        torch.save(dict(optimizer_state), tmp / "optimizer.pt")
+        torch.save(dict(state), tmp / "state.pt")
+        _write_json(tmp / "config.json", config)
+        files = {name: {"size": (tmp / name).stat().st_size, "sha256": sha256_file(tmp / name)}
+                 for name in WEIGHT_FILES}
+        _write_json(tmp / "meta.json", {**meta, "format": FORMAT, "toolkit": __version__, "files": files})
     _swap_in(tmp, out_dir / CHECKPOINT)
 
-    tmp_model = Path(tempfile.mkdtemp(prefix=f".{MODEL}.tmp-", dir=out_dir))
-    export(tmp_model)
-    _fsync_tree(tmp_model)
+    with _writing(out_dir, MODEL, meta["step"]) as tmp_model:
+        export(tmp_model)
     _swap_in(tmp_model, out_dir / MODEL)
 
     if keep:
         kept = out_dir / f"{CHECKPOINT}-{meta['step']}"
-        tmp_kept = Path(tempfile.mkdtemp(prefix=f".{kept.name}.tmp-", dir=out_dir))
-        for f in (out_dir / CHECKPOINT).iterdir():
-            try:
-                os.link(f, tmp_kept / f.name)
-            except OSError:
-                shutil.copy2(f, tmp_kept / f.name)
-        _fsync_tree(tmp_kept)
+        with _writing(out_dir, kept.name, meta["step"]) as tmp_kept:
+            _link_tree(out_dir / CHECKPOINT, tmp_kept)
+            _link_tree(out_dir / MODEL, tmp_kept / MODEL)
         _swap_in(tmp_kept, kept)
     return out_dir / CHECKPOINT
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Hard links (copies where links are not possible) of the files of `src` in a new folder `dst`."""
+    dst.mkdir(exist_ok=True)
+    for f in src.iterdir():
+        try:
+            os.link(f, dst / f.name)
+        except OSError:
+            shutil.copy2(f, dst / f.name)
+
+
+@contextlib.contextmanager
+def _writing(out_dir: Path, name: str, step: int) -> Iterator[Path]:
+    """A temporary folder for `name`, made durable with ordinary file modes when the block ends; on any error it is
+    removed, and a failed write (a full disk, which torch reports as "unexpected pos") becomes a
+    CheckpointWriteError naming the folder and the free space."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out_dir))
+    try:
+        yield tmp
+        _plain_modes(tmp)
+        _fsync_tree(tmp)
+    except (OSError, RuntimeError) as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        full = getattr(exc, "errno", None) == errno.ENOSPC or "unexpected pos" in str(exc) or _disk_nearly_full(out_dir)
+        why = "no space left on the device" if full else str(exc).splitlines()[0]
+        raise CheckpointWriteError(getattr(exc, "errno", None) or (errno.ENOSPC if full else errno.EIO),
+                                   f"{out_dir}: could not save {name} at step {step}: {why} "
+                                   f"({shutil.disk_usage(out_dir).free / 2**20:.0f} MiB free); the partial files "
+                                   "were removed and the previous checkpoint is intact") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _disk_nearly_full(folder: Path) -> bool:
+    return shutil.disk_usage(folder).free < 64 * 2**20
+
+
+def _plain_modes(root: Path) -> None:
+    """The modes a plain mkdir / open would give (mkdtemp makes 0700 folders)."""
+    mask = _umask()
+    for dirpath, dirs, files in os.walk(root):
+        os.chmod(dirpath, 0o777 & ~mask)
+        for f in files:
+            os.chmod(Path(dirpath) / f, 0o666 & ~mask)
 
 
 @dataclass
@@ -152,18 +211,55 @@ class Checkpoint:
     def step(self) -> int:
         return int(self.meta["step"])
 
+    def problems(self, hashes: bool = True) -> list[str]:
+        """What is wrong with the checkpoint's files: each one missing, or unlike the size (and, with `hashes`,
+        the sha256) recorded when it was saved. Checkpoints saved before sizes were recorded: presence only."""
+        recorded = self.meta.get("files") or {}
+        out = []
+        for name in WEIGHT_FILES:
+            path = self.path / name
+            if not path.is_file():
+                out.append(f"{path}: missing")
+                continue
+            want = recorded.get(name)
+            if want is None:
+                continue
+            size = path.stat().st_size
+            if size != want["size"]:
+                out.append(f"{path}: damaged ({size} bytes, {want['size']} when saved)")
+            elif hashes and sha256_file(path) != want["sha256"]:
+                out.append(f"{path}: damaged (its sha256 differs from the one recorded when it was saved)")
+        return out
+
+    def verify(self) -> None:
+        """Raise CheckpointDamaged naming every damaged file, with what to do instead."""
+        problems = self.problems()
+        if problems:
+            raise CheckpointDamaged("; ".join(problems) + f". The run cannot resume from {self.path}: copy a kept "
+                                    f"{CHECKPOINT}-<step> folder over it, or start over in another --out")
+
+    def _read(self, name: str, load: Callable[[Path], Any]) -> Any:
+        try:
+            return load(self.path / name)
+        except Exception as exc:  # noqa: BLE001 - any failure to read names the file
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CheckpointDamaged(f"{self.path / name}: unreadable ({why}); copy a kept {CHECKPOINT}-<step> "
+                                    f"folder over {self.path}, or start over in another --out") from exc
+
     def load_model(self, model: torch.nn.Module) -> None:
-        load_weights(model, self.path / "model.safetensors", str(self.path))
+        state = self._read("model.safetensors", lambda p: load_file(str(p)))
+        check_weights(model, state, str(self.path))
+        model.load_state_dict(state)
 
     def ema_state(self) -> dict[str, torch.Tensor]:
-        return load_file(str(self.path / "ema.safetensors"))
+        return self._read("ema.safetensors", lambda p: load_file(str(p)))
 
     def optimizer_state(self) -> dict[str, Any]:
         # mapped, not read: under FSDP every process opens it and keeps only its shard
-        return torch.load(self.path / "optimizer.pt", map_location="cpu", weights_only=True, mmap=True)
+        return self._read("optimizer.pt", lambda p: torch.load(p, map_location="cpu", weights_only=True, mmap=True))
 
     def state(self) -> dict[str, Any]:
-        return torch.load(self.path / "state.pt", map_location="cpu", weights_only=True)
+        return self._read("state.pt", lambda p: torch.load(p, map_location="cpu", weights_only=True))
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -171,6 +267,18 @@ def read_json(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: unreadable ({exc})") from exc
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The complete JSON lines of a log such as loss.jsonl (a line cut short by a kill ends it)."""
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return rows
 
 
 def latest(out_dir: Path) -> Checkpoint | None:
@@ -199,8 +307,11 @@ def check_same_run(out_dir: Path, saved_meta: Mapping[str, Any], saved_config: M
 
 
 def init_weights(init: str | os.PathLike) -> Path:
-    """The safetensors file `--init` names: a run folder (its EMA weights, model/), a model folder, or the file."""
+    """The safetensors file `--init` names: a run folder (its EMA weights, model/), a kept checkpoint-<step> (that
+    step's EMA weights), a model folder, or the file."""
     path = Path(init)
+    if _is_checkpoint(path):
+        return step_model_dir(path) / "model.safetensors"
     for candidate in (path / MODEL / "model.safetensors", path / "model.safetensors", path):
         if candidate.is_file() and candidate.suffix == ".safetensors":
             return candidate
@@ -208,15 +319,30 @@ def init_weights(init: str | os.PathLike) -> Path:
                             "folder, or a .safetensors file)")
 
 
-def load_weights(model: torch.nn.Module, weights: Path, name: str, advice: str = "") -> None:
-    """Load a safetensors file into `model`; every tensor must match by name and shape, else a ValueError that
-    starts with `name` and lists the first differences."""
-    state, own = load_file(str(weights)), model.state_dict()
+def read_weights(weights: Path, name: str) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; a file that is not one (truncated, another format) is a ValueError
+    starting with `name`."""
+    try:
+        return load_file(str(weights))
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+        raise ValueError(f"{name}: {weights} is not a readable safetensors file ({str(exc).splitlines()[0]})") from None
+
+
+def check_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor], name: str, advice: str = "") -> None:
+    """Every tensor must match the model by name and shape, else a ValueError that starts with `name` and lists the
+    first differences."""
+    own = model.state_dict()
     missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
     reshaped = sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
     if missing or unexpected or reshaped:
         raise ValueError(f"{name}: weights do not match the model (missing {missing[:3]}, unexpected "
                          f"{unexpected[:3]}, other shape {reshaped[:3]}){advice}")
+
+
+def load_weights(model: torch.nn.Module, weights: Path, name: str, advice: str = "") -> None:
+    """Load a safetensors file into `model` (see `read_weights` and `check_weights` for the errors)."""
+    state = read_weights(weights, name)
+    check_weights(model, state, name, advice)
     model.load_state_dict(state)
 
 
@@ -228,6 +354,11 @@ def load_init(model: torch.nn.Module, weights: Path) -> None:
 def load_run(checkpoint: str | os.PathLike, method: str) -> tuple[dict[str, Any], Path]:
     """(resolved config, model folder) of a `toolkit train --method METHOD` run folder (or of its model/ folder)."""
     root = Path(checkpoint)
+    if _is_checkpoint(root):  # checkpoint/ or a kept checkpoint-<step>: that step's EMA weights, its own config
+        meta = read_json(root / "meta.json")
+        if meta.get("method") not in (None, method):
+            raise ValueError(f"{checkpoint}: holds a {meta.get('method')!r} model, not {method!r}")
+        return read_json(root / "config.json"), step_model_dir(root)
     if (root / "model.safetensors").is_file() and not (root / "run.json").is_file():
         root = root.parent
     run, model_dir = root / "run.json", root / MODEL
@@ -238,6 +369,35 @@ def load_run(checkpoint: str | os.PathLike, method: str) -> tuple[dict[str, Any]
     if meta.get("method") not in (None, method):
         raise ValueError(f"{checkpoint}: holds a {meta.get('method')!r} model, not {method!r}")
     return meta["config"], model_dir
+
+
+def _is_checkpoint(path: Path) -> bool:
+    """Whether `path` is a checkpoint folder: checkpoint/ or a kept checkpoint-<step>/."""
+    return (path.name == CHECKPOINT or path.name.startswith(f"{CHECKPOINT}-")) and (path / "meta.json").is_file() \
+        and (path / "ema.safetensors").is_file()
+
+
+def step_model_dir(checkpoint_dir: Path) -> Path:
+    """The from_pretrained folder holding a checkpoint's own step's EMA weights.
+
+    checkpoint/ -> the run's model/ (written with it); checkpoint-<step>/ -> its model/. A kept checkpoint from
+    before kept checkpoints held model/ gets it now: the run's model config with that step's weights, its EMA
+    tensors in place of the trained ones (what `export` writes), built in a temporary folder and renamed."""
+    if checkpoint_dir.name == CHECKPOINT:
+        return checkpoint_dir.parent / MODEL
+    own = checkpoint_dir / MODEL
+    if (own / "model.safetensors").is_file():
+        return own
+    run_model = checkpoint_dir.parent / MODEL / "config.json"
+    if not run_model.is_file():
+        raise FileNotFoundError(f"{checkpoint_dir}: no model/ in it and no {run_model} to rebuild it from")
+    state = {**read_weights(checkpoint_dir / "model.safetensors", str(checkpoint_dir)),
+             **read_weights(checkpoint_dir / "ema.safetensors", str(checkpoint_dir))}
+    with _writing(checkpoint_dir, MODEL, int(read_json(checkpoint_dir / "meta.json")["step"])) as tmp:
+        shutil.copy2(run_model, tmp / "config.json")
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
+    _swap_in(tmp, own)
+    return own
 
 
 # `--checkpoint published`: the authors' released weights through the weights registry, not a run folder.

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from toolkit.io import atomic_write_json, atomic_write_text, sha256_file
+from toolkit.io import FolderLock, atomic_write_json, atomic_write_text, sha256_file
 from toolkit.conditions import colour_batch
 from toolkit.train import checkpoint, fsdp
 from toolkit.train.ema import EMA, swapped
@@ -217,6 +217,27 @@ def _previous_run(out_dir: Path) -> tuple[dict, dict] | None:
     return None
 
 
+def _check_resumable(out_dir: Path, previous: Mapping[str, Any], meta: Mapping[str, Any],
+                     allow_other_shards: bool) -> None:
+    """Refuse a resume that would lose work (a run with no checkpoint/ left) or mix data (other shards)."""
+    moved_aside = any(out_dir.glob(f".{checkpoint.CHECKPOINT}.old-*"))  # a kill between two renames: recover() fixes
+    if not (out_dir / checkpoint.CHECKPOINT / "meta.json").is_file() and not moved_aside:
+        logged = [r["step"] for r in checkpoint.read_log(out_dir / "loss.jsonl") if "step" in r]
+        held = ([f"{checkpoint.MODEL}/"] if (out_dir / checkpoint.MODEL).is_dir() else []) + sorted(
+            f"{p.name}/" for p in out_dir.glob(f"{checkpoint.CHECKPOINT}-*") if p.is_dir())
+        if logged or held:
+            kept = ", ".join(held + ([f"loss.jsonl up to step {max(logged)}"] if logged else []))
+            raise ValueError(f"{out_dir} holds a run ({kept}) but no {checkpoint.CHECKPOINT}/ to resume from; "
+                             "resuming would start it over from step 0 and overwrite it. To continue from a kept "
+                             f"step, copy {checkpoint.CHECKPOINT}-<step>/ to {checkpoint.CHECKPOINT}/; to start "
+                             "over, delete the folder or choose another --out")
+    before = previous.get("shards_sha256")
+    if before is not None and before != meta["shards_sha256"] and not allow_other_shards:
+        raise ValueError(f"{out_dir} was trained on other shards (manifest sha256 {before[:12]}, these "
+                         f"{str(meta['shards_sha256'])[:12]}); resume with the run's shards, or pass --allow-other-shards "
+                         "to continue on these")
+
+
 def _validation_line(record: Mapping[str, Any]) -> str:
     shown = [k for k in ("l1_fg", "psnr_fg", "ssim_fg", "l1", "psnr", "ssim") if record.get(k) is not None]
     return (f"step {record['step']}: validation on {len(record['videos'])} {record['split']} video(s): "
@@ -242,7 +263,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
           *, resume: bool = False, max_steps: int | None = None, max_minutes: float | None = None,
           progress: bool = True, method: str | None = None,
           train_overrides: Mapping[str, Any] | None = None, stage: int | None = None,
-          init: str | os.PathLike | None = None) -> dict[str, Any]:
+          init: str | os.PathLike | None = None, allow_other_shards: bool = False) -> dict[str, Any]:
     """Train `recipe`'s model on `shards` into `out_dir`; returns a summary (step, why it stopped, last loss, paths).
 
     Args:
@@ -259,6 +280,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
         init: weights to start from (a run folder, model folder or .safetensors file), e.g. the
             previous stage's run, or "published": the method's released weights
             (``recipe.load_published``); ignored when resuming from a checkpoint.
+        allow_other_shards: resume onto shards other than the run's (their manifest's sha256 differs).
 
     Everything is validated, the model and dataset built, before anything is written.
     """
@@ -287,7 +309,9 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
         raise FileNotFoundError(f"shard folder not found: {shards}")
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir} is a file, not a folder")
-    meta = {"method": method, "config_name": config_name, "config_sha": checkpoint.config_sha(cfg)}
+    manifest = shards / "manifest.json"  # the shards' identity: a resume onto other shards is refused
+    meta = {"method": method, "config_name": config_name, "config_sha": checkpoint.config_sha(cfg),
+            "shards_sha256": sha256_file(manifest) if manifest.is_file() else None}
     if not resume and out_dir.exists() and any(out_dir.iterdir()):
         held = ", ".join(sorted(p.name for p in out_dir.iterdir())[:4])
         raise ValueError(f"{out_dir} is not empty (holds {held}); pass --resume to continue the run in it, "
@@ -301,6 +325,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
                              f"{', '.join(foreign[:4])}); choose another --out")
     if previous is not None:
         checkpoint.check_same_run(out_dir, previous[0], previous[1], meta, cfg, MAY_CHANGE_ON_RESUME)
+        _check_resumable(out_dir, previous[0], meta, allow_other_shards)
 
     # 2. Processes and devices (accelerate launch decides how many), model, data, optimizer.
     if t["mixed_precision"] == "fp16" and not _has_fp16_device():
@@ -359,13 +384,16 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
 
     # 3. Now write: clean up after a kill, load the checkpoint, cut the log back to it, record the run.
     start, seconds, ckpt = 0, 0.0, None
+    lock = None
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock.acquire(out_dir)  # before recover(), which removes a writer's temporaries
         checkpoint.recover(out_dir)
     accelerator.wait_for_everyone()
     if resume:
         ckpt = checkpoint.latest(out_dir)
     if ckpt is not None:
+        ckpt.verify()
         ckpt.load_model(model)
         start = ckpt.step
         before = (ckpt.meta.get("num_processes"), ckpt.meta.get("dataset_len"))
@@ -408,6 +436,8 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     stop = min(t["steps"], max_steps) if max_steps else t["steps"]
     if start >= stop:
         accelerator.print(f"{out_dir} is already at step {start} (asked to stop at {stop}): nothing to do")
+        if lock is not None:
+            lock.release()
         return summary(start, "done", None, seconds)
 
     # 4. The loop: one optimizer step per batch.
@@ -439,10 +469,16 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
             state = {"step": step, "ema_updates": ema.updates, "seconds": elapsed,
                      "torch_rng": torch.get_rng_state(),
                      "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-            checkpoint.save(out_dir, model=writer, ema_state=ema_state, optimizer_state=optimizer_state, state=state,
-                            config=cfg, meta={**meta, "step": step, "num_processes": world,
-                                              "dataset_len": len(dataset)},
-                            export=export, keep=t["keep_checkpoints"])
+            try:
+                checkpoint.save(out_dir, model=writer, ema_state=ema_state, optimizer_state=optimizer_state,
+                                state=state, config=cfg, export=export, keep=t["keep_checkpoints"],
+                                meta={**meta, "step": step, "num_processes": world, "dataset_len": len(dataset)})
+            except checkpoint.CheckpointWriteError:  # the logs go back to the last checkpoint that was written
+                log.close()
+                saved = checkpoint.latest(out_dir)
+                for path in (log_path, out_dir / VALIDATION_LOG):
+                    _truncate_log(path, saved.step if saved is not None else 0)
+                raise
         accelerator.wait_for_everyone()
 
     bar = tqdm(total=stop, initial=start, unit="step", disable=not (progress and main), dynamic_ncols=True)
@@ -474,8 +510,11 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
             if step % t["log_every"] == 0:
                 value = accelerator.reduce(loss.detach().float(), reduction="mean").item()
                 if not math.isfinite(value):
-                    raise RuntimeError(f"loss is {value} at step {step}; the last checkpoint is intact "
-                                       "(lower the learning rate, or check the data)")
+                    saved = checkpoint.latest(out_dir)
+                    kept = (f"the last checkpoint (step {saved.step}) is intact" if saved is not None else
+                            "no checkpoint was saved yet")
+                    raise RuntimeError(f"loss is {value} at step {step}; {kept} (lower the learning rate, or "
+                                       "check the data)")
                 if main:
                     record = {"step": step, "loss": value, "lr": lr, "seconds": round(elapsed, 3)}
                     if grad_norm is not None:
@@ -508,4 +547,6 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
         bar.close()
         if log is not None:
             log.close()
+        if lock is not None:
+            lock.release()
     return summary(step, stopped, value, elapsed)

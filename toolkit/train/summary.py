@@ -3,7 +3,6 @@ and its validations (loss.jsonl, validation.jsonl, the checkpoint's meta.json), 
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -19,27 +18,17 @@ def is_run(path: str | Path) -> bool:
     return (Path(path) / "run.json").is_file()
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    """The complete lines of a log (a line cut short by a kill ends it)."""
-    rows = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return rows
-
-
 def run_summary(run_dir: str | Path) -> dict[str, Any]:
-    """Method, config, steps (saved / planned), training seconds, init, the loss and each validation line."""
+    """Method, config, steps (saved / planned), training seconds, init, the loss, each validation line, and what is
+    wrong with the checkpoint's files (each checked against the size and sha256 recorded at save)."""
     run_dir = Path(run_dir)
     if not is_run(run_dir):
         raise FileNotFoundError(f"{run_dir}: not a training run folder (no run.json; `toolkit train --out` makes one)")
-    run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    meta_file = run_dir / checkpoint.CHECKPOINT / "meta.json"
-    saved = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
-    losses = [r for r in _jsonl(run_dir / "loss.jsonl") if isinstance(r.get("loss"), (int, float))]
+    run = checkpoint.read_json(run_dir / "run.json")
+    saved_ckpt = checkpoint.latest(run_dir) if (run_dir / checkpoint.CHECKPOINT / "meta.json").is_file() else None
+    saved = saved_ckpt.meta if saved_ckpt is not None else {}
+    problems = saved_ckpt.problems() if saved_ckpt is not None else []
+    losses = [r for r in checkpoint.read_log(run_dir / "loss.jsonl") if isinstance(r.get("loss"), (int, float))]
     recent = [r["loss"] for r in losses[-RECENT:] if math.isfinite(r["loss"])]
     best = min(losses, key=lambda r: r["loss"]) if losses else None
     return {
@@ -52,5 +41,6 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
             "last": losses[-1]["loss"], "last_step": losses[-1]["step"],
             "mean_recent": sum(recent) / len(recent) if recent else None, "recent_steps": len(recent),
             "min": best["loss"], "min_step": best["step"]},
-        "validation": _jsonl(run_dir / VALIDATION_LOG),
+        "validation": checkpoint.read_log(run_dir / VALIDATION_LOG),
+        "checkpoint_problems": problems,
     }
