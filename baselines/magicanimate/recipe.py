@@ -3,21 +3,29 @@
 MagicAnimate trains in two stages (paper, section 3.4), both here:
 
 * stage 1, images: pairs of a reference frame and a target frame of the same video with its
-  DensePose render (ClipDataset clips of one frame); the appearance encoder, the ControlNet and
-  the denoiser's spatial layers train, the motion modules stay at their zero initialisation
-  (the identity), so the video UNet is the image UNet;
+  DensePose render (ClipDataset clips of one frame); the appearance encoder and the ControlNet
+  train, as the paper says (the temporal layers left out, "appearance encoder and pose ControlNet"
+  trained); the denoiser's spatial layers stay at their start (SD 1.5 in the paper config) unless
+  ``[trainable] denoiser_spatial = true`` (:class:`TrainableConfig`; the tiny config, whose denoiser
+  starts random). The motion modules stay at their zero initialisation (the identity), so the video
+  UNet is the image UNet;
 * stage 2, motion: clips of ``n_frames``; only the motion modules train, everything else is
-  frozen at stage 1's weights (``--init`` the stage-1 run).
+  frozen at stage 1's weights (``--init`` the stage-1 run). The paper starts them from
+  AnimateDiff's motion module: ``[stages.2.pretrained] motion_modules = "animatediff-mm-sd-v15"``
+  loads it over ``--init``'s zero modules (:meth:`MagicAnimateRecipe.after_init`).
 
 Image-video joint training (paper, section 3.4), stage 1: with ``[joint] image_prob`` > 0 that share of the
 pairs are image items instead, one frame (of ``image_shards``, by default the training shards) that is both
 the reference and the target with its own DensePose render, so the model learns to reconstruct the image;
-a folder of photos prepared as shards is the image data. Stage 2's image branch is not offered.
+a folder of photos prepared as shards is the image data. Stage 2's image branch (the paper mixes image data into
+stage 2 as well, chosen by a random number against two thresholds) is not offered: the paper's text was not at hand
+to say what each branch feeds and with which thresholds (README, "Training recipe").
 
 A config file has ``[model]`` (:class:`~baselines.magicanimate.model.MagicAnimateConfig`),
 ``[codec]`` (:func:`toolkit.models.codec.build_codec`), ``[scheduler]`` (DDIMScheduler
 overrides of MagicAnimate's schedule), ``[joint]`` (:class:`JointConfig`), ``[pretrained]``
-(:class:`PretrainedConfig`: the paper config's stage 1 starts from SD 1.5), ``[objective]``
+(:class:`PretrainedConfig`: the paper config's stage 1 starts from SD 1.5, its stage 2's motion modules from
+AnimateDiff), ``[trainable]`` (:class:`TrainableConfig`), ``[objective]``
 (:class:`~baselines.magicanimate.objective.ObjectiveConfig`), ``[sampling]``
 (:class:`~baselines.magicanimate.pipeline.SamplingConfig`), ``[data]`` and ``[train]``, and per
 stage ``[stages.N.TABLE]`` tables that update them (:func:`toolkit.train.recipe.select_stage`).
@@ -25,6 +33,7 @@ stage ``[stages.N.TABLE]`` tables that update them (:func:`toolkit.train.recipe.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -39,6 +48,7 @@ from baselines.magicanimate.pipeline import SamplingConfig, make_scheduler
 from toolkit.data import ClipDataset
 from toolkit.models.codec import build_codec, check_fits
 from toolkit.models.pretrained import from_table
+from toolkit.train.checkpoint import PUBLISHED
 from toolkit.train.recipe import Recipe, check_data, clip_dataset, select_stage
 
 STAGES = (1, 2)
@@ -65,27 +75,33 @@ class JointConfig:
 
 @dataclass(frozen=True)
 class PretrainedConfig:
-    """``[pretrained]``: registry files a stage-1 model starts from (stage 2 starts from ``--init``).
+    """``[pretrained]``: registry files a model starts from.
 
-    `unet`: SD 1.5's UNet, for the denoiser's spatial layers, the appearance encoder and the ControlNet's
-    encoder copy (:func:`~baselines.magicanimate.convert.from_sd15_unet`); `text_encoder`: SD 1.5's CLIP text
-    encoder, whose embedding of "" becomes the fixed text tokens, as MagicAnimate conditions on.
+    Stage 1: `unet`, SD 1.5's UNet, for the denoiser's spatial layers, the appearance encoder and the
+    ControlNet's encoder copy (:func:`~baselines.magicanimate.convert.from_sd15_unet`); `text_encoder`, SD 1.5's
+    CLIP text encoder, whose embedding of "" becomes the fixed text tokens, as MagicAnimate conditions on.
+    Stage 2: `motion_modules`, AnimateDiff's motion-module file (its names mapped to ours as the release's are,
+    `convert.MOTION_RENAMES`), loaded over the zero motion modules of ``--init``'s stage-1 weights.
     """
 
     unet: str | None = None
     text_encoder: str | None = None
+    motion_modules: str | None = None
 
     @classmethod
     def from_dict(cls, table: dict[str, Any], stage: int) -> "PretrainedConfig":
         from toolkit import weights
 
         out = from_table(cls, table, "pretrained")
-        for name in (out.unet, out.text_encoder):
+        for name in (out.unet, out.text_encoder, out.motion_modules):
             if name is not None:
                 weights.get(name)  # an unknown artifact names the known ones
         if stage != 1 and (out.unet or out.text_encoder):
-            raise ValueError(f"[pretrained] starts stage 1 only (stage {stage} starts from --init): put it under "
-                             "[stages.1.pretrained]")
+            raise ValueError(f"[pretrained] unet and text_encoder start stage 1 only (stage {stage} starts from "
+                             "--init): put them under [stages.1.pretrained]")
+        if stage != 2 and out.motion_modules:
+            raise ValueError(f"[pretrained] motion_modules starts stage 2's motion modules (stage {stage} does not "
+                             "train them): put it under [stages.2.pretrained]")
         return out
 
     def apply(self, model: MagicAnimateModel) -> None:
@@ -108,6 +124,65 @@ class PretrainedConfig:
                 model.set_text_context(empty_prompt_embedding(path, model.config.text_tokens))
             except ValueError as exc:
                 raise ValueError(f"{path}: {exc}") from None
+
+    def load_motion_modules(self, model: MagicAnimateModel) -> None:
+        """Load `motion_modules` (through the weights registry: a missing file names its fix) into the model's
+        motion modules; every motion-module tensor must be in the file with its shape, and nothing else."""
+        from baselines.magicanimate.convert import load_published
+        from toolkit import weights
+
+        if self.motion_modules is None:
+            return
+        path = weights.path(self.motion_modules)
+        state = motion_module_state(load_published("temporal_attention", path), model.config, path)
+        model.load_state_dict(state, strict=False)
+
+
+def motion_module_state(tensors: dict[str, torch.Tensor], config: MagicAnimateConfig,
+                        source: str | Path) -> dict[str, torch.Tensor]:
+    """AnimateDiff motion-module tensors (its names, as in mm_sd_v15.ckpt) as our ``unet.*motion_modules*``
+    entries, checked like the release's (`convert.convert_state_dict`): every motion-module tensor present with
+    its shape, the two sinusoid tables of a module equal, no tensor without a place; raises ValueError naming
+    `source` otherwise."""
+    from baselines.magicanimate.convert import ConversionError, convert_state_dict, model_shapes, motion_keys
+
+    try:
+        state = convert_state_dict("temporal_attention", tensors, config)
+    except ConversionError as exc:
+        raise ValueError(f"{source}: not AnimateDiff motion modules of this config's layout ({exc.args[0]})") from None
+    other = sorted(set(state) - motion_keys(model_shapes(config)))
+    if other:
+        raise ValueError(f"{source}: holds more than motion modules ({other[:3]}, ...); a motion-module file "
+                         "(AnimateDiff's mm_sd_v15.ckpt) is expected")
+    return state
+
+
+def check_motion_module_file(tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """The weights registry's first-use check of ``animatediff-mm-sd-v15``: the file's tensors are the motion
+    modules of the paper config (20 modules, 8 heads, 24 positions, none in the mid block)."""
+    motion_module_state(tensors, MagicAnimateConfig.named("paper"), path)
+
+
+@dataclass(frozen=True)
+class TrainableConfig:
+    """``[trainable]``: what stage 1 trains besides the appearance encoder and the ControlNet.
+
+    `denoiser_spatial` (default false, as the paper trains stage 1): also the denoiser's spatial layers. The
+    paper config keeps them at SD 1.5's weights; the tiny config, whose denoiser starts from random weights,
+    must train them.
+    """
+
+    denoiser_spatial: bool = False
+
+    @classmethod
+    def from_dict(cls, table: dict[str, Any], stage: int) -> "TrainableConfig":
+        out = from_table(cls, table, "trainable")
+        if not isinstance(out.denoiser_spatial, bool):
+            raise ValueError(f"[trainable] denoiser_spatial must be true or false, got {out.denoiser_spatial!r}")
+        if stage != 1 and out.denoiser_spatial:
+            raise ValueError("[trainable] denoiser_spatial is a stage-1 choice (stage 2 trains the motion modules "
+                             "only): put it under [stages.1.trainable]")
+        return out
 
 
 class ImageVideoPairs(Dataset):
@@ -141,6 +216,7 @@ def check_config(config: dict[str, Any]) -> None:
     check_data(config)
     JointConfig.from_dict(config.get("joint", {}), int(config.get("stage", 1)))
     PretrainedConfig.from_dict(config.get("pretrained", {}), int(config.get("stage", 1)))
+    TrainableConfig.from_dict(config.get("trainable", {}), int(config.get("stage", 1)))
     ObjectiveConfig.from_dict(config.get("objective", {}))
     SamplingConfig.from_dict(config.get("sampling", {}))
     MagicAnimateConfig.from_dict(config.get("model", {}))
@@ -155,6 +231,8 @@ class MagicAnimateRecipe(Recipe):
         self._objective: ObjectiveConfig | None = None
         self._scheduler: Any = None
         self._stage = 1
+        self._trainable = TrainableConfig()
+        self._pretrained = PretrainedConfig()
 
     def load_config(self, config: str) -> dict[str, Any]:
         out = super().load_config(config)
@@ -169,7 +247,8 @@ class MagicAnimateRecipe(Recipe):
         if self._stage not in STAGES:
             raise ValueError(f"magicanimate trains in stages {STAGES}, not {self._stage}")
         JointConfig.from_dict(config.get("joint", {}), self._stage)
-        pretrained = PretrainedConfig.from_dict(config.get("pretrained", {}), self._stage)
+        pretrained = self._pretrained = PretrainedConfig.from_dict(config.get("pretrained", {}), self._stage)
+        self._trainable = TrainableConfig.from_dict(config.get("trainable", {}), self._stage)
         self._objective = ObjectiveConfig.from_dict(config.get("objective", {}))
         self._scheduler = make_scheduler(**config.get("scheduler", {}))
         self._codec = build_codec(config.get("codec", {}))
@@ -179,6 +258,18 @@ class MagicAnimateRecipe(Recipe):
         model = MagicAnimateModel(model_cfg)
         pretrained.apply(model)
         return model
+
+    def after_init(self, model: torch.nn.Module, config: dict[str, Any], init: str | None) -> None:
+        """Stage 2: AnimateDiff's motion modules (``[pretrained] motion_modules``) over ``--init``'s stage-1 weights,
+        whose motion modules are still zero. With ``--init published`` the release's trained motion modules are
+        kept (replacing them would discard what MagicAnimate trained) and a warning says so."""
+        if self._pretrained.motion_modules is None:
+            return
+        if init == PUBLISHED:
+            warnings.warn(f"--init published: the release's motion modules are kept, [pretrained] motion_modules = "
+                          f"{self._pretrained.motion_modules!r} is not loaded", stacklevel=2)
+            return
+        self._pretrained.load_motion_modules(model)
 
     def load_published(self, model: torch.nn.Module, config: dict[str, Any]) -> str:
         """``--init published``: MagicAnimate's released weights (the paper config's [model] only), e.g. to
@@ -200,12 +291,15 @@ class MagicAnimateRecipe(Recipe):
                              "(stage 2, motion modules only, may use fsdp)")
 
     def trainable_parameters(self, model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
-        """Stage 1: all but the motion modules (and the encoder's unused tail); stage 2: the motion modules only."""
+        """Stage 1: the appearance encoder (bar its unused tail), the ControlNet and learned text tokens, plus the
+        denoiser's spatial layers with ``[trainable] denoiser_spatial``; stage 2: the motion modules only."""
         motion = model.motion_parameter_names()
         if self._stage == 2:
             keep = motion
         else:
             keep = {n for n, _ in model.named_parameters()} - motion - set(model.unused_encoder_parameters())
+            if not self._trainable.denoiser_spatial:
+                keep = {n for n in keep if not n.startswith("unet.")}
         for name, p in model.named_parameters():
             p.requires_grad_(name in keep)
         return [p for n, p in model.named_parameters() if n in keep]

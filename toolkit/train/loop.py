@@ -258,7 +258,8 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
             (:func:`toolkit.train.recipe.select_stage`).
         init: weights to start from (a run folder, model folder or .safetensors file), e.g. the
             previous stage's run, or "published": the method's released weights
-            (``recipe.load_published``); ignored when resuming from a checkpoint.
+            (``recipe.load_published``); ignored when resuming from a checkpoint. Then
+            ``recipe.after_init`` may load what the config puts on top (MagicAnimate stage 2's motion modules).
 
     Everything is validated, the model and dataset built, before anything is written.
     """
@@ -341,6 +342,9 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
         checkpoint.load_init(model, init_file)
     elif published:
         init_sha256 = recipe.load_published(model, cfg)
+    after_init = getattr(recipe, "after_init", None)
+    if callable(after_init):
+        after_init(model, cfg, checkpoint.PUBLISHED if published else (None if init_file is None else str(init_file)))
     if not callable(getattr(model, "save_pretrained", None)):
         raise ValueError(f"{method}: the model ({type(model).__name__}) has no save_pretrained(dir)")
     if t["gradient_checkpointing"]:
