@@ -17,9 +17,10 @@ MagicAnimate trains in two stages (paper, section 3.4), both here:
 Image-video joint training (paper, section 3.4), stage 1: with ``[joint] image_prob`` > 0 that share of the
 pairs are image items instead, one frame (of ``image_shards``, by default the training shards) that is both
 the reference and the target with its own DensePose render, so the model learns to reconstruct the image;
-a folder of photos prepared as shards is the image data. Stage 2's image branch (the paper mixes image data into
-stage 2 as well, chosen by a random number against two thresholds) is not offered: the paper's text was not at hand
-to say what each branch feeds and with which thresholds (README, "Training recipe").
+a folder of photos prepared as shards is the image data. Stage 2 (``[joint] tau_1``, ``tau_2``): a step trains on
+such image items (r <= tau_1), on single frames of a video with another frame as the reference (r <= tau_2), or
+on the clips, with r drawn per step (:class:`ClipsWithImages`, :func:`select_kind`). Off in both configs: the
+paper's thresholds could not be checked here (README, "Training recipe").
 
 A config file has ``[model]`` (:class:`~baselines.magicanimate.model.MagicAnimateConfig`),
 ``[codec]`` (:func:`toolkit.models.codec.build_codec`), ``[scheduler]`` (DDIMScheduler
@@ -56,20 +57,35 @@ STAGES = (1, 2)
 
 @dataclass(frozen=True)
 class JointConfig:
-    """``[joint]``: image-video joint training in stage 1 (`image_prob` 0 turns it off)."""
+    """``[joint]``: image-video joint training, the paper's random number r ~ U(0, 1) against thresholds.
+
+    Stage 1 (`image_prob`, the paper's tau_0; per pair): r <= image_prob makes the pair an image item, an image
+    that is its own reference with its own DensePose render. Stage 2 (`tau_1` <= `tau_2`; per step): r <= tau_1
+    trains on image items (its own reference, i = ref), tau_1 < r <= tau_2 on single frames of a video with
+    another frame as the reference (i != ref), r > tau_2 on the clips. Image items come from `image_shards`
+    (default: the training shards). All zero: off (the paper gives no values that could be checked here).
+    """
 
     image_prob: float = 0.0
+    tau_1: float = 0.0
+    tau_2: float = 0.0
     image_shards: str | None = None   # shards of the image data; None: the training shards
     image_split: str = "train"
 
     @classmethod
     def from_dict(cls, table: dict[str, Any], stage: int) -> "JointConfig":
         out = from_table(cls, table, "joint")
-        if not 0.0 <= float(out.image_prob) <= 1.0:
-            raise ValueError(f"[joint] image_prob must lie in [0, 1], got {out.image_prob}")
+        for key in ("image_prob", "tau_1", "tau_2"):
+            if not 0.0 <= float(getattr(out, key)) <= 1.0:
+                raise ValueError(f"[joint] {key} must lie in [0, 1], got {getattr(out, key)}")
+        if out.tau_1 > out.tau_2:
+            raise ValueError(f"[joint] tau_1 ({out.tau_1}) must not exceed tau_2 ({out.tau_2})")
         if out.image_prob > 0 and stage != 1:
-            raise ValueError("[joint] image-video joint training is offered for stage 1 only (image pairs); "
-                             f"stage {stage} sets image_prob = {out.image_prob}")
+            raise ValueError("[joint] image_prob mixes image items into stage 1 only; stage "
+                             f"{stage} sets image_prob = {out.image_prob} (stage 2 mixes with tau_1 and tau_2)")
+        if out.tau_2 > 0 and stage != 2:
+            raise ValueError(f"[joint] tau_1 and tau_2 mix images into stage 2's clips; stage {stage} sets "
+                             f"tau_2 = {out.tau_2} (stage 1 mixes with image_prob)")
         return out
 
 
@@ -211,6 +227,50 @@ class ImageVideoPairs(Dataset):
         return self.videos[index]
 
 
+#: What a `ClipsWithImages` item carries beside its clip: the stage-2 image item (i = ref) and frame pair (i != ref).
+SINGLE_FRAME_KINDS = ("self_", "pair_")
+
+
+class ClipsWithImages(Dataset):
+    """Stage-2 clips, each item also carrying the single-frame items the step may train on instead (keys prefixed
+    ``self_``: an image of `images` that is its own reference; ``pair_``: one frame of `pairs`, a frame of a
+    training video with another frame as its reference). The loss picks one kind per step (`select_kind`)."""
+
+    def __init__(self, clips: ClipDataset, images: ClipDataset, pairs: ClipDataset):
+        self.clips, self.images, self.pairs = clips, images, pairs
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def set_epoch(self, epoch: int) -> None:
+        for dataset in (self.clips, self.images, self.pairs):
+            dataset.set_epoch(epoch)
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        item = dict(self.clips[index])
+        for prefix, dataset in zip(SINGLE_FRAME_KINDS, (self.images, self.pairs)):
+            single = dataset[index % len(dataset)]
+            tensors = {k: v for k, v in single.items() if isinstance(v, torch.Tensor)}
+            item.update({prefix + k: v for k, v in tensors.items()})
+            for key in tensors:  # colour_batch finds a reference render's palette under the reference's name
+                if key.startswith("reference_") and key.endswith("_labels"):
+                    name = key.removeprefix("reference_").removesuffix("_labels")
+                    item[f"{prefix}reference_{name}_palette"] = tensors[f"{name}_palette"]
+        return item
+
+
+def select_kind(batch: dict[str, Any], joint: JointConfig, generator: torch.Generator) -> dict[str, Any]:
+    """The part of a `ClipsWithImages` batch this step trains on: r ~ U(0, 1) from the step's generator; r <= tau_1
+    the image items, r <= tau_2 the frame pairs, else the clips (`JointConfig`)."""
+    r = float(torch.rand(1, generator=generator, device=generator.device))
+    prefix = "self_" if r <= joint.tau_1 else "pair_" if r <= joint.tau_2 else ""
+    if prefix:
+        return {k.removeprefix(prefix): v for k, v in batch.items() if k.startswith(prefix)}
+    return {k: v for k, v in batch.items() if not k.startswith(SINGLE_FRAME_KINDS)}
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Validate the method's tables of a (stage-selected) config; raises ValueError naming the table."""
     check_data(config)
@@ -233,6 +293,7 @@ class MagicAnimateRecipe(Recipe):
         self._stage = 1
         self._trainable = TrainableConfig()
         self._pretrained = PretrainedConfig()
+        self._joint = JointConfig()
 
     def load_config(self, config: str) -> dict[str, Any]:
         out = super().load_config(config)
@@ -246,7 +307,7 @@ class MagicAnimateRecipe(Recipe):
         self._stage = int(config.get("stage", 1))
         if self._stage not in STAGES:
             raise ValueError(f"magicanimate trains in stages {STAGES}, not {self._stage}")
-        JointConfig.from_dict(config.get("joint", {}), self._stage)
+        self._joint = JointConfig.from_dict(config.get("joint", {}), self._stage)
         pretrained = self._pretrained = PretrainedConfig.from_dict(config.get("pretrained", {}), self._stage)
         self._trainable = TrainableConfig.from_dict(config.get("trainable", {}), self._stage)
         self._objective = ObjectiveConfig.from_dict(config.get("objective", {}))
@@ -304,20 +365,26 @@ class MagicAnimateRecipe(Recipe):
             p.requires_grad_(name in keep)
         return [p for n, p in model.named_parameters() if n in keep]
 
-    def build_dataset(self, shards: Path, config: dict[str, Any]) -> ClipDataset | ImageVideoPairs:
+    def build_dataset(self, shards: Path, config: dict[str, Any]) -> Dataset:
         pairs = clip_dataset(shards, config, ("densepose",), n_frames=1, stride=1)
         joint = JointConfig.from_dict(config.get("joint", {}), self._stage)
-        if joint.image_prob == 0:
+        if joint.image_prob == 0 and joint.tau_2 == 0:
             return pairs
         image_config = {**config, "data": {**config.get("data", {}), "reference": "self", "n_frames": 1,
                                            "split": joint.image_split}}
         image_config["data"].pop("videos", None)
         images = clip_dataset(Path(joint.image_shards or shards), image_config, ("densepose",), n_frames=1,
                               stride=1)
+        if joint.tau_2 > 0:  # stage 2: `pairs` are the clips; single frames of the training videos besides
+            frame_config = {**config, "data": {**config.get("data", {}), "n_frames": 1, "stride": 1}}
+            frames = clip_dataset(shards, frame_config, ("densepose",), n_frames=1, stride=1)
+            return ClipsWithImages(pairs, images, frames)
         return ImageVideoPairs(pairs, images, joint.image_prob, int(config.get("train", {}).get("seed", 0)))
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
         if self._codec is None or self._objective is None:
             raise RuntimeError("build_model must run before loss (it builds the codec)")
         self._codec.to(batch["frames"].device)
+        if self._stage == 2 and self._joint.tau_2 > 0:
+            batch = select_kind(batch, self._joint, generator)
         return training_loss(model, self._codec, batch, generator, self._objective, self._scheduler)

@@ -123,6 +123,55 @@ def test_joint_training_mixes_in_image_items_that_reconstruct_themselves(shards,
     assert summary["step"] == 2
 
 
+def test_stage_2_joint_training_steps_on_images_frame_pairs_or_clips(stages, shards, tmp_path):
+    """The paper's stage-2 mixing: each item carries its clip, an image item (its own reference) and a single
+    frame with another reference; per step r ~ U(0, 1) picks image items (r <= tau_1), frames (<= tau_2) or clips."""
+    from toolkit.conditions import colour_batch
+
+    from baselines.magicanimate.recipe import ClipsWithImages, JointConfig, select_kind
+
+    cfg = micro_config()
+    cfg["stages"]["2"]["joint"] = {"tau_1": 0.3, "tau_2": 0.6}
+    recipe = MagicAnimateRecipe()
+    stage2 = select_stage(cfg, 2, "magicanimate", init=Path("x"))
+    recipe.build_model(stage2)
+    data = recipe.build_dataset(shards, stage2)
+    assert isinstance(data, ClipsWithImages) and len(data) == len(recipe.build_dataset(shards, {**stage2, "joint": {}}))
+    batch = colour_batch(torch.utils.data.default_collate([data[0], data[1]]))
+    assert batch["frames"].shape[1] == 3 and batch["self_frames"].shape[1] == 1 and batch["pair_frames"].shape[1] == 1
+    assert torch.equal(batch["self_reference"], batch["self_frames"][:, 0])                       # i = ref
+    assert batch["self_densepose"].shape == batch["pair_densepose"].shape == (2, 1, 3, 16, 16)
+    marked = {f"{prefix}{key}": torch.full((1,), float(i)) for i, prefix in enumerate(("", "self_", "pair_"))
+              for key in ("frames", "densepose", "reference")}
+    joint = JointConfig(tau_1=0.3, tau_2=0.6)
+    picked = []
+    for seed in range(600):
+        chosen = select_kind(marked, joint, torch.Generator().manual_seed(seed))
+        assert sorted(chosen) == ["densepose", "frames", "reference"]
+        assert len({float(v) for v in chosen.values()}) == 1                  # one kind's tensors, all of them
+        picked.append(("clip", "self", "pair")[int(chosen["frames"])])
+    share = {k: picked.count(k) / len(picked) for k in ("self", "pair", "clip")}
+    assert abs(share["self"] - 0.3) < 0.06 and abs(share["pair"] - 0.3) < 0.06 and abs(share["clip"] - 0.4) < 0.06
+    # and it trains, motion modules only
+    train(MagicAnimateRecipe(), cfg, shards, tmp_path / "s2", progress=False, method="magicanimate", stage=2,
+          init=stages[0])
+    moved = changed(load_file(stages[0] / "model" / "model.safetensors"),
+                    load_file(tmp_path / "s2" / "checkpoint" / "model.safetensors"))
+    assert moved and moved <= MagicAnimateModel(MICRO).motion_parameter_names()
+
+
+@pytest.mark.parametrize("stage, table, message", [
+    (1, {"tau_1": 0.1, "tau_2": 0.2}, "stage 1 mixes with image_prob"),
+    (2, {"tau_1": 0.5, "tau_2": 0.2}, "must not exceed"),
+    (2, {"tau_2": 1.5}, r"tau_2 must lie in \[0, 1\]"),
+    (2, {"image_prob": 0.2}, "stage 1 only")])
+def test_joint_thresholds_belong_to_their_stage(stage, table, message):
+    cfg = micro_config()
+    cfg["stages"][str(stage)]["joint"] = table
+    with pytest.raises(ValueError, match=message):
+        MagicAnimateRecipe().build_model(select_stage(cfg, stage, "magicanimate", init=Path("x")))
+
+
 @pytest.mark.slow
 def test_stage_2_shards_with_fsdp_on_two_processes_as_ddp_does(stages, shards, tmp_path):
     """Stage 2 trains the motion modules, which every sample uses, so FSDP may shard it even with the reference
