@@ -320,17 +320,22 @@ class MagicAnimateRecipe(Recipe):
         pretrained.apply(model)
         return model
 
-    def after_init(self, model: torch.nn.Module, config: dict[str, Any], init: str | None) -> None:
+    def after_init(self, model: torch.nn.Module, config: dict[str, Any], init: str | None) -> str | None:
         """Stage 2: AnimateDiff's motion modules (``[pretrained] motion_modules``) over ``--init``'s stage-1 weights,
-        whose motion modules are still zero. With ``--init published`` the release's trained motion modules are
-        kept (replacing them would discard what MagicAnimate trained) and a warning says so."""
-        if self._pretrained.motion_modules is None:
-            return
+        whose motion modules are still zero; returns "NAME=sha256" of the file (run.json). With ``--init
+        published`` the release's trained motion modules are kept (replacing them would discard what MagicAnimate
+        trained) and a warning says so."""
+        from toolkit import weights
+
+        name = self._pretrained.motion_modules
+        if name is None:
+            return None
         if init == PUBLISHED:
             warnings.warn(f"--init published: the release's motion modules are kept, [pretrained] motion_modules = "
-                          f"{self._pretrained.motion_modules!r} is not loaded", stacklevel=2)
-            return
+                          f"{name!r} is not loaded", stacklevel=2)
+            return None
         self._pretrained.load_motion_modules(model)
+        return f"{name}={weights.file_sha256(name)}"
 
     def load_published(self, model: torch.nn.Module, config: dict[str, Any]) -> str:
         """``--init published``: MagicAnimate's released weights (the paper config's [model] only), e.g. to

@@ -454,6 +454,10 @@ MOTION = {"motion_modules": "animatediff-mm-sd-v15"}
 
 
 def test_stage_2_starts_the_motion_modules_from_animatediff(stages, shards, tmp_path, monkeypatch):
+    import json
+
+    from toolkit import weights
+
     s1, _ = stages
     animatediff = animatediff_standin(monkeypatch, tmp_path)
     cfg = micro_config()
@@ -465,6 +469,8 @@ def test_stage_2_starts_the_motion_modules_from_animatediff(stages, shards, tmp_
           init=s1, max_steps=1, train_overrides={"lr": 1e-6})
     after = load_file(tmp_path / "s2" / "checkpoint" / "model.safetensors")
     assert all(torch.allclose(after[k], v, atol=1e-4) for k, v in animatediff.items())   # one tiny step from there
+    run = json.loads((tmp_path / "s2" / "run.json").read_text())
+    assert run["after_init"] == f"animatediff-mm-sd-v15={weights.file_sha256('animatediff-mm-sd-v15')}"
     assert all(torch.equal(after[k], v) for k, v in stage1.items() if k not in animatediff)  # the rest: stage 1
 
 
