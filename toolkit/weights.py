@@ -262,6 +262,22 @@ _TABLE: tuple[Artifact, ...] = (
         first_use="scan",
         allow_globals=("numpy.", "pytorch_lightning."),
     ),
+    Artifact(
+        name="animatediff-mm-sd-v15",
+        filename="animatediff/mm_sd_v15.ckpt",
+        url="https://huggingface.co/guoyww/animatediff/resolve/main/mm_sd_v15.ckpt",
+        sha256=None,
+        size=None,
+        license="Apache-2.0 (guoyww/AnimateDiff)",
+        used_by=("MagicAnimate",),
+        description="AnimateDiff v1 motion module for SD 1.5 (~1.67 GB fp32): 20 temporal transformers, 8 heads, "
+        "24 sinusoid positions, none in the mid block -- the layout of MagicAnimate's motion modules (v2, "
+        "mm_sd_v15_v2.ckpt, has a mid-block module and 32 positions). MagicAnimate's paper starts stage 2's "
+        "temporal attention from AnimateDiff; the paper config loads it there ([stages.2.pretrained]).",
+        loader=_TORCH_LOAD + ": flat state dict in AnimateDiff's names, mapped to ours as the release's motion "
+        "modules are (baselines/magicanimate/convert.py MOTION_RENAMES)",
+        check="baselines.magicanimate.recipe:check_motion_module_file",
+    ),
     # Method checkpoints.
     Artifact(
         name="magicanimate-appearance-encoder",

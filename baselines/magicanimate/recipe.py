@@ -3,21 +3,30 @@
 MagicAnimate trains in two stages (paper, section 3.4), both here:
 
 * stage 1, images: pairs of a reference frame and a target frame of the same video with its
-  DensePose render (ClipDataset clips of one frame); the appearance encoder, the ControlNet and
-  the denoiser's spatial layers train, the motion modules stay at their zero initialisation
-  (the identity), so the video UNet is the image UNet;
+  DensePose render (ClipDataset clips of one frame); the appearance encoder and the ControlNet
+  train, as the paper says (the temporal layers left out, "appearance encoder and pose ControlNet"
+  trained); the denoiser's spatial layers stay at their start (SD 1.5 in the paper config) unless
+  ``[trainable] denoiser_spatial = true`` (:class:`TrainableConfig`; the tiny config, whose denoiser
+  starts random). The motion modules stay at their zero initialisation (the identity), so the video
+  UNet is the image UNet;
 * stage 2, motion: clips of ``n_frames``; only the motion modules train, everything else is
-  frozen at stage 1's weights (``--init`` the stage-1 run).
+  frozen at stage 1's weights (``--init`` the stage-1 run). The paper starts them from
+  AnimateDiff's motion module: ``[stages.2.pretrained] motion_modules = "animatediff-mm-sd-v15"``
+  loads it over ``--init``'s zero modules (:meth:`MagicAnimateRecipe.after_init`).
 
 Image-video joint training (paper, section 3.4), stage 1: with ``[joint] image_prob`` > 0 that share of the
 pairs are image items instead, one frame (of ``image_shards``, by default the training shards) that is both
 the reference and the target with its own DensePose render, so the model learns to reconstruct the image;
-a folder of photos prepared as shards is the image data. Stage 2's image branch is not offered.
+a folder of photos prepared as shards is the image data. Stage 2 (``[joint] tau_1``, ``tau_2``): a step trains on
+such image items (r <= tau_1), on single frames of a video with another frame as the reference (r <= tau_2), or
+on the clips, with r drawn per step (:class:`ClipsWithImages`, :func:`select_kind`). Off in both configs: the
+paper's thresholds could not be checked here (README, "Training recipe").
 
 A config file has ``[model]`` (:class:`~baselines.magicanimate.model.MagicAnimateConfig`),
 ``[codec]`` (:func:`toolkit.models.codec.build_codec`), ``[scheduler]`` (DDIMScheduler
 overrides of MagicAnimate's schedule), ``[joint]`` (:class:`JointConfig`), ``[pretrained]``
-(:class:`PretrainedConfig`: the paper config's stage 1 starts from SD 1.5), ``[objective]``
+(:class:`PretrainedConfig`: the paper config's stage 1 starts from SD 1.5, its stage 2's motion modules from
+AnimateDiff), ``[trainable]`` (:class:`TrainableConfig`), ``[objective]``
 (:class:`~baselines.magicanimate.objective.ObjectiveConfig`), ``[sampling]``
 (:class:`~baselines.magicanimate.pipeline.SamplingConfig`), ``[data]`` and ``[train]``, and per
 stage ``[stages.N.TABLE]`` tables that update them (:func:`toolkit.train.recipe.select_stage`).
@@ -25,6 +34,7 @@ stage ``[stages.N.TABLE]`` tables that update them (:func:`toolkit.train.recipe.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -39,6 +49,7 @@ from baselines.magicanimate.pipeline import SamplingConfig, make_scheduler
 from toolkit.data import ClipDataset
 from toolkit.models.codec import build_codec, check_fits
 from toolkit.models.pretrained import from_table
+from toolkit.train.checkpoint import PUBLISHED
 from toolkit.train.recipe import Recipe, check_data, clip_dataset, select_stage
 
 STAGES = (1, 2)
@@ -46,46 +57,67 @@ STAGES = (1, 2)
 
 @dataclass(frozen=True)
 class JointConfig:
-    """``[joint]``: image-video joint training in stage 1 (`image_prob` 0 turns it off)."""
+    """``[joint]``: image-video joint training, the paper's random number r ~ U(0, 1) against thresholds.
+
+    Stage 1 (`image_prob`, the paper's tau_0; per pair): r <= image_prob makes the pair an image item, an image
+    that is its own reference with its own DensePose render. Stage 2 (`tau_1` <= `tau_2`; per step): r <= tau_1
+    trains on image items (its own reference, i = ref), tau_1 < r <= tau_2 on single frames of a video with
+    another frame as the reference (i != ref), r > tau_2 on the clips. Image items come from `image_shards`
+    (default: the training shards). All zero: off (the paper gives no values that could be checked here).
+    """
 
     image_prob: float = 0.0
+    tau_1: float = 0.0
+    tau_2: float = 0.0
     image_shards: str | None = None   # shards of the image data; None: the training shards
     image_split: str = "train"
 
     @classmethod
     def from_dict(cls, table: dict[str, Any], stage: int) -> "JointConfig":
         out = from_table(cls, table, "joint")
-        if not 0.0 <= float(out.image_prob) <= 1.0:
-            raise ValueError(f"[joint] image_prob must lie in [0, 1], got {out.image_prob}")
+        for key in ("image_prob", "tau_1", "tau_2"):
+            if not 0.0 <= float(getattr(out, key)) <= 1.0:
+                raise ValueError(f"[joint] {key} must lie in [0, 1], got {getattr(out, key)}")
+        if out.tau_1 > out.tau_2:
+            raise ValueError(f"[joint] tau_1 ({out.tau_1}) must not exceed tau_2 ({out.tau_2})")
         if out.image_prob > 0 and stage != 1:
-            raise ValueError("[joint] image-video joint training is offered for stage 1 only (image pairs); "
-                             f"stage {stage} sets image_prob = {out.image_prob}")
+            raise ValueError("[joint] image_prob mixes image items into stage 1 only; stage "
+                             f"{stage} sets image_prob = {out.image_prob} (stage 2 mixes with tau_1 and tau_2)")
+        if out.tau_2 > 0 and stage != 2:
+            raise ValueError(f"[joint] tau_1 and tau_2 mix images into stage 2's clips; stage {stage} sets "
+                             f"tau_2 = {out.tau_2} (stage 1 mixes with image_prob)")
         return out
 
 
 @dataclass(frozen=True)
 class PretrainedConfig:
-    """``[pretrained]``: registry files a stage-1 model starts from (stage 2 starts from ``--init``).
+    """``[pretrained]``: registry files a model starts from.
 
-    `unet`: SD 1.5's UNet, for the denoiser's spatial layers, the appearance encoder and the ControlNet's
-    encoder copy (:func:`~baselines.magicanimate.convert.from_sd15_unet`); `text_encoder`: SD 1.5's CLIP text
-    encoder, whose embedding of "" becomes the fixed text tokens, as MagicAnimate conditions on.
+    Stage 1: `unet`, SD 1.5's UNet, for the denoiser's spatial layers, the appearance encoder and the
+    ControlNet's encoder copy (:func:`~baselines.magicanimate.convert.from_sd15_unet`); `text_encoder`, SD 1.5's
+    CLIP text encoder, whose embedding of "" becomes the fixed text tokens, as MagicAnimate conditions on.
+    Stage 2: `motion_modules`, AnimateDiff's motion-module file (its names mapped to ours as the release's are,
+    `convert.MOTION_RENAMES`), loaded over the zero motion modules of ``--init``'s stage-1 weights.
     """
 
     unet: str | None = None
     text_encoder: str | None = None
+    motion_modules: str | None = None
 
     @classmethod
     def from_dict(cls, table: dict[str, Any], stage: int) -> "PretrainedConfig":
         from toolkit import weights
 
         out = from_table(cls, table, "pretrained")
-        for name in (out.unet, out.text_encoder):
+        for name in (out.unet, out.text_encoder, out.motion_modules):
             if name is not None:
                 weights.get(name)  # an unknown artifact names the known ones
         if stage != 1 and (out.unet or out.text_encoder):
-            raise ValueError(f"[pretrained] starts stage 1 only (stage {stage} starts from --init): put it under "
-                             "[stages.1.pretrained]")
+            raise ValueError(f"[pretrained] unet and text_encoder start stage 1 only (stage {stage} starts from "
+                             "--init): put them under [stages.1.pretrained]")
+        if stage != 2 and out.motion_modules:
+            raise ValueError(f"[pretrained] motion_modules starts stage 2's motion modules (stage {stage} does not "
+                             "train them): put it under [stages.2.pretrained]")
         return out
 
     def apply(self, model: MagicAnimateModel) -> None:
@@ -108,6 +140,65 @@ class PretrainedConfig:
                 model.set_text_context(empty_prompt_embedding(path, model.config.text_tokens))
             except ValueError as exc:
                 raise ValueError(f"{path}: {exc}") from None
+
+    def load_motion_modules(self, model: MagicAnimateModel) -> None:
+        """Load `motion_modules` (through the weights registry: a missing file names its fix) into the model's
+        motion modules; every motion-module tensor must be in the file with its shape, and nothing else."""
+        from baselines.magicanimate.convert import load_published
+        from toolkit import weights
+
+        if self.motion_modules is None:
+            return
+        path = weights.path(self.motion_modules)
+        state = motion_module_state(load_published("temporal_attention", path), model.config, path)
+        model.load_state_dict(state, strict=False)
+
+
+def motion_module_state(tensors: dict[str, torch.Tensor], config: MagicAnimateConfig,
+                        source: str | Path) -> dict[str, torch.Tensor]:
+    """AnimateDiff motion-module tensors (its names, as in mm_sd_v15.ckpt) as our ``unet.*motion_modules*``
+    entries, checked like the release's (`convert.convert_state_dict`): every motion-module tensor present with
+    its shape, the two sinusoid tables of a module equal, no tensor without a place; raises ValueError naming
+    `source` otherwise."""
+    from baselines.magicanimate.convert import ConversionError, convert_state_dict, model_shapes, motion_keys
+
+    try:
+        state = convert_state_dict("temporal_attention", tensors, config)
+    except ConversionError as exc:
+        raise ValueError(f"{source}: not AnimateDiff motion modules of this config's layout ({exc.args[0]})") from None
+    other = sorted(set(state) - motion_keys(model_shapes(config)))
+    if other:
+        raise ValueError(f"{source}: holds more than motion modules ({other[:3]}, ...); a motion-module file "
+                         "(AnimateDiff's mm_sd_v15.ckpt) is expected")
+    return state
+
+
+def check_motion_module_file(tensors: dict[str, torch.Tensor], path: str | Path) -> None:
+    """The weights registry's first-use check of ``animatediff-mm-sd-v15``: the file's tensors are the motion
+    modules of the paper config (20 modules, 8 heads, 24 positions, none in the mid block)."""
+    motion_module_state(tensors, MagicAnimateConfig.named("paper"), path)
+
+
+@dataclass(frozen=True)
+class TrainableConfig:
+    """``[trainable]``: what stage 1 trains besides the appearance encoder and the ControlNet.
+
+    `denoiser_spatial` (default false, as the paper trains stage 1): also the denoiser's spatial layers. The
+    paper config keeps them at SD 1.5's weights; the tiny config, whose denoiser starts from random weights,
+    must train them.
+    """
+
+    denoiser_spatial: bool = False
+
+    @classmethod
+    def from_dict(cls, table: dict[str, Any], stage: int) -> "TrainableConfig":
+        out = from_table(cls, table, "trainable")
+        if not isinstance(out.denoiser_spatial, bool):
+            raise ValueError(f"[trainable] denoiser_spatial must be true or false, got {out.denoiser_spatial!r}")
+        if stage != 1 and out.denoiser_spatial:
+            raise ValueError("[trainable] denoiser_spatial is a stage-1 choice (stage 2 trains the motion modules "
+                             "only): put it under [stages.1.trainable]")
+        return out
 
 
 class ImageVideoPairs(Dataset):
@@ -136,11 +227,56 @@ class ImageVideoPairs(Dataset):
         return self.videos[index]
 
 
+#: What a `ClipsWithImages` item carries beside its clip: the stage-2 image item (i = ref) and frame pair (i != ref).
+SINGLE_FRAME_KINDS = ("self_", "pair_")
+
+
+class ClipsWithImages(Dataset):
+    """Stage-2 clips, each item also carrying the single-frame items the step may train on instead (keys prefixed
+    ``self_``: an image of `images` that is its own reference; ``pair_``: one frame of `pairs`, a frame of a
+    training video with another frame as its reference). The loss picks one kind per step (`select_kind`)."""
+
+    def __init__(self, clips: ClipDataset, images: ClipDataset, pairs: ClipDataset):
+        self.clips, self.images, self.pairs = clips, images, pairs
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def set_epoch(self, epoch: int) -> None:
+        for dataset in (self.clips, self.images, self.pairs):
+            dataset.set_epoch(epoch)
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        item = dict(self.clips[index])
+        for prefix, dataset in zip(SINGLE_FRAME_KINDS, (self.images, self.pairs)):
+            single = dataset[index % len(dataset)]
+            tensors = {k: v for k, v in single.items() if isinstance(v, torch.Tensor)}
+            item.update({prefix + k: v for k, v in tensors.items()})
+            for key in tensors:  # colour_batch finds a reference render's palette under the reference's name
+                if key.startswith("reference_") and key.endswith("_labels"):
+                    name = key.removeprefix("reference_").removesuffix("_labels")
+                    item[f"{prefix}reference_{name}_palette"] = tensors[f"{name}_palette"]
+        return item
+
+
+def select_kind(batch: dict[str, Any], joint: JointConfig, generator: torch.Generator) -> dict[str, Any]:
+    """The part of a `ClipsWithImages` batch this step trains on: r ~ U(0, 1) from the step's generator; r <= tau_1
+    the image items, r <= tau_2 the frame pairs, else the clips (`JointConfig`)."""
+    r = float(torch.rand(1, generator=generator, device=generator.device))
+    prefix = "self_" if r <= joint.tau_1 else "pair_" if r <= joint.tau_2 else ""
+    if prefix:
+        return {k.removeprefix(prefix): v for k, v in batch.items() if k.startswith(prefix)}
+    return {k: v for k, v in batch.items() if not k.startswith(SINGLE_FRAME_KINDS)}
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Validate the method's tables of a (stage-selected) config; raises ValueError naming the table."""
     check_data(config)
     JointConfig.from_dict(config.get("joint", {}), int(config.get("stage", 1)))
     PretrainedConfig.from_dict(config.get("pretrained", {}), int(config.get("stage", 1)))
+    TrainableConfig.from_dict(config.get("trainable", {}), int(config.get("stage", 1)))
     ObjectiveConfig.from_dict(config.get("objective", {}))
     SamplingConfig.from_dict(config.get("sampling", {}))
     MagicAnimateConfig.from_dict(config.get("model", {}))
@@ -155,6 +291,9 @@ class MagicAnimateRecipe(Recipe):
         self._objective: ObjectiveConfig | None = None
         self._scheduler: Any = None
         self._stage = 1
+        self._trainable = TrainableConfig()
+        self._pretrained = PretrainedConfig()
+        self._joint = JointConfig()
 
     def load_config(self, config: str) -> dict[str, Any]:
         out = super().load_config(config)
@@ -168,8 +307,9 @@ class MagicAnimateRecipe(Recipe):
         self._stage = int(config.get("stage", 1))
         if self._stage not in STAGES:
             raise ValueError(f"magicanimate trains in stages {STAGES}, not {self._stage}")
-        JointConfig.from_dict(config.get("joint", {}), self._stage)
-        pretrained = PretrainedConfig.from_dict(config.get("pretrained", {}), self._stage)
+        self._joint = JointConfig.from_dict(config.get("joint", {}), self._stage)
+        pretrained = self._pretrained = PretrainedConfig.from_dict(config.get("pretrained", {}), self._stage)
+        self._trainable = TrainableConfig.from_dict(config.get("trainable", {}), self._stage)
         self._objective = ObjectiveConfig.from_dict(config.get("objective", {}))
         self._scheduler = make_scheduler(**config.get("scheduler", {}))
         self._codec = build_codec(config.get("codec", {}))
@@ -179,6 +319,23 @@ class MagicAnimateRecipe(Recipe):
         model = MagicAnimateModel(model_cfg)
         pretrained.apply(model)
         return model
+
+    def after_init(self, model: torch.nn.Module, config: dict[str, Any], init: str | None) -> str | None:
+        """Stage 2: AnimateDiff's motion modules (``[pretrained] motion_modules``) over ``--init``'s stage-1 weights,
+        whose motion modules are still zero; returns "NAME=sha256" of the file (run.json). With ``--init
+        published`` the release's trained motion modules are kept (replacing them would discard what MagicAnimate
+        trained) and a warning says so."""
+        from toolkit import weights
+
+        name = self._pretrained.motion_modules
+        if name is None:
+            return None
+        if init == PUBLISHED:
+            warnings.warn(f"--init published: the release's motion modules are kept, [pretrained] motion_modules = "
+                          f"{name!r} is not loaded", stacklevel=2)
+            return None
+        self._pretrained.load_motion_modules(model)
+        return f"{name}={weights.file_sha256(name)}"
 
     def load_published(self, model: torch.nn.Module, config: dict[str, Any]) -> str:
         """``--init published``: MagicAnimate's released weights (the paper config's [model] only), e.g. to
@@ -200,30 +357,39 @@ class MagicAnimateRecipe(Recipe):
                              "(stage 2, motion modules only, may use fsdp)")
 
     def trainable_parameters(self, model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
-        """Stage 1: all but the motion modules (and the encoder's unused tail); stage 2: the motion modules only."""
+        """Stage 1: the appearance encoder (bar its unused tail), the ControlNet and learned text tokens, plus the
+        denoiser's spatial layers with ``[trainable] denoiser_spatial``; stage 2: the motion modules only."""
         motion = model.motion_parameter_names()
         if self._stage == 2:
             keep = motion
         else:
             keep = {n for n, _ in model.named_parameters()} - motion - set(model.unused_encoder_parameters())
+            if not self._trainable.denoiser_spatial:
+                keep = {n for n in keep if not n.startswith("unet.")}
         for name, p in model.named_parameters():
             p.requires_grad_(name in keep)
         return [p for n, p in model.named_parameters() if n in keep]
 
-    def build_dataset(self, shards: Path, config: dict[str, Any]) -> ClipDataset | ImageVideoPairs:
+    def build_dataset(self, shards: Path, config: dict[str, Any]) -> Dataset:
         pairs = clip_dataset(shards, config, ("densepose",), n_frames=1, stride=1)
         joint = JointConfig.from_dict(config.get("joint", {}), self._stage)
-        if joint.image_prob == 0:
+        if joint.image_prob == 0 and joint.tau_2 == 0:
             return pairs
         image_config = {**config, "data": {**config.get("data", {}), "reference": "self", "n_frames": 1,
                                            "split": joint.image_split}}
         image_config["data"].pop("videos", None)
         images = clip_dataset(Path(joint.image_shards or shards), image_config, ("densepose",), n_frames=1,
                               stride=1)
+        if joint.tau_2 > 0:  # stage 2: `pairs` are the clips; single frames of the training videos besides
+            frame_config = {**config, "data": {**config.get("data", {}), "n_frames": 1, "stride": 1}}
+            frames = clip_dataset(shards, frame_config, ("densepose",), n_frames=1, stride=1)
+            return ClipsWithImages(pairs, images, frames)
         return ImageVideoPairs(pairs, images, joint.image_prob, int(config.get("train", {}).get("seed", 0)))
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
         if self._codec is None or self._objective is None:
             raise RuntimeError("build_model must run before loss (it builds the codec)")
         self._codec.to(batch["frames"].device)
+        if self._stage == 2 and self._joint.tau_2 > 0:
+            batch = select_kind(batch, self._joint, generator)
         return training_loss(model, self._codec, batch, generator, self._objective, self._scheduler)

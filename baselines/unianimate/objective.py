@@ -1,17 +1,42 @@
 """The UniAnimate-style training objective: v-prediction on a noised clip, with the unified noise input.
 
 For a batch of clips: encode frames and the reference with the codec, draw a
-timestep per clip and noise (with a little offset noise, as UniAnimate trains),
-and regress the velocity v = sqrt(a) * noise - sqrt(1 - a) * x0 (diffusers'
-`get_velocity`) under the zero-terminal-SNR schedule of the sampler. Two
-dropouts teach the two sampling modes:
+timestep per clip and noise (plus offset noise, as UniAnimate trains), and
+regress the velocity v = sqrt(a) * noise - sqrt(1 - a) * x0 (diffusers'
+`get_velocity`) under the zero-terminal-SNR schedule of the sampler.
 
-* with probability `p_uncond` every condition of a clip is dropped (zero pose,
-  zero reference latent and pose, zero local image, zero image embedding): the
-  unconditional branch classifier-free guidance needs;
-* with probability `p_first_frame` the clip's first frame is given clean instead
-  of noised and left out of the loss: first-frame conditioning, which `chain`
-  sampling uses to continue one segment from the last frame of the previous one.
+Offset noise (`offset_noise`, 0.1 in UniAnimate's config): with
+``offset_noise_shape = "frame"`` (the release: diffusion_ddim.py `sample_loss`
+draws ``randn(b, c, f, 1, 1)``) every frame and channel of a clip gets its own
+constant shift; ``"clip"`` shares one shift over the clip's frames.
+
+The local image (`local_image` models): with ``local_image = "first_frame"`` (the
+release's ``misc_data[:, :1]``, the first frame of the clip) the branch sees the
+clip's first frame, so it learns "the video starts like this picture"; with
+``"reference"`` it sees the clip's reference frame.
+
+Condition dropout teaches the unconditional branch of classifier-free guidance:
+
+* ``condition_dropout = "release"`` (the default), UniAnimate's own scheme
+  (unet_unianimate.py `DropPath` and the start of `forward`), per batch: a count
+  of clips ~ Binomial(B, `p_all_zero`) lose every condition, a count ~
+  Binomial(B, `p_all_keep`) of the others keep every condition (both sets are
+  chosen by one random permutation), and then each condition on its own -- the
+  local image, the pose sequence, the image embedding, in that order -- is
+  dropped from a count ~ Binomial(B, `p_condition`) of the remaining clips (at
+  most all of them). The reference latent and the reference pose are never
+  dropped. With one clip per batch: all-zero 0.1, all-keep 0.09, else each
+  condition dropped with 0.5;
+* ``"joint"``: with probability `p_uncond` every condition of a clip is dropped
+  together, the reference and its pose included.
+
+A dropped condition is zeroed at the model's input (zero pose, zero local
+image, zero image embedding, zero reference latent and pose), which is what the
+sampler's ``uncond = "zeros"`` gives our checkpoints; UniAnimate zeroes the
+encoded features instead. With probability `p_first_frame` the clip's first
+frame is given clean instead of noised and left out of the loss: first-frame
+conditioning, which `chain` sampling uses to continue one segment from the last
+frame of the previous one (ours, not the release's).
 
 `snr_gamma` (optional) clamps how much the low-noise timesteps weigh. The plain
 v-loss weighs the clean-image error of a timestep by 1 + SNR(t), so nearly
@@ -38,21 +63,39 @@ from toolkit.models.diffusion import as_float, encode_frames, snr_weight
 from toolkit.models.pretrained import from_table
 
 
+DROPOUTS = ("release", "joint")
+OFFSET_SHAPES = ("frame", "clip")
+LOCAL_IMAGES = ("first_frame", "reference")
+#: The conditions the release drops one by one, in the order it draws them (unet_unianimate.py forward).
+CONDITIONS = ("local_image", "pose", "image")
+
+
 @dataclass
 class ObjectiveConfig:
     """The `[objective]` table of a config."""
 
-    p_uncond: float = 0.1
+    condition_dropout: str = "release"   # "release" (per condition) or "joint" (all together)
+    p_condition: float = 0.5             # release: each condition's drop share (misc_dropout)
+    p_all_zero: float = 0.1              # release: share of clips that lose every condition
+    p_all_keep: float = 0.1              # release: share of clips that keep every condition
+    p_uncond: float = 0.1                # joint: the probability that a clip loses every condition
     p_first_frame: float = 0.3
     offset_noise: float = 0.1
+    offset_noise_shape: str = "frame"    # "frame" (the release) or "clip"
+    local_image: str = "first_frame"     # "first_frame" (the release) or "reference"
     snr_gamma: float | None = None
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ObjectiveConfig:
         out = from_table(cls, values, "objective")
-        for key in ("p_uncond", "p_first_frame"):
+        for key in ("p_condition", "p_all_zero", "p_all_keep", "p_uncond", "p_first_frame"):
             if not 0 <= getattr(out, key) <= 1:
                 raise ValueError(f"[objective] {key} must lie in [0, 1], got {getattr(out, key)}")
+        for key, allowed in (("condition_dropout", DROPOUTS), ("offset_noise_shape", OFFSET_SHAPES),
+                             ("local_image", LOCAL_IMAGES)):
+            if getattr(out, key) not in allowed:
+                raise ValueError(f"[objective] {key} must be one of {', '.join(map(repr, allowed))}, "
+                                 f"got {getattr(out, key)!r}")
         if out.snr_gamma is not None and not out.snr_gamma > 0:
             raise ValueError(f"[objective] snr_gamma must be > 0 (or left out), got {out.snr_gamma}")
         return out
@@ -64,7 +107,7 @@ def training_loss(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Ten
     """Mean squared error of the predicted velocity on one batch (see the module docstring).
 
     `image_embeds` (B, D): the references' image embeddings (OpenCLIP's, as UniAnimate conditions on), zeroed
-    with the other conditions of a dropped clip, as the sampler's unconditional half zeroes them.
+    where a clip drops its image condition, as the sampler's unconditional half zeroes them.
     """
     scheduler = scheduler or make_scheduler()
     device = batch["frames"].device
@@ -76,25 +119,54 @@ def training_loss(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Ten
     b = z0.shape[0]
     t = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=generator, device=device)
     noise = torch.randn(z0.shape, generator=generator, device=device)
-    noise = noise + objective.offset_noise * torch.randn((*z0.shape[:2], 1, 1, 1), generator=generator,
+    frames_axis = z0.shape[2] if objective.offset_noise_shape == "frame" else 1
+    noise = noise + objective.offset_noise * torch.randn((*z0.shape[:2], frames_axis, 1, 1), generator=generator,
                                                          device=device)
     zt = scheduler.add_noise(z0, noise, t)
     target = scheduler.get_velocity(z0, noise, t)
 
-    keep = (torch.rand(b, generator=generator, device=device) >= objective.p_uncond).float()
+    keep = condition_keep(b, objective, generator, device)
     first = torch.rand(b, generator=generator, device=device) < objective.p_first_frame
     zt[first, :, 0] = z0[first, :, 0]
     mask = torch.ones(b, 1, z0.shape[2], 1, 1, device=device)
     mask[first, :, 0] = 0
 
-    k4, k5 = keep.view(b, 1, 1, 1), keep.view(b, 1, 1, 1, 1)
-    local = reference * k4 if _config(model).local_image else None
-    embeds = None if image_embeds is None else image_embeds.to(device) * keep.view(b, 1)
-    pred = model(zt, t, pose.transpose(1, 2) * k5, ref_latent * k4, reference_pose * k4, image_embeds=embeds,
-                 local_image=local)
+    def kept(x: torch.Tensor, name: str) -> torch.Tensor:
+        return x * keep[name].view(b, *(1,) * (x.dim() - 1))
+
+    local = None
+    if _config(model).local_image:
+        local = kept(frames[:, 0] if objective.local_image == "first_frame" else reference, "local_image")
+    embeds = None if image_embeds is None else kept(image_embeds.to(device), "image")
+    pred = model(zt, t, kept(pose.transpose(1, 2), "pose"), kept(ref_latent, "reference"),
+                 kept(reference_pose, "reference"), image_embeds=embeds, local_image=local)
     weight = snr_weight(scheduler, t, objective.snr_gamma).view(b, 1, 1, 1, 1)
     err = (pred.float() - target.float()) ** 2 * mask * weight
     return err.sum() / (mask.sum() * err.shape[1] * err.shape[3] * err.shape[4])
+
+
+def condition_keep(b: int, objective: ObjectiveConfig, generator: torch.Generator,
+                   device: torch.device | str) -> dict[str, torch.Tensor]:
+    """Per condition (`CONDITIONS` and "reference": the reference latent with its pose), a (b,) float mask that is
+    1 where a clip keeps it and 0 where it is dropped, drawn as `condition_dropout` says (module docstring)."""
+    if objective.condition_dropout == "joint":
+        keep = (torch.rand(b, generator=generator, device=device) >= objective.p_uncond).float()
+        return {name: keep for name in (*CONDITIONS, "reference")}
+    zero = torch.zeros(b, dtype=torch.bool, device=device)
+    always = torch.zeros(b, dtype=torch.bool, device=device)
+    n_zero = int((torch.rand(b, generator=generator, device=device) < objective.p_all_zero).sum())
+    n_keep = int((torch.rand(b, generator=generator, device=device) < objective.p_all_keep).sum())
+    order = torch.randperm(b, generator=generator, device=device)
+    zero[order[:n_zero]] = True
+    always[order[n_zero:n_zero + n_keep]] = True
+    free = torch.where(~zero & ~always)[0]
+    out = {"reference": torch.ones(b, device=device)}
+    for name in CONDITIONS:
+        n = int((torch.rand(b, generator=generator, device=device) < objective.p_condition).sum())
+        dropped = zero.clone()
+        dropped[free[torch.randperm(len(free), generator=generator, device=device)[:n]]] = True
+        out[name] = (~dropped).float()
+    return out
 
 
 def _config(model: nn.Module):

@@ -14,7 +14,7 @@ from baselines.magicanimate.method import MagicAnimateMethod
 from baselines.magicanimate.model import MagicAnimateModel
 from baselines.magicanimate.recipe import MagicAnimateRecipe
 from conftest import make_shards
-from test_magicanimate_model import MICRO
+from test_magicanimate_model import MICRO, nudged
 from toolkit.harness.method import Conditions
 from toolkit.train.loop import train
 from toolkit.train.recipe import select_stage
@@ -121,6 +121,55 @@ def test_joint_training_mixes_in_image_items_that_reconstruct_themselves(shards,
     summary = train(MagicAnimateRecipe(), cfg, shards, tmp_path / "joint", progress=False, method="magicanimate",
                     stage=1)
     assert summary["step"] == 2
+
+
+def test_stage_2_joint_training_steps_on_images_frame_pairs_or_clips(stages, shards, tmp_path):
+    """The paper's stage-2 mixing: each item carries its clip, an image item (its own reference) and a single
+    frame with another reference; per step r ~ U(0, 1) picks image items (r <= tau_1), frames (<= tau_2) or clips."""
+    from toolkit.conditions import colour_batch
+
+    from baselines.magicanimate.recipe import ClipsWithImages, JointConfig, select_kind
+
+    cfg = micro_config()
+    cfg["stages"]["2"]["joint"] = {"tau_1": 0.3, "tau_2": 0.6}
+    recipe = MagicAnimateRecipe()
+    stage2 = select_stage(cfg, 2, "magicanimate", init=Path("x"))
+    recipe.build_model(stage2)
+    data = recipe.build_dataset(shards, stage2)
+    assert isinstance(data, ClipsWithImages) and len(data) == len(recipe.build_dataset(shards, {**stage2, "joint": {}}))
+    batch = colour_batch(torch.utils.data.default_collate([data[0], data[1]]))
+    assert batch["frames"].shape[1] == 3 and batch["self_frames"].shape[1] == 1 and batch["pair_frames"].shape[1] == 1
+    assert torch.equal(batch["self_reference"], batch["self_frames"][:, 0])                       # i = ref
+    assert batch["self_densepose"].shape == batch["pair_densepose"].shape == (2, 1, 3, 16, 16)
+    marked = {f"{prefix}{key}": torch.full((1,), float(i)) for i, prefix in enumerate(("", "self_", "pair_"))
+              for key in ("frames", "densepose", "reference")}
+    joint = JointConfig(tau_1=0.3, tau_2=0.6)
+    picked = []
+    for seed in range(600):
+        chosen = select_kind(marked, joint, torch.Generator().manual_seed(seed))
+        assert sorted(chosen) == ["densepose", "frames", "reference"]
+        assert len({float(v) for v in chosen.values()}) == 1                  # one kind's tensors, all of them
+        picked.append(("clip", "self", "pair")[int(chosen["frames"])])
+    share = {k: picked.count(k) / len(picked) for k in ("self", "pair", "clip")}
+    assert abs(share["self"] - 0.3) < 0.06 and abs(share["pair"] - 0.3) < 0.06 and abs(share["clip"] - 0.4) < 0.06
+    # and it trains, motion modules only
+    train(MagicAnimateRecipe(), cfg, shards, tmp_path / "s2", progress=False, method="magicanimate", stage=2,
+          init=stages[0])
+    moved = changed(load_file(stages[0] / "model" / "model.safetensors"),
+                    load_file(tmp_path / "s2" / "checkpoint" / "model.safetensors"))
+    assert moved and moved <= MagicAnimateModel(MICRO).motion_parameter_names()
+
+
+@pytest.mark.parametrize("stage, table, message", [
+    (1, {"tau_1": 0.1, "tau_2": 0.2}, "stage 1 mixes with image_prob"),
+    (2, {"tau_1": 0.5, "tau_2": 0.2}, "must not exceed"),
+    (2, {"tau_2": 1.5}, r"tau_2 must lie in \[0, 1\]"),
+    (2, {"image_prob": 0.2}, "stage 1 only")])
+def test_joint_thresholds_belong_to_their_stage(stage, table, message):
+    cfg = micro_config()
+    cfg["stages"][str(stage)]["joint"] = table
+    with pytest.raises(ValueError, match=message):
+        MagicAnimateRecipe().build_model(select_stage(cfg, stage, "magicanimate", init=Path("x")))
 
 
 @pytest.mark.slow
@@ -338,10 +387,143 @@ def test_pretrained_errors_come_before_anything_is_written(shards, tmp_path, mon
     assert not (tmp_path / "s1").exists()
 
 
-def test_the_paper_config_starts_stage_1_from_sd15():
+def test_the_paper_config_follows_the_papers_stages():
+    """Stage 1 from SD 1.5 training the appearance encoder and ControlNet only; stage 2 from AnimateDiff's motion
+    modules. The tiny config trains the denoiser's spatial layers in stage 1 (its denoiser starts random)."""
     cfg = MagicAnimateRecipe().load_config("paper")
-    assert select_stage(cfg, 1, "magicanimate")["pretrained"] == PRETRAINED
-    assert "pretrained" not in select_stage(cfg, 2, "magicanimate", init=Path("x"))
+    stage1, stage2 = select_stage(cfg, 1, "magicanimate"), select_stage(cfg, 2, "magicanimate", init=Path("x"))
+    assert stage1["pretrained"] == PRETRAINED and stage1["trainable"] == {"denoiser_spatial": False}
+    assert stage2["pretrained"] == {"motion_modules": "animatediff-mm-sd-v15"} and "trainable" not in stage2
+    tiny = select_stage(MagicAnimateRecipe().load_config("tiny"), 1, "magicanimate")
+    assert tiny["trainable"] == {"denoiser_spatial": True}
+
+
+@pytest.mark.parametrize("denoiser_spatial", [False, True])
+def test_stage_1_trains_the_denoisers_spatial_layers_only_when_asked(denoiser_spatial):
+    cfg = micro_config()
+    cfg["stages"]["1"]["trainable"] = {"denoiser_spatial": denoiser_spatial}
+    recipe = MagicAnimateRecipe()
+    model = recipe.build_model(select_stage(cfg, 1, "magicanimate"))
+    chosen = {id(p) for p in recipe.trainable_parameters(model)}
+    trained = {n for n, p in model.named_parameters() if id(p) in chosen}
+    spatial = {n for n, _ in model.named_parameters() if n.startswith("unet.")} - model.motion_parameter_names()
+    assert {n.split(".")[0] for n in trained} >= {"appearance_encoder", "controlnet", "text_context"}
+    assert not trained & model.motion_parameter_names()
+    assert (trained & spatial == spatial) if denoiser_spatial else not trained & spatial
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == trained
+
+
+def test_trainable_and_pretrained_tables_belong_to_their_stage():
+    with pytest.raises(ValueError, match=r"\[stages.1.trainable\]"):
+        MagicAnimateRecipe().build_model(select_stage({**micro_config(), "trainable": {"denoiser_spatial": True}},
+                                                      2, "magicanimate", init=Path("x")))
+    cfg = micro_config()
+    cfg["stages"]["1"]["trainable"] = {"denoiser_spatial": 1}
+    with pytest.raises(ValueError, match="true or false"):
+        MagicAnimateRecipe().build_model(select_stage(cfg, 1, "magicanimate"))
+    with pytest.raises(ValueError, match=r"\[stages.2.pretrained\]"):
+        MagicAnimateRecipe().build_model(select_stage(
+            {**micro_config(), "pretrained": {"motion_modules": "animatediff-mm-sd-v15"}}, 1, "magicanimate"))
+
+
+def animatediff_standin(monkeypatch, tmp_path: Path, seed: int = 9, drop: str | None = None,
+                        extra: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """A motion-module file in AnimateDiff's layout (mm_sd_v15.ckpt: one flat dict in AnimateDiff's names, two
+    sinusoid tables per module) for MICRO, imported into a fresh registry as animatediff-mm-sd-v15 (`drop`: a
+    tensor left out; `extra`: tensors added). Returns the motion modules it holds, in our names."""
+    from baselines.magicanimate.convert import model_shapes, motion_keys
+    from standin import pin, use_home
+    from test_magicanimate_convert import release
+    from toolkit import weights
+
+    use_home(monkeypatch, tmp_path / "home")
+    source = nudged(seed)
+    tensors = release(source, motion_only=True)["temporal_attention"]
+    tensors.pop(drop or "", None)
+    tensors.update(extra or {})
+    src = tmp_path / "files" / "mm_sd_v15.ckpt"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(tensors, src)
+    pin(monkeypatch, "animatediff-mm-sd-v15", src)
+    weights.import_file(src, "animatediff-mm-sd-v15")
+    keys = motion_keys(model_shapes(MICRO))
+    return {k: v for k, v in source.state_dict().items() if k in keys}
+
+
+MOTION = {"motion_modules": "animatediff-mm-sd-v15"}
+
+
+def test_stage_2_starts_the_motion_modules_from_animatediff(stages, shards, tmp_path, monkeypatch):
+    import json
+
+    from toolkit import weights
+
+    s1, _ = stages
+    animatediff = animatediff_standin(monkeypatch, tmp_path)
+    cfg = micro_config()
+    cfg["stages"]["2"]["pretrained"] = MOTION
+    stage1 = load_file(s1 / "model" / "model.safetensors")
+    assert all(int(torch.count_nonzero(v)) == 0 for k, v in stage1.items() if ".motion_modules." in k
+               and ".proj_out." in k)
+    train(MagicAnimateRecipe(), cfg, shards, tmp_path / "s2", progress=False, method="magicanimate", stage=2,
+          init=s1, max_steps=1, train_overrides={"lr": 1e-6})
+    after = load_file(tmp_path / "s2" / "checkpoint" / "model.safetensors")
+    assert all(torch.allclose(after[k], v, atol=1e-4) for k, v in animatediff.items())   # one tiny step from there
+    run = json.loads((tmp_path / "s2" / "run.json").read_text())
+    assert run["after_init"] == f"animatediff-mm-sd-v15={weights.file_sha256('animatediff-mm-sd-v15')}"
+    assert all(torch.equal(after[k], v) for k, v in stage1.items() if k not in animatediff)  # the rest: stage 1
+
+
+def test_a_missing_or_foreign_motion_module_file_stops_before_anything_is_written(stages, shards, tmp_path,
+                                                                                   monkeypatch):
+    from standin import use_home
+
+    s1, _ = stages
+    cfg = micro_config()
+    cfg["stages"]["2"]["pretrained"] = MOTION
+    use_home(monkeypatch, tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="toolkit weights fetch animatediff-mm-sd-v15"):
+        train(MagicAnimateRecipe(), cfg, shards, tmp_path / "a", progress=False, method="magicanimate", stage=2,
+              init=s1)
+    lacking = "down_blocks.0.motion_modules.0.temporal_transformer.proj_out.weight"
+    animatediff_standin(monkeypatch, tmp_path / "lacking", drop=lacking)
+    with pytest.raises(ValueError, match="not AnimateDiff motion modules.*proj_out.weight"):
+        train(MagicAnimateRecipe(), cfg, shards, tmp_path / "b", progress=False, method="magicanimate", stage=2,
+              init=s1)
+    mid = {"mid_block.motion_modules.0.temporal_transformer.proj_in.weight": torch.zeros(32, 32)}  # v2's layout
+    animatediff_standin(monkeypatch, tmp_path / "v2", extra=mid)
+    with pytest.raises(ValueError, match="mid_block.motion_modules"):
+        train(MagicAnimateRecipe(), cfg, shards, tmp_path / "c", progress=False, method="magicanimate", stage=2,
+              init=s1)
+    assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_init_published_keeps_the_releases_motion_modules():
+    from toolkit.train.checkpoint import PUBLISHED
+
+    cfg = micro_config()
+    cfg["stages"]["2"]["pretrained"] = MOTION
+    recipe = MagicAnimateRecipe()
+    model = recipe.build_model(select_stage(cfg, 2, "magicanimate", init=Path(PUBLISHED)))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.warns(UserWarning, match="release's motion modules are kept"):
+        recipe.after_init(model, cfg, PUBLISHED)
+    assert not changed(before, model.state_dict())
+
+
+def test_the_registry_check_takes_animatediff_v1s_layout_only():
+    """The first-use check of animatediff-mm-sd-v15 on AnimateDiff's names and shapes for the paper layout (the
+    motion modules of MagicAnimate's published key table, meta tensors): accepted; one tensor short, refused."""
+    from baselines.magicanimate.convert import read_published_keys
+    from baselines.magicanimate.recipe import check_motion_module_file
+
+    table = {k: s for k, s in read_published_keys()["temporal_attention"].items() if ".motion_modules." in k}
+    assert len({k.split(".temporal_transformer.")[0] for k in table}) == 20
+    file = {k: torch.empty(s, device="meta") for k, s in table.items()}
+    check_motion_module_file(file, "mm_sd_v15.ckpt")
+    del file["up_blocks.3.motion_modules.2.temporal_transformer.proj_out.bias"]
+    with pytest.raises(ValueError, match="mm_sd_v15.ckpt: not AnimateDiff motion modules"):
+        check_motion_module_file(file, "mm_sd_v15.ckpt")
 
 
 def test_the_paper_layout_takes_sd15s_unet_as_published():

@@ -1,4 +1,4 @@
-"""The UniAnimate training objective: the SNR clamp weighs each clip's v-loss by min(1, gamma / (1 + SNR(t)))."""
+"""The UniAnimate training objective: the SNR clamp, the release's condition dropout, offset noise and local image."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from baselines.unianimate.objective import ObjectiveConfig, snr_weight, training_loss
+from baselines.unianimate.objective import CONDITIONS, ObjectiveConfig, condition_keep, snr_weight, training_loss
 from baselines.unianimate.pipeline import make_scheduler
 from toolkit.models.codec import PixelCodec
+from toolkit.models.diffusion import as_float, encode_frames
 
 
 class ZeroModel(nn.Module):
@@ -62,3 +63,118 @@ def test_loss_of_a_clip_is_scaled_by_its_snr_weight(seed):
 def test_snr_gamma_must_be_positive():
     with pytest.raises(ValueError, match="snr_gamma"):
         ObjectiveConfig.from_dict({"snr_gamma": 0})
+
+
+class Recorder(nn.Module):
+    """Predicts zero velocity and records every input it was given."""
+
+    def __init__(self, local_image: bool = True):
+        super().__init__()
+        self.config = SimpleNamespace(local_image=local_image)
+        self.calls: list[dict] = []
+
+    def forward(self, zt, t, pose, ref_latent, ref_pose, image_embeds=None, local_image=None):
+        self.calls.append(dict(zt=zt.clone(), t=t.clone(), pose=pose, ref_latent=ref_latent, ref_pose=ref_pose,
+                               image_embeds=image_embeds, local_image=local_image))
+        return torch.zeros_like(zt)
+
+
+def keep_rates(objective: ObjectiveConfig, b: int, draws: int = 4000) -> dict[str, torch.Tensor]:
+    """(draws, b) keep masks per condition, one draw per generator seed."""
+    masks = [condition_keep(b, objective, torch.Generator().manual_seed(s), "cpu") for s in range(draws)]
+    return {name: torch.stack([m[name] for m in masks]) for name in masks[0]}
+
+
+def test_release_dropout_drops_each_condition_on_its_own_and_never_the_reference():
+    """One clip per batch: all conditions dropped 0.1, all kept 0.09 (the keep count loses to the zero count),
+    else each condition dropped with 0.5 on its own: 0.1 + 0.81 * 0.5 = 0.505 per condition."""
+    masks = keep_rates(ObjectiveConfig(), b=1)
+    assert torch.all(masks["reference"] == 1)
+    dropped = {name: 1 - masks[name][:, 0] for name in CONDITIONS}
+    for name in CONDITIONS:
+        assert abs(dropped[name].mean().item() - 0.505) < 0.03, (name, dropped[name].mean())
+    every = dropped["pose"] * dropped["local_image"] * dropped["image"]
+    none = (1 - dropped["pose"]) * (1 - dropped["local_image"]) * (1 - dropped["image"])
+    assert abs(every.mean().item() - (0.1 + 0.81 / 8)) < 0.02          # all-zero, or all three of a free clip
+    assert abs(none.mean().item() - (0.09 + 0.81 / 8)) < 0.02          # all-keep, or none of a free clip
+    both = (dropped["pose"] * dropped["local_image"]).mean().item()
+    assert abs(both - (0.1 + 0.81 / 4)) < 0.02                          # independent within a free clip
+
+
+def test_release_dropout_chooses_clips_of_a_batch_by_count():
+    masks = keep_rates(ObjectiveConfig(p_all_zero=0.0, p_all_keep=0.0, p_condition=0.5), b=4, draws=2000)
+    for name in CONDITIONS:
+        assert abs((1 - masks[name]).mean().item() - 0.5) < 0.03
+    zero_only = keep_rates(ObjectiveConfig(p_all_zero=1.0, p_condition=0.0), b=4, draws=20)
+    assert all(torch.all(zero_only[name] == 0) for name in CONDITIONS) and torch.all(zero_only["reference"] == 1)
+    kept = keep_rates(ObjectiveConfig(p_all_zero=0.0, p_all_keep=1.0, p_condition=1.0), b=4, draws=20)
+    assert all(torch.all(kept[name] == 1) for name in CONDITIONS)
+
+
+def test_joint_dropout_drops_every_condition_of_a_clip_together():
+    masks = keep_rates(ObjectiveConfig(condition_dropout="joint", p_uncond=0.3), b=2, draws=2000)
+    for name in (*CONDITIONS, "reference"):
+        assert torch.equal(masks[name], masks["pose"])
+    assert abs((1 - masks["pose"]).mean().item() - 0.3) < 0.03
+
+
+def test_the_masks_reach_the_model_inputs():
+    objective = ObjectiveConfig(p_all_zero=1.0, p_first_frame=0.0)
+    model = Recorder()
+    embeds = torch.ones(2, 5)
+    training_loss(model, PixelCodec(2), batch(2), torch.Generator().manual_seed(0), objective, make_scheduler(),
+                  embeds)
+    call = model.calls[-1]
+    assert not call["pose"].any() and not call["local_image"].any() and not call["image_embeds"].any()
+    assert call["ref_latent"].abs().sum() > 0 and call["ref_pose"].abs().sum() > 0
+    joint = ObjectiveConfig(condition_dropout="joint", p_uncond=1.0, p_first_frame=0.0)
+    training_loss(model, PixelCodec(2), batch(2), torch.Generator().manual_seed(0), joint, make_scheduler(), embeds)
+    assert not model.calls[-1]["ref_latent"].any() and not model.calls[-1]["ref_pose"].any()
+
+
+def offsets(shape: str, seed: int = 0) -> torch.Tensor:
+    """The spatial mean of the noise the objective drew, per (clip, channel, frame), with offset noise 10."""
+    scheduler, codec, model = make_scheduler(), PixelCodec(2), Recorder(local_image=False)
+    objective = ObjectiveConfig(offset_noise=10.0, offset_noise_shape=shape, p_first_frame=0.0)
+    data = batch(2, frames=4)
+    training_loss(model, codec, data, torch.Generator().manual_seed(seed), objective, scheduler)
+    call = model.calls[-1]
+    z0 = encode_frames(codec, as_float(data["frames"]), torch.Generator().manual_seed(seed))
+    a = scheduler.alphas_cumprod[call["t"]].view(-1, 1, 1, 1, 1)
+    noise = (call["zt"] - a.sqrt() * z0) / (1 - a).sqrt()
+    return noise.mean(dim=(3, 4))
+
+
+def test_offset_noise_is_drawn_per_frame_as_the_release_does_or_per_clip():
+    per_frame, per_clip = offsets("frame"), offsets("clip")
+    assert per_frame.std(dim=2).mean() > 3.0                # each frame its own shift (std 10)
+    assert per_clip.std(dim=2).max() < 1.0                  # one shift per clip and channel
+    assert per_clip.std(dim=(0, 1)).mean() > 3.0
+
+
+def test_local_image_is_the_clips_first_frame_as_the_release_gives_it_or_the_reference():
+    data = batch(2, frames=3)
+    for choice, expected in (("first_frame", as_float(data["frames"][:, 0])), ("reference",
+                                                                             as_float(data["reference"]))):
+        model = Recorder()
+        objective = ObjectiveConfig(p_all_zero=0.0, p_all_keep=1.0, local_image=choice)
+        training_loss(model, PixelCodec(2), data, torch.Generator().manual_seed(0), objective, make_scheduler())
+        assert torch.equal(model.calls[-1]["local_image"], expected)
+
+
+def test_a_step_is_a_function_of_its_generator():
+    model = Recorder()
+    losses = [training_loss(model, PixelCodec(2), batch(2), torch.Generator().manual_seed(7), ObjectiveConfig(),
+                            make_scheduler()) for _ in range(2)]
+    assert losses[0].item() == losses[1].item()
+    assert all(torch.equal(model.calls[0][k], model.calls[1][k]) for k in ("zt", "t", "pose", "local_image"))
+
+
+@pytest.mark.parametrize("table, message", [({"condition_dropout": "each"}, "condition_dropout"),
+                                            ({"offset_noise_shape": "pixel"}, "offset_noise_shape"),
+                                            ({"local_image": "last_frame"}, "local_image"),
+                                            ({"p_condition": 1.5}, "p_condition"),
+                                            ({"p_all_keep": -0.1}, "p_all_keep")])
+def test_objective_options_are_checked(table, message):
+    with pytest.raises(ValueError, match=message):
+        ObjectiveConfig.from_dict(table)

@@ -96,7 +96,7 @@ def test_openclip_table_sets_the_text_context_and_feeds_reference_embeddings(sha
     torch.testing.assert_close(recipe._openclip.embed_images(batch["reference"])[1:], expected, rtol=0, atol=1e-5)
 
     # the embeddings reach the image projection: its first layer gets a gradient (zero without them)
-    cfg["objective"] = {**cfg["objective"], "p_uncond": 0.0}
+    cfg["objective"] = {**cfg["objective"], "p_all_zero": 0.0, "p_condition": 0.0}
     recipe.build_model(cfg)
     recipe.loss(model, batch, torch.Generator().manual_seed(0)).backward()
     assert model.image_proj[0].weight.grad.abs().sum() > 0

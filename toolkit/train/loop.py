@@ -279,7 +279,8 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
             (:func:`toolkit.train.recipe.select_stage`).
         init: weights to start from (a run folder, model folder or .safetensors file), e.g. the
             previous stage's run, or "published": the method's released weights
-            (``recipe.load_published``); ignored when resuming from a checkpoint.
+            (``recipe.load_published``); ignored when resuming from a checkpoint. Then
+            ``recipe.after_init`` may load what the config puts on top (MagicAnimate stage 2's motion modules).
         allow_other_shards: resume onto shards other than the run's (their manifest's sha256 differs).
 
     Everything is validated, the model and dataset built, before anything is written.
@@ -366,6 +367,10 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
         checkpoint.load_init(model, init_file)
     elif published:
         init_sha256 = recipe.load_published(model, cfg)
+    after_init, loaded_after_init = getattr(recipe, "after_init", None), None
+    if callable(after_init):
+        loaded_after_init = after_init(model, cfg, checkpoint.PUBLISHED if published
+                                       else (None if init_file is None else str(init_file)))
     if not callable(getattr(model, "save_pretrained", None)):
         raise ValueError(f"{method}: the model ({type(model).__name__}) has no save_pretrained(dir)")
     if t["gradient_checkpointing"]:
@@ -424,6 +429,8 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
         started = {"init": str(init_file), "init_sha256": sha256_file(init_file)} if init_file is not None else {}
         if published:
             started = {"init": checkpoint.PUBLISHED, "init_sha256": init_sha256}
+        if loaded_after_init:
+            started["after_init"] = loaded_after_init
         atomic_write_json(out_dir / "run.json", {**meta, "config": cfg, "started_at_step": start,
                                                  "num_processes": world, "fsdp": sharded, **started})
     accelerator.wait_for_everyone()

@@ -91,6 +91,13 @@ class Recipe(ABC):
         raise ValueError(f"{self.display_name()} has no released weights to start from; --init takes a run "
                          "folder, a model folder or a .safetensors file")
 
+    def after_init(self, model: torch.nn.Module, config: dict[str, Any], init: str | None) -> str | None:
+        """Change the model once ``--init``'s weights are in (`init`: the weights file, ``"published"``, or None
+        without ``--init``), before anything is written; e.g. load pretrained parts that must replace what an
+        earlier stage left (MagicAnimate's stage 2: AnimateDiff's motion modules). Returns the provenance of what
+        it loaded (registry names and sha256s), recorded in run.json as ``after_init``, or None. Default: nothing."""
+        return None
+
     def trainable_parameters(self, model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
         """The parameters the optimizer updates and EMA averages (default: all with requires_grad)."""
         return [p for p in model.parameters() if p.requires_grad]
