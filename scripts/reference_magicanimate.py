@@ -519,6 +519,48 @@ def ours(out: Path) -> None:
         print(f"{ok} {r['max_abs_diff']:.3g} (tol {r['tolerance']:g}) {r['comparison']}")
 
 
+# what the golden fixture keeps of the authors' float64 outputs (with the inputs and the files' tensor names)
+FIXTURE_KEYS = ("unet", "unet_plain", "reference", "controlnet_mid", "step0_guided", "step1_next")
+
+
+def fixture(out: Path, to: Path) -> None:
+    """The golden fixture: inputs, the authors' float64 outputs (FIXTURE_KEYS and the banks), the tensor names and
+    shapes of each release-layout file and the VAE config; `standin` regenerates the weights from the names."""
+    import numpy as np
+
+    theirs = dict(np.load(out / AUTHORS_NPZ))
+    keep = {k: v for k, v in theirs.items() if k.startswith("input_")}
+    keep.update({k: v for k, v in theirs.items() if k.startswith("float64/") and
+                 (k.removeprefix("float64/") in FIXTURE_KEYS or k.startswith("float64/bank_"))})
+    keep.update({k: v for k, v in theirs.items() if k.startswith(("padding_", "windows_"))})
+    keep["names_json"] = np.array((out / "files" / "names.json").read_text())
+    keep["vae_config_json"] = np.array((out / "files" / "vae_config.json").read_text())
+    to.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(to, **keep)
+    print(f"wrote {to} ({to.stat().st_size / 1e6:.2f} MB, {len(keep)} arrays)")
+
+
+def write_release_files(files: Path, names: dict, vae_config: dict) -> None:
+    """The release-layout files of the comparison, regenerated from their tensor names (`standin`)."""
+    import torch
+    from safetensors.torch import save_file
+
+    (files / "temporal_attention").mkdir(parents=True, exist_ok=True)
+    torch.save(standin(names["temporal_attention"], SEEDS["temporal_attention"]),
+               files / "temporal_attention" / "temporal_attention.ckpt")
+    for file in ("appearance_encoder", "densepose_controlnet"):
+        (files / file).mkdir(parents=True, exist_ok=True)
+        save_file(standin(names[file], SEEDS[file]), files / file / "diffusion_pytorch_model.safetensors")
+    (files / "sd15" / "unet").mkdir(parents=True, exist_ok=True)
+    save_file(standin(names["sd15"], SEEDS["sd15"]), files / "sd15" / "unet" / "diffusion_pytorch_model.safetensors")
+    from diffusers import AutoencoderKL
+
+    cfg = {k: v for k, v in vae_config.items() if not k.startswith("_")}
+    shapes = {k: tuple(v.shape) for k, v in AutoencoderKL.from_config(cfg).state_dict().items()}
+    save_file(standin(shapes, 15), files / "vae.safetensors")
+    (files / "vae_config.json").write_text(json.dumps(vae_config))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="phase", required=True)
