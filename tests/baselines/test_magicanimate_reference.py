@@ -32,31 +32,33 @@ R = _script()
 
 
 @pytest.fixture(scope="module")
-def golden(tmp_path_factory) -> tuple[dict, Path]:
+def golden(tmp_path_factory) -> tuple[dict, dict, object, object]:
+    """The fixture's arrays and inputs, our model from the regenerated release files (float64), and the VAE."""
     data = dict(np.load(FIXTURE))
     files = tmp_path_factory.mktemp("release")
     R.write_release_files(files, json.loads(str(data["names_json"])), json.loads(str(data["vae_config_json"])))
-    return data, files
-
-
-def _ours(golden: tuple[dict, Path], with_pipeline: bool = True, **options) -> tuple[dict, dict]:
-    data, files = golden
     x = {k.removeprefix("input_"): v for k, v in data.items() if k.startswith("input_")}
-    config = dataclasses.replace(R.our_config(), **options)
-    with torch.no_grad():
-        model = R.our_model(files, x["text"], config)
-        vae = R._vae(files) if with_pipeline else None
-        return data, R.our_outputs(model, x, vae, "float64")
+    return data, x, R.our_model(files, x["text"]).double(), R._vae(files)
 
 
 def _max_diff(data: dict, ours: dict, key: str) -> float:
     return float(np.abs(ours[key] - data[f"float64/{key}"]).max())
 
 
+def _variant(model, **options):
+    """The same weights in a model with other options."""
+    from baselines.magicanimate.model import MagicAnimateModel
+
+    config = dataclasses.replace(model.config, **options)
+    return MagicAnimateModel.assigned(config, {k: v.clone() for k, v in model.state_dict().items()}).eval()
+
+
+@torch.no_grad()
 def test_equals_the_authors_code_at_float64(golden):
-    data, ours = _ours(golden)
+    data, x, model, vae = golden
+    ours = R.our_outputs(model, x, vae, "float64", steps=1)
     keys = [k.removeprefix("float64/") for k in data if k.startswith("float64/")]
-    assert {"unet", "unet_plain", "reference", "controlnet_mid", "step0_guided", "step1_next"} <= set(keys)
+    assert {"unet", "unet_plain", "reference", "controlnet_mid", "step0_latents", "step0_guided"} <= set(keys)
     assert sum(k.startswith("bank_") for k in keys) == 10
     for key in keys:
         assert _max_diff(data, ours, key) < 1e-9, key
@@ -64,15 +66,21 @@ def test_equals_the_authors_code_at_float64(golden):
         np.testing.assert_array_equal(ours[key], data[key], err_msg=key)
 
 
+@torch.no_grad()
 def test_the_other_norm_axes_do_not(golden):
     """diffusers' UNetMotionModel's norm axes (ResNets per frame, motion modules pooled) fail the comparison."""
-    data, ours = _ours(golden, with_pipeline=False, video_norm="diffusers")
-    assert _max_diff(data, ours, "unet_plain") > 1e-2
-    assert _max_diff(data, ours, "controlnet_mid") < 1e-9   # the ControlNet is per frame either way
+    data, x, model, _ = golden
+    latents, t = torch.from_numpy(x["latents"]).double(), torch.tensor([R.TIMESTEP, R.TIMESTEP])
+    out = _variant(model, video_norm="diffusers").double().denoise(latents, t).numpy()
+    assert np.abs(out - data["float64/unet_plain"]).max() > 1e-2
 
 
+@torch.no_grad()
 def test_reading_the_bank_in_full_precision_does_not(golden):
     """The release copies the bank to float16 before the denoiser reads it; ours does too by default."""
-    data, ours = _ours(golden, with_pipeline=False, reference_bank_dtype="model")
-    assert _max_diff(data, ours, "reference") > 1e-5
-    assert _max_diff(data, ours, "unet_plain") < 1e-9
+    data, x, model, _ = golden
+    latents, t = torch.from_numpy(x["latents"]).double(), torch.tensor([R.TIMESTEP, R.TIMESTEP])
+    full = _variant(model, reference_bank_dtype="model").double()
+    bank = full.encode_reference(torch.from_numpy(x["reference_latent"]).double(), t[:1])
+    out = full.denoise(latents, t, bank, torch.tensor([False, True])).numpy()
+    assert np.abs(out - data["float64/reference"]).max() > 1e-5
