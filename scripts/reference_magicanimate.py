@@ -222,7 +222,8 @@ def authors(out: Path, checkout: Path) -> None:
     ae = AppearanceEncoderModel(**cfg2d)
     ae.load_state_dict(standin({k: tuple(v.shape) for k, v in ae.state_dict().items()}, SEEDS["appearance_encoder"]))
     ae.save_pretrained(files / "appearance_encoder", safe_serialization=True)
-    cn = ControlNetModel(in_channels=4, down_block_types=list(DOWN_2D), block_out_channels=list(SIZES["block_out_channels"]),
+    cn = ControlNetModel(in_channels=4, down_block_types=list(DOWN_2D),
+                         block_out_channels=list(SIZES["block_out_channels"]),
                          layers_per_block=SIZES["layers_per_block"], norm_num_groups=SIZES["norm_num_groups"],
                          cross_attention_dim=SIZES["cross_attention_dim"], attention_head_dim=SIZES["heads"],
                          conditioning_embedding_out_channels=list(SIZES["controlnet_embedding"]))
@@ -296,8 +297,9 @@ def authors(out: Path, checkout: Path) -> None:
         vae.load_state_dict(standin({k: tuple(v.shape) for k, v in vae.state_dict().items()}, 15))
         save_file(vae.state_dict(), files / "vae.safetensors")
         (files / "vae_config.json").write_text(json.dumps(dict(vae.config)))
-        text_encoder = CLIPTextModel(CLIPTextConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                                    num_attention_heads=2, vocab_size=100, max_position_embeddings=TOKENS))
+        text_encoder = CLIPTextModel(CLIPTextConfig(  # a placeholder the pipeline holds; the shim below encodes ""
+            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=100,
+            max_position_embeddings=TOKENS))
         scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="linear")
         pipe = AnimationPipeline(vae=vae.eval().to(dtype), text_encoder=text_encoder, tokenizer=None,
                                  unet=load_temporal(unet3d(), files / "temporal_attention" / "temporal_attention.ckpt"),
@@ -313,7 +315,8 @@ def authors(out: Path, checkout: Path) -> None:
 
         pipe.scheduler.step = recording_step
         pipe(prompt="", negative_prompt="", video_length=VIDEO, height=IMAGE, width=IMAGE, num_inference_steps=STEPS,
-             guidance_scale=GUIDANCE, controlnet_condition=x["densepose"], generator=torch.Generator().manual_seed(SEED),
+             guidance_scale=GUIDANCE, controlnet_condition=x["densepose"],
+             generator=torch.Generator().manual_seed(SEED),
              appearance_encoder=encoder(), source_image=x["source_image"])
         for k, (tt, eps, before, after) in enumerate(steps):
             result[f"step{k}_timestep"] = np.array(tt)

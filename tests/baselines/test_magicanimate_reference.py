@@ -22,7 +22,8 @@ FIXTURE = Path(__file__).parent / "fixtures" / "magicanimate_reference.npz"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("reference_magicanimate", ROOT / "scripts" / "reference_magicanimate.py")
+    path = ROOT / "scripts" / "reference_magicanimate.py"
+    spec = importlib.util.spec_from_file_location("reference_magicanimate", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
