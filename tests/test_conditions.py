@@ -107,3 +107,8 @@ def test_densepose_images_use_the_palette_and_nearest_resize():
     assert np.array_equal(chw, expected.transpose(0, 3, 1, 2))
     with pytest.raises(ValueError, match="0..24"):
         conditions.densepose_images(np.full((1, 4, 4, 3), 30, np.uint8), (4, 4))
+    # stretched (MagicAnimate's release squashes to its square size): nearest resize, no crop
+    squashed = conditions.densepose_images(iuv, (16, 16), stretch=True)
+    expected = np.stack([render_densepose(cv2.resize(x[..., 0], (16, 16), interpolation=cv2.INTER_NEAREST))
+                         for x in iuv])
+    assert np.array_equal(squashed, expected)

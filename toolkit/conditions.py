@@ -89,9 +89,10 @@ def pose_images(keypoints: np.ndarray, source: Size, size: Size, style: str = "u
     return colour(labels, pose_palette(style), chw)
 
 
-def densepose_labels(iuv: np.ndarray | Sequence[np.ndarray], size: Size) -> np.ndarray:
+def densepose_labels(iuv: np.ndarray | Sequence[np.ndarray], size: Size, stretch: bool = False) -> np.ndarray:
     """DensePose part indices (T, h, w) uint8 at `size` (nearest resize) of (T, H, W, 3) IUV (I in channel 0)
-    or of (H, W) part-index planes: ``densepose_palette()[labels]`` is :func:`densepose_images`' output."""
+    or of (H, W) part-index planes: ``densepose_palette()[labels]`` is :func:`densepose_images`' output.
+    Centre-cropped to `size`'s aspect, or with `stretch` resized to it whatever the aspect (MagicAnimate's release)."""
     frames = list(iuv)
     out = np.empty((len(frames), size[0], size[1]), np.uint8)
     for t, frame in enumerate(frames):
@@ -100,16 +101,19 @@ def densepose_labels(iuv: np.ndarray | Sequence[np.ndarray], size: Size) -> np.n
             raise ValueError(f"IUV maps must be uint8, got {part.dtype}")
         if part.max(initial=0) > N_PARTS:
             raise ValueError(f"DensePose part indices must lie in 0..{N_PARTS}, got up to {part.max()}")
-        out[t] = fit_image(part, size, nearest=True)
+        out[t] = (cv2.resize(part, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) if stretch
+                  else fit_image(part, size, nearest=True))
     return out
 
 
-def densepose_images(iuv: np.ndarray | Sequence[np.ndarray], size: Size, chw: bool = False) -> np.ndarray:
+def densepose_images(iuv: np.ndarray | Sequence[np.ndarray], size: Size, chw: bool = False,
+                     stretch: bool = False) -> np.ndarray:
     """MagicAnimate-style DensePose renders of (T, H, W, 3) IUV (I in channel 0) as (T, h, w, 3) uint8 at `size`.
 
-    Each frame may also be its (H, W) part-index plane alone. `chw=True` returns (T, 3, h, w).
+    Each frame may also be its (H, W) part-index plane alone. `chw=True` returns (T, 3, h, w);
+    `stretch` resizes to `size` ignoring the aspect instead of centre-cropping.
     """
-    return colour(densepose_labels(iuv, size), densepose_palette(), chw)
+    return colour(densepose_labels(iuv, size, stretch), densepose_palette(), chw)
 
 
 def colour_batch(batch: dict, dtype: "torch.dtype | None" = None) -> dict:

@@ -10,14 +10,19 @@ configs/inference/inference.yaml) on the meta device:
   same names as our ``appearance_encoder.*``;
 - ``densepose_controlnet/diffusion_pytorch_model.safetensors``: a diffusers-layout `ControlNetModel`
   with a 16/32/96/256 conditioning embedder (340 tensors, 1.45 GB); same names as our ``controlnet.*``;
-- ``temporal_attention/temporal_attention.ckpt``: a pickle the public loader reads with ``torch.load``,
-  unwraps an optional ``state_dict`` entry, strips ``module.`` prefixes and loads into the 3D UNet with
-  ``strict=False`` (``unet.`` prefixes are also accepted for motion-module keys). Its published size,
-  5.11 GB, is exactly the whole 3D UNet in fp32 (1,277,503,364 values: SD 1.5's spatial layers, which
-  MagicAnimate fine-tuned, plus 20 AnimateDiff motion modules with their position tables); motion
-  modules alone would be 1.67 GB. Spatial names equal diffusers' `UNetMotionModel`'s; motion-module
-  names are AnimateDiff's, renamed as diffusers' AnimateDiff conversion does (`MOTION_RENAMES`).
-  Should a file hold the motion modules only, `from_published` takes the spatial layers from SD 1.5.
+- ``temporal_attention/temporal_attention.ckpt``: a pickle, loaded into the 3D UNet by the loader of
+  demo/animate.py (and pipelines/animation.py), which `release_unet_state` follows step by step:
+  ``torch.load``; unwrap a ``state_dict`` entry; strip a leading ``module.``; load everything with
+  ``strict=False``. Should any key then be unexpected or of a wrong shape, the tensors that did fit
+  stay loaded and a second pass loads the keys containing ``motion_modules`` (a leading ``unet.``
+  stripped); every other key is ignored (reported), and a motion key that still does not fit makes
+  the release fail, and us. So a whole UNet with ``unet.`` prefixes gives its motion modules only,
+  the spatial layers staying SD 1.5's. Its published size, 5.11 GB, is exactly the whole 3D UNet in
+  fp32 (1,277,503,364 values: SD 1.5's spatial layers plus 20 AnimateDiff motion modules with their
+  position tables); motion modules alone would be 1.67 GB. Spatial names equal diffusers'
+  `UNetMotionModel`'s; motion-module names are AnimateDiff's, renamed as diffusers' AnimateDiff
+  conversion does (`MOTION_RENAMES`). Whatever the file leaves out of the spatial UNet comes from
+  SD 1.5's UNet, as ``from_pretrained_2d`` starts the release from it.
 
 Nothing is silently dropped: `NO_PLACE` says which published tensors have no place and why,
 `not_in_checkpoint` which model entries no published tensor fills and why.
@@ -26,7 +31,9 @@ Nothing is silently dropped: `NO_PLACE` says which published tensors have no pla
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -92,9 +99,67 @@ def map_name(file: str, name: str) -> str | None:
     return PREFIX[file] + name
 
 
-def _strip(name: str) -> str:
-    """The prefixes the public loader removes: DDP's `module.`, then `unet.`."""
-    return name.removeprefix("module.").removeprefix("unet.")
+def release_name(name: str) -> str:
+    """The release's 3D-UNet name of one of our ``unet.`` names (the inverse of `map_name` for the temporal file)."""
+    name = name.removeprefix("unet.")
+    match = re.fullmatch(r"(.*\.motion_modules\.\d+)\.(.*)", name)
+    if not match:
+        return name
+    head, rest = match.groups()
+    for ours, theirs in (("pos_embed.", "attention_blocks.0.pos_encoder."), ("attn1.", "attention_blocks.0."),
+                         ("attn2.", "attention_blocks.1."), ("norm1.", "norms.0."), ("norm2.", "norms.1."),
+                         ("norm3.", "ff_norm.")):
+        rest = rest.replace(ours, theirs)
+    return f"{head}.temporal_transformer.{rest}"
+
+
+def release_unet_shapes(config: MagicAnimateConfig) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the release's 3D UNet state dict (both position tables of each motion module)."""
+    out = {}
+    for name, shape in model_shapes(config).items():
+        if name.startswith("unet."):
+            theirs = release_name(name)
+            out[theirs] = tuple(shape)
+            if theirs.endswith(".attention_blocks.0.pos_encoder.pe"):
+                out[theirs.replace(".attention_blocks.0.", ".attention_blocks.1.")] = tuple(shape)
+    return out
+
+
+def _after_prefix(key: str, prefix: str) -> str:
+    """``key.split(prefix)[-1]`` where the key starts with `prefix`, as the release's loader renames."""
+    return key.split(prefix)[-1] if key.startswith(prefix) else key
+
+
+def release_unet_state(published: dict[str, Any], config: MagicAnimateConfig
+                       ) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """What the release's loader (demo/animate.py L93-121) puts into the 3D UNet, by the release's names.
+
+    Returns the loaded entries and a report: ``ignored`` (keys it drops) and ``pass`` ("1": every key
+    fitted; "1+2": the first pass failed and the motion-module keys were loaded again). Raises
+    ConversionError where the release's loader raises (a motion key that fits nowhere).
+    """
+    shapes = release_unet_shapes(config)
+
+    def fits(key: str, value: Any) -> bool:
+        return key in shapes and isinstance(value, torch.Tensor) and tuple(value.shape) == shapes[key]
+
+    state = {}
+    for key, value in published.items():
+        state[_after_prefix(key, "module.")] = value
+    loaded = {k: v for k, v in state.items() if fits(k, v)}
+    if len(loaded) == len(state):
+        return loaded, {"ignored": [], "pass": ["1"]}
+    second = {}
+    for key, value in state.items():
+        if "motion_modules" in key:
+            second[_after_prefix(key, "unet.")] = value
+    bad = [f"{k} {tuple(getattr(v, 'shape', ()))}" for k, v in second.items() if not fits(k, v)]
+    if bad:
+        raise ConversionError(f"temporal_attention: the release's loader fails on these motion-module keys too "
+                              f"(unexpected or of another shape): {bad[:20]}")
+    loaded.update(second)
+    ignored = [k for k, v in state.items() if "motion_modules" not in k and not fits(k, v)]
+    return loaded, {"ignored": ignored, "pass": ["1", "2"]}
 
 
 def convert_state_dict(file: str, published: dict[str, torch.Tensor],
@@ -102,14 +167,18 @@ def convert_state_dict(file: str, published: dict[str, torch.Tensor],
     """Rename one released file's tensors to our names, checking every name, shape and the coverage.
 
     Raises ConversionError listing tensors that map nowhere or to a wrong shape, and model entries of
-    the file's part left uncovered (other than `not_in_checkpoint`). The temporal file may hold the
-    whole 3D UNet or its motion modules only (then the result lacks the spatial layers).
+    the file's part left uncovered (other than `not_in_checkpoint`). The temporal file goes through
+    `release_unet_state` first, so it yields what the release's loader loads, all of the motion
+    modules and any part of the spatial layers (the rest is SD 1.5's, `unet_with_sd15`); what that
+    loader ignores is ignored here too (`convert_published_file` reports it).
     """
     shapes, skip = model_shapes(config), not_in_checkpoint(config)
+    if file == "temporal_attention":
+        published = release_unet_state(published, config)[0]
     out: dict[str, torch.Tensor] = {}
     unmapped, mismatched, second = [], [], {}
     for raw, tensor in published.items():
-        name = _strip(raw) if file == "temporal_attention" else raw
+        name = raw
         ours = map_name(file, name)
         if ours is None:
             second[name] = tensor
@@ -126,8 +195,8 @@ def convert_state_dict(file: str, published: dict[str, torch.Tensor],
             mismatched.append(f"{name}: differs from the first attention's position table")
     part = {k for k in shapes if k.startswith(PREFIX[file])} - set(skip)
     missing = part - set(out)
-    if file == "temporal_attention" and not set(out) & spatial_keys(shapes):
-        missing -= spatial_keys(shapes)  # a motion-modules-only file: the spatial UNet comes from SD 1.5
+    if file == "temporal_attention":
+        missing -= spatial_keys(shapes)  # what the file does not load of the spatial UNet stays SD 1.5's
     if unmapped or mismatched or missing:
         raise ConversionError(f"{file}: unmapped published keys: {unmapped[:20]}; shape mismatches: "
                               f"{mismatched[:20]}; model keys not covered: {sorted(missing)[:20]}")
@@ -167,8 +236,12 @@ def from_sd15_unet(unet: dict[str, torch.Tensor], config: MagicAnimateConfig,
     return {ours: unet[name] for ours, name in wanted.items()}
 
 
-def load_published(file: str, path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of one released file: safetensors as they are, the pickle weights-only ('state_dict' unwrapped)."""
+def load_published(file: str, path: str | Path) -> dict[str, Any]:
+    """The entries of one released file: safetensors as they are, the pickle weights-only ('state_dict' unwrapped).
+
+    A pickle's non-tensor entries are kept: the release's loader counts them as keys (unexpected ones
+    make it fall back to loading motion modules only), and so does `release_unet_state`.
+    """
     if str(path).endswith(".safetensors"):
         from safetensors.torch import load_file
 
@@ -178,7 +251,7 @@ def load_published(file: str, path: str | Path) -> dict[str, torch.Tensor]:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict, found {type(state).__name__}")
-    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    return dict(state)
 
 
 def convert_published_file(source: str | Path, destination: str | Path,
@@ -191,11 +264,18 @@ def convert_published_file(source: str | Path, destination: str | Path,
     from safetensors.torch import save_file
 
     config = config or MagicAnimateConfig.named("paper")
-    state = convert_state_dict("temporal_attention", load_published("temporal_attention", source), config)
+    published = load_published("temporal_attention", source)
+    report = release_unet_state(published, config)[1]
+    state = convert_state_dict("temporal_attention", published, config)
+    if report["ignored"]:
+        print(f"{Path(source).name}: {len(report['ignored'])} keys ignored, as the release's loader ignores them "
+              f"(its first pass failed, its second loads motion modules only): {report['ignored'][:5]}"
+              f"{' ...' if len(report['ignored']) > 5 else ''}")
     destination = Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, destination / "model.safetensors",
-              metadata={"source": Path(source).name})
+              metadata={"source": Path(source).name, "ignored_keys": json.dumps(report["ignored"]),
+                        "loader_passes": "+".join(report["pass"])})
     (destination / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
     return destination
 
@@ -224,19 +304,42 @@ def from_published(config: MagicAnimateConfig | None = None) -> MagicAnimateMode
     config = config or saved
     if saved != config:
         raise ValueError(f"{converted}: converted for another config ({saved}), not {config}")
-    state = load_file(str(converted / "model.safetensors"))
-    for file in ("appearance_encoder", "densepose_controlnet"):
-        state.update(convert_state_dict(file, load_file(str(weights.path(ARTIFACTS[file]))), config))
-    shapes = model_shapes(config)
-    if spatial_keys(shapes) - set(state):
-        sd15 = weights.path("sd15-unet")
-        spatial = {f"unet.{k}": v for k, v in load_file(str(sd15)).items()}
-        lacking = sorted(spatial_keys(shapes) - set(spatial))
-        if lacking:
-            raise ConversionError(f"{sd15}: not SD 1.5's UNet, it lacks {lacking[:5]}")
-        state.update({k: spatial[k] for k in spatial_keys(shapes)})
+
+    def sd15() -> dict[str, torch.Tensor]:
+        return load_file(str(weights.path("sd15-unet")))
+
     context = empty_prompt_embedding(weights.path("sd15-text-encoder"), config.text_tokens)
-    state[TEXT_CONTEXT] = context.reshape(shapes[TEXT_CONTEXT])
+    return assemble(config, load_file(str(converted / "model.safetensors")),
+                    load_file(str(weights.path(ARTIFACTS["appearance_encoder"]))),
+                    load_file(str(weights.path(ARTIFACTS["densepose_controlnet"]))), sd15, context)
+
+
+def unet_with_sd15(unet: dict[str, torch.Tensor], sd15: Callable[[], dict[str, torch.Tensor]],
+                   config: MagicAnimateConfig) -> dict[str, torch.Tensor]:
+    """The converted temporal file's ``unet.*`` entries, the spatial ones it lacks taken from SD 1.5's UNet
+    (`sd15` is called only when some are lacking), as the release starts from SD 1.5 (``from_pretrained_2d``)."""
+    shapes = model_shapes(config)
+    lacking = spatial_keys(shapes) - set(unet)
+    state = dict(unet)
+    if lacking:
+        spatial = sd15()
+        absent = sorted(k for k in lacking if k.removeprefix("unet.") not in spatial)
+        if absent:
+            raise ConversionError(f"SD 1.5's UNet lacks {absent[:5]}: not SD 1.5's layout")
+        state.update({k: spatial[k.removeprefix("unet.")] for k in lacking})
+    return state
+
+
+def assemble(config: MagicAnimateConfig, temporal: dict[str, torch.Tensor], appearance: dict[str, torch.Tensor],
+             controlnet: dict[str, torch.Tensor], sd15: Callable[[], dict[str, torch.Tensor]],
+             text_context: torch.Tensor) -> MagicAnimateModel:
+    """The model from the converted temporal file (our names), the two released safetensors (their names),
+    SD 1.5's UNet for what the temporal file does not load, and the "" text context."""
+    shapes = model_shapes(config)
+    state = unet_with_sd15(temporal, sd15, config)
+    state.update(convert_state_dict("appearance_encoder", appearance, config))
+    state.update(convert_state_dict("densepose_controlnet", controlnet, config))
+    state[TEXT_CONTEXT] = text_context.reshape(shapes[TEXT_CONTEXT])
     for key in not_in_checkpoint(config):
         state.setdefault(key, torch.zeros(shapes[key]))
     return MagicAnimateModel.assigned(config, state)

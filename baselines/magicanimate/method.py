@@ -3,9 +3,13 @@
 The run folder is what `toolkit train --method magicanimate --stage 2 --out DIR` writes
 (a stage-1 run works too: its motion modules are still the identity, so it animates frame by
 frame). ``--checkpoint published`` runs MagicAnimate's released weights from the weights registry
-(`convert.from_published`) at the paper config's settings (configs/paper.toml). The method renders the driving DensePose with the builder training used
-(:mod:`toolkit.conditions`) at the model's size, samples with window fusion, and scales the
-frames back to the evaluation size. It needs IUV maps in the shards (prepared with DensePose).
+(`convert.from_published`) at the paper config's settings (configs/paper.toml). The method renders
+the driving DensePose with the builder training used (:mod:`toolkit.conditions`), samples with
+window fusion, and scales the frames back to the evaluation size. It needs IUV maps in the shards
+(prepared with DensePose). How frames are sized follows ``[sampling] frame_fit``: "squash" (the
+release: reference and DensePose resized to the model's square size, aspect ignored) or "aspect"
+(the model's area at the video's aspect, centre-cropped). On CUDA the release's ``precision``
+casts model and codec to float16.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from baselines.magicanimate import convert
 from baselines.magicanimate.model import CONFIG_DIR, MagicAnimateModel
@@ -54,6 +59,8 @@ class MagicAnimateMethod(Method):
         self.sampling = SamplingConfig.from_dict(sampling)
         codec = build_codec(self.run_config.get("codec", {})).to(device)
         self.pipeline = MagicAnimatePipeline(model, codec, self.sampling, self.run_config.get("scheduler", {}))
+        model.to(self.pipeline.run_dtype())
+        codec.to(self.pipeline.run_dtype())
         size = self.run_config.get("data", {}).get("size", 64)
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.multiple = codec.downsample * 2 ** (len(model.config.block_out_channels) - 1)
@@ -65,15 +72,22 @@ class MagicAnimateMethod(Method):
         if cond.iuv is None:
             raise MethodUnavailable(f"{cond.video_id}: magicanimate is driven by DensePose, and the shards have no "
                                     "IUV maps (prepare them with a DensePose backend)")
-        h, w = conditions.generation_size(self.size, self.multiple, cond.height, cond.width)
         to_chw = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3)))  # noqa: E731
-        reference = conditions.fit_image(cond.reference, (h, w))
-        for chunk in self.pipeline.iter_frames(to_chw(reference), to_chw(cond.densepose_renders(h, w))):
+        if self.sampling.frame_fit == "squash":
+            h, w = self.size
+            reference = np.asarray(Image.fromarray(cond.reference).resize((w, h)))  # PIL's bicubic, as the release
+            renders = conditions.densepose_images(cond.iuv, (h, w), stretch=True)
+        else:
+            h, w = conditions.generation_size(self.size, self.multiple, cond.height, cond.width)
+            reference = conditions.fit_image(cond.reference, (h, w))
+            renders = cond.densepose_renders(h, w)
+        for chunk in self.pipeline.iter_frames(to_chw(reference), to_chw(renders)):
             yield np.stack([cv2.resize(f, (cond.width, cond.height), interpolation=cv2.INTER_CUBIC) for f in chunk])
 
     def config(self) -> dict[str, Any]:
         checkpoint = PUBLISHED if self.weights is None else str(self.checkpoint.resolve())
         return {"checkpoint": checkpoint, "model_size": list(self.size),
+                "dtype": str(self.pipeline.run_dtype()).removeprefix("torch."),
                 "stage": self.run_config.get("stage"),
                 "sampling": {k: getattr(self.sampling, k) for k in self.sampling.__dataclass_fields__}}
 

@@ -19,16 +19,28 @@ What the public MagicAnimate (magic-research/magic-animate) runs, and the diffus
 
 The text context is fixed: every MagicAnimate prompt is "" (paper: CLIP ViT-L/14's embedding of "",
 77 x 768, a buffer filled by `set_text_context`; tiny: learned tokens).
+
+Where diffusers' blocks compute otherwise than the release, the release wins by default (each a
+config field, the model card says why one would change it):
+
+- ``video_norm = "release"``: the release's 3D UNet runs its ResNet blocks and output norm on
+  (b, c, f, h, w) tensors, so their GroupNorm statistics pool every frame of the window, while the
+  motion modules' GroupNorm runs per frame; diffusers' `UNetMotionModel` does the opposite
+  (``"diffusers"``). `VideoGroupNorm` switches the axes without renaming a tensor;
+- ``reference_bank_dtype = "float16"``: the release copies the banked reference tokens to float16
+  before the denoiser reads them (``ReferenceAttentionControl.update``), which rounds them in a
+  float32 run (``"model"`` keeps the model's precision).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from diffusers import ControlNetModel, UNet2DConditionModel, UNetMotionModel
+from diffusers.models.resnet import ResnetBlock2D
 from torch import nn
 
 from toolkit.models import reference_attention
@@ -37,6 +49,12 @@ from toolkit.models.pretrained import ModelConfig, PretrainedModel
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 Control = tuple[tuple[torch.Tensor, ...], torch.Tensor]
+
+#: "release": ResNet and output norms pool the window's frames, motion-module norms are per frame (MagicAnimate's
+#: resnet.py / unet_controlnet.py / motion_module.py); "diffusers": the other way round (diffusers' UNetMotionModel).
+VIDEO_NORMS = ("release", "diffusers")
+#: "float16": the denoiser reads the bank through float16, as the release does; "model": in the model's dtype.
+BANK_DTYPES = {"float16": torch.float16, "model": None}
 
 
 @dataclass(frozen=True)
@@ -60,9 +78,16 @@ class MagicAnimateConfig(ModelConfig):
     motion_heads: int = 8
     motion_max_seq_length: int = 24
     controlnet_embedding_channels: tuple[int, ...] = (16, 32, 96, 256)
+    video_norm: str = "release"
+    reference_bank_dtype: str = "float16"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.video_norm not in VIDEO_NORMS:
+            raise ValueError(f"video_norm must be one of {VIDEO_NORMS}, got {self.video_norm!r}")
+        if self.reference_bank_dtype not in BANK_DTYPES:
+            raise ValueError(f"reference_bank_dtype must be one of {sorted(BANK_DTYPES)}, "
+                             f"got {self.reference_bank_dtype!r}")
         n = len(self.block_out_channels)
         if len(self.down_block_types) != n or len(self.up_block_types) != n:
             raise ValueError(f"need {n} down and up block types for {n} block_out_channels")
@@ -81,6 +106,74 @@ def _motion(block_type: str) -> str:
     return block_type.replace("2D", "Motion")
 
 
+class FrameCount:
+    """The number of frames of the window a video UNet is running on, shared by its `VideoGroupNorm`s."""
+
+    def __init__(self) -> None:
+        self.n = 1
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Forward pre-hook of the UNet: read the frame count off its (B, C, F, h, w) sample."""
+        sample = args[0] if args else kwargs["sample"]
+        self.n = sample.shape[2]
+
+
+class VideoGroupNorm(nn.GroupNorm):
+    """A GroupNorm of the video UNet whose statistics pool all frames of the window, or each frame alone.
+
+    diffusers' UNetMotionModel calls its ResNet and output norms on frames folded into the
+    batch, ((B F), C, h, w), and its motion modules' norm on (B, C, F, h, w). The input's
+    layout says which it is; `pool_frames` says what the statistics cover, whatever the layout.
+    Same parameters and names as `nn.GroupNorm`.
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float, affine: bool, frames: FrameCount,
+                 pool_frames: bool):
+        super().__init__(num_groups, num_channels, eps=eps, affine=affine)
+        self.frames, self.pool_frames = frames, pool_frames
+
+    @classmethod
+    def replacing(cls, norm: nn.GroupNorm, frames: FrameCount, pool_frames: bool) -> VideoGroupNorm:
+        """A `VideoGroupNorm` of `norm`'s sizes (its parameters are not copied: used at construction)."""
+        return cls(norm.num_groups, norm.num_channels, norm.eps, norm.affine, frames, pool_frames)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 5:   # (B, C, F, h, w)
+            if self.pool_frames:
+                return super().forward(x)
+            b, c, f = x.shape[:3]
+            y = super().forward(x.transpose(1, 2).flatten(0, 1))
+            return y.unflatten(0, (b, f)).transpose(1, 2)
+        f = self.frames.n  # ((B F), C, h, w)
+        if not self.pool_frames or f == 1:
+            return super().forward(x)
+        y = super().forward(x.unflatten(0, (-1, f)).transpose(1, 2))
+        return y.transpose(1, 2).flatten(0, 1)
+
+
+def use_video_norms(unet: UNetMotionModel, video_norm: str) -> FrameCount:
+    """Give `unet` the release's norm axes (``video_norm="release"``); returns the frame count its norms read.
+
+    ResNet norms and ``conv_norm_out`` pool the window's frames, motion-module norms are per
+    frame. With ``"diffusers"`` the UNet is left as diffusers builds it.
+    """
+    frames = FrameCount()
+    if video_norm == "diffusers":
+        return frames
+    for module in unet.modules():
+        if isinstance(module, ResnetBlock2D):
+            module.norm1 = VideoGroupNorm.replacing(module.norm1, frames, pool_frames=True)
+            module.norm2 = VideoGroupNorm.replacing(module.norm2, frames, pool_frames=True)
+    if unet.conv_norm_out is not None:
+        unet.conv_norm_out = VideoGroupNorm.replacing(unet.conv_norm_out, frames, pool_frames=True)
+    for blocks in (unet.down_blocks, unet.up_blocks):
+        for block in blocks:
+            for motion in getattr(block, "motion_modules", []):
+                motion.norm = VideoGroupNorm.replacing(motion.norm, frames, pool_frames=False)
+    unet.register_forward_pre_hook(frames, with_kwargs=True)
+    return frames
+
+
 class MagicAnimateModel(PretrainedModel):
     """Noise (or velocity) prediction for F frames from noisy latents, DensePose renders and a reference latent."""
 
@@ -97,6 +190,7 @@ class MagicAnimateModel(PretrainedModel):
             up_block_types=tuple(map(_motion, c.up_block_types)),
             num_attention_heads=c.attention_heads, motion_num_attention_heads=c.motion_heads,
             motion_max_seq_length=c.motion_max_seq_length, use_motion_mid_block=False, **spatial)
+        self.frames = use_video_norms(self.unet, c.video_norm)
         self.appearance_encoder = UNet2DConditionModel(
             sample_size=c.sample_size, in_channels=c.latent_channels, out_channels=c.latent_channels,
             down_block_types=c.down_block_types, up_block_types=c.up_block_types,
@@ -115,7 +209,7 @@ class MagicAnimateModel(PretrainedModel):
         for name, module in self.motion_modules():
             nn.init.zeros_(module.proj_out.weight)
             nn.init.zeros_(module.proj_out.bias)
-        self.bank = reference_attention.ReferenceBank()
+        self.bank = reference_attention.ReferenceBank(read_dtype=BANK_DTYPES[c.reference_bank_dtype])
         self.reference_blocks = reference_attention.attach(self.appearance_encoder, self.unet, self.bank)
 
     def motion_modules(self) -> list[tuple[str, nn.Module]]:

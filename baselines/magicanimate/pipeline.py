@@ -13,7 +13,12 @@ pipelines/pipeline_animation.py and pipelines/context.py), and we do too:
   frames, taken modulo the video length, so the last windows wrap around to the start
   (32 frames: 0-15, 12-27, 24-31 + 0-7). At every step each window is denoised and the
   noise predictions are averaged per frame before the guidance and the DDIM step;
-* the initial noise is one `window`-frame clip tiled along the video (``tile_noise``).
+* the initial noise is one `window`-frame clip tiled along the video (``tile_noise``), drawn
+  with a generator on the model's device (the release's is a CUDA generator);
+* the driving video is edge-padded to a multiple of `window` frames and the padded frames are
+  dropped from the result (demo/animate.py; ``pad_frames``);
+* on CUDA the model and codec run in float16, as the release casts them (``precision``); on a
+  CPU in float32.
 
 The tiny config trains with v-prediction and zero terminal SNR instead (set in its
 ``[scheduler]`` table); the same sampler follows whatever the run trained with.
@@ -52,10 +57,24 @@ class SamplingConfig:
     overlap: int = 4
     tile_noise: bool = True
     seed: int = 1
+    #: edge-pad the driving video to a multiple of `window` frames, dropping the padded frames after (the release)
+    pad_frames: bool = True
+    #: "squash": reference and DensePose resized to the model's square size (the release, demo/animate.py);
+    #: "aspect": the model's area at the video's aspect, centre-cropped (harness.method.MagicAnimateMethod)
+    frame_fit: str = "squash"
+    #: "float16": on CUDA the model and codec in float16, as the release (a CPU stays float32); "float32": always
+    precision: str = "float16"
+    #: "device": the initial noise is drawn on the model's device (the release's CUDA generator); "cpu": on the CPU,
+    #: so a seed gives the same noise on every machine
+    generator: str = "device"
 
     def __post_init__(self) -> None:
         if self.steps < 1:
             raise ValueError(f"steps must be >= 1, got {self.steps}")
+        for name, allowed in (("frame_fit", ("squash", "aspect")), ("precision", ("float16", "float32")),
+                              ("generator", ("device", "cpu"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"sampling {name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.window < 1 or not 0 <= self.overlap < self.window:
             raise ValueError(f"need window >= 1 and 0 <= overlap < window, got window={self.window}, "
                              f"overlap={self.overlap}")
@@ -70,6 +89,17 @@ def context_windows(n_frames: int, window: int = 16, overlap: int = 4) -> list[l
     if n_frames <= window:
         return [list(range(n_frames))]
     return [[(s + i) % n_frames for i in range(window)] for s in range(0, n_frames, window - overlap)]
+
+
+def pad_frames(frames: Any, multiple: int) -> Any:
+    """Frames (numpy or torch, frames first) edge-padded to a multiple of `multiple`, as demo/animate.py pads
+    the driving video (its last frame repeated)."""
+    extra = -len(frames) % multiple
+    if not extra:
+        return frames
+    if isinstance(frames, torch.Tensor):
+        return torch.cat([frames, frames[-1:].expand(extra, *frames.shape[1:])])
+    return np.concatenate([frames, np.repeat(frames[-1:], extra, axis=0)])
 
 
 class MagicAnimatePipeline:
@@ -95,35 +125,91 @@ class MagicAnimatePipeline:
         uncond, cond = out[:1], out[1:]
         return uncond + guidance * (cond - uncond)
 
-    @torch.no_grad()
-    def denoise(self, reference_latent: torch.Tensor, densepose: torch.Tensor, generator: torch.Generator,
-                steps: int, guidance: float, windowed: bool = True) -> torch.Tensor:
-        """Clean latents (1, C, F, h, w) for a reference latent (1, C, h, w) and renders (1, F, 3, H, W)."""
-        s = self.sampling
-        scheduler = self.scheduler
-        scheduler.set_timesteps(steps, device=self.device)
-        n = densepose.shape[1]
+    def initial_latents(self, reference_latent: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Initial noise (1, C, n, h, w): one `window`-frame clip drawn with `generator` on its device, tiled."""
+        scheduler, s = self.scheduler, self.sampling
         c, h, w = reference_latent.shape[1:]
         frames_drawn = min(s.window, n) if s.tile_noise else n
         noise = torch.randn((1, c, frames_drawn, h, w), generator=generator, device=generator.device,
                             dtype=reference_latent.dtype).to(self.device)
-        latents = noise.repeat(1, 1, -(-n // frames_drawn), 1, 1)[:, :, :n] * scheduler.init_noise_sigma
-        windows = context_windows(n, s.window, s.overlap) if windowed else [list(range(n))]
+        return noise.repeat(1, 1, -(-n // frames_drawn), 1, 1)[:, :, :n] * scheduler.init_noise_sigma
+
+    def guided_noise(self, latents: torch.Tensor, t: torch.Tensor, reference_latent: torch.Tensor,
+                     densepose: torch.Tensor, guidance: float, windowed: bool = True) -> torch.Tensor:
+        """One step's prediction for latents (1, C, n, h, w): guided per window, averaged per frame."""
+        s, n = self.sampling, latents.shape[2]
+        tt = t.reshape(1).to(self.device)
+        bank = self.model.encode_reference(reference_latent, tt)
+        total = torch.zeros_like(latents)
+        count = torch.zeros(n, device=latents.device, dtype=latents.dtype)
+        for idx in context_windows(n, s.window, s.overlap) if windowed else [list(range(n))]:
+            index = torch.tensor(idx, device=latents.device)
+            pred = self._guided(latents[:, :, index], tt, densepose[:, index].to(self.device), bank, guidance)
+            total.index_add_(2, index, pred)
+            count.index_add_(0, index, torch.ones(len(idx), device=latents.device, dtype=latents.dtype))
+        return total / count.view(1, 1, n, 1, 1)
+
+    @torch.no_grad()
+    def steps(self, reference_latent: torch.Tensor, densepose: torch.Tensor, generator: torch.Generator,
+              steps: int, guidance: float, windowed: bool = True
+              ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Each DDIM step as (timestep, latents in, guided prediction, latents out) for a reference latent
+        (1, C, h, w) and renders (1, F, 3, H, W); the last step's "out" is the clean estimate."""
+        scheduler = self.scheduler
+        scheduler.set_timesteps(steps, device=self.device)
+        latents = self.initial_latents(reference_latent, densepose.shape[1], generator)
         for k, t in enumerate(scheduler.timesteps):
-            tt = t.reshape(1).to(self.device)
-            bank = self.model.encode_reference(reference_latent, tt)
-            total = torch.zeros_like(latents)
-            count = torch.zeros(n, device=latents.device, dtype=latents.dtype)
-            for idx in windows:
-                index = torch.tensor(idx, device=latents.device)
-                pred = self._guided(latents[:, :, index], tt, densepose[:, index].to(self.device), bank, guidance)
-                total.index_add_(2, index, pred)
-                count.index_add_(0, index, torch.ones(len(idx), device=latents.device, dtype=latents.dtype))
-            step = scheduler.step(total / count.view(1, 1, n, 1, 1), t, latents, eta=0.0)
+            pred = self.guided_noise(latents, t, reference_latent, densepose, guidance, windowed)
+            step = scheduler.step(pred, t, latents, eta=0.0)
             # the last step returns the clean estimate: with trailing spacing (the tiny config) DDIM's last "previous"
             # timestep can be 0, which still holds noise; with MagicAnimate's leading spacing the two are equal
-            latents = step.pred_original_sample if k == len(scheduler.timesteps) - 1 else step.prev_sample
+            out = step.pred_original_sample if k == len(scheduler.timesteps) - 1 else step.prev_sample
+            yield int(t), latents, pred, out
+            latents = out
+
+    def denoise(self, reference_latent: torch.Tensor, densepose: torch.Tensor, generator: torch.Generator,
+                steps: int, guidance: float, windowed: bool = True) -> torch.Tensor:
+        """Clean latents (1, C, F, h, w) for a reference latent (1, C, h, w) and renders (1, F, 3, H, W)."""
+        latents = None
+        for _, _, _, latents in self.steps(reference_latent, densepose, generator, steps, guidance, windowed):
+            pass
         return latents
+
+    def run_dtype(self) -> torch.dtype:
+        """The dtype to cast model and codec to: float16 on CUDA where `precision` is the release's, else float32."""
+        half = self.sampling.precision == "float16" and self.device.type == "cuda"
+        return torch.float16 if half else torch.float32
+
+    def make_generator(self, seed: int) -> torch.Generator:
+        """The noise generator: on the model's device (the release's CUDA generator) or on the CPU."""
+        device = self.device if self.sampling.generator == "device" else torch.device("cpu")
+        return torch.Generator(device=device).manual_seed(seed)
+
+    def _prepared(self, reference: torch.Tensor, densepose: torch.Tensor,
+                  seed: int | None) -> tuple[torch.Tensor, torch.Tensor, torch.Generator, int]:
+        """Reference latent, renders (padded with `pad_frames`), generator and the video's frame count, in the
+        model's dtype."""
+        s = self.sampling
+        self.model.eval()
+        dtype = next(self.model.parameters()).dtype
+        n = len(densepose)
+        if s.pad_frames:
+            densepose = pad_frames(densepose, s.window)
+        ref_latent = self.codec.encode(as_float(reference[None], self.device, dtype))
+        generator = self.make_generator(s.seed if seed is None else seed)
+        return ref_latent, as_float(densepose[None], None, dtype), generator, n
+
+    def trace(self, reference: torch.Tensor, densepose: torch.Tensor, steps: int | None = None,
+              guidance: float | None = None, seed: int | None = None, dtype: torch.dtype | None = None
+              ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+        """`steps` for images as `iter_frames` takes them, as numpy arrays of the model's dtype (or `dtype`,
+        float32 for half): what the comparison with the authors' pipeline reads."""
+        s = self.sampling
+        ref_latent, renders, generator, _ = self._prepared(reference, densepose, seed)
+        out = dtype or (torch.float32 if ref_latent.dtype == torch.float16 else ref_latent.dtype)
+        for t, a, b, c in self.steps(ref_latent, renders, generator, steps or s.steps,
+                                     s.guidance if guidance is None else guidance):
+            yield t, a.to(out).cpu().numpy(), b.to(out).cpu().numpy(), c.to(out).cpu().numpy()
 
     def iter_frames(self, reference: torch.Tensor, densepose: torch.Tensor, steps: int | None = None,
                     guidance: float | None = None, seed: int | None = None,
@@ -131,18 +217,16 @@ class MagicAnimatePipeline:
         """Frames as (k, H, W, 3) uint8 chunks for a reference (3, H, W) and DensePose renders (F, 3, H, W).
 
         Images are uint8 or float in [0, 1]; `windowed=False` denoises all frames in one pass
-        (what the windows reduce to when the video fits in one).
+        (what the windows reduce to when the video fits in one). With `pad_frames` the renders are
+        edge-padded to a multiple of the window and only the first F frames come back.
         """
         s = self.sampling
-        self.model.eval()
-        dtype = next(self.model.parameters()).dtype
-        generator = torch.Generator().manual_seed(s.seed if seed is None else seed)
-        ref_latent = self.codec.encode(as_float(reference[None], self.device, dtype))
-        latents = self.denoise(ref_latent, as_float(densepose[None], None, dtype), generator, steps or s.steps,
+        ref_latent, renders, generator, n = self._prepared(reference, densepose, seed)
+        latents = self.denoise(ref_latent, renders, generator, steps or s.steps,
                                s.guidance if guidance is None else guidance, windowed)
         with torch.no_grad():
-            for k in range(0, latents.shape[2], 8):
-                images = self.codec.decode(latents[0, :, k:k + 8].transpose(0, 1))
+            for k in range(0, n, 8):
+                images = self.codec.decode(latents[0, :, k:min(k + 8, n)].transpose(0, 1)).float()
                 yield (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
     def __call__(self, reference: torch.Tensor, densepose: torch.Tensor, **kwargs: Any) -> np.ndarray:

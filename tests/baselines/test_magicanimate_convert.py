@@ -115,6 +115,61 @@ def test_conversion_reports_problems(published):
         convert_state_dict("appearance_encoder", tail, PAPER)
 
 
+def _whole_unet() -> dict[str, torch.Tensor]:
+    """A MICRO 3D UNet by the release's names, each tensor filled with its index (to see where it lands)."""
+    shapes = convert.release_unet_shapes(MICRO)
+    index = {k: float(i) for i, k in enumerate(shapes)}
+    first = ".attention_blocks.0.pos_encoder."  # the two position tables of a motion module are equal
+    return {k: torch.full(shape, index[k.replace(".attention_blocks.1.pos_encoder.", first)])
+            for k, shape in shapes.items()}
+
+
+@pytest.mark.parametrize("prefix", ["", "module.", "unet.", "module.unet."])
+@pytest.mark.parametrize("motion_only", [False, True], ids=["whole", "motion-only"])
+def test_the_temporal_file_loads_as_the_release_loader_does(prefix, motion_only):
+    """demo/animate.py: `module.` is stripped; if any key is then unexpected, only motion-module keys load (a leading
+    `unet.` stripped) and the rest is ignored, so a `unet.`-prefixed whole UNet keeps SD 1.5's spatial layers."""
+    unet = _whole_unet()
+    if motion_only:
+        unet = {k: v for k, v in unet.items() if "motion_modules" in k}
+    state, report = convert.release_unet_state({prefix + k: v for k, v in unet.items()}, MICRO)
+    spatial_loaded = not motion_only and "unet." not in prefix
+    expected = unet if spatial_loaded else {k: v for k, v in unet.items() if "motion_modules" in k}
+    assert state.keys() == expected.keys() and all(torch.equal(state[k], expected[k]) for k in expected)
+    assert len(report["ignored"]) == (len(unet) - len(expected))
+    converted = convert_state_dict("temporal_attention", {prefix + k: v for k, v in unet.items()}, MICRO)
+    assert bool(set(converted) & convert.spatial_keys(model_shapes(MICRO))) == spatial_loaded
+    assert convert.motion_keys(model_shapes(MICRO)) <= set(converted)
+
+
+def test_an_unexpected_key_makes_the_release_load_motion_modules_only():
+    unet = _whole_unet()
+    mixed = {**{f"unet.{k}": v + 1000 for k, v in unet.items() if "motion_modules" not in k},
+             **{k: v for k, v in unet.items() if "motion_modules" not in k},
+             **{k: v for k, v in unet.items() if "motion_modules" in k}, "global_step": 5}
+    state, report = convert.release_unet_state(mixed, MICRO)
+    # the first pass loaded every key that fitted (the unprefixed spatial ones), the second the motion modules
+    assert state.keys() == unet.keys() and all(torch.equal(state[k], unet[k]) for k in unet)
+    assert "global_step" in report["ignored"] and report["pass"] == ["1", "2"]
+    assert sum(k.startswith("unet.") for k in report["ignored"]) == sum("motion_modules" not in k for k in unet)
+
+
+def test_a_motion_key_that_fits_nowhere_fails_as_the_release_does():
+    unet = _whole_unet()
+    name = next(k for k in unet if k.endswith("motion_modules.0.temporal_transformer.proj_in.weight"))
+    bad = {**unet, name: torch.zeros(3, 3)}
+    with pytest.raises(ConversionError, match="proj_in.weight"):
+        convert.release_unet_state(bad, MICRO)
+    with pytest.raises(ConversionError, match="motion_modules.0.temporal_transformer.bogus"):
+        convert.release_unet_state({**unet, name.replace("proj_in.weight", "bogus"): torch.zeros(1)}, MICRO)
+
+
+def test_release_names_invert_map_name():
+    for ours in model_shapes(MICRO):
+        if ours.startswith("unet."):
+            assert map_name("temporal_attention", convert.release_name(ours)) == ours
+
+
 # ------------------------------------------------------------------------- stand-in release of a small model
 
 MOTION_BACK = (("pos_embed.", "attention_blocks.0.pos_encoder."), ("attn1.", "attention_blocks.0."),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from diffusers import UNet2DConditionModel, UNetMotionModel
@@ -14,16 +16,18 @@ MICRO = MagicAnimateConfig(
     down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
     attention_heads=2, norm_num_groups=4, cross_attention_dim=8, text_tokens=3, learned_text_context=True,
     motion_heads=2, motion_max_seq_length=16, controlnet_embedding_channels=(8, 16))
+# diffusers' UNetMotionModel norm axes (the release's pool ResNet norms over the window's frames)
+DIFFUSERS_NORMS = dataclasses.replace(MICRO, video_norm="diffusers", reference_bank_dtype="model")
 
 
-def fresh(seed: int = 0) -> MagicAnimateModel:
+def fresh(seed: int = 0, config: MagicAnimateConfig = MICRO) -> MagicAnimateModel:
     torch.manual_seed(seed)
-    return MagicAnimateModel(MICRO).eval()
+    return MagicAnimateModel(config).eval()
 
 
-def nudged(seed: int = 0) -> MagicAnimateModel:
+def nudged(seed: int = 0, config: MagicAnimateConfig = MICRO) -> MagicAnimateModel:
     """A model whose zero-initialised layers are no longer zero, so every part acts."""
-    m = fresh(seed)
+    m = fresh(seed, config)
     with torch.no_grad():
         for p in m.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -48,7 +52,7 @@ def plain_unet(m: MagicAnimateModel) -> UNetMotionModel:
 
 @torch.no_grad()
 def test_without_reference_the_denoiser_is_the_plain_unet():
-    m = nudged()
+    m = nudged(config=DIFFUSERS_NORMS)
     x, t, _, ref = inputs()
     ctx = m.text_context.expand(x.shape[0] * x.shape[2], -1, -1)
     expected = plain_unet(m)(x, t, ctx).sample
@@ -85,7 +89,7 @@ def test_the_unconditional_half_ignores_the_reference():
 
 @torch.no_grad()
 def test_at_initialisation_the_model_is_the_per_frame_image_unet():
-    m = fresh()
+    m = fresh(config=DIFFUSERS_NORMS)
     x, t, dp, _ = inputs()
     out = m(x, t, dp, None)
     # ControlNet residuals are zero: the DensePose render has no effect yet
@@ -104,6 +108,25 @@ def test_at_initialisation_the_model_is_the_per_frame_image_unet():
         for _, module in m.motion_modules():
             module.proj_out.weight.normal_(0, 0.1)
     assert (m(x, t, dp, None) - expected).abs().max() > 1e-4
+
+
+@torch.no_grad()
+def test_release_norms_pool_the_window_in_resnets_and_not_in_motion_modules():
+    release, other = nudged(), nudged(config=DIFFUSERS_NORMS)
+    other.load_state_dict(release.state_dict())
+    release.bank.read_dtype = None
+    x, t, _, _ = inputs()
+    # one frame: the two layouts agree; several: they do not
+    torch.testing.assert_close(release.denoise(x[:, :, :1], t), other.denoise(x[:, :, :1], t), rtol=1e-5, atol=1e-5)
+    assert (release.denoise(x, t) - other.denoise(x, t)).abs().max() > 1e-3
+    norm = release.unet.down_blocks[0].resnets[0].norm1
+    assert norm.pool_frames and not release.unet.down_blocks[0].motion_modules[0].norm.pool_frames
+    b, c, f = 2, norm.num_channels, 3
+    video = torch.randn(b, c, f, 4, 4)
+    release.frames.n = f
+    folded = video.transpose(1, 2).flatten(0, 1)
+    expected = torch.nn.functional.group_norm(video, norm.num_groups, norm.weight, norm.bias, norm.eps)
+    torch.testing.assert_close(norm(folded), expected.transpose(1, 2).flatten(0, 1), rtol=1e-5, atol=1e-5)
 
 
 def test_motion_modules_sit_after_every_down_and_up_layer_and_not_in_the_mid_block():

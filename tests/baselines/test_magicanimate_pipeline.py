@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from baselines.magicanimate.model import MagicAnimateModel
-from baselines.magicanimate.pipeline import MagicAnimatePipeline, SamplingConfig, context_windows, make_scheduler
+from baselines.magicanimate.pipeline import (MagicAnimatePipeline, SamplingConfig, context_windows, make_scheduler,
+                                             pad_frames)
 from test_magicanimate_model import MICRO, nudged
 from toolkit.models.codec import PixelCodec
 
@@ -80,7 +81,31 @@ def test_tiled_noise_repeats_every_window(model):
     assert not np.array_equal(untiled[:3], untiled[3:])
 
 
+def test_frames_are_edge_padded_to_whole_windows_and_cut_back(model):
+    frames = np.arange(5 * 2).reshape(5, 2)
+    np.testing.assert_array_equal(pad_frames(frames, 4), np.concatenate([frames, frames[-1:].repeat(3, 0)]))
+    assert pad_frames(torch.arange(8), 4).tolist() == list(range(8))
+    assert pad_frames(torch.arange(5), 4).tolist() == [0, 1, 2, 3, 4, 4, 4, 4]
+    ref, dp = inputs(5)
+    padded = pipe(model, window=4, overlap=1, steps=1)(ref, dp)
+    assert padded.shape[0] == 5
+    by_hand = pipe(model, window=4, overlap=1, steps=1, pad_frames=False)(ref, pad_frames(dp, 4))
+    np.testing.assert_array_equal(padded, by_hand[:5])
+    assert not np.array_equal(padded, pipe(model, window=4, overlap=1, steps=1, pad_frames=False)(ref, dp))
+
+
+def test_cpu_runs_in_float32_with_a_cpu_generator(model):
+    p = pipe(model)
+    assert p.run_dtype() == torch.float32 and p.make_generator(1).device.type == "cpu"
+    assert pipe(model, precision="float32").run_dtype() == torch.float32
+
+
 def test_sampling_config_is_validated():
+    for name in ("frame_fit", "precision", "generator"):
+        with pytest.raises(ValueError, match=name):
+            SamplingConfig(**{name: "bogus"})
+    assert (SamplingConfig().frame_fit, SamplingConfig().precision, SamplingConfig().pad_frames) == (
+        "squash", "float16", True)
     with pytest.raises(ValueError, match="unknown \\[sampling\\] keys"):
         SamplingConfig.from_dict({"long": "chain"})
     with pytest.raises(ValueError, match="overlap"):

@@ -11,6 +11,9 @@ self-attention ``attn1`` gets a processor that shares one `ReferenceBank`:
   tokens concatenated along the token axis with the banked reference tokens of the same
   name (repeated for every frame of the clip).
 
+The denoiser may read the bank through a lower precision (`ReferenceBank.read_dtype`):
+MagicAnimate copies it to float16 before reading, which rounds the tokens in a float32 run.
+
 Per sample of the batch the read can be switched off (`ReferenceBank.use`), which gives the
 plain self-attention: the unconditional half of classifier-free guidance, and the reference
 dropout of training. With an empty bank the denoiser is exactly the plain UNet.
@@ -30,12 +33,13 @@ MID_UP = ("mid_block.", "up_blocks.")
 
 
 class ReferenceBank:
-    """Banked reference tokens by attention name, the clip length, and which samples read them."""
+    """Banked reference tokens by attention name, the clip length, which samples read them, and in what precision."""
 
-    def __init__(self) -> None:
+    def __init__(self, read_dtype: torch.dtype | None = None) -> None:
         self.store: dict[str, torch.Tensor] = {}
         self.n_frames = 1
         self.use: torch.Tensor | None = None   # (B,) bool; None: every sample reads
+        self.read_dtype = read_dtype           # None: tokens are read as banked
 
     def clear(self) -> None:
         self.store, self.n_frames, self.use = {}, 1, None
@@ -73,6 +77,8 @@ class ReferenceAttnProcessor:
         b = x.shape[0] // f
         if ref.shape[0] not in (1, b):
             raise ValueError(f"{self.name}: {ref.shape[0]} banked references for a batch of {b} clips")
+        if self.bank.read_dtype is not None:
+            ref = ref.to(self.bank.read_dtype).to(x.dtype)
         ref = ref.expand(b, *ref.shape[1:]).repeat_interleave(f, dim=0)
         use = self.bank.use
         if use is None or bool(use.all()):
