@@ -294,53 +294,52 @@ def reduced_config():
         text_tokens=TEXT_TOKENS, learned_text_context=False, local_image=True)
 
 
-def our_results(model, data: dict) -> dict:
-    """Our model and sampler on the authors' inputs: the same named arrays as the authors' side writes."""
+def our_results(model, data: dict, keys: tuple[str, ...] | None = None) -> dict:
+    """Our model and sampler on the authors' inputs: the arrays named `keys` (default: all of COMPARISONS)."""
     import numpy as np
     import torch
 
-    from baselines.unianimate.pipeline import UniAnimatePipeline, SamplingConfig, release_sampling, window_starts
+    from baselines.unianimate.pipeline import (
+        SamplingConfig, UniAnimatePipeline, make_sampler, release_sampling, window_starts)
 
+    keys = tuple(COMPARISONS) if keys is None else keys
     dtype = next(model.parameters()).dtype
     t = {k: torch.from_numpy(np.asarray(data[k])).to(dtype) for k in
          ("x", "reference_latent", "reference", "reference_pose", "poses", "image")}
-    f = FRAMES
     full = {"reference_latent": t["reference_latent"], "reference_pose": t["reference_pose"],
             "image_embeds": t["image"], "local_image": t["reference"]}
+
+    def pipeline(config: str, key_set: str) -> UniAnimatePipeline:
+        values = {**release_sampling(config, key_set), "steps": DDIM_STEPS}
+        if config == LONG["config"]:
+            values.update(window=CONTEXT_SIZE, overlap=CONTEXT_OVERLAP)
+        return UniAnimatePipeline(model, None, SamplingConfig.from_dict(values))
+
     out: dict = {}
     with torch.no_grad():
-        step = torch.tensor([T_UNET])
-        for key_set in KEY_SETS:
-            pipe = UniAnimatePipeline(model, None, SamplingConfig(conditions=key_set))
-            out[f"unet_{key_set}"] = model(t["x"], step, t["poses"][:, :, :f], **pipe.model_conditions(full)).numpy()
-        out["unet_uncond"] = model(t["x"], step, None, None, None, None, local_image=None).numpy()
-
-        def sampler(config: str, key_set: str, n: int) -> UniAnimatePipeline:
-            values = {**release_sampling(config, key_set), "steps": DDIM_STEPS}
-            if config == LONG["config"]:
-                values.update(window=CONTEXT_SIZE, overlap=CONTEXT_OVERLAP)
-            return UniAnimatePipeline(model, None, SamplingConfig.from_dict(values))
-
-        for key_set in KEY_SETS:
-            pipe = sampler(SHORT["config"], key_set, f)
-            s = pipe.sampling
-            from baselines.unianimate.pipeline import make_sampler
-            out[f"prior_short_{key_set}"] = pipe.start_latents(
-                make_sampler(s, s.steps, "cpu"), t["reference_latent"], f,
-                torch.Generator().manual_seed(s.seed)).numpy()
-            out[f"loop_short_{key_set}"] = pipe._denoise(
-                t["poses"][:, :, :f], full, None, torch.Generator().manual_seed(s.seed), s.steps, s.guidance,
-                windowed=False).numpy()
-        n = LONG_FRAMES
-        pipe = sampler(LONG["config"], "randomref", n)
-        s = pipe.sampling
-        out["prior_long_randomref"] = pipe.start_latents(
-            make_sampler(s, s.steps, "cpu"), t["reference_latent"], n, torch.Generator().manual_seed(s.seed)).numpy()
-        out["loop_long_randomref"] = pipe._denoise(t["poses"], full, None, torch.Generator().manual_seed(s.seed),
-                                                   s.steps, s.guidance, windowed=True).numpy()
-    out["long_windows"] = [list(range(a, a + CONTEXT_SIZE)) for a in window_starts(n, CONTEXT_SIZE, CONTEXT_OVERLAP)]
-    for n_frames in WINDOW_FRAMES:
-        out[f"windows_{n_frames}"] = [list(range(a, a + 32)) for a in window_starts(n_frames, 32, 8)]
+        for key in keys:
+            kind, _, rest = key.partition("_")
+            if key == "unet_uncond":
+                out[key] = model(t["x"], torch.tensor([T_UNET]), None, None, None, None, local_image=None).numpy()
+            elif kind == "unet":
+                cond = UniAnimatePipeline(model, None, SamplingConfig(conditions=rest)).model_conditions(full)
+                out[key] = model(t["x"], torch.tensor([T_UNET]), t["poses"][:, :, :FRAMES], **cond).numpy()
+            elif kind in ("prior", "loop"):
+                mode, _, key_set = rest.partition("_")
+                pipe = pipeline((SHORT if mode == "short" else LONG)["config"], key_set)
+                s, n = pipe.sampling, FRAMES if mode == "short" else LONG_FRAMES
+                generator = torch.Generator().manual_seed(s.seed)
+                if kind == "prior":
+                    out[key] = pipe.start_latents(make_sampler(s, s.steps, "cpu"), t["reference_latent"], n,
+                                                  generator).numpy()
+                else:
+                    out[key] = pipe._denoise(t["poses"][:, :, :n], full, None, generator, s.steps, s.guidance,
+                                             windowed=mode == "long").numpy()
+            elif key == "long_windows":
+                out[key] = [list(range(a, a + CONTEXT_SIZE))
+                            for a in window_starts(LONG_FRAMES, CONTEXT_SIZE, CONTEXT_OVERLAP)]
+            elif kind == "windows":
+                out[key] = [list(range(a, a + 32)) for a in window_starts(int(rest), 32, 8)]
     return out
 
 
@@ -397,7 +396,7 @@ def ours(out: Path) -> list[dict]:
     data = dict(np.load(out / "unianimate_authors.npz"))
     model = load_authors_model(out, data["zero_y"])
     results = our_results(model, data)
-    results.update({f"{k}_f64": v for k, v in our_results(model.double(), data).items() if k in F64_ROWS})
+    results.update({f"{k}_f64": v for k, v in our_results(model.double(), data, F64_ROWS).items()})
     rows = compare(data, results)
     (out / "unianimate_rows.json").write_text(json.dumps(rows, indent=2) + "\n")
     for row in rows:

@@ -1,0 +1,101 @@
+"""Our UniAnimate model and sampler against golden outputs of the authors' released code.
+
+The fixture (tests/baselines/fixtures/unianimate_authors.npz, ~290 kB) was written by
+scripts/reference_unianimate.py from ali-vilab/UniAnimate @643c963 run in its own environment: their
+UNetSD_UniAnimate at reduced widths (dim 32, mult (1, 2), head dim 16, concat_dim 8), their DDIM loops
+(DiffusionDDIM, DiffusionDDIMLong) and window schedule, on fixed inputs. Their weights are not stored: every
+parameter was set from `param_values` (a platform-independent formula of its name) and the fixture keeps the
+state dict's names, shapes and checksums, so the test rebuilds the release-layout .pth, converts it the way
+`toolkit weights convert` does, and runs our model and sampler on the same inputs. No authors' code is needed.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = Path(__file__).parent / "fixtures" / "unianimate_authors.npz"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("reference_unianimate", ROOT / "scripts/reference_unianimate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("reference_unianimate", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+ref = _script()
+
+
+@pytest.fixture(scope="module")
+def data() -> dict:
+    return dict(np.load(FIXTURE))
+
+
+@pytest.fixture(scope="module")
+def model(data, tmp_path_factory):
+    """The authors' reduced UNet, rebuilt in the release's layout, through our converter and loader."""
+    directory = tmp_path_factory.mktemp("ua")
+    shapes = json.loads(str(data["keys"]))
+    torch.save({k: torch.from_numpy(ref.param_values(k, tuple(v))) for k, v in shapes.items()},
+               directory / "unianimate_authors.pth")
+    return ref.load_authors_model(directory, data["zero_y"])
+
+
+def test_weights_are_the_authors(data):
+    """The formula gives back the weights the authors' side used (their checksums), every tensor."""
+    checksums = json.loads(str(data["checksums"]))
+    shapes = json.loads(str(data["keys"]))
+    assert len(shapes) == len(checksums) == 742
+    for name, shape in shapes.items():
+        assert float(np.abs(ref.param_values(name, tuple(shape)).astype(np.float64)).sum()) == pytest.approx(
+            checksums[name], rel=1e-12), name
+
+
+def _check(data: dict, ours: dict, f64: bool = False) -> None:
+    """Each of `ours` within the script's tolerance of the authors' array of the same name."""
+    for key, value in ours.items():
+        theirs = data[f"{key}_f64" if f64 else key]
+        if "windows" in key:
+            assert json.loads(str(theirs)) == value, key
+            continue
+        tolerance = ref.TOLERANCE_F64 if f64 else ref.TOLERANCE_LOOP if key.startswith("loop") else ref.TOLERANCE
+        diff = float(np.abs(np.asarray(theirs, np.float64) - np.asarray(value, np.float64)).max())
+        assert diff <= tolerance, f"{key}: max abs diff {diff:.3g} > {tolerance:g}"
+
+
+def test_unet_each_release_condition_set(data, model):
+    """{image, local_image, dwpose}, {image, randomref, dwpose} and the unconditional call."""
+    _check(data, ref.our_results(model, data, ("unet_local_image", "unet_randomref", "unet_uncond")))
+
+
+def test_noise_priors_and_windows(data, model):
+    """UniAnimate_infer: seed 11, offset noise, then q_sample at t=949; UniAnimate_infer_long: seed 7, q_sample
+    at t=939, then the offset noise; the long config's windows for 11 (reduced), 56, 57 and 100 frames."""
+    _check(data, ref.our_results(model, data, ("prior_short_local_image", "prior_long_randomref", "long_windows",
+                                               "windows_56", "windows_57", "windows_100")))
+
+
+def test_short_loop_randomref(data, model):
+    """The released DDIM loop (ddim_timesteps=4: t = 751, 501, 251, 1) with guidance, from the noise prior."""
+    _check(data, ref.our_results(model, data, ("loop_short_randomref",)))
+
+
+@pytest.mark.slow
+def test_other_loops(data, model):
+    _check(data, ref.our_results(model, data, ("loop_short_local_image", "loop_long_randomref")))
+
+
+@pytest.mark.slow
+def test_float64_equals_the_release(data, model):
+    """In float64 the UNet and the loops agree with the release to float64 rounding (1e-10)."""
+    _check(data, ref.our_results(copy.deepcopy(model).double(), data, ref.F64_ROWS), f64=True)
