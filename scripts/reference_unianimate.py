@@ -300,7 +300,7 @@ def our_results(model, data: dict, keys: tuple[str, ...] | None = None) -> dict:
     import torch
 
     from baselines.unianimate.pipeline import (
-        SamplingConfig, UniAnimatePipeline, make_sampler, release_sampling, window_starts)
+        RELEASE_COMMON, SamplingConfig, UniAnimatePipeline, make_sampler, release_sampling, window_starts)
 
     keys = tuple(COMPARISONS) if keys is None else keys
     dtype = next(model.parameters()).dtype
@@ -310,7 +310,7 @@ def our_results(model, data: dict, keys: tuple[str, ...] | None = None) -> dict:
             "image_embeds": t["image"], "local_image": t["reference"]}
 
     def pipeline(config: str, key_set: str) -> UniAnimatePipeline:
-        values = {**release_sampling(config, key_set), "steps": DDIM_STEPS}
+        values = {**RELEASE_COMMON, **release_sampling(config, key_set), "steps": DDIM_STEPS, "precision": "fp32"}
         if config == LONG["config"]:
             values.update(window=CONTEXT_SIZE, overlap=CONTEXT_OVERLAP)
         return UniAnimatePipeline(model, None, SamplingConfig.from_dict(values))
@@ -348,7 +348,8 @@ COMPARISONS = {
     "unet_randomref": "UNet, conditional {image, randomref, dwpose} (key set 2)",
     "unet_uncond": "UNet, unconditional (every condition None)",
     "prior_short_local_image": "noise prior, UniAnimate_infer (seed 11, offset before q_sample at t=949)",
-    "loop_short_local_image": f"DDIM loop, UniAnimate_infer, {{image, local_image, dwpose}}, ddim_timesteps={DDIM_STEPS}",
+    "loop_short_local_image": (f"DDIM loop, UniAnimate_infer, {{image, local_image, dwpose}}, "
+                               f"ddim_timesteps={DDIM_STEPS}"),
     "loop_short_randomref": f"DDIM loop, UniAnimate_infer, {{image, randomref, dwpose}}, ddim_timesteps={DDIM_STEPS}",
     "prior_long_randomref": "noise prior, UniAnimate_infer_long (seed 7, q_sample at t=939, offset after)",
     "loop_long_randomref": (f"DDIM loop, UniAnimate_infer_long, {LONG_FRAMES} frames in windows of {CONTEXT_SIZE} "

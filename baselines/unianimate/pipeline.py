@@ -30,7 +30,10 @@ the published checkpoint use the released values):
   reference latent and pose as frame 0, no local image);
 * ``offset_order``: where the offset noise goes, "before" the noise prior (UniAnimate_infer.yaml's
   entrance: noise + 0.1 offset, then q_sample at t = 949) or "after" it (the long entrance: q_sample at
-  t = 939, then + 0.1 offset).
+  t = 939, then + 0.1 offset);
+* ``precision``: "fp32", or "fp16" (the release: the model cast to fp16 and run under fp16
+  autocast, the latents and DDIM update in float32, the offset noise from a CUDA generator; the
+  method casts the model on CUDA only, so a CPU run stays fp32).
 
 `RELEASE_CONFIGS` holds the release's two inference configs by name (`release_sampling` turns one
 into `[sampling]` values): seed, noise prior, offset order, key set, windows, generation size and
@@ -84,6 +87,7 @@ RELEASE_CONFIGS: dict[str, dict[str, Any]] = {
 }
 # The entrances' own default when a config names no partial_keys, and the one set both configs run.
 RELEASE_KEYS = "randomref"
+RELEASE_COMMON: dict[str, Any] = {"steps": 30, "timesteps": "unianimate", "guidance": 2.5, "offset_noise": 0.1}
 
 
 def make_scheduler(**overrides: Any) -> DDIMScheduler:
@@ -133,18 +137,18 @@ class SamplingConfig:
 
 
 def release_sampling(config: str, keys: str = RELEASE_KEYS) -> dict[str, Any]:
-    """`[sampling]` values that make our sampler run as the release's `config` ("UniAnimate_infer" or
-    "UniAnimate_infer_long") with its partial_keys set `keys` ("local_image" or "randomref"): 30 steps taken
-    as its DDIM loop takes them, guidance 2.5, offset noise 0.1, no conditions in the unconditional half, and
-    the config's seed, noise prior and windows."""
+    """`[sampling]` values particular to the release's `config` ("UniAnimate_infer" or "UniAnimate_infer_long")
+    run with its partial_keys set `keys` ("local_image" or "randomref"): the config's seed, noise prior, offset
+    order and windows, the key set, no conditions in the unconditional half, fp16 (on CUDA). What both configs
+    share (30 DDIM steps as the released loop takes them, guidance 2.5, offset noise 0.1) is `RELEASE_COMMON`,
+    also in configs/paper.toml's [sampling]."""
     if config not in RELEASE_CONFIGS:
         raise ValueError(f"unknown release config {config!r}; known: {sorted(RELEASE_CONFIGS)}")
     release = RELEASE_CONFIGS[config]
     if keys not in release["key_sets"]:
         raise ValueError(f"{config} runs the key sets {release['key_sets']}, not {keys!r}")
-    values = {"steps": 30, "timesteps": "unianimate", "guidance": 2.5, "offset_noise": 0.1, "uncond": "none",
-              "conditions": keys, "seed": release["seed"], "noise_prior_t": release["noise_prior_t"],
-              "offset_order": release["offset_order"], "long": "windows"}
+    values = {"uncond": "none", "precision": "fp16", "conditions": keys, "seed": release["seed"],
+              "noise_prior_t": release["noise_prior_t"], "offset_order": release["offset_order"], "long": "windows"}
     if release["long"] is not None:
         values["window"], values["overlap"] = release["long"]
     return values
@@ -278,15 +282,17 @@ class UniAnimatePipeline:
         n = poses.shape[2]
         ref = cond["reference_latent"]
         latents = self.start_latents(scheduler, ref, n, generator, offset_generator)
+        half = next(self.model.parameters()).dtype == torch.float16
         for k, t in enumerate(scheduler.timesteps):
             if first_latent is not None:
                 latents[:, :, 0] = first_latent
             tt = t.reshape(1).to(self.device)
-            if windowed:
-                v = self._windowed(latents, tt, poses, cond, guidance, s.window, s.overlap)
-            else:
-                v = self._guided(latents, tt, poses, cond, guidance)
-            step = scheduler.step(v, t, latents, eta=0.0)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=half):
+                if windowed:
+                    v = self._windowed(latents, tt, poses, cond, guidance, s.window, s.overlap)
+                else:
+                    v = self._guided(latents, tt, poses, cond, guidance)
+            step = scheduler.step(v.to(latents.dtype), t, latents, eta=0.0)
             # with trailing spacing the last step returns the clean estimate: DDIM's last "previous" timestep
             # can be t = 0 (e.g. 7 steps), which still holds sqrt(1 - alpha_0) of noise; the released loop
             # returns its last step's sample (at alpha_bar of t = 0)
@@ -333,10 +339,19 @@ class UniAnimatePipeline:
         generator = torch.Generator().manual_seed(s.seed if seed is None else seed)
         self.model.eval()
         dtype = next(self.model.parameters()).dtype
+        offset_generator = None
+        if dtype == torch.float16:
+            # a half-precision model runs under autocast (the release's CUDA run): the codec, the conditions'
+            # pixels and the latents stay float32; the release draws its offset noise on the GPU
+            dtype = torch.float32
+            if self.device.type == "cuda":
+                offset_generator = torch.Generator(self.device).manual_seed(generator.initial_seed())
         poses = poses.permute(1, 0, 2, 3).unsqueeze(0)  # (1, 3, F, H, W)
         ref = as_float(reference[None], self.device, dtype)
         ref_pose = as_float(reference_pose[None], self.device, dtype)
-        ref_latent = self.codec.encode(ref)
+        # a sampling codec draws the reference's posterior noise first, from the same generator as the start
+        # noise (the release: both from torch's CPU generator, in this order)
+        ref_latent = self.codec.encode(ref, generator)
         if image_embeds is None and self.image_encoder is not None:
             image_embeds = self.image_encoder(ref)
         cond = {"reference_latent": ref_latent, "reference_pose": ref_pose,
@@ -346,7 +361,8 @@ class UniAnimatePipeline:
         if first_frame is not None:
             first_latent = self.codec.encode(as_float(first_frame[None], self.device, dtype))[0]
         if long == "windows" or poses.shape[2] <= s.window:
-            chunks = self._decode(self._denoise(poses, cond, first_latent, generator, steps, guidance, windowed))
+            chunks = self._decode(self._denoise(poses, cond, first_latent, generator, steps, guidance, windowed,
+                                                offset_generator))
         else:
             chunks = self._chain(poses, cond, first_latent, generator, steps, guidance)
         for k, chunk in enumerate(chunks):
