@@ -99,3 +99,21 @@ def test_other_loops(data, model):
 def test_float64_equals_the_release(data, model):
     """In float64 the UNet and the loops agree with the release to float64 rounding (1e-10)."""
     _check(data, ref.our_results(copy.deepcopy(model).double(), data, ref.F64_ROWS), f64=True)
+
+
+def test_published_run_takes_the_release_config_by_length_and_squashes_as_pil():
+    """'auto': UniAnimate_infer while every 2nd pose gives at most 32 frames, else the long config; the
+    reference and poses are resized to the config's size ignoring the aspect, bilinear as PIL."""
+    from PIL import Image
+
+    from baselines.unianimate import method
+
+    m = object.__new__(method.UniAnimateMethod)
+    m.release = dict(method.RELEASE_DEFAULTS)
+    assert [m.release_for(n) for n in (1, 63, 64, 65, 300)] == [method.SHORT] * 3 + [method.LONG] * 2
+    m.release["config"] = method.LONG
+    assert m.release_for(10) == method.LONG
+    image = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    squashed = method._squash(image, (24, 16))
+    assert squashed.shape == (24, 16, 3)
+    assert np.array_equal(squashed, np.asarray(Image.fromarray(image).resize((16, 24), Image.BILINEAR)))
