@@ -234,3 +234,17 @@ def test_release_key_sets_give_the_model_what_the_release_gives():
         (7, 939, "after", 32, 8)
     with pytest.raises(ValueError, match="runs the key sets"):
         release_sampling("UniAnimate_infer_long", "local_image")
+
+
+def test_half_model_samples_under_autocast_near_float32(model):
+    """precision "fp16" (the release's run): a half-precision model is sampled under fp16 autocast with the
+    latents and DDIM update in float32; here on CPU autocast, where the frames stay within 2 levels of fp32."""
+    import copy
+
+    ref, ref_pose, poses = inputs(3)
+    values = {**RELEASE_COMMON, **release_sampling("UniAnimate_infer"), "steps": 2}
+    full = UniAnimatePipeline(model, PixelCodec(4), SamplingConfig.from_dict(values))(ref, ref_pose, poses)
+    half = UniAnimatePipeline(copy.deepcopy(model).half(), PixelCodec(4), SamplingConfig.from_dict(values))
+    frames = half(ref, ref_pose, poses)
+    assert frames.shape == full.shape
+    assert np.abs(frames.astype(int) - full.astype(int)).max() <= 2
