@@ -56,11 +56,12 @@ class UniAnimateMethod(Method):
     def __init__(self, checkpoint: str | Path | None = None, long: str | None = None, steps: int | None = None,
                  guidance: float | None = None, seed: int | None = None, device: str = "cpu",
                  first_frame: bool = False, release_config: str | None = None, keys: str | None = None,
-                 keep_aspect: bool | None = None):
+                 keep_aspect: bool | None = None, precision: str | None = None):
         """`release_config` ("UniAnimate_infer", "UniAnimate_infer_long" or "auto"), `keys` ("randomref" or
         "local_image") and `keep_aspect` (generate at the trained area with the video's aspect, centre-cropped,
         from every pose, instead of the release's squash to its size from every 2nd pose) apply to
-        ``--checkpoint published`` only; their defaults are the release's (`RELEASE_DEFAULTS`)."""
+        ``--checkpoint published`` only; their defaults are the release's (`RELEASE_DEFAULTS`). `precision`
+        ("fp16" or "fp32") overrides the sampling's (the release: fp16, which takes effect on CUDA only)."""
         if checkpoint is None:
             raise MethodUnavailable("unianimate needs a trained model: run `make train-tiny` (or `toolkit train "
                                     "--method unianimate ...`) and pass --checkpoint runs/ua-tiny, or "
@@ -88,8 +89,8 @@ class UniAnimateMethod(Method):
             model = UniAnimateModel.from_pretrained(model_dir).to(device).eval()
             self.openclip = load_openclip(self.run_config, device)  # a model trained on OpenCLIP embeddings
         sampling = dict(self.run_config.get("sampling", {}))
-        self.overrides = {k: v for k, v in {"long": long, "steps": steps, "guidance": guidance, "seed": seed}.items()
-                          if v is not None}
+        given = {"long": long, "steps": steps, "guidance": guidance, "seed": seed, "precision": precision}
+        self.overrides = {k: v for k, v in given.items() if v is not None}
         sampling.update(self.overrides)
         self.sampling = SamplingConfig.from_dict(sampling)
         if self.sampling.precision == "fp16" and torch.device(device).type == "cuda":
