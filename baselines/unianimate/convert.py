@@ -1,11 +1,23 @@
 """Map UniAnimate's published UNet checkpoint onto `UniAnimateModel`.
 
 The checkpoint (`unianimate_16f_32f_non_ema_223000.pth`) is a pickled flat dict of fp32 tensors,
-the `state_dict()` of `UNetSD_UniAnimate` with no key prefix; UniAnimate loads it with
-`load_state_dict(..., strict=True)` after unwrapping an optional 'state_dict' entry. Its names and
-shapes are listed in `published_keys.tsv`. Every published tensor has a place in our model; the
-only model entry without a published counterpart is `text_context` (UniAnimate computes it at
-start-up as OpenCLIP's embedding of "", see `NOT_IN_CHECKPOINT`).
+the `state_dict()` of `UNetSD_UniAnimate` with no key prefix. The release's loader
+(tools/inferences/inference_unianimate_entrance.py L250-257, the long entrance L269-276, @643c963),
+and ours step by step:
+
+1. ``torch.load(path, map_location='cpu')``: ours reads it with ``weights_only=True``
+   (`toolkit.safe_pickle`), on the CPU;
+2. ``if 'state_dict' in state_dict: state_dict = state_dict['state_dict']``: the same unwrapping;
+3. ``'step'`` is read if present (for logging only): nothing to do;
+4. ``model.load_state_dict(state_dict, strict=True)`` with no prefix handling: every entry must be a
+   tensor of the model under its own name (a left-over non-tensor entry such as ``step`` would fail
+   their strict load, and fails ours: `ConversionError`); `convert_state_dict` maps each name and
+   refuses unmapped, misshapen and missing entries, our `strict`.
+
+Its names and shapes are listed in `published_keys.tsv`. Every published tensor has a place in our
+model; the only model entry without a published counterpart is `text_context` (UniAnimate computes it
+at start-up as OpenCLIP's embedding of "", see `NOT_IN_CHECKPOINT`). scripts/reference_unianimate.py
+runs this path on a reduced-width state dict saved by the authors' own model and compares outputs.
 """
 
 from __future__ import annotations
@@ -143,11 +155,18 @@ def convert_state_dict(published: dict[str, torch.Tensor], config: UniAnimateCon
 
 
 def load_published_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read the published .pth (tensors only), unwrapping a 'state_dict' entry as UniAnimate does."""
+    """Read the published .pth as the release's entrance does: unwrap a 'state_dict' entry, then every entry
+    must be a tensor (their load is strict; a non-tensor entry raises ConversionError)."""
     state = safe_pickle.load(path)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
-    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not isinstance(state, dict):
+        raise ConversionError(f"{path}: not a state dict ({type(state).__name__})")
+    others = sorted(k for k, v in state.items() if not isinstance(v, torch.Tensor))
+    if others:
+        raise ConversionError(f"{path}: entries that are not tensors, which the release's strict load refuses: "
+                              f"{others[:10]}")
+    return dict(state)
 
 
 def load_published_model(path: str | Path, config: UniAnimateConfig | None = None) -> UniAnimateModel:

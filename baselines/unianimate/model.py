@@ -167,6 +167,25 @@ def latent_convs(in_channels: int, widths: tuple[int, ...], out_channels: int) -
     return nn.Sequential(*layers)
 
 
+class SinusoidalTimesteps(nn.Module):
+    """UniAnimate's timestep embedding: [cos, sin] of t * 10000 ** (-i / half), in float32.
+
+    diffusers' `Timesteps(flip_sin_to_cos=True, downscale_freq_shift=0)` is the same function but forms the
+    frequencies as exp(-ln(10000) * i / half); in float32 the two differ by an ulp per frequency, which at
+    t ~ 1000 moves the angles by ~1e-4. Forming them as the release does keeps the UNet within float32
+    rounding of the release (scripts/reference_unianimate.py)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
+        half = self.dim // 2
+        t = timesteps.float()
+        angles = torch.outer(t, torch.pow(10000, -torch.arange(half, device=t.device).to(t).div(half)))
+        return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
+
+
 def _checkpointed(forward: Any, *args: Any, **kwargs: Any) -> Any:
     if torch.is_grad_enabled():
         return checkpoint(forward, *args, use_reentrant=False, **kwargs)
@@ -210,6 +229,7 @@ class UniAnimateModel(PretrainedModel):
             cross_attention_dim=d,
             attention_head_dim=c.attention_head_dim,
         )
+        self.unet.time_proj = SinusoidalTimesteps(c.block_out_channels[0])
         if c.temporal == "mamba":
             from toolkit.models.temporal_mamba import replace_temporal_transformers
 

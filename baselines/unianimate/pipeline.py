@@ -22,7 +22,22 @@ the published checkpoint use the released values):
   noise before the noise prior, as in its training;
 * ``uncond``: "zeros" (the unconditional half gets zero condition inputs, as our objective drops
   them in training) or "none" (no conditions at all: zero condition features and zero image tokens,
-  the unconditional branch of the released model, which was trained that way).
+  the unconditional branch of the released model, which was trained that way);
+* ``conditions``: which conditions the conditional half gets. "all" (ours: the pose, the local
+  image, the reference latent and the reference pose as frame 0, the image embedding) or one of the
+  release's ``partial_keys`` sets: "local_image" ({image, local_image, dwpose}: no frame-0 reference,
+  the released model then ignores the reference pose) or "randomref" ({image, randomref, dwpose}: the
+  reference latent and pose as frame 0, no local image);
+* ``offset_order``: where the offset noise goes, "before" the noise prior (UniAnimate_infer.yaml's
+  entrance: noise + 0.1 offset, then q_sample at t = 949) or "after" it (the long entrance: q_sample at
+  t = 939, then + 0.1 offset);
+* ``precision``: "fp32", or "fp16" (the release: the model cast to fp16 and run under fp16
+  autocast, the latents and DDIM update in float32, the offset noise from a CUDA generator; the
+  method casts the model on CUDA only, so a CPU run stays fp32).
+
+`RELEASE_CONFIGS` holds the release's two inference configs by name (`release_sampling` turns one
+into `[sampling]` values): seed, noise prior, offset order, key set, windows, generation size and
+pose stride.
 
 Long video, two modes:
 
@@ -47,6 +62,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 from diffusers import DDIMScheduler
+from diffusers.schedulers.scheduling_ddim import rescale_zero_terminal_snr
 from torch import nn
 
 from toolkit.models.diffusion import as_float
@@ -55,6 +71,23 @@ from toolkit.models.pretrained import from_table
 LONG_MODES = ("windows", "chain")
 TIMESTEPS = ("trailing", "unianimate")
 UNCOND = ("zeros", "none")
+CONDITIONS = ("all", "local_image", "randomref")
+OFFSET_ORDER = ("before", "after")
+PRECISION = ("fp32", "fp16")
+
+# The release's inference configs (ali-vilab/UniAnimate configs/UniAnimate_infer*.yaml and their entrances):
+# seed, noise prior t, where the offset noise goes, the partial_keys sets they run, windows, generation size
+# (height, width: their `resolution` is [W, H]), every `frame_interval`-th pose, and how many poses (None: all).
+RELEASE_CONFIGS: dict[str, dict[str, Any]] = {
+    "UniAnimate_infer": {"seed": 11, "noise_prior_t": 949, "offset_order": "before",
+                         "key_sets": ("local_image", "randomref"), "long": None, "size": (768, 512),
+                         "frame_interval": 2, "max_frames": 32},
+    "UniAnimate_infer_long": {"seed": 7, "noise_prior_t": 939, "offset_order": "after", "key_sets": ("randomref",),
+                              "long": (32, 8), "size": (1216, 768), "frame_interval": 2, "max_frames": None},
+}
+# The entrances' own default when a config names no partial_keys, and the one set both configs run.
+RELEASE_KEYS = "randomref"
+RELEASE_COMMON: dict[str, Any] = {"steps": 30, "timesteps": "unianimate", "guidance": 2.5, "offset_noise": 0.1}
 
 
 def make_scheduler(**overrides: Any) -> DDIMScheduler:
@@ -80,10 +113,14 @@ class SamplingConfig:
     timesteps: str = "trailing"          # or "unianimate" (the released loop, steps + 1 evaluations)
     offset_noise: float = 0.0            # the released inference: 0.1
     uncond: str = "zeros"                # or "none" (the released model's unconditional branch)
+    conditions: str = "all"              # or a release key set: "local_image" / "randomref"
+    offset_order: str = "before"         # offset noise before the noise prior, or "after" it (long config)
+    precision: str = "fp32"              # "fp16": the model in half precision under autocast, on CUDA only
     scheduler: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for key, allowed in (("long", LONG_MODES), ("timesteps", TIMESTEPS), ("uncond", UNCOND)):
+        for key, allowed in (("long", LONG_MODES), ("timesteps", TIMESTEPS), ("uncond", UNCOND),
+                             ("conditions", CONDITIONS), ("offset_order", OFFSET_ORDER), ("precision", PRECISION)):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.steps < 1:
@@ -97,6 +134,24 @@ class SamplingConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SamplingConfig:
         return from_table(cls, values, "sampling")
+
+
+def release_sampling(config: str, keys: str = RELEASE_KEYS) -> dict[str, Any]:
+    """`[sampling]` values particular to the release's `config` ("UniAnimate_infer" or "UniAnimate_infer_long")
+    run with its partial_keys set `keys` ("local_image" or "randomref"): the config's seed, noise prior, offset
+    order and windows, the key set, no conditions in the unconditional half, fp16 (on CUDA). What both configs
+    share (30 DDIM steps as the released loop takes them, guidance 2.5, offset noise 0.1) is `RELEASE_COMMON`,
+    also in configs/paper.toml's [sampling]."""
+    if config not in RELEASE_CONFIGS:
+        raise ValueError(f"unknown release config {config!r}; known: {sorted(RELEASE_CONFIGS)}")
+    release = RELEASE_CONFIGS[config]
+    if keys not in release["key_sets"]:
+        raise ValueError(f"{config} runs the key sets {release['key_sets']}, not {keys!r}")
+    values = {"uncond": "none", "precision": "fp16", "conditions": keys, "seed": release["seed"],
+              "noise_prior_t": release["noise_prior_t"], "offset_order": release["offset_order"], "long": "windows"}
+    if release["long"] is not None:
+        values["window"], values["overlap"] = release["long"]
+    return values
 
 
 def unianimate_timesteps(steps: int, num_train_timesteps: int = 1000) -> torch.Tensor:
@@ -117,6 +172,14 @@ def make_sampler(sampling: SamplingConfig, steps: int, device: torch.device | st
     scheduler.set_timesteps(steps, device=device)
     if released:
         scheduler.timesteps = unianimate_timesteps(steps, scheduler.config.num_train_timesteps).to(device)
+        # the release forms its schedule in float64 (schedules.py, diffusion_ddim.py) and rounds each
+        # coefficient to the latents' dtype where it is used; diffusers' is float32 throughout
+        c = scheduler.config
+        betas = torch.linspace(c.beta_start**0.5, c.beta_end**0.5, c.num_train_timesteps, dtype=torch.float64) ** 2
+        if c.rescale_betas_zero_snr:
+            betas = rescale_zero_terminal_snr(betas)
+        scheduler.alphas_cumprod = torch.cumprod(1 - betas, dim=0)
+        scheduler.final_alpha_cumprod = scheduler.alphas_cumprod[0]
     return scheduler
 
 
@@ -149,11 +212,19 @@ class UniAnimatePipeline:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def model_conditions(self, cond: dict[str, torch.Tensor | None]) -> dict[str, torch.Tensor | None]:
+        """The conditions the conditional half gets under `sampling.conditions`: all of them, or the release's
+        {image, local_image, dwpose} (no frame-0 reference) or {image, randomref, dwpose} (no local image)."""
+        keys = self.sampling.conditions
+        drop = {"all": (), "local_image": ("reference_latent", "reference_pose"), "randomref": ("local_image",)}[keys]
+        return {k: None if k in drop else v for k, v in cond.items()}
+
     def _guided(self, latents: torch.Tensor, t: torch.Tensor, poses: torch.Tensor, cond: dict[str, torch.Tensor],
                 guidance: float) -> torch.Tensor:
         """Guided v-prediction for latents (1, C, F, h, w). `cond` holds the conditional inputs (batch 1); the
         unconditional half has them zeroed (one batch of two) or, with uncond = "none", none at all."""
         pose = as_float(poses, self.device)
+        cond = self.model_conditions(cond)
         if self.sampling.uncond == "none":
             v_cond = self.model(latents, t, pose, **cond)
             v_uncond = self.model(latents, t, None, None, None, None, local_image=None)
@@ -176,34 +247,52 @@ class UniAnimatePipeline:
             count[s:e] += 1
         return total / count.view(1, 1, n, 1, 1)
 
+    def start_latents(self, scheduler: DDIMScheduler, ref: torch.Tensor, n: int, generator: torch.Generator,
+                      offset_generator: torch.Generator | None = None) -> torch.Tensor:
+        """The start latents (1, C, n, h, w) from the reference latent (1, C, h, w): noise from `generator`,
+        per-frame, per-channel offset noise (from `offset_generator`, else `generator`) added before or after
+        the noise prior (`offset_order`), the prior being the reference latent noised to `noise_prior_t`."""
+        s = self.sampling
+        shape = (1, ref.shape[1], n, ref.shape[2], ref.shape[3])
+        dtype = torch.float64 if ref.dtype == torch.float64 else torch.float32  # at least float32, as the release
+        noise = torch.randn(shape, generator=generator, device=generator.device).to(self.device, dtype)
+
+        def offset() -> torch.Tensor:
+            g = offset_generator or generator
+            return s.offset_noise * torch.randn((*shape[:3], 1, 1), generator=g, device=g.device).to(self.device, dtype)
+
+        if s.offset_noise and s.offset_order == "before":
+            noise = noise + offset()
+        if s.noise_prior_t is None:
+            latents = noise * scheduler.init_noise_sigma
+        else:
+            prior_t = torch.tensor([s.noise_prior_t], device=self.device)
+            latents = scheduler.add_noise(ref.to(dtype).unsqueeze(2).expand(shape), noise, prior_t)
+        if s.offset_noise and s.offset_order == "after":
+            latents = latents + offset()
+        return latents
+
     @torch.no_grad()
     def _denoise(self, poses: torch.Tensor, cond: dict[str, torch.Tensor], first_latent: torch.Tensor | None,
-                 generator: torch.Generator, steps: int, guidance: float, windowed: bool) -> torch.Tensor:
+                 generator: torch.Generator, steps: int, guidance: float, windowed: bool,
+                 offset_generator: torch.Generator | None = None) -> torch.Tensor:
         """DDIM from the noise prior to clean latents (1, C, F, h, w); frame 0 held at `first_latent` if given."""
         s = self.sampling
         scheduler = make_sampler(s, steps, self.device)
         n = poses.shape[2]
         ref = cond["reference_latent"]
-        shape = (1, ref.shape[1], n, ref.shape[2], ref.shape[3])
-        noise = torch.randn(shape, generator=generator, device=generator.device, dtype=ref.dtype)
-        if s.offset_noise:
-            offset = torch.randn((*shape[:3], 1, 1), generator=generator, device=generator.device, dtype=ref.dtype)
-            noise = noise + s.offset_noise * offset
-        noise = noise.to(self.device)
-        if s.noise_prior_t is None:
-            latents = noise * scheduler.init_noise_sigma
-        else:
-            prior_t = torch.tensor([s.noise_prior_t], device=self.device)
-            latents = scheduler.add_noise(ref.unsqueeze(2).expand(shape), noise, prior_t)
+        latents = self.start_latents(scheduler, ref, n, generator, offset_generator)
+        half = next(self.model.parameters()).dtype == torch.float16
         for k, t in enumerate(scheduler.timesteps):
             if first_latent is not None:
                 latents[:, :, 0] = first_latent
             tt = t.reshape(1).to(self.device)
-            if windowed:
-                v = self._windowed(latents, tt, poses, cond, guidance, s.window, s.overlap)
-            else:
-                v = self._guided(latents, tt, poses, cond, guidance)
-            step = scheduler.step(v, t, latents, eta=0.0)
+            with torch.autocast(self.device.type, dtype=torch.float16, enabled=half):
+                if windowed:
+                    v = self._windowed(latents, tt, poses, cond, guidance, s.window, s.overlap)
+                else:
+                    v = self._guided(latents, tt, poses, cond, guidance)
+            step = scheduler.step(v.to(latents.dtype), t, latents, eta=0.0)
             # with trailing spacing the last step returns the clean estimate: DDIM's last "previous" timestep
             # can be t = 0 (e.g. 7 steps), which still holds sqrt(1 - alpha_0) of noise; the released loop
             # returns its last step's sample (at alpha_bar of t = 0)
@@ -250,10 +339,19 @@ class UniAnimatePipeline:
         generator = torch.Generator().manual_seed(s.seed if seed is None else seed)
         self.model.eval()
         dtype = next(self.model.parameters()).dtype
+        offset_generator = None
+        if dtype == torch.float16:
+            # a half-precision model runs under autocast (the release's CUDA run): the codec, the conditions'
+            # pixels and the latents stay float32; the release draws its offset noise on the GPU
+            dtype = torch.float32
+            if self.device.type == "cuda":
+                offset_generator = torch.Generator(self.device).manual_seed(generator.initial_seed())
         poses = poses.permute(1, 0, 2, 3).unsqueeze(0)  # (1, 3, F, H, W)
         ref = as_float(reference[None], self.device, dtype)
         ref_pose = as_float(reference_pose[None], self.device, dtype)
-        ref_latent = self.codec.encode(ref)
+        # a sampling codec draws the reference's posterior noise first, from the same generator as the start
+        # noise (the release: both from torch's CPU generator, in this order)
+        ref_latent = self.codec.encode(ref, generator)
         if image_embeds is None and self.image_encoder is not None:
             image_embeds = self.image_encoder(ref)
         cond = {"reference_latent": ref_latent, "reference_pose": ref_pose,
@@ -263,7 +361,8 @@ class UniAnimatePipeline:
         if first_frame is not None:
             first_latent = self.codec.encode(as_float(first_frame[None], self.device, dtype))[0]
         if long == "windows" or poses.shape[2] <= s.window:
-            chunks = self._decode(self._denoise(poses, cond, first_latent, generator, steps, guidance, windowed))
+            chunks = self._decode(self._denoise(poses, cond, first_latent, generator, steps, guidance, windowed,
+                                                offset_generator))
         else:
             chunks = self._chain(poses, cond, first_latent, generator, steps, guidance)
         for k, chunk in enumerate(chunks):

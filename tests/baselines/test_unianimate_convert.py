@@ -201,3 +201,13 @@ def test_published_method_names_each_missing_file_and_its_fix(tmp_path, monkeypa
     install("openclip-vit-h-14-laion2b", openclip_state(text_width=64, vision_width=80, embed_dim=16))
     with pytest.raises(weights.WeightsMissing, match="toolkit weights fetch sd21-512-ema-pruned"):
         method.UniAnimateMethod(checkpoint="published")
+
+
+def test_load_published_checkpoint_is_strict_like_the_release(tmp_path):
+    """The release unwraps 'state_dict' and loads strictly: a non-tensor entry left in the dict is refused."""
+    path = tmp_path / "published.pth"
+    torch.save({"state_dict": {"time_embed.0.bias": torch.zeros(3), "step": 223000}}, path)
+    with pytest.raises(ConversionError, match="step"):
+        load_published_checkpoint(path)
+    torch.save({"time_embed.0.bias": torch.zeros(3)}, path)
+    assert list(load_published_checkpoint(path)) == ["time_embed.0.bias"]

@@ -8,7 +8,8 @@ import torch
 
 from baselines.unianimate.model import UniAnimateConfig, UniAnimateModel
 from baselines.unianimate.pipeline import (SamplingConfig, UniAnimatePipeline, make_sampler, make_scheduler,
-                                           unianimate_timesteps, window_starts)
+                                           RELEASE_COMMON, release_sampling, unianimate_timesteps,
+                                           window_starts)
 from toolkit.models.codec import PixelCodec
 
 SIZE = 32  # pixels; the tiny config's 4x pixel codec makes 8x8 latents
@@ -209,3 +210,41 @@ def test_image_embedding_and_offset_noise_change_the_result(model):
     offset = pipe(model, offset_noise=0.1)
     assert np.array_equal(offset(ref, ref_pose, poses), offset(ref, ref_pose, poses))
     assert not np.array_equal(offset(ref, ref_pose, poses), base)
+
+
+def test_release_key_sets_give_the_model_what_the_release_gives():
+    """UniAnimate_infer's {image, local_image, dwpose}: no frame-0 reference; {image, randomref, dwpose}: no local
+    image; the unconditional half nothing; each config with its seed, noise prior and offset order."""
+    codec = PixelCodec(4)
+    spy = _Spy(codec.encode(torch.rand(3, 3, SIZE, SIZE)).transpose(0, 1)[None])
+    ref, ref_pose, poses = inputs(3)
+    expected = {"local_image": {"reference_latent": False, "reference_pose": False, "local_image": True},
+                "randomref": {"reference_latent": True, "reference_pose": True, "local_image": False}}
+    for keys, given in expected.items():
+        spy.calls.clear()
+        sampling = SamplingConfig.from_dict({**RELEASE_COMMON, **release_sampling("UniAnimate_infer", keys),
+                                             "steps": 2})
+        UniAnimatePipeline(spy, codec, sampling)(ref, ref_pose, poses, windowed=False, image_embeds=torch.randn(1, 32))
+        assert all({k: c[2][k] for k in given} == given and c[2]["pose"] and c[2]["image_embeds"]
+                   for c in spy.calls[::2])
+        assert not any(any(c[2].values()) for c in spy.calls[1::2])
+    short, long = release_sampling("UniAnimate_infer"), release_sampling("UniAnimate_infer_long")
+    assert (short["seed"], short["noise_prior_t"], short["offset_order"]) == (11, 949, "before")
+    assert (long["seed"], long["noise_prior_t"], long["offset_order"], long["window"], long["overlap"]) == \
+        (7, 939, "after", 32, 8)
+    with pytest.raises(ValueError, match="runs the key sets"):
+        release_sampling("UniAnimate_infer_long", "local_image")
+
+
+def test_half_model_samples_under_autocast_near_float32(model):
+    """precision "fp16" (the release's run): a half-precision model is sampled under fp16 autocast with the
+    latents and DDIM update in float32; here on CPU autocast, where the frames stay within 2 levels of fp32."""
+    import copy
+
+    ref, ref_pose, poses = inputs(3)
+    values = {**RELEASE_COMMON, **release_sampling("UniAnimate_infer"), "steps": 2}
+    full = UniAnimatePipeline(model, PixelCodec(4), SamplingConfig.from_dict(values))(ref, ref_pose, poses)
+    half = UniAnimatePipeline(copy.deepcopy(model).half(), PixelCodec(4), SamplingConfig.from_dict(values))
+    frames = half(ref, ref_pose, poses)
+    assert frames.shape == full.shape
+    assert np.abs(frames.astype(int) - full.astype(int)).max() <= 2
