@@ -40,7 +40,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -186,6 +186,13 @@ class SinusoidalTimesteps(nn.Module):
         return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1)
 
 
+def _kept(features: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """`features` (B, ...) times a per-sample mask (B,) of 0 and 1, or unchanged without one."""
+    if keep is None:
+        return features
+    return features * keep.to(features.dtype).view(-1, *(1,) * (features.dim() - 1))
+
+
 def _checkpointed(forward: Any, *args: Any, **kwargs: Any) -> Any:
     if torch.is_grad_enabled():
         return checkpoint(forward, *args, use_reentrant=False, **kwargs)
@@ -240,14 +247,17 @@ class UniAnimateModel(PretrainedModel):
         with torch.no_grad():
             self.text_context.copy_(embedding.reshape(self.text_context.shape))
 
-    def context(self, image_embeds: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """Cross-attention tokens: the text context, then num_tokens image tokens (zeros without an embedding)."""
+    def context(self, image_embeds: torch.Tensor | None, batch: int,
+                keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-attention tokens: the text context, then num_tokens image tokens (zeros without an embedding, and
+        for the samples where `keep` (B,) is 0)."""
         c = self.config
         text = self.text_context.expand(batch, -1, -1)
         if image_embeds is None:
             image = text.new_zeros(batch, c.num_tokens, c.cross_attention_dim)
         else:
-            image = self.image_proj(image_embeds.to(text.dtype)).view(batch, c.num_tokens, c.cross_attention_dim)
+            image = _kept(self.image_proj(image_embeds.to(text.dtype)).view(batch, c.num_tokens,
+                                                                              c.cross_attention_dim), keep)
         return torch.cat([text, image], dim=1)
 
     def forward(
@@ -260,6 +270,7 @@ class UniAnimateModel(PretrainedModel):
         image_embeds: torch.Tensor | None = None,
         *,
         local_image: torch.Tensor | None = None,
+        keep: Mapping[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """v-prediction for the F video frames.
 
@@ -267,26 +278,32 @@ class UniAnimateModel(PretrainedModel):
         [0, 1] with H = h * pose_downsample; reference_latent (B, C, h, w); reference_pose (B, 3, H, W)
         in [0, 1]; image_embeds (B, image_embed_dim); local_image (B, 3, H, W) in [0, 1], UniAnimate's
         optional pixel reference added to every frame (only when config.local_image). A condition given
-        as None contributes zeros, as in UniAnimate's unconditional branch. Returns (B, C, F, h, w).
+        as None contributes zeros, as in UniAnimate's unconditional branch. `keep` ("pose", "local_image",
+        "image" -> (B,) masks of 0 and 1): training-time dropout of those conditions' encoded features per sample,
+        where UniAnimate's `misc_dropout` drops them (a dropped sample gets the zeros of an absent condition).
+        Returns (B, C, F, h, w).
         """
+        keep = keep or {}
         c = self.config
         b, _, f, h, w = sample.shape
         if pose is not None and tuple(pose.shape[-2:]) != (h * c.pose_downsample, w * c.pose_downsample):
             raise ValueError(f"pose is {tuple(pose.shape[-2:])}, expected latent size x {c.pose_downsample}")
         concat = sample.new_zeros(b, c.concat_dim, f, h, w)
         if pose is not None:
-            concat = concat + self.pose_encoder(pose.to(sample.dtype))
+            concat = concat + _kept(self.pose_encoder(pose.to(sample.dtype)), keep.get("pose"))
         if local_image is not None:
             if self.local_image_encoder is None:
                 raise ValueError("this config has no local_image branch")
-            concat = concat + self.local_image_encoder(local_image.to(sample.dtype)[:, :, None])
+            concat = concat + _kept(self.local_image_encoder(local_image.to(sample.dtype)[:, :, None]),
+                                    keep.get("local_image"))
         frame0 = sample.new_zeros(b, c.latent_channels + c.concat_dim, 1, h, w)
         if reference_latent is not None:
             frame0 = frame0 + self.reference_encoder(reference_latent.to(sample.dtype)[:, :, None])
         if reference_pose is not None:
             frame0 = frame0 + self.reference_pose_encoder(reference_pose.to(sample.dtype)[:, :, None])
         x = torch.cat([frame0, torch.cat([sample, concat], dim=1)], dim=2)
-        out = self.unet(x, timestep, encoder_hidden_states=self.context(image_embeds, b), return_dict=False)[0]
+        out = self.unet(x, timestep, encoder_hidden_states=self.context(image_embeds, b, keep.get("image")),
+                        return_dict=False)[0]
         return out[:, :, 1:]
 
     def enable_gradient_checkpointing(self) -> None:

@@ -30,10 +30,11 @@ Condition dropout teaches the unconditional branch of classifier-free guidance:
 * ``"joint"``: with probability `p_uncond` every condition of a clip is dropped
   together, the reference and its pose included.
 
-A dropped condition is zeroed at the model's input (zero pose, zero local
-image, zero image embedding, zero reference latent and pose), which is what the
-sampler's ``uncond = "zeros"`` gives our checkpoints; UniAnimate zeroes the
-encoded features instead. With probability `p_first_frame` the clip's first
+With ``"release"`` a dropped condition's encoded features are zeroed inside the
+model (`UniAnimateModel.forward`'s ``keep``), where UniAnimate's `misc_dropout`
+zeroes them, which is what the sampler's ``uncond = "none"`` gives (both configs
+sample so); with ``"joint"`` the inputs are zeroed (zero pose, local image,
+image embedding, reference latent and pose), as ``uncond = "zeros"`` gives. With probability `p_first_frame` the clip's first
 frame is given clean instead of noised and left out of the loss: first-frame
 conditioning, which `chain` sampling uses to continue one segment from the last
 frame of the previous one (ours, not the release's).
@@ -131,15 +132,18 @@ def training_loss(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Ten
     mask = torch.ones(b, 1, z0.shape[2], 1, 1, device=device)
     mask[first, :, 0] = 0
 
-    def kept(x: torch.Tensor, name: str) -> torch.Tensor:
-        return x * keep[name].view(b, *(1,) * (x.dim() - 1))
+    joint = objective.condition_dropout == "joint"
+
+    def kept(x: torch.Tensor, name: str) -> torch.Tensor:  # "joint" zeroes the inputs; "release" the features
+        return x * keep[name].view(b, *(1,) * (x.dim() - 1)) if joint else x
 
     local = None
     if _config(model).local_image:
         local = kept(frames[:, 0] if objective.local_image == "first_frame" else reference, "local_image")
     embeds = None if image_embeds is None else kept(image_embeds.to(device), "image")
     pred = model(zt, t, kept(pose.transpose(1, 2), "pose"), kept(ref_latent, "reference"),
-                 kept(reference_pose, "reference"), image_embeds=embeds, local_image=local)
+                 kept(reference_pose, "reference"), image_embeds=embeds, local_image=local,
+                 keep=None if joint else {name: keep[name] for name in CONDITIONS})
     weight = snr_weight(scheduler, t, objective.snr_gamma).view(b, 1, 1, 1, 1)
     err = (pred.float() - target.float()) ** 2 * mask * weight
     return err.sum() / (mask.sum() * err.shape[1] * err.shape[3] * err.shape[4])

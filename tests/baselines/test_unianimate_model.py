@@ -201,3 +201,17 @@ def test_mamba_temporal_variant(x):
     with torch.no_grad():
         out = model(**x)
     assert out.shape == (B, TINY.latent_channels, F, LAT, LAT) and torch.isfinite(out).all()
+
+
+def test_a_dropped_conditions_features_are_those_of_an_absent_condition(model, x, base):
+    """`keep` zeroes encoded features per sample (UniAnimate's misc_dropout): sample 0 with pose, local image and
+    image tokens dropped equals sample 0 given none of them; sample 1 (kept) is unchanged."""
+    local = torch.rand(B, 3, *x["pose"].shape[-2:], generator=torch.Generator().manual_seed(3))
+    keep = {name: torch.tensor([0.0, 1.0]) for name in ("pose", "local_image", "image")}
+    with torch.no_grad():
+        full = model(**x, local_image=local)
+        masked = model(**x, local_image=local, keep=keep)
+        absent = model(x["sample"], x["timestep"], None, x["reference_latent"], x["reference_pose"], None)
+    torch.testing.assert_close(masked[1], full[1], rtol=0, atol=1e-6)
+    torch.testing.assert_close(masked[0], absent[0], rtol=0, atol=1e-5)
+    assert not torch.allclose(masked[0], full[0], atol=1e-4)

@@ -23,7 +23,7 @@ class ZeroModel(nn.Module):
         super().__init__()
         self.seen: list[torch.Tensor] = []
 
-    def forward(self, zt, t, pose, ref_latent, ref_pose, image_embeds=None, local_image=None):
+    def forward(self, zt, t, pose, ref_latent, ref_pose, image_embeds=None, local_image=None, keep=None):
         self.seen.append(t.clone())
         return torch.zeros_like(zt)
 
@@ -73,9 +73,9 @@ class Recorder(nn.Module):
         self.config = SimpleNamespace(local_image=local_image)
         self.calls: list[dict] = []
 
-    def forward(self, zt, t, pose, ref_latent, ref_pose, image_embeds=None, local_image=None):
+    def forward(self, zt, t, pose, ref_latent, ref_pose, image_embeds=None, local_image=None, keep=None):
         self.calls.append(dict(zt=zt.clone(), t=t.clone(), pose=pose, ref_latent=ref_latent, ref_pose=ref_pose,
-                               image_embeds=image_embeds, local_image=local_image))
+                               image_embeds=image_embeds, local_image=local_image, keep=keep))
         return torch.zeros_like(zt)
 
 
@@ -118,18 +118,21 @@ def test_joint_dropout_drops_every_condition_of_a_clip_together():
     assert abs((1 - masks["pose"]).mean().item() - 0.3) < 0.03
 
 
-def test_the_masks_reach_the_model_inputs():
+def test_the_masks_reach_the_model_as_feature_masks_or_as_zeroed_inputs():
     objective = ObjectiveConfig(p_all_zero=1.0, p_first_frame=0.0)
     model = Recorder()
     embeds = torch.ones(2, 5)
     training_loss(model, PixelCodec(2), batch(2), torch.Generator().manual_seed(0), objective, make_scheduler(),
                   embeds)
-    call = model.calls[-1]
-    assert not call["pose"].any() and not call["local_image"].any() and not call["image_embeds"].any()
+    call = model.calls[-1]  # "release": the inputs as given, the masks for the model to apply to the features
+    assert sorted(call["keep"]) == sorted(CONDITIONS) and not any(m.any() for m in call["keep"].values())
+    assert call["pose"].any() and call["local_image"].any() and call["image_embeds"].any()
     assert call["ref_latent"].abs().sum() > 0 and call["ref_pose"].abs().sum() > 0
     joint = ObjectiveConfig(condition_dropout="joint", p_uncond=1.0, p_first_frame=0.0)
     training_loss(model, PixelCodec(2), batch(2), torch.Generator().manual_seed(0), joint, make_scheduler(), embeds)
-    assert not model.calls[-1]["ref_latent"].any() and not model.calls[-1]["ref_pose"].any()
+    call = model.calls[-1]
+    assert call["keep"] is None and not call["ref_latent"].any() and not call["ref_pose"].any()
+    assert not call["pose"].any() and not call["local_image"].any() and not call["image_embeds"].any()
 
 
 def offsets(shape: str, seed: int = 0) -> torch.Tensor:
