@@ -153,3 +153,13 @@ def test_run_files_get_ordinary_modes_and_a_nan_loss_says_no_checkpoint_exists(s
     monkeypatch.setattr(ToyRecipe, "loss", lambda self, model, batch, generator: model(batch["x"]).sum() * float("nan"))
     with pytest.raises(RuntimeError, match="no checkpoint was saved yet"):
         run(tmp_path / "nan", shards)
+
+
+@pytest.mark.parametrize("broken", ["run.json", "checkpoint/meta.json"])
+def test_info_names_a_broken_json_file(shards, tmp_path, capsys, broken):
+    out = tmp_path / "run"
+    run(out, shards, max_steps=2)
+    (out / broken).write_text('{"method": ')
+    assert cli(["info", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert str(out / broken) in err and "Traceback" not in err
