@@ -4,15 +4,21 @@ naming the file, and nothing is written."""
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import make_shards
-from toolkit.cli import main
-from toolkit.shards.reader import Shards
-from toolkit.video import encode_image, write_image
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # for tests.train.* (the toy recipe), as tests/train/conftest.py does under `pytest`
+    sys.path.insert(0, str(ROOT))
+
+from conftest import make_shards  # noqa: E402
+from toolkit.cli import main  # noqa: E402
+from toolkit.shards.reader import Shards  # noqa: E402
+from toolkit.video import encode_image, write_image  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,21 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.train.runs import TOY, one_thread, snapshot
-from tests.train.toy_recipe import ToyModel, ToyRecipe
-from toolkit.cli import main as cli
-from toolkit.train import checkpoint
-from toolkit.train.loop import train
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # for tests.train.* (the toy recipe), as tests/train/conftest.py does under `pytest`
+    sys.path.insert(0, str(ROOT))
+
+from tests.train.runs import TOY, one_thread, snapshot  # noqa: E402
+from tests.train.toy_recipe import ToyModel, ToyRecipe  # noqa: E402
+from toolkit.cli import main as cli  # noqa: E402
+from toolkit.train import checkpoint  # noqa: E402
+from toolkit.train.loop import train  # noqa: E402
 
 DEAD_PID = 4_194_400  # above Linux's largest pid_max: never a running process
 
