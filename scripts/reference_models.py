@@ -97,7 +97,8 @@ def table(rows: dict[str, list[dict]], commits: dict[str, str], markdown: bool) 
             if markdown:
                 lines.append(f"| {name} | {row['comparison']} ({row.get('dtype', 'float32')}) | {diff:.1e} | {tol:.0e} |")
             else:
-                lines.append(f"{method:13s} {row['comparison'][:70]:70s} {diff:9.2e} <= {tol:.0e}{mark}")
+                lines.append(f"{method:13s} {row.get('dtype', 'float32'):8s} {row['comparison'][:72]:72s} "
+                             f"{diff:9.2e} <= {tol:.0e}{mark}")
     return "\n".join(lines)
 
 
