@@ -95,7 +95,8 @@ def table(rows: dict[str, list[dict]], commits: dict[str, str], markdown: bool) 
             diff, tol = row["max_abs_diff"], row["tolerance"]
             mark = "" if diff <= tol else "  ABOVE TOLERANCE"
             if markdown:
-                lines.append(f"| {name} | {row['comparison']} ({row.get('dtype', 'float32')}) | {diff:.1e} | {tol:.0e} |")
+                dtype = row.get("dtype", "float32")
+                lines.append(f"| {name} | {row['comparison']} ({dtype}) | {diff:.1e} | {tol:.0e} |")
             else:
                 lines.append(f"{method:13s} {row.get('dtype', 'float32'):8s} {row['comparison'][:72]:72s} "
                              f"{diff:9.2e} <= {tol:.0e}{mark}")

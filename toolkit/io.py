@@ -179,12 +179,6 @@ def _lock_is_stale(path: Path, owner: Mapping[str, Any], host: str) -> bool:
     pid = owner.get("pid")
     if owner.get("host") != host or not isinstance(pid, int):
         return False
-    if pid == os.getpid():
+    if pid == os.getpid():  # this process's own lock, left by a call that raised
         return path not in _HELD
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not _running(pid)

@@ -125,14 +125,6 @@ def safe_filename(text: str, max_bytes: int = MAX_NAME_BYTES) -> str:
     return f"{cleaned[:max_bytes - 9]}-{digest}"
 
 
-def inside(folder: str | Path, path: str | Path) -> Path:
-    """`path` resolved, after checking it lies inside `folder`; ValueError naming both otherwise."""
-    root, target = Path(folder).resolve(), Path(path).resolve()
-    if target != root and root not in target.parents:
-        raise ValueError(f"{path}: outside {folder}; refused")
-    return target
-
-
 #: the longest video id kept as it is: its frames file and temporaries (``ID.parquet.tmp-PID``) stay under 255 bytes
 MAX_VIDEO_ID_BYTES = 200
 

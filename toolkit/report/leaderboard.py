@@ -138,7 +138,8 @@ def build_leaderboard(results: str | Path, out: str | Path, datasets: str | Iter
                                          "is not on this machine (pass --dataset SHARD_FOLDER)")
                 continue
             bar.set_postfix_str(f"strips {dataset}/{sp}", refresh=False)
-            made = make_strips(src["shards"], src["methods"], out / "strips" / safe_filename(f"{dataset}-{sp}"), n_videos=strips,
+            folder = out / "strips" / safe_filename(f"{dataset}-{sp}")
+            made = make_strips(src["shards"], src["methods"], folder, n_videos=strips,
                                split=sp, max_frames=strip_frames, tile_height=tile_height,
                                predictions=src["predictions"], on_strip=lambda _: bar.update())
             board.strips += made

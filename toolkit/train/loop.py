@@ -234,8 +234,8 @@ def _check_resumable(out_dir: Path, previous: Mapping[str, Any], meta: Mapping[s
     before = previous.get("shards_sha256")
     if before is not None and before != meta["shards_sha256"] and not allow_other_shards:
         raise ValueError(f"{out_dir} was trained on other shards (manifest sha256 {before[:12]}, these "
-                         f"{str(meta['shards_sha256'])[:12]}); resume with the run's shards, or pass --allow-other-shards "
-                         "to continue on these")
+                         f"{str(meta['shards_sha256'])[:12]}); resume with the run's shards, or pass "
+                         "--allow-other-shards to continue on these")
 
 
 def _validation_line(record: Mapping[str, Any]) -> str:

@@ -25,7 +25,7 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
     if not is_run(run_dir):
         raise FileNotFoundError(f"{run_dir}: not a training run folder (no run.json; `toolkit train --out` makes one)")
     run = checkpoint.read_json(run_dir / "run.json")
-    saved_ckpt = checkpoint.latest(run_dir) if (run_dir / checkpoint.CHECKPOINT / "meta.json").is_file() else None
+    saved_ckpt = checkpoint.latest(run_dir)
     saved = saved_ckpt.meta if saved_ckpt is not None else {}
     problems = saved_ckpt.problems() if saved_ckpt is not None else []
     losses = [r for r in checkpoint.read_log(run_dir / "loss.jsonl") if isinstance(r.get("loss"), (int, float))]
