@@ -20,7 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from toolkit.models.diffusion import as_float, encode_frames, prediction_target, snr_weight
+from toolkit.models.diffusion import (
+    as_float, clean_from_prediction, encode_frames, prediction_target, snr_weight)
 from toolkit.models.pretrained import from_table
 
 
@@ -60,3 +61,17 @@ def training_loss(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Ten
     pred = model(scheduler.add_noise(z0, noise, t), t, densepose, ref_latent, use_reference=use_reference)
     weight = snr_weight(scheduler, t, objective.snr_gamma).view(b, 1, 1, 1, 1)
     return ((pred.float() - prediction_target(scheduler, z0, noise, t).float()) ** 2 * weight).mean()
+
+
+@torch.no_grad()
+def clean_estimate(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Tensor], t: int,
+                   generator: torch.Generator, scheduler: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the model's clean-latent estimate, the clean latents), both (B, C, F, h, w), for the batch noised to
+    timestep `t` without offset noise, with the reference: a diagnostic (see ``scripts/learn_one_video.py``)."""
+    frames, densepose = as_float(batch["frames"]), as_float(batch["densepose"])
+    z0 = encode_frames(codec, frames, generator)
+    ref_latent = codec.encode(as_float(batch["reference"]), generator)
+    tt = torch.full((z0.shape[0],), t, device=z0.device, dtype=torch.long)
+    zt = scheduler.add_noise(z0, torch.randn(z0.shape, generator=generator, device=z0.device), tt)
+    keep = torch.ones(z0.shape[0], dtype=torch.bool, device=z0.device)
+    return clean_from_prediction(scheduler, zt, model(zt, tt, densepose, ref_latent, use_reference=keep), tt), z0

@@ -44,7 +44,7 @@ import torch
 from torch.utils.data import Dataset
 
 from baselines.magicanimate.model import MagicAnimateConfig, MagicAnimateModel
-from baselines.magicanimate.objective import ObjectiveConfig, training_loss
+from baselines.magicanimate.objective import ObjectiveConfig, clean_estimate, training_loss
 from baselines.magicanimate.pipeline import SamplingConfig, make_scheduler
 from toolkit.data import ClipDataset
 from toolkit.models.codec import build_codec, check_fits
@@ -393,3 +393,10 @@ class MagicAnimateRecipe(Recipe):
         if self._stage == 2 and self._joint.tau_2 > 0:
             batch = select_kind(batch, self._joint, generator)
         return training_loss(model, self._codec, batch, generator, self._objective, self._scheduler)
+
+    def clean_estimate(self, model: torch.nn.Module, batch: dict[str, Any], t: int,
+                       generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._codec is None:
+            raise RuntimeError("build_model must run before clean_estimate (it builds the codec)")
+        self._codec.to(batch["frames"].device)
+        return clean_estimate(model, self._codec, batch, t, generator, self._scheduler)

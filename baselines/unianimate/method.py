@@ -89,6 +89,8 @@ class UniAnimateMethod(Method):
             model = UniAnimateModel.from_pretrained(model_dir).to(device).eval()
             self.openclip = load_openclip(self.run_config, device)  # a model trained on OpenCLIP embeddings
         sampling = dict(self.run_config.get("sampling", {}))
+        if self.run_config.get("scheduler"):  # the schedule the run trained with ([scheduler]) samples it too
+            sampling["scheduler"] = {**self.run_config["scheduler"], **sampling.get("scheduler", {})}
         given = {"long": long, "steps": steps, "guidance": guidance, "seed": seed, "precision": precision}
         self.overrides = {k: v for k, v in given.items() if v is not None}
         sampling.update(self.overrides)

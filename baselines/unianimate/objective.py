@@ -2,8 +2,10 @@
 
 For a batch of clips: encode frames and the reference with the codec, draw a
 timestep per clip and noise (plus offset noise, as UniAnimate trains), and
-regress the velocity v = sqrt(a) * noise - sqrt(1 - a) * x0 (diffusers'
-`get_velocity`) under the zero-terminal-SNR schedule of the sampler.
+regress the scheduler's target under the zero-terminal-SNR schedule of the
+sampler: the release's velocity v = sqrt(a) * noise - sqrt(1 - a) * x0
+(diffusers' `get_velocity`), or what a config's ``[scheduler]`` table names
+(the tiny config predicts the clean sample x0).
 
 Offset noise (`offset_noise`, 0.1 in UniAnimate's config): with
 ``offset_noise_shape = "frame"`` (the release: diffusion_ddim.py `sample_loss`
@@ -60,7 +62,8 @@ import torch
 from torch import nn
 
 from baselines.unianimate.pipeline import make_scheduler
-from toolkit.models.diffusion import as_float, encode_frames, snr_weight
+from toolkit.models.diffusion import (
+    as_float, clean_from_prediction, encode_frames, prediction_target, snr_weight)
 from toolkit.models.pretrained import from_table
 
 
@@ -105,7 +108,8 @@ class ObjectiveConfig:
 def training_loss(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Tensor], generator: torch.Generator,
                   objective: ObjectiveConfig, scheduler: Any = None,
                   image_embeds: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared error of the predicted velocity on one batch (see the module docstring).
+    """Mean squared error of the model's prediction (velocity, or the config's target) on one batch (see the
+    module docstring).
 
     `image_embeds` (B, D): the references' image embeddings (OpenCLIP's, as UniAnimate conditions on), zeroed
     where a clip drops its image condition, as the sampler's unconditional half zeroes them.
@@ -124,7 +128,7 @@ def training_loss(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Ten
     noise = noise + objective.offset_noise * torch.randn((*z0.shape[:2], frames_axis, 1, 1), generator=generator,
                                                          device=device)
     zt = scheduler.add_noise(z0, noise, t)
-    target = scheduler.get_velocity(z0, noise, t)
+    target = prediction_target(scheduler, z0, noise, t)
 
     keep = condition_keep(b, objective, generator, device)
     first = torch.rand(b, generator=generator, device=device) < objective.p_first_frame
@@ -147,6 +151,28 @@ def training_loss(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Ten
     weight = snr_weight(scheduler, t, objective.snr_gamma).view(b, 1, 1, 1, 1)
     err = (pred.float() - target.float()) ** 2 * mask * weight
     return err.sum() / (mask.sum() * err.shape[1] * err.shape[3] * err.shape[4])
+
+
+@torch.no_grad()
+def clean_estimate(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Tensor], t: int,
+                   generator: torch.Generator, objective: ObjectiveConfig, scheduler: Any,
+                   image_embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the model's clean-latent estimate, the clean latents), both (B, C, F, h, w), for the batch's clips noised
+    to timestep `t` without offset noise, every condition kept: how far from clean one denoising step at `t` lands
+    (a diagnostic; see ``scripts/learn_one_video.py``)."""
+    device = batch["frames"].device
+    frames, pose = as_float(batch["frames"]), as_float(batch["pose"])
+    reference, reference_pose = as_float(batch["reference"]), as_float(batch["reference_pose"])
+    z0 = encode_frames(codec, frames, generator)
+    ref_latent = codec.encode(reference, generator)
+    tt = torch.full((z0.shape[0],), t, device=device, dtype=torch.long)
+    zt = scheduler.add_noise(z0, torch.randn(z0.shape, generator=generator, device=device), tt)
+    local = None
+    if _config(model).local_image:
+        local = frames[:, 0] if objective.local_image == "first_frame" else reference
+    pred = model(zt, tt, pose.transpose(1, 2), ref_latent, reference_pose, image_embeds=image_embeds,
+                 local_image=local)
+    return clean_from_prediction(scheduler, zt, pred, tt), z0
 
 
 def condition_keep(b: int, objective: ObjectiveConfig, generator: torch.Generator,

@@ -6,7 +6,9 @@ tables ``[model]`` (:class:`~baselines.unianimate.model.UniAnimateConfig`),
 `ClipDataset` clip: size, n_frames, stride, samples_per_video, optionally
 videos), ``[objective]`` (:class:`~baselines.unianimate.objective.ObjectiveConfig`),
 ``[sampling]`` (:class:`~baselines.unianimate.pipeline.SamplingConfig`, used
-after training), ``[train]`` (the loop's settings) and, optionally, ``[openclip]``.
+after training), ``[train]`` (the loop's settings) and, optionally, ``[scheduler]`` (DDIMScheduler
+settings over the release's: v-prediction, zero terminal SNR, trailing; training and sampling both follow
+it) and ``[openclip]``.
 
 ``[openclip] weights = "openclip-vit-h-14-laion2b"`` (the paper config) conditions the model as
 UniAnimate is: its fixed text tokens are set to OpenCLIP's "" context before training, and every
@@ -23,7 +25,7 @@ from typing import Any
 import torch
 
 from baselines.unianimate.model import UniAnimateConfig, UniAnimateModel
-from baselines.unianimate.objective import ObjectiveConfig, training_loss
+from baselines.unianimate.objective import ObjectiveConfig, clean_estimate, training_loss
 from baselines.unianimate.pipeline import make_scheduler
 from toolkit import weights
 from toolkit.data import ClipDataset
@@ -79,12 +81,14 @@ class UniAnimateRecipe(Recipe):
         out = super().load_config(config)
         check_data(out)
         ObjectiveConfig.from_dict(out.get("objective", {}))
+        make_scheduler(**out.get("scheduler", {}))
         UniAnimateConfig.from_dict(out.get("model", {}))
         check_openclip(out)
         return out
 
     def build_model(self, config: dict[str, Any]) -> UniAnimateModel:
         self._objective = ObjectiveConfig.from_dict(config.get("objective", {}))
+        self._scheduler = make_scheduler(**config.get("scheduler", {}))
         self._codec = build_codec(config.get("codec", {}))
         model_cfg = UniAnimateConfig.from_dict(config["model"])
         check_fits(self._codec, model_cfg.latent_channels, model_cfg.pose_downsample, "pose_downsample")
@@ -121,3 +125,12 @@ class UniAnimateRecipe(Recipe):
         self._codec.to(device)
         embeds = None if self._openclip is None else self._openclip.to(device).embed_images(batch["reference"])
         return training_loss(model, self._codec, batch, generator, self._objective, self._scheduler, embeds)
+
+    def clean_estimate(self, model: torch.nn.Module, batch: dict[str, Any], t: int,
+                       generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._codec is None or self._objective is None:
+            raise RuntimeError("build_model must run before clean_estimate (it builds the codec)")
+        device = batch["frames"].device
+        self._codec.to(device)
+        embeds = None if self._openclip is None else self._openclip.to(device).embed_images(batch["reference"])
+        return clean_estimate(model, self._codec, batch, t, generator, self._objective, self._scheduler, embeds)

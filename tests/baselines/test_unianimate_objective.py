@@ -47,6 +47,17 @@ def test_snr_weight_is_one_at_zero_snr_and_clamps_low_noise_timesteps():
     assert torch.equal(snr_weight(scheduler, t, None), torch.ones(6))
 
 
+def test_a_scheduler_table_changes_the_target_to_the_clean_sample():
+    codec, objective = PixelCodec(2), ObjectiveConfig(p_uncond=0.0, p_first_frame=0.0, offset_noise=0.0)
+    b = batch()
+    z0 = encode_frames(codec, as_float(b["frames"]))
+    got = training_loss(ZeroModel(), codec, b, torch.Generator().manual_seed(0), objective,
+                        make_scheduler(prediction_type="sample"))
+    assert got.item() == pytest.approx(float((z0 ** 2).mean()), rel=1e-5)  # zero prediction: the error is x0
+    velocity = training_loss(ZeroModel(), codec, b, torch.Generator().manual_seed(0), objective, make_scheduler())
+    assert velocity.item() != pytest.approx(got.item(), rel=1e-2)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_loss_of_a_clip_is_scaled_by_its_snr_weight(seed):
     scheduler, codec = make_scheduler(), PixelCodec(2)

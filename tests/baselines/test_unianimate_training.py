@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from baselines.unianimate.method import UniAnimateMethod
+from baselines.unianimate.pipeline import make_sampler
 from baselines.unianimate.recipe import UniAnimateRecipe
 from conftest import make_shards
 from toolkit.conditions import colour_batch
@@ -54,6 +55,13 @@ def test_tiny_run_trains_and_animates(shards, tmp_path):
     assert summary["step"] == 2
     method = UniAnimateMethod(checkpoint=tmp_path / "run")
     assert method.openclip is None
+    # the tiny config's [scheduler] (x0 prediction) is what sampling steps with, as training regressed it
+    assert make_sampler(method.sampling, 2, "cpu").config.prediction_type == "sample"
+    recipe = UniAnimateRecipe()
+    model = recipe.build_model(micro_config())
+    batch = colour_batch(torch.utils.data.default_collate([recipe.build_dataset(shards, micro_config())[0]]))
+    estimate, clean = recipe.clean_estimate(model, batch, 500, torch.Generator().manual_seed(0))
+    assert estimate.shape == clean.shape == (1, 48, 3, 8, 8)
     out = method.generate(conditions(shards))
     assert out.shape == (4, 24, 24, 3) and out.dtype == np.uint8
     ids = list(Shards(shards).videos.video_id)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from toolkit.models.diffusion import prediction_target, snr_weight
+from toolkit.models.diffusion import clean_from_prediction, prediction_target, snr_weight
 
 
 def scheduler(kind: str) -> DDIMScheduler:
@@ -26,6 +26,9 @@ def test_the_target_is_what_the_scheduler_turns_back_into_the_clean_sample(kind)
         s.set_timesteps(1000)
         x0 = s.step(target[i:i + 1], int(t[i]), zt[i:i + 1]).pred_original_sample
         torch.testing.assert_close(x0, z0[i:i + 1], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(clean_from_prediction(s, zt, target, t), z0, rtol=1e-4, atol=1e-4)
+    wrong = clean_from_prediction(s, zt, target + 0.5, t)   # a wrong prediction lands away from the clean sample
+    assert float((wrong - z0).abs().mean()) > 0.05
 
 
 def test_unknown_prediction_types_are_refused():

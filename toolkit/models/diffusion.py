@@ -48,3 +48,19 @@ def snr_weight(scheduler: Any, t: torch.Tensor, snr_gamma: float | None) -> torc
     if scheduler.config.prediction_type == "v_prediction":
         return torch.clamp(snr_gamma * (1 - alpha), max=1.0)
     return torch.clamp(snr_gamma * (1 - alpha) / alpha.clamp(min=1e-12), max=1.0)
+
+
+def clean_from_prediction(scheduler: Any, zt: torch.Tensor, pred: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The clean-sample estimate x0 that a prediction of `scheduler`'s ``prediction_type`` implies for noised
+    latents `zt` (B, ...) at timesteps `t` (B,): what DDIM's ``pred_original_sample`` is."""
+    kind = scheduler.config.prediction_type
+    alpha = scheduler.alphas_cumprod.to(zt.device)[t].to(torch.float64).view(-1, *(1,) * (zt.dim() - 1))
+    a, s = alpha.sqrt(), (1 - alpha).sqrt()
+    zt, pred = zt.to(torch.float64), pred.to(torch.float64)
+    if kind == "sample":
+        return pred.float()
+    if kind == "v_prediction":
+        return (a * zt - s * pred).float()
+    if kind == "epsilon":
+        return ((zt - s * pred) / a.clamp(min=1e-8)).float()
+    raise ValueError(f"prediction_type {kind!r} is not trained here (epsilon, v_prediction or sample)")

@@ -98,6 +98,13 @@ class Recipe(ABC):
         it loaded (registry names and sha256s), recorded in run.json as ``after_init``, or None. Default: nothing."""
         return None
 
+    def clean_estimate(self, model: torch.nn.Module, batch: dict[str, Any], t: int,
+                       generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the model's clean-latent estimate, the clean latents) for the batch noised to timestep `t` with every
+        condition kept: a diagnostic of where a diffusion model's one-step denoising is good (the learning check
+        prints its error per timestep). Default: the recipe has none."""
+        raise NotImplementedError(f"{self.display_name()} has no clean-sample estimate")
+
     def trainable_parameters(self, model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
         """The parameters the optimizer updates and EMA averages (default: all with requires_grad)."""
         return [p for p in model.parameters() if p.requires_grad]
