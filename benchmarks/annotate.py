@@ -1,17 +1,22 @@
-"""Throughput of every pose and DensePose backend on the same frames.
+"""Throughput of every pose, DensePose and mask backend on the same frames, and what masks add to the pose pass.
 
 Two workloads built from the real fixtures, frames at --size pixels on the long side:
 ``photos``, each fixture photo as its own one-frame call (the reference-image
 case), and ``clip``, a --frames-long clip of one fixture photo panning sideways
 (the driving-video case, one call). Backends that cannot run here are listed with
-the reason. Usage::
+the reason. A mask backend alone is timed like the others (for mediapipe: its own
+Holistic pass, landmarks dropped). The masks' cost beside the pose backend's is what
+`toolkit prepare --pose mediapipe --mask mediapipe` pays: the clip through the pose
+backend alone and through pose + masks from the same pass (`keypoints_and_masks`),
+alternated --repeat times on one worker, best of each. Usage::
 
-    python benchmarks/annotate.py [--size 512] [--frames 32] [--threads 2] [--json out.json]
+    python benchmarks/annotate.py [--size 512] [--frames 32] [--repeat 3] [--threads 2] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -75,10 +80,31 @@ def time_backend(backend, photos: list[np.ndarray], clip: np.ndarray) -> dict[st
     return out
 
 
+def mask_cost(clip: np.ndarray, repeat: int) -> dict[str, float]:
+    """Seconds per frame of the clip through the mediapipe pose backend alone and with the masks of the same
+    pass (the best of `repeat` alternating calls each, after a warm-up of both)."""
+    from toolkit.annotate.mask_mediapipe import MediapipeMask
+    from toolkit.annotate.pose_mediapipe import MediapipePose
+
+    with MediapipePose() as pose:
+        masker = MediapipeMask(pose=pose)
+        pose(clip[:2])
+        masker.keypoints_and_masks(clip[:2])
+        best = {"pose": math.inf, "pose+mask": math.inf}
+        for _ in range(repeat):
+            for label, run in (("pose", pose), ("pose+mask", masker.keypoints_and_masks)):
+                start = time.perf_counter()
+                run(clip)
+                best[label] = min(best[label], (time.perf_counter() - start) / len(clip))
+        best["version"] = masker.version()
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512, help="long side of the frames in pixels")
     parser.add_argument("--frames", type=int, default=32, help="frames in the clip workload")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating runs of the mask-cost comparison")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch / onnxruntime")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
@@ -93,10 +119,13 @@ def main(argv: list[str] | None = None) -> int:
     runs = [("pose", name, name, {}) for name in backends.POSE_BACKENDS]
     runs.insert(1, ("pose", "mediapipe", "mediapipe[still]", {"static_image_mode": True}))
     runs += [("densepose", name, name, {}) for name in backends.DENSEPOSE_BACKENDS]
+    runs += [("mask", name, name, {}) for name in backends.MASK_BACKENDS]
     extra = {"dwpose": {"threads": args.threads}}
+    getters = {"pose": backends.get_pose_backend, "densepose": backends.get_densepose_backend,
+               "mask": backends.get_mask_backend}
     results = []
     for kind, name, label, options in runs:
-        getter = backends.get_pose_backend if kind == "pose" else backends.get_densepose_backend
+        getter = getters[kind]
         row = {"kind": kind, "name": label}
         try:
             backend = getter(name, **options, **extra.get(name, {}))
@@ -116,6 +145,18 @@ def main(argv: list[str] | None = None) -> int:
         record(f"annotate: {kind} backend {label} ({row['version']}), {args.threads} threads, long side {args.size}",
                f"{row['clip']:.2f} frames/s (clip), {row['photos']:.2f} frames/s (single photos)", "-", None)
         results.append(row)
+    if any(r["kind"] == "mask" and r["name"] == "mediapipe" and "unavailable" not in r for r in results):
+        cost = mask_cost(clip, args.repeat)
+        extra_ms = 1000 * (cost["pose+mask"] - cost["pose"])
+        print(f"masks beside the pose: pose {1000 * cost['pose']:.1f} ms/frame, pose + masks (one pass) "
+              f"{1000 * cost['pose+mask']:.1f} ms/frame, masks add {extra_ms:+.1f} ms/frame")
+        record(f"annotate: mask backend mediapipe beside the pose backend, clip of {len(clip)} frames "
+               f"{clip.shape[2]}x{clip.shape[1]}, pose + masks from one Holistic pass vs pose alone, best of "
+               f"{args.repeat} alternating ({cost['version']})",
+               f"{1000 * cost['pose+mask']:.1f} ms/frame (masks add {extra_ms:+.1f} ms/frame)",
+               f"{1000 * cost['pose']:.1f} ms/frame (pose alone)", cost["pose"] / cost["pose+mask"],
+               "ratio >= 0.9 (ratio = pose time / pose + masks time)")
+        results.append({"kind": "mask", "name": "mediapipe beside pose", **cost})
     if args.json:
         from toolkit.io import atomic_write_json
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create the separate Python environment the `mediapipe` pose backend runs its worker in.
+# Create the separate Python environment the `mediapipe` pose and mask backends run their worker in.
 #
 # mediapipe 0.10.21 (the last release with the Holistic `solutions` API, its models
 # inside the wheel) pins numpy<2 and protobuf<5, which conflict with the main

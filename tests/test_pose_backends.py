@@ -52,7 +52,8 @@ def test_frames_are_validated():
 def test_backend_status_covers_every_backend():
     rows = backends.backend_status()
     names = {(r["kind"], r["name"]) for r in rows}
-    expected = {("pose", n) for n in backends.POSE_BACKENDS} | {("densepose", n) for n in backends.DENSEPOSE_BACKENDS}
+    expected = ({("pose", n) for n in backends.POSE_BACKENDS} | {("densepose", n) for n in backends.DENSEPOSE_BACKENDS}
+                | {("mask", n) for n in backends.MASK_BACKENDS})
     assert names == expected
     for r in rows:
         assert set(r) == {"kind", "name", "available", "reason"} and r["reason"]

@@ -66,7 +66,8 @@ def test_prepare_writes_annotated_shards_readable_three_ways(tmp_path):
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["backends"] == {"pose": "synthetic ground truth from the source",
-                                    "densepose": "synthetic ground truth from the source"}
+                                    "densepose": "synthetic ground truth from the source",
+                                    "mask": "source (the masks a video ships, if any)"}
     assert set(manifest["files"]) == {"videos.parquet", "frames/test/00003.parquet", "frames/train/00001.parquet",
                                       "frames/train/00002.parquet"}
     assert verify(out, deep=True, expected={"train": 2, "test": 1}) == []

@@ -1,6 +1,6 @@
 """`toolkit prepare`: sources -> annotate -> shards, resumable, one video at a time.
 
-Each video is read in chunks, annotated by the chosen pose / DensePose backends,
+Each video is read in chunks, annotated by the chosen pose / DensePose / mask backends,
 encoded (PNG for evaluation splits, JPEG q95 for training splits unless told
 otherwise) and written as its own frames shard. A video that cannot be read is
 recorded as failed with its reason and the run goes on; rerunning the same
@@ -23,6 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from toolkit import video as vid
+from toolkit.annotate.backends import MASK_BACKENDS
 from toolkit.keypoints import person_box
 from toolkit.io import FolderLock, atomic_write_json
 from toolkit.shards import writer
@@ -34,6 +35,9 @@ from toolkit.sources.recipe import Recipe
 OPTIONS_FILE = "_options.json"
 MIN_SIZE = 16
 IMAGE_FORMATS = ("auto", "png", "jpeg", "webp")
+# Where person masks come from: "source" the masks a video ships (TikTok's masks/), "none" no masks, or a mask
+# backend (toolkit.annotate.backends.MASK_BACKENDS) for the videos that ship none: shipped masks are never replaced.
+MASK_SOURCES = ("source", "none")
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class PrepareOptions:
     jpeg_quality: int = 95
     pose: str = "none"
     densepose: str = "none"
+    mask: str = "source"                 # see MASK_SOURCES; default_mask() is what the CLI picks
     splits: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -59,6 +64,8 @@ class PrepareOptions:
             raise ValueError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}, got {self.image_format!r}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must lie in 1..100, got {self.jpeg_quality}")
+        if self.mask not in MASK_SOURCES + MASK_BACKENDS:
+            raise ValueError(f"mask must be one of {', '.join(MASK_SOURCES + MASK_BACKENDS)}, got {self.mask!r}")
 
     def format_for(self, recipe: Recipe, split: str) -> str:
         if self.image_format != "auto":
@@ -85,28 +92,44 @@ class PrepareReport:
         return [r for r in self.records if r["status"] != "ok"]
 
 
+def default_mask(pose: str) -> str:
+    """The mask choice when none is given: "mediapipe" when the pose backend is mediapipe (the masks come out of
+    the same Holistic pass), else "source". Either way a video that ships masks keeps them."""
+    return "mediapipe" if pose == "mediapipe" else "source"
+
+
 # Backends are built once per process (workers included) and reused across videos.
-_BACKENDS: dict[tuple[str, str], Any] = {}
+_BACKENDS: dict[tuple[str, ...], Any] = {}
 
 
-def _backend(kind: str, name: str):
-    if name == "none":
+def _backend(kind: str, name: str, pose: str = "none"):
+    """The backend `name` of `kind` ("pose", "densepose", "mask"); None for "none" (and a mask "source"). A
+    mediapipe mask backend runs through the mediapipe pose backend when `pose` is mediapipe too."""
+    if name == "none" or (kind == "mask" and name in MASK_SOURCES):
         return None
-    key = (kind, name)
+    shared = kind == "mask" and name == pose == "mediapipe"
+    key = (kind, name, "shared") if shared else (kind, name)
     if key not in _BACKENDS:
         from toolkit.annotate import backends
 
-        getter = backends.get_pose_backend if kind == "pose" else backends.get_densepose_backend
-        _BACKENDS[key] = getter(name)
+        if kind == "mask":
+            _BACKENDS[key] = backends.get_mask_backend(name, **({"pose": _backend("pose", pose)} if shared else {}))
+        else:
+            getter = backends.get_pose_backend if kind == "pose" else backends.get_densepose_backend
+            _BACKENDS[key] = getter(name)
     return _BACKENDS[key]
 
 
 def backend_versions(options: PrepareOptions) -> dict[str, str]:
     """Build the chosen backends now, so a missing one fails before any video is touched."""
     out = {}
-    for kind, name in (("pose", options.pose), ("densepose", options.densepose)):
-        b = _backend(kind, name)
+    for kind, name in (("pose", options.pose), ("densepose", options.densepose), ("mask", options.mask)):
+        b = _backend(kind, name, options.pose)
         out[kind] = "none" if b is None else f"{name} {b.version()}"
+    if options.mask == "source":
+        out["mask"] = "source (the masks a video ships, if any)"
+    elif options.mask != "none":
+        out["mask"] += " (videos that ship masks keep them)"
     return out
 
 
@@ -125,15 +148,41 @@ def _pose_label_planes(keypoints: np.ndarray, height: int, width: int) -> list[b
     return [vid.encode_plane(plane) for plane in labels]
 
 
+def mask_source(sv: SourceVideo, options: PrepareOptions) -> str | None:
+    """Where a video's masks come from: "source" (it ships them; never replaced), the mask backend's name, or
+    None (no masks)."""
+    if options.mask == "none":
+        return None
+    if sv.masks is not None:
+        return "source"
+    return None if options.mask == "source" else options.mask
+
+
+def _annotate(chunk, pose, dense, masker) -> tuple[np.ndarray | None, np.ndarray | None, list]:
+    """A chunk's keypoints, IUV maps and masks (None per frame without one); keypoints and masks come from one
+    pass when the mask backend runs through the pose backend."""
+    if masker is not None and pose is not None and getattr(masker, "pose", None) is pose:
+        kp, masks = masker.keypoints_and_masks(chunk.frames)
+    else:
+        kp = pose(chunk.frames, chunk.ground_truth) if pose else None
+        masks = masker(chunk.frames, chunk.ground_truth) if masker else None
+    iuv = dense(chunk.frames, chunk.ground_truth) if dense else None
+    return kp, iuv, list(masks) if masks is not None else chunk.masks
+
+
 def _frame_batches(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, geo, fmt: str, flags: dict):
     pose, dense = _backend("pose", options.pose), _backend("densepose", options.densepose)
+    source = mask_source(sv, options)
+    masker = _backend("mask", options.mask, options.pose) if source == options.mask else None
+    flags["mask_source"] = source
     for chunk in iter_source_chunks(sv, geo, chunk=ROW_GROUP_FRAMES):
         t = len(chunk.frames)
-        kp = pose(chunk.frames, chunk.ground_truth) if pose else None
-        iuv = dense(chunk.frames, chunk.ground_truth) if dense else None
+        if source is None:
+            chunk.masks = [None] * t
+        kp, iuv, masks = _annotate(chunk, pose, dense, masker)
         flags["keypoints"] |= kp is not None
         flags["iuv"] |= iuv is not None
-        flags["mask"] |= any(m is not None for m in chunk.masks)
+        flags["mask"] |= any(m is not None for m in masks)
         yield {
             "video_id": [sv.video_id] * t,
             "frame_index": list(range(flags["n"], flags["n"] + t)),
@@ -149,7 +198,7 @@ def _frame_batches(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, geo
             "iuv": [None] * t if iuv is None else [vid.encode_image(np.ascontiguousarray(x), "png") for x in iuv],
             "parts": [None] * t if iuv is None else [vid.encode_plane(x[..., 0]) for x in iuv],
             "pose_labels": [None] * t if kp is None else _pose_label_planes(kp, geo.height, geo.width),
-            "mask": [None if m is None else vid.encode_image(_binary_mask(m), "png") for m in chunk.masks],
+            "mask": [None if m is None else vid.encode_image(_binary_mask(m), "png") for m in masks],
         }
         flags["n"] += t
 
@@ -166,13 +215,14 @@ def process_video(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, out:
     try:
         geo = plan_geometry(sv, options.size, options.fps)
         fmt = options.format_for(recipe, sv.split)
-        flags = {"keypoints": False, "iuv": False, "mask": False, "n": 0}
+        flags = {"keypoints": False, "iuv": False, "mask": False, "mask_source": None, "n": 0}
         rel, sha, nbytes, n = writer.write_frames(out, sv.split, sv.video_id,
                                                   _frame_batches(sv, recipe, options, geo, fmt, flags))
         record.update(
             source_sha256=source_checksum(sv), source_stat=path_stat(sv.path), source_fps=geo.source_fps,
             fps=geo.fps, width=geo.width, height=geo.height, n_frames=n, image_format=fmt,
-            has_keypoints=flags["keypoints"], has_iuv=flags["iuv"], has_mask=flags["mask"], frames_file=rel,
+            has_keypoints=flags["keypoints"], has_iuv=flags["iuv"], has_mask=flags["mask"],
+            mask_source=flags["mask_source"] if flags["mask"] else None, frames_file=rel,
             frames_sha256=sha, frames_bytes=nbytes, status="ok",
         )
     except (vid.DecodeError, ValueError, OSError, RuntimeError) as exc:
@@ -191,6 +241,8 @@ def _check_options(out: Path, recipe: Recipe, options: PrepareOptions) -> None:
             have = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             have = {}
+        if have and "mask" not in have:  # written before the mask option: those runs kept the shipped masks
+            have["mask"] = "source"
         diff = {k: (have.get(k), v) for k, v in want.items() if have.get(k) != v}
         if not diff:
             return

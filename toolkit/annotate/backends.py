@@ -1,9 +1,9 @@
-"""One interface for every pose and DensePose annotator, a registry by name, and their status.
+"""One interface for every pose, DensePose and person-mask annotator, a registry by name, and their status.
 
 The `prepare` pipeline asks for a backend by name and calls it once per chunk of
 one video's frames. Pose backends return keypoints in the 133-point schema of
 :mod:`toolkit.keypoints`; DensePose backends return an IUV image per
-frame. Optional backends (their libraries or weights missing) raise
+frame; mask backends a 0 / 255 person mask per frame. Optional backends (their libraries or weights missing) raise
 :class:`BackendUnavailable` with the reason and the exact fix, before any video
 is touched.
 """
@@ -49,6 +49,20 @@ class DenseposeBackend(Protocol):
         ...
 
 
+@runtime_checkable
+class MaskBackend(Protocol):
+    """(T, H, W, 3) uint8 RGB frames -> (T, H, W) uint8 person masks, 0 background / 255 person."""
+
+    name: str
+
+    def version(self) -> str:
+        """Backend, library versions and model sha256 prefix, for the shard manifest."""
+        ...
+
+    def __call__(self, frames: np.ndarray, ground_truth: dict | None = None) -> np.ndarray:
+        ...
+
+
 def check_frames(frames: np.ndarray, backend: str) -> np.ndarray:
     """Validate a (T, H, W, 3) uint8 frame stack; the error names the backend and the problem."""
     arr = np.asarray(frames)
@@ -87,7 +101,8 @@ def pick_person(people: np.ndarray, threshold: float = 0.3) -> np.ndarray:
 
 
 # Registry: name -> (module, factory attribute). Modules are imported only when asked for,
-# so importing this file never pulls in onnxruntime, mediapipe, mmpose or detectron2.
+# so importing this file never pulls in onnxruntime, mediapipe, mmpose or detectron2. Masks a source ships
+# (`toolkit prepare --mask source`) need no backend.
 _POSE = {
     "mediapipe": ("toolkit.annotate.pose_mediapipe", "MediapipePose"),
     "dwpose": ("toolkit.annotate.pose_dwpose", "DWPose"),
@@ -98,10 +113,14 @@ _DENSEPOSE = {
     "densepose": ("toolkit.annotate.densepose_detectron2", "Detectron2Densepose"),
     "synthetic": ("toolkit.annotate.ground_truth", "GroundTruthDensepose"),
 }
+_MASK = {
+    "mediapipe": ("toolkit.annotate.mask_mediapipe", "MediapipeMask"),
+}
 _ALIASES = {"source": "synthetic", "detectron2": "densepose"}
 
 POSE_BACKENDS = tuple(_POSE)
 DENSEPOSE_BACKENDS = tuple(_DENSEPOSE)
+MASK_BACKENDS = tuple(_MASK)
 
 
 def _load(table: dict[str, tuple[str, str]], kind: str, name: str) -> Callable:
@@ -128,6 +147,14 @@ def get_densepose_backend(name: str, **options) -> DenseposeBackend:
     return _load(_DENSEPOSE, "densepose", name)(**options)
 
 
+def get_mask_backend(name: str, **options) -> MaskBackend:
+    """Build the person-mask backend `name` ("mediapipe"); `pose=` a MediapipePose shares its worker.
+
+    Raises BackendUnavailable when it cannot run here (the mediapipe environment missing).
+    """
+    return _load(_MASK, "mask", name)(**options)
+
+
 def backend_status() -> list[dict]:
     """Whether each backend can run here, and if not, why and how to fix it.
 
@@ -137,7 +164,7 @@ def backend_status() -> list[dict]:
     import importlib
 
     rows = []
-    for kind, table in (("pose", _POSE), ("densepose", _DENSEPOSE)):
+    for kind, table in (("pose", _POSE), ("densepose", _DENSEPOSE), ("mask", _MASK)):
         for name, (module, _) in table.items():
             try:
                 available, reason = importlib.import_module(module).status()

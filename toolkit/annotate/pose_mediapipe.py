@@ -42,7 +42,7 @@ from toolkit.keypoints import FACE, INDEX, LEFT_HAND, N_KEYPOINTS, RIGHT_HAND
 from toolkit.paths import mediapipe_env_python
 
 ENV_VAR = "TOOLKIT_MEDIAPIPE_PYTHON"
-MAKE_ENV = "bash scripts/make_mediapipe_env.sh"
+MAKE_ENV = "`make mediapipe-env` (or `bash scripts/make_mediapipe_env.sh`)"
 
 # COCO body name -> BlazePose 33 landmark index.
 BODY_FROM_BLAZEPOSE = {
@@ -123,10 +123,10 @@ def status() -> tuple[bool, str]:
         return True, "mediapipe importable in this process"
     python = find_python()
     if python is None:
-        return False, (f"no mediapipe environment: run `{MAKE_ENV}` (creates .venv-mediapipe) "
+        return False, (f"no mediapipe environment: run {MAKE_ENV}, which creates .venv-mediapipe, "
                        f"or set {ENV_VAR} to a python that has mediapipe==0.10.21")
     if not python.exists():
-        return False, f"{ENV_VAR}={python} does not exist: run `{MAKE_ENV}` or fix the variable"
+        return False, f"{ENV_VAR}={python} does not exist: run {MAKE_ENV} or fix the variable"
     return True, f"worker interpreter {python}"
 
 
@@ -136,26 +136,30 @@ class MediapipePose:
     Each call is one clip. ``static_image_mode=False`` (the default, for videos) tracks from
     frame to frame with landmark smoothing, starting a fresh tracker for every call so a
     result never depends on the previous call; ``True`` detects on every frame
-    independently (reference photos; faster for one-frame calls).
+    independently (reference photos; faster for one-frame calls). `run` also returns the
+    person segmentation of the same pass (the `mediapipe` mask backend uses it); `kind`
+    names the backend asked for in the errors when the worker cannot start.
     """
 
     name = "mediapipe"
 
-    def __init__(self, static_image_mode: bool = False, python: str | os.PathLike | None = None) -> None:
+    def __init__(self, static_image_mode: bool = False, python: str | os.PathLike | None = None,
+                 kind: str = "pose") -> None:
         self.static_image_mode = bool(static_image_mode)
+        self._kind = kind
         self._proc: subprocess.Popen | None = None
         self._runner: mw.HolisticRunner | None = None
         if python is None and _in_process():
             import mediapipe
 
             self._runner = mw.HolisticRunner()
-            self._info = {"mediapipe": mediapipe.__version__, "numpy": np.__version__,
+            self._info = {"protocol": mw.PROTOCOL, "mediapipe": mediapipe.__version__, "numpy": np.__version__,
                           "models_sha256": mw.models_sha256()}
             return
         self._python = Path(python) if python is not None else find_python()
         if self._python is None or not self._python.exists():
             reason = status()[1] if python is None else f"{self._python} does not exist"
-            raise BackendUnavailable(f"pose backend 'mediapipe' is unavailable: {reason}")
+            raise BackendUnavailable(f"{self._kind} backend 'mediapipe' is unavailable: {reason}")
         self._start()
 
     def _start(self) -> None:
@@ -168,16 +172,16 @@ class MediapipePose:
                 stderr=self._stderr, env=env,
             )
         except OSError as exc:
-            raise BackendUnavailable(f"pose backend 'mediapipe' is unavailable: cannot start {self._python} "
-                                     f"({exc.strerror}); run `{MAKE_ENV}`") from None
+            raise BackendUnavailable(f"{self._kind} backend 'mediapipe' is unavailable: cannot start "
+                                     f"{self._python} ({exc.strerror}); run {MAKE_ENV}") from None
         try:
             self._info, _ = mw.read_message(self._proc.stdout)
         except (EOFError, mw.ProtocolError) as exc:
             tail = self._stderr_tail()
             self.close()
             raise BackendUnavailable(
-                f"pose backend 'mediapipe' is unavailable: the worker ({self._python}) did not start ({exc}); "
-                f"does that environment have mediapipe==0.10.21? run `{MAKE_ENV}`. Worker said: {tail}"
+                f"{self._kind} backend 'mediapipe' is unavailable: the worker ({self._python}) did not start "
+                f"({exc}); does that environment have mediapipe==0.10.21? run {MAKE_ENV}. Worker said: {tail}"
             ) from None
 
     def _stderr_tail(self, n: int = 1500) -> str:
@@ -196,23 +200,40 @@ class MediapipePose:
 
     def raw(self, frames: np.ndarray) -> np.ndarray:
         """Raw Holistic landmarks (T, 543, 4) for frames (T, H, W, 3) uint8 RGB."""
+        return self.run(frames)[0]
+
+    def run(self, frames: np.ndarray, segmentation: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw Holistic landmarks (T, 543, 4) for frames (T, H, W, 3) uint8 RGB and, with `segmentation`, the
+        person segmentation of the same pass: (T, H, W) uint8, probability of person times 255."""
         frames = check_frames(frames, self.name)
         if self._runner is not None:
-            return self._runner(frames, static_image_mode=self.static_image_mode)
+            return self._runner.run(frames, static_image_mode=self.static_image_mode, segmentation=segmentation)
         if self._proc is None or self._proc.poll() is not None:
             raise RuntimeError(f"mediapipe worker is not running; worker said: {self._stderr_tail()}")
+        if segmentation and self._info.get("protocol", 1) < 2:
+            raise RuntimeError(f"the mediapipe worker speaks protocol {self._info.get('protocol', 1)}; the "
+                               "segmentation needs protocol 2 (a worker from this toolkit version)")
+        request = {"op": "run", "static_image_mode": self.static_image_mode}
+        if segmentation:
+            request["segmentation"] = True
         try:
-            mw.write_message(self._proc.stdin, {"op": "run", "static_image_mode": self.static_image_mode},
-                             mw.array_to_bytes(frames))
+            mw.write_message(self._proc.stdin, request, mw.array_to_bytes(frames))
             header, payload = mw.read_message(self._proc.stdout)
+            if not header.get("ok"):
+                raise RuntimeError(f"mediapipe worker failed: {header.get('error')}")
+            arrays = mw.split_payload(header, payload)
         except (BrokenPipeError, EOFError, mw.ProtocolError) as exc:
             raise RuntimeError(f"mediapipe worker died ({exc}); worker said: {self._stderr_tail()}") from None
-        if not header.get("ok"):
-            raise RuntimeError(f"mediapipe worker failed: {header.get('error')}")
-        raw = mw.bytes_to_array(payload)
+        raw = arrays[0]
         if raw.shape != (len(frames), mw.N_RAW, 4):
             raise RuntimeError(f"mediapipe worker returned shape {raw.shape} for {len(frames)} frames")
-        return raw
+        if not segmentation:
+            return raw, None
+        seg = arrays[1] if len(arrays) > 1 else None
+        if seg is None or seg.shape != frames.shape[:3] or seg.dtype != np.uint8:
+            got = None if seg is None else f"{seg.shape} {seg.dtype}"
+            raise RuntimeError(f"mediapipe worker returned segmentation {got} for frames {frames.shape}")
+        return raw, seg
 
     def __call__(self, frames: np.ndarray, ground_truth: dict | None = None) -> np.ndarray:
         frames = check_frames(frames, self.name)

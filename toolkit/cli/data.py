@@ -14,6 +14,7 @@ examples:
   toolkit prepare --dataset synthetic --source data/raw/synthetic --out data/shards/synthetic
   toolkit prepare --dataset tiktok --source /data/TikTok_dataset --out data/shards/tiktok --pose mediapipe
   toolkit prepare --dataset fashion --source /data/ubc_fashion --out data/shards/fashion --split test --size 512
+  toolkit prepare --dataset folder --source ~/my_videos --out data/shards/mine --pose dwpose --mask mediapipe
   toolkit prepare --dataset folder --source ~/my_videos --out data/shards/mine --fps 15 --workers 2
   toolkit prepare --dataset folder --source ~/my_videos --out data/shards/mine --fps 15 --prune   # sources deleted
   toolkit prepare --dataset synthetic --source data/raw/synthetic --out data/shards/synthetic --executor ray
@@ -54,6 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--densepose", default=None, choices=("densepose", "detectron2", "synthetic", "source", "none"),
                    help="DensePose backend: synthetic/source = IUV shipped by the source (the synthetic data, the "
                    "TikTok release's densepose/), densepose (detectron2, optional), none (default: the recipe's)")
+    p.add_argument("--mask", default=None, choices=("mediapipe", "source", "none"),
+                   help="person masks (the harness's _fg/_bg metrics): source = the masks a video ships (TikTok's "
+                   "masks/), mediapipe = MediaPipe Holistic's segmentation for every video that ships none (a "
+                   "video's shipped masks are never replaced), none = no masks (default: the recipe's, else "
+                   "mediapipe when --pose is mediapipe, from the same pass, else source)")
     p.add_argument("--workers", type=int, default=None,
                    help="videos processed in parallel: processes here (default 1), or with --executor ray and no "
                    "--ray-address the CPUs of the local Ray cluster (default: all cores)")
@@ -113,7 +119,7 @@ def _no_keypoints_note(recipe_name: str) -> str:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from toolkit.prepare import PrepareOptions, prepare
+    from toolkit.prepare import PrepareOptions, default_mask, prepare
     from toolkit.sources.recipe import load_recipe
     from toolkit.shards.verify import info
 
@@ -128,10 +134,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
         download(recipe, args.source)
     defaults = recipe.raw.get("annotate", {})
+    pose = args.pose or defaults.get("pose", "none")
     options = PrepareOptions(
         size=None if args.size == 0 else args.size, fps=args.fps, image_format=args.image_format,
         jpeg_quality=args.jpeg_quality,
-        pose=args.pose or defaults.get("pose", "none"), densepose=args.densepose or defaults.get("densepose", "none"),
+        pose=pose, densepose=args.densepose or defaults.get("densepose", "none"),
+        mask=args.mask or defaults.get("mask") or default_mask(pose),
         splits=tuple(args.splits) if args.splits else None,
     )
     if args.pose is None and options.pose == "none":

@@ -148,7 +148,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 print(f"  {feature}: {', '.join(reasons)}")
         else:
             print("\nall features that need these weights can run")
-        print("\nannotation backends (toolkit prepare --pose / --densepose):")
+        print("\nannotation backends (toolkit prepare --pose / --densepose / --mask):")
         for b in backends:
             state = "available" if b["available"] else "unavailable"
             print(f"  {b['kind']:9s} {b['name']:10s} {state:11s} {b['reason']}")
