@@ -119,7 +119,7 @@ def test_ema_update_and_swap() -> None:
 def test_keep_checkpoints(tmp_path: Path) -> None:
     out = tmp_path / "run"
     train(ToyRecipe(), "tiny", tmp_path, out, progress=False,
-          train_overrides={"steps": 20, "keep_checkpoints": True})
+          train_overrides={"steps": 20, "keep_checkpoints": True, "report_to": "none"})
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "checkpoint-10", "checkpoint-20", "loss.jsonl",
                                                      "model", "run.json"]
     assert json.loads((out / "checkpoint-10" / "meta.json").read_text())["step"] == 10

@@ -23,6 +23,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from toolkit.harness.method import Conditions, Method
 from toolkit.train import Recipe
 
 
@@ -115,3 +116,18 @@ class OtherToyRecipe(ToyRecipe):
     """The same toy under another name: a checkpoint of one must not be resumed as the other."""
 
     name = "other-toy"
+
+
+class ToyAnimator(Method):
+    """The toy as a harness method, so a toy run can validate (method=TOY_ANIMATOR): every frame is the reference
+    shifted by the trained model's mean first-layer weight, so the samples follow the weights."""
+
+    name = "toy-animator"
+
+    def __init__(self, checkpoint: str | os.PathLike, device: str = "cpu", steps: int | None = None):
+        self.model = ToyModel.from_pretrained(Path(checkpoint) / "model")
+
+    def generate(self, cond: Conditions) -> np.ndarray:
+        shift = float(self.model.net[0].weight.detach().mean()) * 1000
+        frames = np.repeat(cond.reference[None].astype(np.float32), cond.n_frames, axis=0) + shift
+        return np.clip(frames, 0, 255).astype(np.uint8)

@@ -191,7 +191,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _print_run(summary: dict) -> None:
-    """A run folder as text: one line of what it is, its init, its loss, and a table of its validations."""
+    """A run folder as text: one line of what it is, its init, its loss, where its tracker's events and validation
+    samples are, and a table of its validations."""
     planned = f" of {summary['steps']}" if summary["steps"] else ""
     trained = f", {summary['seconds']:.0f} s trained" if summary["seconds"] is not None else ""
     print(f"{summary['run']}  method={summary['method']}  config={summary['config_name']} "
@@ -204,10 +205,16 @@ def _print_run(summary: dict) -> None:
     if loss and loss["mean_recent"] is not None:
         print(f"loss: last {loss['last']:.4g} (step {loss['last_step']}), mean of the last {loss['recent_steps']} "
               f"logged {loss['mean_recent']:.4g}, min {loss['min']:.4g} (step {loss['min_step']})")
+    if summary["events"]:
+        shown = f"tensorboard --logdir {summary['events']}" if summary["report_to"] == "tensorboard" else ""
+        print(f"events: {summary['events']}/ ({summary['report_to']}{': ' + shown if shown else ''})")
     rows = summary["validation"]
     if not rows:
         print("validation: none (train with --validate-every STEPS)")
         return
+    if summary["samples"]:
+        print(f"samples: {summary['samples']}/step-N/ (per video: the generated .mp4 and a .png of ground-truth "
+              "frames above generated ones)")
     print(f"validation on {len(rows[-1]['videos'])} {rows[-1]['split']} video(s) ({', '.join(rows[-1]['videos'])}):")
     metrics = [m for m in ("l1_fg", "psnr_fg", "ssim_fg", "l1", "psnr", "ssim") if m in rows[-1]]
     fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731

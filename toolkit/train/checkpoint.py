@@ -45,7 +45,7 @@ from toolkit.io import _umask, sha256_file
 FORMAT = 1
 CHECKPOINT = "checkpoint"
 MODEL = "model"
-RUN_FILES = ("run.json", "loss.jsonl", "validation.jsonl")
+RUN_FILES = ("run.json", "loss.jsonl", "validation.jsonl", "validation", "logs")
 WEIGHT_FILES = ("model.safetensors", "ema.safetensors", "optimizer.pt", "state.pt")
 
 

@@ -25,8 +25,10 @@ under the other mode or another number of processes.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
+import importlib.util
 import json
 import math
 import os
@@ -45,12 +47,14 @@ from toolkit.train import checkpoint, fsdp
 from toolkit.train.ema import EMA, swapped
 from toolkit.train.recipe import Recipe, select_stage
 from toolkit.train.thread_loader import ThreadLoader
-from toolkit.train.validate import VALIDATION_LOG, Validation, validate
+from toolkit.train.validate import VALIDATION_LOG, Validation, drop_samples_after, validate
 
 # [train] keys, their defaults, and the only ones a resumed run may change (the rest change results).
 TRAIN_DEFAULTS: dict[str, Any] = {
     "lr": 1e-4,
     "lr_warmup_steps": 0,
+    "lr_schedule": "constant",  # after the warm-up: constant, or cosine / linear decay to 0 at [train] steps
+    "grad_accum_steps": 1,      # micro-batches per optimizer step (each of batch_size items per process)
     "batch_size": 1,
     "steps": 1000,
     "weight_decay": 0.01,
@@ -73,10 +77,17 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "validate_videos": 1,
     "validate_split": "test",
     "validate_steps": 0,       # sampling steps when validating; 0: the config's [sampling] steps
+    "report_to": "auto",       # tracker of the run's scalars and samples; auto: tensorboard if installed, else none
 }
 MAY_CHANGE_ON_RESUME = {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "num_workers", "loader",
                         "gradient_checkpointing", "distributed", "fsdp_wrap", "validate_every", "validate_videos",
-                        "validate_split", "validate_steps"}
+                        "validate_split", "validate_steps", "report_to"}
+# Keys added after runs were saved without them, at the values those runs trained with (so they still resume).
+ADDED_KEYS: dict[str, Any] = {"lr_schedule": "constant", "grad_accum_steps": 1}
+LR_SCHEDULES = ("constant", "cosine", "linear")
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}  # report_to: the module it needs
+REPORT_TO = (*TRACKERS, "none")
+EVENTS_DIR = "logs"  # the run folder's tensorboard event files (wandb keeps its files there too)
 MIXED_PRECISION = ("no", "fp16", "bf16")
 VALIDATION_TIMEOUT_HOURS = 2  # how long processes wait for the main one's validation (collective timeout)
 LOADERS = ("threads", "processes")
@@ -84,7 +95,7 @@ _TYPE_NAMES = {list: "a list of strings"}
 
 _LIMITS: dict[str, tuple[float, float, bool]] = {  # key: (low, high, low is allowed)
     "lr": (0, math.inf, False), "lr_warmup_steps": (0, math.inf, True), "batch_size": (1, math.inf, True),
-    "steps": (1, math.inf, True), "validate_every": (0, math.inf, True), "validate_videos": (1, math.inf, True),
+    "steps": (1, math.inf, True), "grad_accum_steps": (1, math.inf, True), "validate_every": (0, math.inf, True), "validate_videos": (1, math.inf, True),
     "validate_steps": (0, math.inf, True), "weight_decay": (0, math.inf, True), "adam_beta1": (0, 1, True),
     "adam_beta2": (0, 1, True), "adam_eps": (0, math.inf, False), "grad_clip": (0, math.inf, True),
     "ema_decay": (0, 1, True), "checkpoint_every": (1, math.inf, True), "log_every": (1, math.inf, True),
@@ -129,6 +140,12 @@ def resolve_config(config: Mapping[str, Any], overrides: Mapping[str, Any] | Non
     if train_cfg["mixed_precision"] not in MIXED_PRECISION:
         raise ValueError(f"[train] mixed_precision must be one of {MIXED_PRECISION}, "
                          f"got {train_cfg['mixed_precision']!r}")
+    if train_cfg["lr_schedule"] not in LR_SCHEDULES:
+        raise ValueError(f"[train] lr_schedule must be one of {LR_SCHEDULES}, got {train_cfg['lr_schedule']!r}")
+    if train_cfg["report_to"] == "auto":
+        train_cfg["report_to"] = "tensorboard" if importlib.util.find_spec("tensorboard") else "none"
+    if train_cfg["report_to"] not in REPORT_TO:
+        raise ValueError(f"[train] report_to must be one of {REPORT_TO}, got {train_cfg['report_to']!r}")
     if train_cfg["loader"] not in LOADERS:
         raise ValueError(f"[train] loader must be one of {LOADERS}, got {train_cfg['loader']!r}")
     if train_cfg["distributed"] not in fsdp.MODES:
@@ -139,15 +156,34 @@ def resolve_config(config: Mapping[str, Any], overrides: Mapping[str, Any] | Non
     return cfg
 
 
-def step_seed(seed: int, step: int, rank: int = 0) -> int:
-    """The seed of step `step` on process `rank`: independent streams, no dependence on earlier steps."""
-    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, np.uint64)[0])
+def check_tracker(report_to: str) -> None:
+    """Fail, naming the pip install, when the tracker `report_to` asks for is not installed."""
+    module = TRACKERS.get(report_to)
+    if module is not None and importlib.util.find_spec(module) is None:
+        raise ValueError(f"[train] report_to = {report_to!r}, but {module} is not installed: pip install {module} "
+                         "(or set report_to = \"none\")")
+
+
+def step_seed(seed: int, step: int, rank: int = 0, micro: int = 0) -> int:
+    """The seed of micro-batch `micro` of step `step` on process `rank`: independent streams, no dependence on
+    earlier steps (micro-batch 0 keeps the seed a step had before gradient accumulation existed)."""
+    entropy = [seed, step, rank] + ([micro] if micro else [])
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
 
 
 def learning_rate(train_cfg: Mapping[str, Any], step: int) -> float:
-    """Linear warm-up over lr_warmup_steps, then constant (as the field's animation models train)."""
-    warmup = train_cfg["lr_warmup_steps"]
-    return train_cfg["lr"] * (min(1.0, (step + 1) / warmup) if warmup else 1.0)
+    """The learning rate of (0-based) optimizer step `step`: a linear warm-up over lr_warmup_steps, then
+    lr_schedule: constant (as the field's animation models train), or a cosine or linear decay that would reach
+    0 at [train] steps. A pure function of the step, so a resumed run needs no scheduler state."""
+    lr, warmup, total = train_cfg["lr"], train_cfg["lr_warmup_steps"], train_cfg["steps"]
+    if step < warmup:
+        return lr * ((step + 1) / warmup)
+    if train_cfg["lr_schedule"] == "constant" or total <= warmup:
+        return lr
+    progress = (step - warmup) / (total - warmup)
+    if train_cfg["lr_schedule"] == "cosine":
+        return lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return lr * (1.0 - progress)
 
 
 class DataOrder:
@@ -170,18 +206,22 @@ class DataOrder:
 
 
 class _StepBatches(Sampler):
-    """This process's share of the global batch of each step in [start, stop)."""
+    """This process's micro-batches of each step in [start, stop): the step's global batch is cut into
+    `accum` micro-batches, each shared out over the processes."""
 
-    def __init__(self, order: DataOrder, start: int, stop: int, rank: int, world: int):
-        self.order, self.start, self.stop, self.rank, self.world = order, start, stop, rank, world
+    def __init__(self, order: DataOrder, start: int, stop: int, rank: int, world: int, accum: int = 1):
+        self.order, self.start, self.stop, self.rank, self.world, self.accum = order, start, stop, rank, world, accum
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        per = self.order.global_batch // self.world
+        per = self.order.global_batch // (self.world * self.accum)
         for step in range(self.start, self.stop):
-            yield self.order.batch(step)[self.rank * per:(self.rank + 1) * per]
+            items = self.order.batch(step)
+            for micro in range(self.accum):
+                first = (micro * self.world + self.rank) * per
+                yield items[first:first + per]
 
     def __len__(self) -> int:
-        return self.stop - self.start
+        return (self.stop - self.start) * self.accum
 
 
 class _EpochItems(Dataset):
@@ -244,6 +284,45 @@ def _validation_line(record: Mapping[str, Any]) -> str:
             + ", ".join(f"{k} {record[k]:.4g}" for k in shown))
 
 
+def _start_tracker(accelerator: Any, train_cfg: Mapping[str, Any], out_dir: Path, start: int) -> None:
+    """Start the run's tracker (main process): tensorboard writes its event files to RUN/logs/, purging the
+    events a killed run logged after the checkpoint it resumes from; wandb and trackio log a run named after the
+    folder, with the [train] settings."""
+    report_to = train_cfg["report_to"]
+    if report_to == "none":
+        return
+    if report_to == "tensorboard":
+        accelerator.init_trackers(EVENTS_DIR, init_kwargs={"tensorboard": {"purge_step": start + 1} if start else {}})
+        return
+    settings = {k: v for k, v in train_cfg.items() if isinstance(v, (bool, int, float, str))}
+    options: dict[str, Any] = {"name": out_dir.name}
+    if report_to == "wandb":
+        options["dir"] = str(out_dir / EVENTS_DIR)
+        (out_dir / EVENTS_DIR).mkdir(exist_ok=True)
+    accelerator.init_trackers("toolkit-train", config=settings, init_kwargs={report_to: options})
+
+
+def log_validation_to_trackers(accelerator: Any, record: Mapping[str, Any], grids: Mapping[str, np.ndarray]) -> None:
+    """A validation's metrics as scalars, and each video's sample grid as an image (trackers that take images)."""
+    accelerator.log({f"validation/{k}": v for k, v in record.items()
+                     if isinstance(v, (int, float)) and k not in ("step", "seconds")}, step=record["step"])
+    for tracker in accelerator.trackers:
+        if not callable(getattr(tracker, "log_images", None)):
+            continue
+        for video_id, grid in grids.items():
+            if tracker.name == "tensorboard":
+                tracker.log_images({f"validation/{video_id}": grid[None]}, step=record["step"], dataformats="NHWC")
+            else:
+                tracker.log_images({f"validation/{video_id}": [grid]}, step=record["step"])
+
+
+def _finish_trackers(accelerator: Any) -> None:
+    """Close the trackers (their files flushed); unlike `end_training`, leave the process group to the caller."""
+    for tracker in accelerator.trackers:
+        tracker.finish()
+    accelerator.trackers = []
+
+
 def _truncate_log(path: Path, step: int) -> None:
     """Keep the log lines up to `step` (a line cut short by a kill ends the file)."""
     if not path.exists():
@@ -298,6 +377,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     published = init is not None and str(init) == checkpoint.PUBLISHED
     init_file = checkpoint.init_weights(init) if init is not None and not published else None
     t = cfg["train"]
+    check_tracker(t["report_to"])
     check_fsdp = getattr(recipe, "check_fsdp", None)
     if t["distributed"] == "fsdp" and callable(check_fsdp):
         check_fsdp(cfg)
@@ -325,7 +405,12 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
             raise ValueError(f"{out_dir} holds no training run to resume (no run.json or checkpoint, but "
                              f"{', '.join(foreign[:4])}); choose another --out")
     if previous is not None:
-        checkpoint.check_same_run(out_dir, previous[0], previous[1], meta, cfg, MAY_CHANGE_ON_RESUME)
+        saved_cfg = {**previous[1], "train": {**ADDED_KEYS, **previous[1].get("train", {})}}
+        checkpoint.check_same_run(out_dir, previous[0], saved_cfg, meta, cfg, MAY_CHANGE_ON_RESUME)
+        if t["lr_schedule"] != "constant" and saved_cfg["train"].get("steps") != t["steps"]:
+            raise ValueError(f"{out_dir}: the {t['lr_schedule']} learning-rate schedule decays over [train] steps "
+                             f"= {saved_cfg['train'].get('steps')}; resuming with steps = {t['steps']} would not "
+                             "continue the same run (use --max-steps / --max-minutes to stop early)")
         _check_resumable(out_dir, previous[0], meta, allow_other_shards)
 
     # 2. Processes and devices (accelerate launch decides how many), model, data, optimizer.
@@ -342,7 +427,8 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     if validation is not None:  # the other processes wait while the main one validates: longer than NCCL's 10 min
         handlers.append(InitProcessGroupKwargs(backend=None, timeout=dt.timedelta(hours=VALIDATION_TIMEOUT_HOURS)))
     accelerator = Accelerator(mixed_precision=t["mixed_precision"], fsdp_plugin=fsdp_plugin,
-                              kwargs_handlers=handlers)
+                              kwargs_handlers=handlers, project_dir=out_dir,
+                              log_with=None if t["report_to"] == "none" else t["report_to"])
     device, rank, world, main = (accelerator.device, accelerator.process_index, accelerator.num_processes,
                                  accelerator.is_main_process)
     if validation is not None:
@@ -379,7 +465,8 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
                              "train without gradient checkpointing")
         model.enable_gradient_checkpointing()
     dataset = recipe.build_dataset(shards, cfg)
-    order = DataOrder(len(dataset), t["batch_size"] * world, t["seed"])
+    accum = t["grad_accum_steps"]
+    order = DataOrder(len(dataset), t["batch_size"] * world * accum, t["seed"])
     chosen = getattr(recipe, "trainable_parameters", None)
     params = list(chosen(model) if chosen else (p for p in model.parameters() if p.requires_grad))
     if not params:
@@ -426,6 +513,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     if main:
         _truncate_log(log_path, start)
         _truncate_log(out_dir / VALIDATION_LOG, start)
+        drop_samples_after(out_dir, start)
         started = {"init": str(init_file), "init_sha256": sha256_file(init_file)} if init_file is not None else {}
         if published:
             started = {"init": checkpoint.PUBLISHED, "init_sha256": init_sha256}
@@ -433,6 +521,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
             started["after_init"] = loaded_after_init
         atomic_write_json(out_dir / "run.json", {**meta, "config": cfg, "started_at_step": start,
                                                  "num_processes": world, "fsdp": sharded, **started})
+    _start_tracker(accelerator, t, out_dir, start)
     accelerator.wait_for_everyone()
 
     def summary(step: int, stopped: str, loss: float | None, seconds: float) -> dict[str, Any]:
@@ -443,12 +532,13 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     stop = min(t["steps"], max_steps) if max_steps else t["steps"]
     if start >= stop:
         accelerator.print(f"{out_dir} is already at step {start} (asked to stop at {stop}): nothing to do")
+        _finish_trackers(accelerator)
         if lock is not None:
             lock.release()
         return summary(start, "done", None, seconds)
 
-    # 4. The loop: one optimizer step per batch.
-    items, batches = _EpochItems(dataset), _StepBatches(order, start, stop, rank, world)
+    # 4. The loop: one optimizer step per `accum` micro-batches.
+    items, batches = _EpochItems(dataset), _StepBatches(order, start, stop, rank, world, accum)
     if t["loader"] == "threads" and t["num_workers"] > 0:
         loader = ThreadLoader(items, batches, t["num_workers"], pin_memory=device.type == "cuda")
     else:
@@ -492,27 +582,37 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     began, elapsed, smoothed, value = time.monotonic(), seconds, None, None
     validating_seconds = 0.0  # wall time of validations: in --max-minutes, not in the run's training seconds
     stopped, step = "done" if stop == t["steps"] else "max_steps", start
+    step_seconds, timed_steps = 0.0, 0  # compute time of the steps since the last log (no checkpoint/validation)
+    micro_batches = iter(loader)
     model.train()
     try:
-        for batch in loader:
-            batch = colour_batch(send_to_device(batch, device, non_blocking=True))
-            seed = step_seed(t["seed"], step, rank)
-            torch.manual_seed(seed)
-            generator = torch.Generator(device=device).manual_seed(seed)
+        while step < stop:
+            step_began = time.monotonic()
             lr = learning_rate(t, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with accelerator.autocast():
-                loss = recipe.loss(model, batch, generator)
-            if loss.ndim != 0:
-                raise ValueError(f"{method}: loss must be a scalar, got shape {tuple(loss.shape)}")
-            accelerator.backward(loss)
+            micro_losses = []
+            for micro in range(accum):  # gradients add up over the micro-batches; processes sync on the last
+                batch = colour_batch(send_to_device(next(micro_batches), device, non_blocking=True))
+                seed = step_seed(t["seed"], step, rank, micro)
+                torch.manual_seed(seed)
+                generator = torch.Generator(device=device).manual_seed(seed)
+                syncing = contextlib.nullcontext() if micro == accum - 1 else accelerator.no_sync(model)
+                with syncing:
+                    with accelerator.autocast():
+                        loss = recipe.loss(model, batch, generator)
+                    if loss.ndim != 0:
+                        raise ValueError(f"{method}: loss must be a scalar, got shape {tuple(loss.shape)}")
+                    accelerator.backward(loss / accum)
+                micro_losses.append(loss.detach())
+            loss = torch.stack(micro_losses).mean()  # the step's loss: the mean over its micro-batches
             grad_norm = accelerator.clip_grad_norm_(params, t["grad_clip"]) if t["grad_clip"] > 0 else None
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             ema.update()
             step += 1
             elapsed = seconds + time.monotonic() - began - validating_seconds
+            step_seconds, timed_steps = step_seconds + time.monotonic() - step_began, timed_steps + 1
 
             if step % t["log_every"] == 0:
                 value = accelerator.reduce(loss.detach().float(), reduction="mean").item()
@@ -528,6 +628,11 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
                         record["grad_norm"] = float(grad_norm)
                     log.write(json.dumps(record) + "\n")
                     log.flush()
+                    step_time = step_seconds / timed_steps
+                    accelerator.log({f"train/{k}": v for k, v in record.items() if k not in ("step", "seconds")}
+                                    | {"train/step_time": step_time, "train/clips_per_s": order.global_batch
+                                       / step_time}, step=step)
+                step_seconds, timed_steps = 0.0, 0
                 smoothed = value if smoothed is None else 0.9 * smoothed + 0.1 * value
                 bar.set_postfix(loss=f"{smoothed:.4f}", lr=f"{lr:.2e}", refresh=False)
             bar.update(1)
@@ -541,7 +646,8 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
             if validating:  # on the EMA weights just saved
                 paused = time.monotonic()
                 if main:
-                    record = validate(out_dir, step, validation)
+                    record, grids = validate(out_dir, step, validation)
+                    log_validation_to_trackers(accelerator, record, grids)
                     if progress:
                         bar.write(_validation_line(record))
                 accelerator.wait_for_everyone()
@@ -551,7 +657,9 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
                 stopped = "max_minutes"
                 break
     finally:
+        del micro_batches  # ends the loader's threads or processes now
         bar.close()
+        _finish_trackers(accelerator)
         if log is not None:
             log.close()
         if lock is not None:

@@ -1,5 +1,6 @@
 """What a training run folder holds, for `toolkit info RUN`: its method and config, how far it got, its loss
-and its validations (loss.jsonl, validation.jsonl, the checkpoint's meta.json), read without loading weights."""
+and its validations (loss.jsonl, validation.jsonl, the checkpoint's meta.json), where the validation samples and
+the tracker's event files are, read without loading weights."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.train import checkpoint
-from toolkit.train.validate import VALIDATION_LOG
+from toolkit.train.loop import EVENTS_DIR
+from toolkit.train.validate import SAMPLES_DIR, VALIDATION_LOG
 
 RECENT = 100  # the loss is summarised over this many last logged steps
 
@@ -19,8 +21,9 @@ def is_run(path: str | Path) -> bool:
 
 
 def run_summary(run_dir: str | Path) -> dict[str, Any]:
-    """Method, config, steps (saved / planned), training seconds, init, the loss, each validation line, and what is
-    wrong with the checkpoint's files (each checked against the size and sha256 recorded at save)."""
+    """Method, config, steps (saved / planned), training seconds, init, the loss, each validation line, the folders
+    of the validation samples and tracker events (None when absent), and what is wrong with the checkpoint's files
+    (each checked against the size and sha256 recorded at save)."""
     run_dir = Path(run_dir)
     if not is_run(run_dir):
         raise FileNotFoundError(f"{run_dir}: not a training run folder (no run.json; `toolkit train --out` makes one)")
@@ -42,5 +45,8 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
             "mean_recent": sum(recent) / len(recent) if recent else None, "recent_steps": len(recent),
             "min": best["loss"], "min_step": best["step"]},
         "validation": checkpoint.read_log(run_dir / VALIDATION_LOG),
+        "samples": str(run_dir / SAMPLES_DIR) if (run_dir / SAMPLES_DIR).is_dir() else None,
+        "report_to": run.get("config", {}).get("train", {}).get("report_to"),
+        "events": str(run_dir / EVENTS_DIR) if (run_dir / EVENTS_DIR).is_dir() else None,
         "checkpoint_problems": problems,
     }
