@@ -19,6 +19,9 @@ examples:
       --validate-every 200 --validate-videos 2       # test-video metrics of the EMA weights as it trains
   toolkit train --method unianimate --config paper --shards data/shards/tiktok --out runs/uni \\
       --mixed-precision bf16 --gradient-checkpointing --max-minutes 600
+  toolkit train --method unianimate --config tiny --shards data/shards/synthetic --out runs/uni-acc \\
+      --batch-size 2 --grad-accum-steps 4 --lr-schedule cosine   # 8 clips per optimizer step, cosine decay
+  tensorboard --logdir runs/uni-tiny/logs                 # loss, lr, grad norm, clips/s, validation samples
   toolkit train --method magicanimate --config tiny --stage 1 --shards data/shards/synthetic --out runs/ma-tiny-1
   toolkit train --method magicanimate --config tiny --stage 2 --init runs/ma-tiny-1 \\
       --shards data/shards/synthetic --out runs/ma-tiny
@@ -33,11 +36,14 @@ examples:
       --shards data/shards/synthetic --out runs/uni-cpu2        # several processes on a CPU-only machine
 
 The run folder holds loss.jsonl, the latest checkpoint (checkpoint/), the EMA weights for
-inference (model/, read with the model's from_pretrained) and, with --validate-every,
-validation.jsonl (`toolkit info RUN` summarises them). A killed run continues with the same
+inference (model/, read with the model's from_pretrained), the tracker's event files (logs/, with
+--report-to tensorboard, the default when tensorboard is installed) and, with --validate-every,
+validation.jsonl and each validation's samples (validation/step-N/: per video the generated .mp4
+and a .png of ground-truth frames above generated ones); `toolkit info RUN` summarises them. A killed run continues with the same
 command plus --resume and reproduces the uninterrupted run; resuming with another method or
-another model config is refused. --batch-size is per process: the global batch is
-batch size x processes. Options given here replace the config's [train] values.
+another model config is refused. --batch-size is per process and per micro-batch: the global
+batch of an optimizer step is batch size x processes x --grad-accum-steps. Options given
+here replace the config's [train] values.
 """
 
 
@@ -93,6 +99,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stop with a checkpoint after this many minutes (resume later with --resume)")
     p.add_argument("--batch-size", type=_positive_int, help="items per process per step ([train] batch_size)")
     p.add_argument("--lr", type=_positive_float, help="learning rate ([train] lr)")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine", "linear"),
+                   help="after [train] lr_warmup_steps: keep the rate, or decay it (cosine, linear) to 0 at --steps "
+                   "([train] lr_schedule, default constant)")
+    p.add_argument("--grad-accum-steps", type=_positive_int, metavar="N",
+                   help="micro-batches of --batch-size per optimizer step ([train] grad_accum_steps, default 1)")
+    p.add_argument("--report-to", choices=("tensorboard", "wandb", "trackio", "none"),
+                   help="where the loss, learning rate, gradient norm, step time, clips/s and validations are "
+                   "logged; tensorboard writes RUN/logs/ ([train] report_to, default tensorboard when installed, "
+                   "else none)")
     p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"),
                    help="autocast precision ([train] mixed_precision; fp16 needs a GPU)")
     p.add_argument("--gradient-checkpointing", action="store_true", default=None,
@@ -158,7 +173,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                  "mixed_precision": args.mixed_precision, "gradient_checkpointing": args.gradient_checkpointing,
                  "num_workers": args.num_workers, "loader": args.loader, "seed": args.seed,
                  "distributed": args.distributed, "validate_every": args.validate_every,
-                 "validate_videos": args.validate_videos}
+                 "validate_videos": args.validate_videos, "lr_schedule": args.lr_schedule,
+                 "grad_accum_steps": args.grad_accum_steps, "report_to": args.report_to}
     result = train(recipe, args.config, args.shards, args.out, resume=args.resume, max_minutes=args.max_minutes,
                    progress=not args.quiet, method=args.method, train_overrides=overrides, stage=args.stage,
                    init=args.init, allow_other_shards=args.allow_other_shards)
