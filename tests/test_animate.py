@@ -107,3 +107,62 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(shards, tmp_path, capsys,
     assert _animate(*args, "--out", str(out)) == 1
     assert message in capsys.readouterr().err
     assert not out.is_file()
+
+
+class _Sampler:
+    """A fake diffusion method: reports 2 windows x 3 steps through `progress`, then yields the frames in 2 chunks."""
+
+    name = "fake-sampler"
+    progress = None
+
+    def generate_chunks(self, cond):
+        self.progress(0, 6)
+        for _ in range(3):
+            self.progress(2, 0)
+        frames = np.repeat(cond.reference[None], cond.n_frames, axis=0)
+        yield frames[:2]
+        yield frames[2:]
+
+
+def test_progress_bars_count_frames_and_sampling(capsys):
+    from toolkit.animate import animate
+    from toolkit.harness.method import Conditions
+
+    ref = np.zeros((8, 8, 3), np.uint8)
+    cond = Conditions(video_id="x", n_frames=5, height=8, width=8, fps=25.0, reference=ref,
+                      reference_keypoints=np.zeros((133, 3), np.float32), keypoints=np.zeros((5, 133, 3), np.float32))
+    method = _Sampler()
+    assert sum(len(c) for c in animate(method, cond, progress=True)) == 5
+    err = capsys.readouterr().err
+    assert "frames: 100%" in err and "5/5" in err and "sampling: 100%" in err and "6/6" in err
+    assert method.progress is None  # the hook is the caller's only while it animates
+    with pytest.raises(TypeError):  # without progress nothing is hooked: the fake calls None
+        list(animate(_Sampler(), cond))
+
+
+def test_device_and_quiet(shards, tmp_path, capsys):
+    from toolkit.shards.reader import Shards
+
+    s = Shards(shards)
+    vid = s.videos.video_id[0]
+    write_image(tmp_path / "ref.png", s.frames(vid, [0])[0])
+    np.save(tmp_path / "pose.npy", s.keypoints(vid)[:3])
+    args = ("--reference", str(tmp_path / "ref.png"), "--pose", str(tmp_path / "pose.npy"), "--no-align")
+    for device, message in (("gpu", "not a torch device"), ("cuda:0" if not _has_cuda() else "cuda:99", "CUDA GPU"),
+                            ("meta", "runs on cpu, cuda or mps")):
+        assert _animate(*args, "--device", device, "--out", str(tmp_path / "no.mp4")) != 0
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "no.mp4").exists()
+    assert _animate(*args, "--device", "cpu", "--quiet", "--out", str(tmp_path / "q.mp4")) == 0
+    assert "frames" not in capsys.readouterr().err
+    assert _animate(*args, "--out", str(tmp_path / "p.mp4")) == 0
+    assert "frames: 100%" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["animate", "--help"])
+    assert "--device" in capsys.readouterr().out
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -9,6 +9,7 @@ body (UniAnimate's alignment, :func:`toolkit.annotate.align.align_pose_sequence`
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -147,8 +148,38 @@ def build_conditions(reference: np.ndarray, reference_keypoints: np.ndarray | No
                       else kp[0], keypoints=np.asarray(kp, np.float32), iuv=iuv)
 
 
-def animate(method: Method, cond: Conditions) -> Iterator[np.ndarray]:
-    """The method's frames as checked (k, H, W, 3) uint8 chunks, streamed (see `Method.generate_chunks`)."""
+def animate(method: Method, cond: Conditions, progress: bool = False) -> Iterator[np.ndarray]:
+    """The method's frames as checked (k, H, W, 3) uint8 chunks, streamed (see `Method.generate_chunks`).
+
+    With `progress`, tqdm bars show the frames made and, for a method that reports its sampling
+    (`Method.progress`: diffusion methods), the model evaluations: windows x sampling steps.
+    """
+    with contextlib.ExitStack() as stack:
+        frames, sampling = None, []
+        if progress:
+            from tqdm.auto import tqdm
+
+            frames = stack.enter_context(tqdm(total=cond.n_frames, desc="frames", unit="frame", dynamic_ncols=True))
+
+            def advance(done: int, planned: int) -> None:
+                if not sampling:  # shown once the method reports
+                    sampling.append(stack.enter_context(tqdm(total=0, desc="sampling", unit="eval",
+                                                             dynamic_ncols=True)))
+                sampling[0].total += planned
+                sampling[0].update(done)
+                sampling[0].refresh()
+
+            method.progress = advance
+        try:
+            for chunk in _checked_chunks(method, cond):
+                if frames is not None:
+                    frames.update(len(chunk))
+                yield chunk
+        finally:
+            method.progress = None
+
+
+def _checked_chunks(method: Method, cond: Conditions) -> Iterator[np.ndarray]:
     done = 0
     for chunk in method.generate_chunks(cond):
         chunk = np.asarray(chunk)

@@ -72,6 +72,7 @@ class MagicAnimateMethod(Method):
         if cond.iuv is None:
             raise MethodUnavailable(f"{cond.video_id}: magicanimate is driven by DensePose, and the shards have no "
                                     "IUV maps (prepare them with a DensePose backend)")
+        self.pipeline.progress = self.progress
         to_chw = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3)))  # noqa: E731
         if self.sampling.frame_fit == "squash":
             h, w = self.size

@@ -27,7 +27,7 @@ The tiny config trains with v-prediction and zero terminal SNR instead (set in i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -110,6 +110,7 @@ class MagicAnimatePipeline:
         self.model, self.codec = model, codec
         self.sampling = sampling or SamplingConfig()
         self.scheduler = make_scheduler(**(scheduler or {}))  # invalid settings fail here, not mid-sampling
+        self.progress: Callable[[int, int], None] | None = None  # (evaluations done, more planned): Method.progress
 
     @property
     def device(self) -> torch.device:
@@ -158,8 +159,14 @@ class MagicAnimatePipeline:
         scheduler = self.scheduler
         scheduler.set_timesteps(steps, device=self.device)
         latents = self.initial_latents(reference_latent, densepose.shape[1], generator)
+        s, n = self.sampling, densepose.shape[1]
+        windows = len(context_windows(n, s.window, s.overlap)) if windowed else 1
+        if self.progress is not None:
+            self.progress(0, windows * len(scheduler.timesteps))
         for k, t in enumerate(scheduler.timesteps):
             pred = self.guided_noise(latents, t, reference_latent, densepose, guidance, windowed)
+            if self.progress is not None:
+                self.progress(windows, 0)
             step = scheduler.step(pred, t, latents, eta=0.0)
             # the last step returns the clean estimate: with trailing spacing (the tiny config) DDIM's last "previous"
             # timestep can be 0, which still holds noise; with MagicAnimate's leading spacing the two are equal

@@ -120,6 +120,7 @@ class UniAnimateMethod(Method):
         return SHORT if -(-n_frames // interval) <= RELEASE_CONFIGS[SHORT]["max_frames"] else LONG
 
     def generate_chunks(self, cond: Conditions) -> Iterator[np.ndarray]:
+        self.pipeline.progress = self.progress
         if self.release is not None:
             yield from self._release_chunks(cond)
             return

@@ -207,6 +207,7 @@ class UniAnimatePipeline:
         self.model, self.codec = model, codec
         self.sampling = sampling or SamplingConfig()
         self.image_encoder = image_encoder
+        self.progress: Callable[[int, int], None] | None = None  # (evaluations done, more planned): Method.progress
 
     @property
     def device(self) -> torch.device:
@@ -283,6 +284,9 @@ class UniAnimatePipeline:
         ref = cond["reference_latent"]
         latents = self.start_latents(scheduler, ref, n, generator, offset_generator)
         half = next(self.model.parameters()).dtype == torch.float16
+        windows = len(window_starts(n, s.window, s.overlap)) if windowed else 1
+        if self.progress is not None:
+            self.progress(0, windows * len(scheduler.timesteps))
         for k, t in enumerate(scheduler.timesteps):
             if first_latent is not None:
                 latents[:, :, 0] = first_latent
@@ -298,6 +302,8 @@ class UniAnimatePipeline:
             # returns its last step's sample (at alpha_bar of t = 0)
             last = k == len(scheduler.timesteps) - 1 and s.timesteps == "trailing"
             latents = step.pred_original_sample if last else step.prev_sample
+            if self.progress is not None:
+                self.progress(windows, 0)
         if first_latent is not None:
             latents[:, :, 0] = first_latent
         return latents

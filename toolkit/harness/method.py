@@ -11,7 +11,7 @@ plug-ins (:mod:`toolkit.harness.registry`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -76,6 +76,9 @@ class Method:
     paper: str = ""
     code: str = ""
     uses_ground_truth: bool = False    # only sanity rows (gt-oracle) may see the answers
+    # Set by `toolkit animate` to show sampling progress: a method that samples in steps may call it as
+    # progress(done, planned): `planned` more model evaluations at the start of a sampling pass, `done` after them.
+    progress: Callable[[int, int], None] | None = None
 
     def generate(self, cond: Conditions) -> np.ndarray:
         raise NotImplementedError
