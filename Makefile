@@ -71,22 +71,26 @@ train-tiny: install
 		--results $(RESULTS) --name ma-tiny
 
 # The learning check, per method and video: fit one training video for at most 15 minutes, regenerate it, compare
-# with reference-copy (runs/learn-tiny-METHOD on the synthetic video, runs/learn-tiny-METHOD-real on a real
-# UBC-Fashion clip from the shared fixtures, prepared at the tiny configs' size with MediaPipe poses and masks).
-# Every check runs; the target fails if any bar is missed.
+# with reference-copy (runs/learn-tiny-METHOD on a synthetic video, runs/learn-tiny-METHOD-real on a real
+# UBC-Fashion clip from the shared fixtures with MediaPipe poses and masks). Both are prepared at the tiny configs'
+# size (64) as PNG, so the scores are taken at the models' own resolution. Every check runs; the target fails if any
+# bar is missed.
 LEARN_METHODS ?= unianimate magicanimate
+LEARN_SHARDS  ?= data/shards/synthetic-64
 FIXTURES      ?= $(or $(TOOLKIT_FIXTURES),../shared/fixtures/real)
 REAL_CLIP     := $(FIXTURES)/musepose/ubc_fashion/91-3003CN5S.mp4
 REAL_SHARDS   ?= data/shards/ubc-real
 learn-tiny: install $(if $(wildcard $(REAL_CLIP)),mediapipe-env)
 	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
+	$(BIN)/toolkit prepare --dataset synthetic --source $(SOURCE) --out $(LEARN_SHARDS) --size 64 --image-format png \
+		--split train --quiet
 	@if [ -f "$(REAL_CLIP)" ]; then mkdir -p data/raw/ubc-real/train && \
 		ln -sf "$(abspath $(REAL_CLIP))" data/raw/ubc-real/train/ && \
 		$(BIN)/toolkit prepare --dataset fashion --source data/raw/ubc-real --out $(REAL_SHARDS) --size 64 \
-			--fps 10 --pose mediapipe --quiet; \
+			--fps 10 --pose mediapipe --image-format png --quiet; \
 	else echo "learn-tiny: no real clip at $(REAL_CLIP) (set TOOLKIT_FIXTURES): the synthetic video only"; fi
 	status=0; for m in $(LEARN_METHODS); do \
-		$(BIN)/python scripts/learn_one_video.py --method $$m --shards $(OUT) --out $(RUNS)/learn-tiny-$$m \
+		$(BIN)/python scripts/learn_one_video.py --method $$m --shards $(LEARN_SHARDS) --out $(RUNS)/learn-tiny-$$m \
 			--fresh || status=1; \
 		if [ -f "$(REAL_CLIP)" ]; then $(BIN)/python scripts/learn_one_video.py --method $$m \
 			--shards $(REAL_SHARDS) --out $(RUNS)/learn-tiny-$$m-real --fresh || status=1; fi; \

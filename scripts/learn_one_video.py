@@ -162,9 +162,10 @@ def compare(model: dict[str, float | None], copy: dict[str, float | None]) -> di
     return out
 
 
-def write_strip(shards: Path, video: str, name: str, method, path: Path, rows: int = 4, scale: int = 2) -> Path:
+def write_strip(shards: Path, video: str, name: str, method, path: Path, rows: int = 4, height: int = 168) -> Path:
     """A still of the regenerated video: reference | driving pose | ground truth | the model, `rows` evenly
-    spaced frames, each tile `scale` times the shards' size (nearest neighbour, so noise stays visible)."""
+    spaced frames, tiles scaled to `height` pixels (nearest neighbour, so per-pixel noise stays visible)."""
+    import cv2
     import numpy as np
 
     from toolkit.harness.runner import conditions_for
@@ -176,7 +177,9 @@ def write_strip(shards: Path, video: str, name: str, method, path: Path, rows: i
     generated = np.asarray(method.generate(cond))
     columns = [("reference", np.repeat(cond.reference[None], len(gt), axis=0)),
                ("driving pose", cond.pose_renders(cond.height, cond.width)), ("ground truth", gt), (name, generated)]
-    big = [(label, frames.repeat(scale, axis=1).repeat(scale, axis=2)) for label, frames in columns]
+    width = round(cond.width * height / cond.height)
+    big = [(label, np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_NEAREST) for f in frames]))
+           for label, frames in columns]
     path.write_bytes(encode_image(contact_sheet(big, rows)))
     return path
 
