@@ -25,6 +25,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -71,6 +72,7 @@ def main() -> int:
     ap.add_argument("--stage2-minutes", type=float, default=3.0, help="magicanimate: minutes of --minutes for stage 2")
     ap.add_argument("--out", type=Path, default=Path("runs/learn-tiny"))
     ap.add_argument("--fresh", action="store_true", help="delete OUT first instead of resuming it")
+    ap.add_argument("--score-only", action="store_true", help="score the run already in OUT without training it")
     args = ap.parse_args()
 
     from toolkit.shards.reader import Shards
@@ -87,6 +89,8 @@ def main() -> int:
                                                             "video": video, "skipped": reason}, indent=1))
         print(f"\n{args.method} on video {video}: skipped: {reason}")
         return 0
+    if args.fresh and args.score_only:
+        ap.error("--fresh would delete the run that --score-only scores")
     if args.fresh and args.out.exists():
         shutil.rmtree(args.out)
     recipe = load("toolkit.recipes", args.method)()
@@ -94,6 +98,8 @@ def main() -> int:
     config["data"].update(videos=[video], reference="first")
     config["train"].update(checkpoint_every=200)
     started = time.time()
+    if args.score_only:
+        return score(args, video, *previous_run(args.out, args.method), started)
     if args.method == "magicanimate":
         stage1, stage2 = args.out / "stage1", args.out / "stage2"
         for stage in ("1", "2"):
@@ -113,6 +119,26 @@ def main() -> int:
         summary = train(recipe, config, args.shards, args.out, resume=(args.out / "checkpoint").is_dir(),
                         max_minutes=args.minutes, method=args.method)
         trained, steps, logs, seconds = args.out, summary.get("step"), [args.out], summary.get("seconds", 0)
+    return score(args, video, trained, steps, logs, seconds, started)
+
+
+def previous_run(out: Path, method: str) -> tuple[Path, Any, list[Path], float]:
+    """(trained run, steps, loss-log folders, seconds trained) of a run this script trained into `out`."""
+    from toolkit.train.checkpoint import read_json
+
+    folders = [out / "stage1", out / "stage2"] if method == "magicanimate" else [out]
+    meta = [read_json(f / "checkpoint" / "meta.json") for f in folders]
+    steps = {f.name: m.get("step") for f, m in zip(folders, meta)} if method == "magicanimate" else meta[0].get("step")
+    seconds = 0.0
+    for f in folders:
+        rows = (f / "loss.jsonl").read_text().splitlines()
+        seconds += json.loads(rows[-1]).get("seconds", 0) if rows else 0
+    return folders[-1], steps, folders, seconds
+
+
+def score(args: argparse.Namespace, video: str, trained: Path, steps: Any, logs: list[Path], seconds: float,
+          started: float) -> int:
+    """Score the trained run against reference-copy, write OUT/learning.json and the strip, print the verdict."""
     errors = x0_error(args.method, trained, args.shards, video)
     learned = load("toolkit.methods", args.method)(checkpoint=trained)
     scores = {}
