@@ -111,3 +111,30 @@ def test_a_video_id_that_is_not_a_safe_file_name_is_never_a_path():
     for bad in ("../x", "a/b", "..", ".", ".hidden", ""):
         with pytest.raises(ValueError, match="not a safe file name"):
             video_file_name(bad)
+
+
+def test_strips_show_unregistered_methods_from_their_stored_predictions(shards, tmp_path):
+    """A method the registry cannot rebuild (like a learned one run from a checkpoint) is shown from what its run
+    stored; a run that stored nothing says why and which eval to rerun."""
+    from toolkit.report.leaderboard import write_leaderboard
+
+    class Mirror(Method):
+        name = "mirror"
+
+        def generate(self, cond: Conditions) -> np.ndarray:
+            return np.ascontiguousarray(np.repeat(cond.reference[None, :, ::-1], cond.n_frames, axis=0))
+
+    results = tmp_path / "results"
+    evaluate(shards, method=Mirror(), results=results, progress=False)
+    evaluate(shards, method=Mirror(), name="mirror-unsaved", results=results, save_predictions=False, progress=False)
+    board = write_leaderboard(results, tmp_path / "report", strips=1, strip_frames=4, tile_height=64, paper=None)
+    (strip,) = board.strips
+    cols = {c.label: c for c in strip.players}
+    assert cols["mirror"].source == "stored" and cols["mirror"].video.is_file() and cols["mirror"].error.is_file()
+    assert (read_video(cols["mirror"].video).shape[0]) == 4
+    assert cols["mirror-unsaved"].video is None
+    note = cols["mirror-unsaved"].note
+    assert "--no-save-predictions" in note and "rerun `toolkit eval --method" in note
+    assert "(predictions are saved by default)" in note
+    page = board.html_path.read_text()
+    assert 'data-method="mirror"' in page and "not shown: no stored predictions" in page
