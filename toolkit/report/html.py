@@ -227,7 +227,9 @@ SCRIPT = """
     var lead = vids[0], button = player.querySelector('button.play'), scrub = player.querySelector('input.scrub');
     var clock = player.querySelector('.clock'), errors = player.querySelector('input.errors');
     function seek(t) {
-      vids.forEach(function (v) { if (Math.abs(v.currentTime - t) > 0.001) { try { v.currentTime = t; } catch (e) {} } });
+      vids.forEach(function (v) {
+        if (Math.abs(v.currentTime - t) > 0.001) { try { v.currentTime = t; } catch (e) {} }
+      });
     }
     function play() {
       vids.forEach(function (v) { var r = v.play(); if (r && r.catch) { r.catch(function () {}); } });

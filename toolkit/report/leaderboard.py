@@ -2,8 +2,9 @@
 
 Steps: build the tables from the newest run of each method (tables.py), draw the
 figures of each table (figures.py), make qualitative strips and the HTML report's
-players for a few test videos from each run's stored predictions (strips.py), load the published numbers (paper.py), then render both
-documents (markdown.py, html.py). Everything is written under ``out``; the
+players for a few test videos from each run's stored predictions (strips.py),
+load the published numbers (paper.py), then render both documents (markdown.py,
+html.py). Everything is written under ``out``; the
 HTML embeds its figures so it opens from disk with no network.
 """
 
