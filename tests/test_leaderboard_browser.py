@@ -1,4 +1,5 @@
-"""The rendered leaderboard.html in headless Chromium: no console errors, tables and figures visible, sorting works.
+"""The rendered leaderboard.html in headless Chromium: no console errors, tables and figures visible, sorting works,
+and every ranked method's stored predictions play in the synchronised players without horizontal overflow.
 
 Needs a Chromium binary (Debian: `apt-get install -y chromium`; or set $CHROMIUM); skipped without one.
 
@@ -22,7 +23,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import make_shards
 from test_leaderboard import make_store
+from toolkit.harness.runner import evaluate
 from toolkit.report.leaderboard import write_leaderboard
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -106,3 +109,48 @@ def test_screenshot_shows_the_report(page, tmp_path):
     assert img.std() > 20  # text, tables and figures, not a blank page
     # the best-value highlight colour (#dafbe1) is on screen
     assert (np.abs(img - np.array([0xDA, 0xFB, 0xE1])).sum(axis=2) < 6).sum() > 500
+
+
+@pytest.fixture(scope="module")
+def watched(tmp_path_factory) -> Path:
+    """A report of real runs (their predictions stored by toolkit eval), with one strip of players."""
+    tmp = tmp_path_factory.mktemp("watch")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TOOLKIT_HOME", str(tmp / "empty_cache"))
+    try:
+        shards = make_shards(tmp, n_videos=2, n_frames=8, h=64, w=48, test_ids=("00001",))
+        for method in ("reference-copy", "gt-oracle", "pose-warp"):
+            evaluate(shards, method=method, profile="standard", results=tmp / "results", progress=False)
+        board = write_leaderboard(tmp / "results", tmp / "report", strips=1, strip_frames=6, tile_height=64)
+    finally:
+        mp.undo()
+    return board.html_path
+
+
+def test_every_ranked_method_plays_and_the_page_fits_1400_px(watched, tmp_path):
+    _chromium()
+    # a probe appended to a copy of the page writes the document's width where --dump-dom shows it
+    probe = ("<script>window.addEventListener('load', function () { setTimeout(function () {"
+             "document.body.setAttribute('data-scroll-width', document.documentElement.scrollWidth);"
+             "document.body.setAttribute('data-client-width', document.documentElement.clientWidth);"
+             "}, 1500); });</script>")
+    copy = watched.with_name("probe.html")
+    copy.write_text(watched.read_text().replace("</body>", probe + "</body>"))
+    res = _run(["--enable-logging=stderr", "--v=0", "--window-size=1400,1000", "--virtual-time-budget=6000",
+                "--dump-dom", copy.as_uri()], tmp_path / "profile")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert [line for line in res.stderr.splitlines() if ":CONSOLE" in line] == []
+    attrs = dict(re.findall(r'(data-[\w-]+)="([^"]*)"', re.search(r"<body([^>]*)>", res.stdout).group(1)))
+    assert attrs["data-js-errors"] == "0" and attrs["data-client-width"] == "1400"
+    assert int(attrs["data-scroll-width"]) <= 1400, attrs
+    assert attrs["data-videos"] == attrs["data-videos-ok"] and int(attrs["data-videos"]) >= 3 + 2 * 2
+    table = res.stdout[re.search(r'id="tbl-synthetic-test-standard-[^"]*-main"', res.stdout).start():]
+    ranked = re.findall(r'<tr class="method" data-method="([^"]+)"', table[:table.index("</table>")])
+    assert sorted(ranked) == ["pose-warp", "reference-copy"]
+    videos = [dict(re.findall(r'([\w-]+)="([^"]*)"', tag)) for tag in re.findall(r"<video[^>]*>", res.stdout)]
+    for method in ranked:
+        (gen,) = [v for v in videos if v.get("data-method") == method and v["class"] == "gen"]
+        assert gen["data-state"] == "ok" and int(gen["data-ready-state"]) >= 1 and float(gen["data-duration"]) > 0
+        assert gen["data-paused"] == "0"     # the players start playing together
+        assert "-players/" in gen["src"]
+    assert "not shown" not in res.stdout

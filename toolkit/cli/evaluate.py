@@ -19,9 +19,15 @@ examples:
   toolkit eval --method mypkg.mymodule:MyMethod --dataset data/shards/synthetic    # your own Method subclass
   toolkit eval --method pose-warp --dataset data/shards/synthetic --executor ray --workers 2
   toolkit eval --method pose-warp --dataset /shared/shards/tiktok --executor ray --ray-address auto --device cuda
+  toolkit eval --method pose-warp --dataset data/shards/synthetic --save-frames     # PNG frames beside the videos
+  toolkit eval --predictions eval/results/predictions/RUN_ID/videos --dataset data/shards/synthetic  # re-score a run
 
 Predictions are DIR/<video_id>/<frame>.png (frames in natural order) or DIR/<video_id>.mp4, one per
 test video, with every frame of the ground truth. Everything is validated before any metric runs.
+What a method generates is kept (default; --no-save-predictions turns it off): every frame of each test video
+as lossless H.264 RGB in RESULTS/predictions/<run_id>/videos/<video_id>.mp4 (with --save-frames also
+RESULTS/predictions/<run_id>/frames/<video_id>/000000.png ...), each file's sha256 in the run's provenance;
+either folder re-scores to the run's numbers with --predictions, and the leaderboard's players show them.
 Profiles: disco (DisCo's computation as its gen_eval.sh runs it: FID-VID and FVD on stride-1 16-frame windows),
 disco-tm (the same as its gen_eval_tm.sh runs it: FID-VID and FVD one sample per video), both for published
 tables, and standard (recommended); see eval/protocols/.
@@ -62,6 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --executor ray: the cluster to join (auto, or HOST:6379); default: start a local one")
     p.add_argument("--workers", type=int, default=None,
                    help="with --executor ray and no --ray-address: CPUs of the local Ray cluster (default: all cores)")
+    p.add_argument("--save-predictions", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep each generated video (lossless mp4) under RESULTS/predictions/<run_id>/videos/ "
+                   "(default: on for methods; a --predictions run has its folder already)")
+    p.add_argument("--save-frames", action="store_true",
+                   help="also keep PNG frames, RESULTS/predictions/<run_id>/frames/<video_id>/000000.png ...")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_eval)
 
@@ -124,6 +135,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for method in methods:
         if method is not None:
             method_class(method)  # an unknown or broken method fails here, before any scoring
+    if args.predictions is not None and (args.save_predictions or args.save_frames):
+        raise ValueError("--save-predictions/--save-frames: a --predictions run generates nothing to save")
+    if args.save_frames and args.save_predictions is False:
+        raise ValueError("--save-frames needs the videos saved too: drop --no-save-predictions")
     if args.name and len(methods) > 1:
         raise ValueError("--name labels one run: give one --method with it")
     # methods run from a checkpoint are networks: they run on --device too
@@ -139,7 +154,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                         split=args.split, profile=profile, results=results,
                                         allow_partial=args.allow_partial, device=args.device,
                                         progress=not args.quiet, name=args.name, tags=args.tag,
-                                        method_options=options if method else None, executor=args.executor))
+                                        method_options=options if method else None, executor=args.executor,
+                                        save_predictions=args.save_predictions, save_frames=args.save_frames))
     finally:
         if started:
             require_ray().shutdown()
@@ -149,4 +165,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for r in cov:
         print(f"  partial: {r.provenance['n_videos']}/{r.provenance['n_videos_in_split']} videos scored")
     print(f"\nstored in {Path(results) / 'runs'}/ ({len(reports)} run(s))")
+    saved = [r.provenance["saved_predictions"]["folder"] for r in reports if r.provenance.get("saved_predictions")]
+    if saved:
+        print(f"predictions kept in {Path(results) / 'predictions'}/ (one folder per run id; re-score with "
+              f"--predictions {Path(results) / saved[-1] / 'videos'})")
     return 0

@@ -8,7 +8,8 @@ distances are computed from the same feature matrices as a local run.
 
 A task whose worker died is retried (Ray re-executes it, up to `RETRIES` times: scoring is deterministic);
 an error of the method or the data stops the run with that video named, as the local executor does, and
-nothing is written.
+nothing is written. With saved predictions each task writes its video's files into the run's partial folder
+itself (the results store path is sent resolved, so it must be one the workers share, as the shards must be).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class RemoteScoring:
     profile: str
     device: str
     metrics: list[str]                # the network metrics available where the run was started
+    keep: Any = None                  # a PredictionWriter: each worker writes its videos' predictions
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -81,7 +83,8 @@ def score_remote(video_id: str, job: RemoteScoring) -> RemoteScores:
     shards, protocol, learned, runner = _held(job)
     for metric in learned.metrics.values():
         metric.reset()  # this video's features alone
-    scores = score_video(shards, video_id, protocol, learned, job.method_name, runner, job.found.get(video_id))
+    scores = score_video(shards, video_id, protocol, learned, job.method_name, runner, job.found.get(video_id),
+                         job.keep)
     frechet = {name: m.state() for name, m in learned.metrics.items() if hasattr(m, "state")}
     return RemoteScores(scores, frechet)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from toolkit import __version__
 from toolkit.harness.method import Conditions, Method
 from toolkit.harness.registry import get_method
 from toolkit.harness.predictions import PredictionsInvalid, find_predictions
+from toolkit.harness.saved_predictions import PredictionWriter
 from toolkit.harness.protocols import DISTRIBUTION_METRICS, Protocol, higher_is_better, load_protocol
 from toolkit.harness.store import write_run
 from toolkit.io import sha256_file
@@ -144,11 +146,14 @@ class VideoScores:
     frames: list[int]
     values: dict[str, np.ndarray]
     region_source: str
+    saved: dict[str, str] = field(default_factory=dict)   # stored prediction files: path in run folder -> sha256
 
 
 def score_video(shards: Shards, video_id: str, protocol: Protocol, learned: _Learned, method_name: str,
-                runner: Method | None = None, prediction: Any = None) -> VideoScores:
-    """Generate (or load) one video, score its frames, and add it to the distribution metrics in `learned`."""
+                runner: Method | None = None, prediction: Any = None,
+                keep: PredictionWriter | None = None) -> VideoScores:
+    """Generate (or load) one video, score its frames, and add it to the distribution metrics in `learned`;
+    `keep` stores what the method generated (every frame, losslessly)."""
     row = shards.video(video_id)
     if runner is not None:
         gt, cond = conditions_for(shards, video_id, with_ground_truth=runner.uses_ground_truth)
@@ -156,8 +161,10 @@ def score_video(shards: Shards, video_id: str, protocol: Protocol, learned: _Lea
         if pred.shape != gt.shape or pred.dtype != np.uint8:
             raise ValueError(f"method {method_name} returned {pred.shape} {pred.dtype} for {video_id}, "
                              f"expected {gt.shape} uint8")
+        saved = keep.save(video_id, pred, float(row.fps)) if keep is not None else {}
     else:
         gt, pred = shards.frames(video_id), prediction.load()
+        saved = {}
     sl = protocol.scored_frames(len(gt))
     p, g = pred[sl], gt[sl]
     idx = list(range(len(gt)))[sl]
@@ -178,7 +185,7 @@ def score_video(shards: Shards, video_id: str, protocol: Protocol, learned: _Lea
                 m.update(pred=[p], target=[g], video_ids=[video_id])
             else:
                 m.update(pred=p if metric == "fid" else [p], target=g if metric == "fid" else [g])
-    return VideoScores(video_id, idx, values, source)
+    return VideoScores(video_id, idx, values, source, saved)
 
 
 def evaluate(shards_path: str | Path, method: str | Method | None = None, predictions: str | Path | None = None,
@@ -186,7 +193,8 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
              allow_partial: bool = False, device: str = "cpu", progress: bool = True,
              write: bool = True, name: str | None = None, tags: Sequence[str] = (),
              method_options: dict[str, Any] | None = None, video_ids: Sequence[str] | None = None,
-             executor: str = "local", ray_address: str | None = None, workers: int | None = None) -> EvalReport:
+             executor: str = "local", ray_address: str | None = None, workers: int | None = None,
+             save_predictions: bool | None = None, save_frames: bool = False) -> EvalReport:
     """Score one method (or a predictions folder) on one split under one protocol; see the module docstring.
 
     `method` is a registered name, a ``package.module:Class`` spec or a Method instance;
@@ -196,6 +204,10 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
     checkpoint sha256. `video_ids` restricts the run to those ids of the split (recorded as partial coverage).
     `executor` "ray" scores the videos as Ray tasks (toolkit/harness/remote.py) on the cluster at `ray_address`,
     or on a local one of `workers` CPUs (default: all cores); the results are the same as the local executor's.
+    `save_predictions` keeps what the method generated under ``RESULTS/predictions/<run_id>/``
+    (toolkit/harness/saved_predictions.py), with each file's sha256 in the provenance; None (the default) means
+    "when the run is written and a method generates", so `write=False` calls write no files. `save_frames` adds
+    PNG frames beside the videos.
     """
     from toolkit.harness.remote import RemoteScoring, score_on_ray
     from toolkit.ray_executor import check_executor
@@ -205,6 +217,14 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
     check_executor(executor, ray_address, workers)
     if name is not None and not name.strip():
         raise ValueError("a run name must not be empty")
+    if save_predictions and predictions is not None:
+        raise ValueError("save_predictions: a predictions run generates nothing to save (its folder is recorded)")
+    if save_predictions and not write:
+        raise ValueError("save_predictions needs write=True: saved predictions belong to a stored run")
+    if save_frames and save_predictions is False:
+        raise ValueError("save_frames needs save_predictions (the frames are saved with the videos)")
+    save = (write and predictions is None) if save_predictions is None else save_predictions
+    keep = PredictionWriter(Path(results), frames=save_frames) if save else None
     protocol = load_protocol(profile)
     shards = Shards(shards_path)
     videos = shards.videos[(shards.videos.status == "ok") & (shards.videos.split == split)]
@@ -247,14 +267,21 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
     n_frames = 0
     ids = list(videos.video_id)
     bar = tqdm(ids, desc=f"eval {method_name} [{protocol.name}]", unit="video", disable=not progress)
-    if executor == "ray":
-        job = RemoteScoring(shards=shards.root, method=method if runner is not None else None,
-                            method_options=method_options or {}, method_name=method_name, found=found,
-                            profile=protocol.name, device=device, metrics=sorted(learned.metrics))
-        scored = score_on_ray(job, ids, learned, bar, ray_address, workers)
-    else:
-        scored = [score_video(shards, video_id, protocol, learned, method_name, runner, found.get(video_id))
-                  for video_id in bar]
+    try:
+        if executor == "ray":
+            if keep is not None:
+                keep = PredictionWriter(Path(results).resolve(), frames=save_frames, token=keep.token)
+            job = RemoteScoring(shards=shards.root, method=method if runner is not None else None,
+                                method_options=method_options or {}, method_name=method_name, found=found,
+                                profile=protocol.name, device=device, metrics=sorted(learned.metrics), keep=keep)
+            scored = score_on_ray(job, ids, learned, bar, ray_address, workers)
+        else:
+            scored = [score_video(shards, video_id, protocol, learned, method_name, runner, found.get(video_id),
+                                  keep) for video_id in bar]
+    except BaseException:
+        if keep is not None:
+            keep.discard()
+        raise
     bar.close()
     for video in scored:
         n_frames += len(video.frames)
@@ -334,7 +361,25 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
         "toolkit_commit": toolkit_commit(),
         "python": platform.python_version(),
     }
+    if keep is None:
+        provenance["saved_predictions"] = None
+        provenance["saved_predictions_note"] = (
+            "a predictions run: its frames are the folder named in `predictions`" if predictions is not None
+            else "the run was made with --no-save-predictions (save_predictions=False)" if write
+            else "the run was not stored (write=False)")
     report = EvalReport(run_id=run_id, aggregate=aggregate, notes=notes, provenance=provenance, rows=rows)
     if write:
-        report.path = write_run(results, run_id, rows, provenance)
+        committed = None
+        try:
+            if keep is not None:
+                provenance["saved_predictions"] = keep.commit(run_id, {k: v for s in scored
+                                                                       for k, v in s.saved.items()})
+                committed = Path(results) / provenance["saved_predictions"]["folder"]
+            report.path = write_run(results, run_id, rows, provenance)
+        except BaseException:  # no run stored: none of its predictions either
+            if keep is not None:
+                keep.discard()
+            if committed is not None:
+                shutil.rmtree(committed, ignore_errors=True)
+            raise
     return report

@@ -4,7 +4,13 @@ No network and no libraries: figures are data URIs; the qualitative strips (larg
 animated GIFs with tiles of at least 384 px) are files in ``strips/`` beside the
 page, shown from there, with a small embedded JPEG still in their place when the
 page is opened without its folder, which keeps the page small (the default
-dataset's report is well under 2 MB). Rows are ranked by the table's primary
+dataset's report is well under 2 MB). Near the top, after a one-line summary of
+each table, each strip's video is also shown as a grid of ``<video>`` players
+(reference | driving pose | ground truth | each method, from ``strips/``) that one
+control bar plays, pauses and scrubs together; a checkbox swaps each method's
+video for its error map |generated - ground truth|. The page records on each
+``<video>`` whether it loaded (``data-state``, ``data-duration``) and on
+``<body>`` how many did (``data-videos``, ``data-videos-ok``). Rows are ranked by the table's primary
 metric; the tables also sort on a header click (best first; sanity rows and
 missing values always last), and ``#sort=TABLE:METRIC:asc`` in the address sorts on load. After load the page records on ``<body>`` how many
 tables and images are visible and how many script errors occurred
@@ -24,7 +30,7 @@ from toolkit.harness.protocols import higher_is_better
 from toolkit.report.figures import method_colour
 from toolkit.report.leaderboard import Leaderboard, TableReport
 from toolkit.report.paper import CAPTION, PAPER_NAMES, STATUS, PaperRow, value_notes
-from toolkit.report.strips import Strip
+from toolkit.report.strips import ERROR_GAIN, Strip
 from toolkit.report.tables import (
     LeaderboardTable,
     arrow,
@@ -116,6 +122,27 @@ section.paper td.status, .st { font-size: 11px; color: var(--muted); margin-left
 table.paper-table { font-size: 13px; }
 table.paper-table th, table.paper-table td { padding: 6px 8px; }
 section.paper td.src { white-space: normal; min-width: 170px; max-width: 230px; font-size: 12px; }
+section.summary ul { margin: 6px 0 0; padding-left: 18px; font-size: 14px; }
+section.watch { margin: 26px 0 12px; }
+.player { border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px 12px; margin-top: 12px;
+          max-width: 100%; }
+.player h3 { margin: 0 0 6px; color: var(--ink); }
+.player .controls { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; margin: 0 0 10px;
+                    font-size: 13px; color: var(--muted); }
+.player .controls button { font: inherit; padding: 2px 12px; border: 1px solid var(--line); border-radius: 6px;
+                           background: var(--soft); cursor: pointer; color: var(--ink); min-width: 64px; }
+.player .controls input.scrub { flex: 1 1 220px; min-width: 120px; max-width: 100%; }
+.player .clock { font-variant-numeric: tabular-nums; min-width: 92px; }
+.player .cells { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px; }
+.player figure.cell { margin: 0; padding: 4px; min-width: 0; border-radius: 6px; }
+.player figure.method { border-color: #b6c2cf; }
+.player video { display: block; width: 100%; max-width: 100%; height: auto; background: #000; border-radius: 4px; }
+.player video.err { display: none; }
+.player.show-errors video.err { display: block; }
+.player.show-errors video.gen { display: none; }
+.player figcaption { overflow-wrap: anywhere; margin-top: 4px; }
+.player .placeholder { min-height: 120px; display: flex; align-items: center; padding: 8px; border-radius: 4px;
+                       background: #eef1f4; color: var(--muted); font-size: 12px; overflow-wrap: anywhere; }
 #js-errors { color: #b42318; background: #fff1f0; padding: 8px; }
 footer { font-size: 12px; color: var(--muted); padding-top: 16px; padding-bottom: 30px;
          border-top: 1px solid var(--line); margin-top: 30px; }
@@ -180,6 +207,61 @@ SCRIPT = """
   }
   sortFromHash();
   window.addEventListener('hashchange', sortFromHash);
+  function videoCounts() {
+    var all = document.querySelectorAll('video'), ok = 0;
+    all.forEach(function (v) { if (v.getAttribute('data-state') === 'ok') { ok++; } });
+    document.body.setAttribute('data-videos', all.length);
+    document.body.setAttribute('data-videos-ok', ok);
+  }
+  function record(v) {
+    var fine = !v.error && v.readyState >= 1 && v.duration > 0;
+    v.setAttribute('data-state', v.error ? 'error' : (fine ? 'ok' : 'loading'));
+    v.setAttribute('data-ready-state', v.readyState);
+    v.setAttribute('data-duration', isFinite(v.duration) ? v.duration : 0);
+    v.setAttribute('data-paused', v.paused ? '1' : '0');
+    videoCounts();
+  }
+  document.querySelectorAll('.player').forEach(function (player) {
+    var vids = Array.prototype.slice.call(player.querySelectorAll('video'));
+    if (!vids.length) { return; }
+    var lead = vids[0], button = player.querySelector('button.play'), scrub = player.querySelector('input.scrub');
+    var clock = player.querySelector('.clock'), errors = player.querySelector('input.errors');
+    function seek(t) {
+      vids.forEach(function (v) {
+        if (Math.abs(v.currentTime - t) > 0.001) { try { v.currentTime = t; } catch (e) {} }
+      });
+    }
+    function play() {
+      vids.forEach(function (v) { var r = v.play(); if (r && r.catch) { r.catch(function () {}); } });
+      button.textContent = 'Pause';
+    }
+    function pause() { vids.forEach(function (v) { v.pause(); }); seek(lead.currentTime); button.textContent = 'Play'; }
+    function toggle() { if (lead.paused) { play(); } else { pause(); } }
+    button.addEventListener('click', toggle);
+    vids.forEach(function (v) {
+      v.addEventListener('click', toggle);
+      ['loadedmetadata', 'canplay', 'playing', 'pause', 'error'].forEach(function (ev) {
+        v.addEventListener(ev, function () { record(v); });
+      });
+      record(v);
+    });
+    scrub.addEventListener('input', function () {
+      if (!lead.paused) { pause(); }
+      seek(scrub.value / 1000 * (lead.duration || 0));
+    });
+    lead.addEventListener('timeupdate', function () {
+      var d = lead.duration || 0;
+      if (d) { scrub.value = Math.round(1000 * lead.currentTime / d); }
+      clock.textContent = lead.currentTime.toFixed(2) + ' / ' + d.toFixed(2) + ' s';
+      if (!lead.paused) {
+        vids.forEach(function (v) {
+          if (v !== lead && Math.abs(v.currentTime - lead.currentTime) > 0.08) { v.currentTime = lead.currentTime; }
+        });
+      }
+    });
+    errors.addEventListener('change', function () { player.classList.toggle('show-errors', errors.checked); });
+    play();
+  });
   window.addEventListener('load', function () {
     var ok = 0, broken = 0, tables = 0;
     document.querySelectorAll('img').forEach(function (img) {
@@ -191,6 +273,8 @@ SCRIPT = """
     b.setAttribute('data-images-broken', broken);
     b.setAttribute('data-tables-visible', tables);
     b.setAttribute('data-js-errors', window.__reportErrors.length);
+    document.querySelectorAll('video').forEach(record);
+    videoCounts();
     b.setAttribute('data-ready', '1');
   });
 })();
@@ -318,6 +402,61 @@ def _strip_figure(s: Strip, out: Path) -> str:
             f"{_e(', '.join(s.columns))}. {links}{notes}</figcaption></figure>")
 
 
+def summary_line(t: LeaderboardTable) -> str:
+    """One line per table for the top of the page: what it ranks and who leads."""
+    ranked = sorted((m for m in t.methods if t.ranks.get(m) is not None), key=lambda m: t.ranks[m])
+    head = (f'<a href="#board-{_e(t.slug)}">{_e(t.dataset)} · {_e(t.split)} · {_e(t.profile)} '
+            f"v{_e(t.profile_version)}</a>")
+    if not ranked or t.primary is None:
+        return f"<li>{head}: {len(t.methods)} method(s), not ranked.</li>"
+    best = t.cell(ranked[0], t.primary)
+    return (f"<li>{head}: {len(ranked)} method(s) ranked by <code>{_e(t.primary)}</code> {arrow(t.primary)}; "
+            f"first <strong>{_e(ranked[0])}</strong> ({_e(format_value(best.value, t.primary))})"
+            + (f", then {_e(', '.join(ranked[1:4]))}" if len(ranked) > 1 else "") + ".</li>")
+
+
+def _player_cell(col, out: Path) -> str:
+    """One column of a player: its video (and error map), or a placeholder saying why it is missing."""
+    method = f' data-method="{_e(col.label)}"' if col.kind == "method" else ""
+    attrs = 'muted loop playsinline preload="auto"'
+    if col.video is None:
+        body = f'<div class="placeholder" data-method="{_e(col.label)}">not shown: {_e(col.note)}</div>'
+    else:
+        body = f'<video class="gen" src="{_rel(col.video, out)}"{method} {attrs}></video>'
+        if col.error is not None:
+            body += (f'<video class="err" src="{_rel(col.error, out)}"{method} data-role="error" {attrs}'
+                     f' title="|generated - ground truth|"></video>')
+    source = {"stored": "stored predictions", "predictions": "predictions folder",
+              "regenerated": "regenerated"}.get(col.source, "")
+    caption = _e(col.label) + (f' <span class="st">{source}</span>' if source else "")
+    return f'<figure class="cell {_e(col.kind)}">{body}<figcaption>{caption}</figcaption></figure>'
+
+
+def _player(s: Strip, out: Path) -> str:
+    """A strip's columns as videos played, paused and scrubbed together by one control bar."""
+    cells = "".join(_player_cell(c, out) for c in s.players)
+    return (f'<div class="player" data-video-id="{_e(s.video_id)}"><h3>{_e(s.dataset)} · {_e(s.video_id)} '
+            f'<span class="st">{s.n_frames} frames at {s.fps:g} fps</span></h3>'
+            '<div class="controls"><button type="button" class="play">Play</button>'
+            '<input type="range" class="scrub" min="0" max="1000" value="0" aria-label="position in the video">'
+            '<span class="clock">0.00 s</span>'
+            '<label><input type="checkbox" class="errors"> error maps |generated − ground truth| '
+            f"(×{ERROR_GAIN}, black = equal)</label></div>"
+            f'<div class="cells">{cells}</div></div>')
+
+
+def players_section(board: Leaderboard) -> str:
+    """The synchronised players of every strip (empty when no strip has players)."""
+    shown = [s for s in board.strips if s.players]
+    if not shown:
+        return ""
+    return ('<section class="watch" id="watch"><h2>Watch the methods</h2><p class="subtitle">Reference | driving '
+            "pose | ground truth | each ranked method, from the predictions stored with each run (first frames of "
+            "a few test videos; files in <code>strips/</code> beside this page). One control plays, pauses and "
+            "scrubs a row together; click a video to play or pause.</p>"
+            + "".join(_player(s, board.out) for s in shown) + "</section>")
+
+
 def _paper_cell(row: PaperRow, metric: str) -> str:
     r = row.values.get(metric)
     if r is None:
@@ -365,7 +504,10 @@ def paper_section(rows: list[PaperRow], source: Path | None) -> str:
 def render_html(board: Leaderboard) -> str:
     """The whole report as one HTML document (figures embedded, links relative to the report folder)."""
     out = board.out
-    nav = [f'<a href="#board-{_e(r.table.slug)}">{_e(r.table.dataset)} · {_e(r.table.profile)} '
+    nav = ['<a href="#summary">summary</a>'] if board.tables else []
+    if any(s.players for s in board.strips):
+        nav.append('<a href="#watch">watch</a>')
+    nav += [f'<a href="#board-{_e(r.table.slug)}">{_e(r.table.dataset)} · {_e(r.table.profile)} '
            f"v{_e(r.table.profile_version)}</a>" for r in board.tables]
     if board.strips:
         nav.append('<a href="#strips">qualitative strips</a>')
@@ -382,10 +524,14 @@ def render_html(board: Leaderboard) -> str:
             f"<nav>{''.join(nav)}</nav>", f'<p class="legend">{legend}</p></header>', "<main>"]
     if not board.tables:
         body.append("<p>No runs in the results store.</p>")
+    if board.tables:
+        body.append('<section class="summary" id="summary"><h2>Summary</h2><ul>'
+                    + "".join(summary_line(r.table) for r in board.tables) + "</ul></section>")
+    body.append(players_section(board))
     body += [_board_section(r, out) for r in board.tables]
     if board.strips or board.strip_notes:
         body.append('<section class="strips" id="strips"><h2>Qualitative strips</h2><p class="subtitle">Reference | '
-                    "driving pose | ground truth | each method, regenerated on the first frames of a few test "
+                    "driving pose | ground truth | each method on the first frames of a few test "
                     "videos, shown at full size from the <code>strips/</code> folder beside this page (scroll "
                     "sideways; click for the GIF).</p>")
         body.append('<div class="strip-grid">' + "".join(_strip_figure(s, out) for s in board.strips) + "</div>")

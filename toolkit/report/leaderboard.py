@@ -1,9 +1,10 @@
 """`toolkit leaderboard`: turn a results store into `leaderboard.md` and a self-contained `leaderboard.html`.
 
 Steps: build the tables from the newest run of each method (tables.py), draw the
-figures of each table (figures.py), regenerate qualitative strips for a few test
-videos (strips.py), load the published numbers (paper.py), then render both
-documents (markdown.py, html.py). Everything is written under ``out``; the
+figures of each table (figures.py), make qualitative strips and the HTML report's
+players for a few test videos from each run's stored predictions (strips.py),
+load the published numbers (paper.py), then render both documents (markdown.py,
+html.py). Everything is written under ``out``; the
 HTML embeds its figures so it opens from disk with no network.
 """
 
@@ -19,6 +20,8 @@ from toolkit.io import atomic_write_text
 from toolkit.paths import safe_filename
 from toolkit.report import figures as figs
 from toolkit.report.paper import DEFAULT_PAPER_RESULTS, PaperRow, load_paper_results, paper_rows
+from toolkit.harness.registry import method_class, method_names
+from toolkit.harness.saved_predictions import stored_videos
 from toolkit.report.strips import TILE_HEIGHT, Strip, make_strips
 from toolkit.report.tables import LeaderboardTable, build_tables, load_run_rows
 
@@ -77,19 +80,55 @@ def _table_figures(report: TableReport, results: Path, out: Path, colours: dict[
             report.figures.append(fig)
 
 
-def _strip_sources(tables: list[LeaderboardTable], shards: Path | None) -> dict[tuple[str, str], dict]:
-    """Per (dataset, split): the shard folder, the competing methods and their predictions folders."""
+def _registered_name(class_spec: str | None) -> str | None:
+    """The registered name of a method class given as ``module:Class`` (from a run's provenance), if any."""
+    for name in method_names() if class_spec else ():
+        try:
+            cls = method_class(name)
+        except Exception:  # a plug-in that does not import here is not the one
+            continue
+        if f"{cls.__module__}:{cls.__qualname__}" == class_spec:
+            return name
+    return None
+
+
+def _rerun_hint(method: str, prov: dict, shards: Path | None) -> str:
+    """How to get a run's predictions stored: the eval command that makes the run again."""
+    spec = method if method in method_names() else (_registered_name(prov.get("method_class"))
+                                                     or prov.get("method_class") or method)
+    parts = [f"toolkit eval --method {spec}"]
+    if prov.get("checkpoint_sha256"):
+        parts.append("--checkpoint CHECKPOINT")
+    parts.append(f"--dataset {shards or prov.get('shards') or 'SHARD_FOLDER'}")
+    if spec != method:
+        parts.append(f"--name {method}")
+    return f"rerun `{' '.join(parts)}` (predictions are saved by default)"
+
+
+def _strip_sources(tables: list[LeaderboardTable], shards: Path | None,
+                   results: Path | None = None) -> dict[tuple[str, str], dict]:
+    """Per (dataset, split): the shard folder, the competing methods, the folders their frames are read from
+    (stored predictions, or a predictions run's folder), and why a method without one cannot be regenerated."""
+    registered = set(method_names())
     out: dict[tuple[str, str], dict] = {}
     for t in tables:
-        entry = out.setdefault((t.dataset, t.split), {"shards": None, "methods": [], "predictions": {}})
+        entry = out.setdefault((t.dataset, t.split),
+                               {"shards": None, "methods": [], "predictions": {}, "missing": {}})
         for m in t.methods:
             if m in t.sanity:
                 continue
             prov = t.provenance.get(m, {})
             if m not in entry["methods"]:
                 entry["methods"].append(m)
-            if prov.get("predictions"):
+            stored, why = stored_videos(results, prov) if results is not None else (None, "")
+            if m in entry["predictions"]:
+                pass   # the first table's run of this method is shown
+            elif stored is not None:
+                entry["predictions"][m] = str(stored)
+            elif prov.get("predictions"):
                 entry["predictions"][m] = prov["predictions"]
+            elif m not in registered or prov.get("checkpoint_sha256"):
+                entry["missing"][m] = f"no stored predictions: {why}; {_rerun_hint(m, prov, shards)}"
             if entry["shards"] is None and prov.get("shards") and Path(prov["shards"]).is_dir():
                 entry["shards"] = Path(prov["shards"])
         if shards is not None:
@@ -117,7 +156,7 @@ def build_leaderboard(results: str | Path, out: str | Path, datasets: str | Iter
     tables = build_tables(results, datasets=datasets, profiles=profiles, split=split)
     colours = figs.method_colours([m for t in tables for m in t.methods])
     reports = [TableReport(t) for t in tables]
-    sources = _strip_sources(tables, shards_path) if strips > 0 else {}
+    sources = _strip_sources(tables, shards_path, results) if strips > 0 else {}
     n_strips = sum(_n_strips(src["shards"], sp, strips) for (_, sp), src in sources.items())
     bar = tqdm(total=(len(reports) if draw_figures else 0) + n_strips, desc="leaderboard", unit="step",
                disable=not progress)
@@ -141,7 +180,8 @@ def build_leaderboard(results: str | Path, out: str | Path, datasets: str | Iter
             folder = out / "strips" / safe_filename(f"{dataset}-{sp}")
             made = make_strips(src["shards"], src["methods"], folder, n_videos=strips,
                                split=sp, max_frames=strip_frames, tile_height=tile_height,
-                               predictions=src["predictions"], on_strip=lambda _: bar.update())
+                               predictions=src["predictions"], missing=src["missing"],
+                               on_strip=lambda _: bar.update())
             board.strips += made
         if board.strips:
             board.strip_notes.append("driving pose column: the pose renders the methods are given "

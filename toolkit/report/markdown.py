@@ -160,8 +160,10 @@ def render_markdown(board: Leaderboard) -> str:
         lines += _table_section(report, out)
     if board.strips or board.strip_notes:
         lines += ["## Qualitative strips", "",
-                  "Each strip: reference | driving pose | ground truth | each method, regenerated on the first "
-                  "frames of a few test videos. Rows of the still are evenly spaced frames.", ""]
+                  "Each strip: reference | driving pose | ground truth | each method on the first frames of a few "
+                  "test videos, from the predictions stored with each run (a registered method without them is "
+                  "run again). Rows of the still are evenly spaced frames; leaderboard.html plays the columns as "
+                  "synchronised videos.", ""]
         for s in board.strips:
             lines += [f"### {_esc(s.dataset)} · {_esc(s.video_id)}", "", f"![{_esc(s.video_id)}]({_rel(s.png, out)})",
                       "", f"[MP4]({_rel(s.mp4, out)}) · [GIF]({_rel(s.gif, out)}) · {s.n_frames} frames · "
