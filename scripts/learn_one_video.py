@@ -189,7 +189,8 @@ def compare(model: dict[str, float | None], copy: dict[str, float | None]) -> di
 
 
 def write_strip(shards: Path, video: str, name: str, method, path: Path, rows: int = 4, height: int = 168) -> Path:
-    """A still of the regenerated video: reference | driving pose | ground truth | the model, `rows` evenly
+    """A still of the regenerated video: reference | driving pose (DensePose for magicanimate) | ground truth |
+    the model, `rows` evenly
     spaced frames, tiles scaled to `height` pixels (nearest neighbour, so per-pixel noise stays visible)."""
     import cv2
     import numpy as np
@@ -201,8 +202,10 @@ def write_strip(shards: Path, video: str, name: str, method, path: Path, rows: i
 
     gt, cond = conditions_for(Shards(shards), video, None, True)
     generated = np.asarray(method.generate(cond))
-    columns = [("reference", np.repeat(cond.reference[None], len(gt), axis=0)),
-               ("driving pose", cond.pose_renders(cond.height, cond.width)), ("ground truth", gt), (name, generated)]
+    driving = (("driving DensePose", cond.densepose_renders()) if name == "magicanimate"
+               else ("driving pose", cond.pose_renders(cond.height, cond.width)))
+    columns = [("reference", np.repeat(cond.reference[None], len(gt), axis=0)), driving, ("ground truth", gt),
+               (name, generated)]
     width = round(cond.width * height / cond.height)
     big = [(label, np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_NEAREST) for f in frames]))
            for label, frames in columns]
