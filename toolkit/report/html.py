@@ -106,9 +106,10 @@ figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
 figcaption { font-size: 12px; color: var(--muted); margin-top: 6px; }
 figure.wide { grid-column: 1 / -1; }
 .notes { font-size: 12.5px; color: var(--muted); }
-.strip-grid { display: grid; gap: 18px; margin-top: 12px; }
+.strip-grid { display: grid; grid-template-columns: minmax(0, 1fr); gap: 18px; margin-top: 12px; }
+.strip-grid > * { min-width: 0; }
 .strip-grid img { image-rendering: auto; }
-.strip-grid .strip-view { overflow-x: auto; }
+.strip-grid .strip-view { overflow-x: auto; max-width: 100%; }
 .strip-grid .strip-view img { max-width: none; margin: 0; }
 section.paper { background: var(--paper); border: 1px solid var(--paper-line); border-left: 6px solid var(--paper-line);
                 border-radius: 8px; padding: 16px 20px 18px; }
