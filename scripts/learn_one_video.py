@@ -41,24 +41,26 @@ X0_TIMESTEPS = (999, 900, 700, 500, 300, 100, 20)
 def x0_error(method: str, run: Path, shards: Path, video: str, clips: int = 8) -> dict[int, float]:
     """Per timestep, the RMSE (pixels in [0, 1]) of the run's one-step clean estimate of `clips` clips of
     `video` noised to it, every condition kept: where a model denoises well and where its samples keep noise."""
+    from toolkit.conditions import colour_batch
     from toolkit.models.codec import build_codec
-    from toolkit.train.checkpoint import load_run
+    from toolkit.train.checkpoint import load_run, load_weights
 
     recipe = load("toolkit.recipes", method)()
     config, model_dir = load_run(run, method)
     model = recipe.build_model(config)
-    model.load_state_dict(type(model).from_pretrained(model_dir).state_dict())
+    load_weights(model, model_dir / "model.safetensors", str(run))
     model.eval()
     config = {**config, "data": {**config["data"], "videos": [video], "samples_per_video": clips}}
     dataset = recipe.build_dataset(shards, config)
-    from toolkit.conditions import colour_batch
-
     batch = colour_batch(torch.utils.data.default_collate([dataset[i] for i in range(min(clips, len(dataset)))]))
     codec = build_codec(config.get("codec", {}))
+
+    def decode(z: torch.Tensor) -> torch.Tensor:  # (B, C, F, h, w) latents -> (B * F, 3, H, W) in [0, 1]
+        return codec.decode(z.transpose(1, 2).flatten(0, 1)).clamp(0, 1)
+
     out = {}
     for t in X0_TIMESTEPS:
         estimate, clean = recipe.clean_estimate(model, batch, t, torch.Generator().manual_seed(t))
-        decode = lambda z: codec.decode(z.transpose(1, 2).flatten(0, 1)).clamp(0, 1)  # noqa: E731
         out[t] = float(((decode(estimate) - decode(clean)) ** 2).mean().sqrt())
     return out
 

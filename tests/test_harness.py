@@ -95,6 +95,8 @@ def test_interrupted_evaluation_leaves_no_rows(shards, tmp_path, monkeypatch):
         evaluate(shards, method=Boom(), results=tmp_path, progress=False)
     assert not list((tmp_path / "runs").glob("*.parquet")) if (tmp_path / "runs").exists() else True
     assert load_results(tmp_path).empty
+    assert not (tmp_path / "runs").exists()
+    assert list((tmp_path / "predictions").iterdir()) == []  # the partial predictions folder is gone too
 
 
 def test_method_output_is_checked(shards, tmp_path):

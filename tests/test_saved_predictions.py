@@ -89,23 +89,6 @@ def test_write_false_and_no_save_predictions_write_no_files(shards, tmp_path, ca
     assert "a --predictions run generates nothing to save" in capsys.readouterr().err
 
 
-def test_an_interrupted_run_leaves_no_predictions(shards, tmp_path):
-    class Boom(Method):
-        name = "boom"
-        calls = 0
-
-        def generate(self, cond: Conditions) -> np.ndarray:
-            Boom.calls += 1
-            if Boom.calls == 2:
-                raise KeyboardInterrupt
-            return np.repeat(cond.reference[None], cond.n_frames, axis=0)
-
-    with pytest.raises(KeyboardInterrupt):
-        evaluate(shards, method=Boom(), results=tmp_path, progress=False)
-    assert not (tmp_path / "runs").exists()
-    assert list((tmp_path / "predictions").iterdir()) == []
-
-
 def test_a_video_id_that_is_not_a_safe_file_name_is_never_a_path():
     assert video_file_name("00001") == "00001"
     for bad in ("../x", "a/b", "..", ".", ".hidden", ""):

@@ -141,9 +141,9 @@ def training_loss(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Ten
     def kept(x: torch.Tensor, name: str) -> torch.Tensor:  # "joint" zeroes the inputs; "release" the features
         return x * keep[name].view(b, *(1,) * (x.dim() - 1)) if joint else x
 
-    local = None
-    if _config(model).local_image:
-        local = kept(frames[:, 0] if objective.local_image == "first_frame" else reference, "local_image")
+    local = _local_image(model, objective, frames, reference)
+    if local is not None:
+        local = kept(local, "local_image")
     embeds = None if image_embeds is None else kept(image_embeds.to(device), "image")
     pred = model(zt, t, kept(pose.transpose(1, 2), "pose"), kept(ref_latent, "reference"),
                  kept(reference_pose, "reference"), image_embeds=embeds, local_image=local,
@@ -167,9 +167,7 @@ def clean_estimate(model: nn.Module, codec: nn.Module, batch: dict[str, torch.Te
     ref_latent = codec.encode(reference, generator)
     tt = torch.full((z0.shape[0],), t, device=device, dtype=torch.long)
     zt = scheduler.add_noise(z0, torch.randn(z0.shape, generator=generator, device=device), tt)
-    local = None
-    if _config(model).local_image:
-        local = frames[:, 0] if objective.local_image == "first_frame" else reference
+    local = _local_image(model, objective, frames, reference)
     pred = model(zt, tt, pose.transpose(1, 2), ref_latent, reference_pose, image_embeds=image_embeds,
                  local_image=local)
     return clean_from_prediction(scheduler, zt, pred, tt), z0
@@ -197,6 +195,14 @@ def condition_keep(b: int, objective: ObjectiveConfig, generator: torch.Generato
         dropped[free[torch.randperm(len(free), generator=generator, device=device)[:n]]] = True
         out[name] = (~dropped).float()
     return out
+
+
+def _local_image(model: nn.Module, objective: ObjectiveConfig, frames: torch.Tensor,
+                 reference: torch.Tensor) -> torch.Tensor | None:
+    """What a `local_image` model's branch sees (module docstring): the clip's first frame or its reference."""
+    if not _config(model).local_image:
+        return None
+    return frames[:, 0] if objective.local_image == "first_frame" else reference
 
 
 def _config(model: nn.Module):
