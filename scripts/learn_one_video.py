@@ -15,7 +15,9 @@ minutes (stage 1, images, into OUT/stage1; stage 2, motion modules, into OUT/sta
 from stage 1's weights; `--stage2-minutes` of the total go to stage 2).
 
 Run: .venv/bin/python scripts/learn_one_video.py [--method unianimate] [--minutes 15] [--video synth_000]
-                                                 [--out runs/learn-tiny]
+                                                 [--shards data/shards/synthetic-64] [--out runs/learn-tiny]
+     .venv/bin/python scripts/learn_one_video.py --method unianimate --shards data/shards/ubc-real \
+                                                 --out runs/learn-tiny-unianimate-real --score-only  # rescore
 """
 
 from __future__ import annotations
