@@ -207,7 +207,7 @@ def write_strip(shards: Path, video: str, name: str, method, path: Path, rows: i
     gt, cond = conditions_for(Shards(shards), video, None, True)
     generated = np.asarray(method.generate(cond))
     driving = (("driving DensePose", cond.densepose_renders()) if name == "magicanimate"
-               else ("driving pose", cond.pose_renders(cond.height, cond.width)))
+               else ("driving pose", cond.pose_renders(cond.height, cond.width, **getattr(method, "pose_style", {}))))
     columns = [("reference", np.repeat(cond.reference[None], len(gt), axis=0)), driving, ("ground truth", gt),
                (name, generated)]
     width = round(cond.width * height / cond.height)

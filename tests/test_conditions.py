@@ -84,6 +84,22 @@ def test_pose_images_scale_like_the_frames():
     assert np.allclose(conditions.fit_keypoints(kp, (120, 80), (60, 60))[0, 5, :2], (30, 30))
 
 
+def test_draw_scale_thins_the_pose_as_drawing_larger_and_shrinking():
+    kp = np.zeros((1, 133, 3), np.float32)
+    kp[0, 5], kp[0, 6], kp[0, 7] = (40, 60, 1), (20, 60, 1), (44, 90, 1)  # shoulders, left elbow
+    labels = conditions.pose_labels(kp, (120, 80), (60, 40), draw_scale=4)[0]
+    big = conditions.pose_labels(kp, (120, 80), (240, 160))[0]  # 4x the output size
+    # each output pixel keeps the label drawn last (the largest) of the 4x4 pixels it covers
+    assert np.array_equal(labels, big.reshape(60, 4, 40, 4).max(axis=(1, 3)))
+    default = conditions.pose_labels(kp, (120, 80), (60, 40))[0]
+    assert np.array_equal(conditions.pose_labels(kp, (120, 80), (60, 40), draw_scale=1)[0], default)
+    assert 0 < np.count_nonzero(labels) < np.count_nonzero(default) / 3  # the same skeleton, far thinner
+    assert set(np.unique(labels)) == set(np.unique(default))  # every limb and joint still drawn
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="draw_scale"):
+            conditions.pose_labels(kp, (120, 80), (60, 40), draw_scale=bad)
+
+
 def test_draw_discs_equals_one_circle_call_per_point():
     rng = np.random.default_rng(3)
     for radius in (3, 4):

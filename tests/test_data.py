@@ -193,6 +193,8 @@ def test_pose_renders_stored_at_prepare_equal_the_drawn_ones(tmp_path, monkeypat
     expected = ClipDataset(root, size=(24, 24), **kw)  # another size: drawn
     assert not expected._stored_renders(vid_id, (24, 24))
     assert not ClipDataset(root, pose_style={"face": True}, **kw)._stored_renders(vid_id, (40, 32))
+    assert not ClipDataset(root, pose_style={"draw_scale": 2}, **kw)._stored_renders(vid_id, (40, 32))
+    assert ClipDataset(root, pose_style={"draw_scale": 1}, **kw)._stored_renders(vid_id, (40, 32))
     item = read[0]
     _, idx, ref = read.clip_indices(0)
     assert torch.equal(item["pose_labels"], torch.from_numpy(drawn[idx]))

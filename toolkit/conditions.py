@@ -56,36 +56,51 @@ def fit_keypoints(keypoints: np.ndarray, source: Size, size: Size) -> np.ndarray
 
 
 def pose_labels(keypoints: np.ndarray, source: Size, size: Size, style: str = "unianimate", hands: bool = True,
-                face: bool = False, align_to: np.ndarray | None = None) -> np.ndarray:
+                face: bool = False, align_to: np.ndarray | None = None, draw_scale: int = 1) -> np.ndarray:
     """Label canvases (T, h, w) uint8 of the pose renders of (T, 133, 3) keypoints given in `source` pixels:
     ``pose_palette(style)[labels]`` is :func:`pose_images`' output, exactly.
 
     `align_to`: reference keypoints (133, 3) in `source` pixels; when given, the
     sequence is first moved onto the reference body (UniAnimate's alignment,
     :func:`toolkit.annotate.align.align_pose_sequence`).
+    `draw_scale`: draw on a canvas this many times the output size, then keep, for each output pixel, the
+    label drawn last among the pixels it covers (labels are in drawing order, so their maximum). DWPose's
+    limb and joint sizes are fixed in pixels (4 px half-width, radius 4), which suits frames of some hundred
+    pixels; at 64 px a person is a blob of discs. With `draw_scale` k they are k times thinner, as if drawn
+    at k times the size and shrunk; 1 (the default) draws as the release does at the model's size.
     """
     seq = np.asarray(keypoints)
     if seq.ndim != 3 or seq.shape[1:] != (133, 3):
         raise ValueError(f"expected keypoints of shape (T, 133, 3), got {seq.shape}")
+    if isinstance(draw_scale, bool) or not isinstance(draw_scale, (int, np.integer)) or draw_scale < 1:
+        raise ValueError(f"draw_scale must be an integer >= 1, got {draw_scale!r}")
     if align_to is not None:
         from toolkit.annotate.align import align_pose_sequence
 
         seq = align_pose_sequence(seq, align_to)
-    fitted = fit_keypoints(seq, source, size)
+    k = int(draw_scale)
+    height, width = size[0] * k, size[1] * k
+    fitted = fit_keypoints(seq, source, (height, width))
     out = np.zeros((len(seq), size[0], size[1]), np.uint8)
     for t, kp in enumerate(fitted):
-        render_pose_labels(kp, size[0], size[1], face=face, hands=hands, style=style, out=out[t])
+        if k == 1:
+            render_pose_labels(kp, height, width, face=face, hands=hands, style=style, out=out[t])
+        else:
+            canvas = render_pose_labels(kp, height, width, face=face, hands=hands, style=style)
+            out[t] = canvas.reshape(size[0], k, size[1], k).max(axis=(1, 3))
     return out
 
 
 def pose_images(keypoints: np.ndarray, source: Size, size: Size, style: str = "unianimate",
                 hands: bool = True, face: bool = False, align_to: np.ndarray | None = None,
-                chw: bool = False) -> np.ndarray:
+                chw: bool = False, draw_scale: int = 1) -> np.ndarray:
     """Pose renders of (T, 133, 3) keypoints given in `source` pixels, as (T, h, w, 3) uint8 at `size`.
 
-    `chw=True` returns (T, 3, h, w) instead, the layout models take. `align_to`: see :func:`pose_labels`.
+    `chw=True` returns (T, 3, h, w) instead, the layout models take. `align_to`, `draw_scale`: see
+    :func:`pose_labels`.
     """
-    labels = pose_labels(keypoints, source, size, style=style, hands=hands, face=face, align_to=align_to)
+    labels = pose_labels(keypoints, source, size, style=style, hands=hands, face=face, align_to=align_to,
+                         draw_scale=draw_scale)
     return colour(labels, pose_palette(style), chw)
 
 

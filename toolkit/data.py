@@ -50,7 +50,7 @@ class ClipDataset(Dataset):
             frame: a target that reconstructs its own reference, as image training does).
         dtype: torch.float32 gives images in [0, 1]; torch.uint8 keeps 0..255 (4x less
             to move between worker processes: convert on the GPU instead).
-        pose_style: keyword options of :func:`toolkit.conditions.pose_images` (style, hands, face).
+        pose_style: keyword options of :func:`toolkit.conditions.pose_images` (style, hands, face, draw_scale).
         renders: "images" returns `pose` / `densepose` as colour images; "labels" returns them as label maps
             with their palettes (a third of the bytes to move between processes), which
             :func:`toolkit.conditions.colour_batch` turns into the same images on the device.
@@ -87,9 +87,10 @@ class ClipDataset(Dataset):
             raise ValueError(f"renders must be 'images' or 'labels', got {renders!r}")
         self.renders = renders
         self.pose_style = dict(pose_style or {})
-        unknown_style = set(self.pose_style) - {"style", "hands", "face"}
+        unknown_style = set(self.pose_style) - set(STORED_POSE_STYLE)
         if unknown_style:
-            raise ValueError(f"unknown pose_style options {sorted(unknown_style)}; choose from style, hands, face")
+            raise ValueError(f"unknown pose_style options {sorted(unknown_style)}; choose from "
+                             f"{', '.join(STORED_POSE_STYLE)}")
         table = Shards(self.root).videos
         table = table[table.status == "ok"]
         if split is not None:

@@ -101,6 +101,8 @@ class UniAnimateMethod(Method):
         self.pipeline = UniAnimatePipeline(model, codec, self.sampling)
         size = self.run_config.get("data", {}).get("size", 64)
         self.size = (size, size) if isinstance(size, int) else tuple(size)
+        # poses drawn as the model was trained on them ([data] pose_draw_scale; the release: 1)
+        self.pose_style = {"draw_scale": self.run_config.get("data", {}).get("pose_draw_scale", 1)}
         self.first_frame = first_frame
         self.multiple = codec.downsample * 2 ** (len(model.config.block_out_channels) - 1)
 
@@ -128,8 +130,9 @@ class UniAnimateMethod(Method):
         reference = conditions.fit_image(cond.reference, (h, w))
         to_chw = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3)))  # noqa: E731
         embeds = None if self.openclip is None else self.openclip.embed_image(cond.reference)
-        chunks = self.pipeline.iter_frames(to_chw(reference), to_chw(cond.reference_pose_render(h, w)),
-                                           to_chw(cond.pose_renders(h, w)),
+        ref_pose = cond.reference_pose_render(h, w, **self.pose_style)
+        poses = cond.pose_renders(h, w, **self.pose_style)
+        chunks = self.pipeline.iter_frames(to_chw(reference), to_chw(ref_pose), to_chw(poses),
                                            first_frame=to_chw(reference) if self.first_frame else None,
                                            image_embeds=embeds)
         for chunk in chunks:

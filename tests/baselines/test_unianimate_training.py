@@ -18,6 +18,7 @@ from toolkit.harness.method import Conditions
 from toolkit.models import openclip
 from toolkit.shards.reader import Shards
 from toolkit.train.loop import train
+from toolkit.train.recipe import check_data
 
 TINY = Path(__file__).resolve().parents[2] / "baselines" / "unianimate" / "configs" / "tiny.toml"
 OPENCLIP = "openclip-vit-h-14-laion2b"
@@ -26,7 +27,7 @@ OPENCLIP = "openclip-vit-h-14-laion2b"
 def micro_config(**tables) -> dict:
     """The tiny config on 32-pixel clips of 3 frames, two steps of one clip."""
     cfg = tomllib.loads(TINY.read_text())
-    cfg["data"] = {"size": 32, "n_frames": 3, "stride": 1, "samples_per_video": 2}
+    cfg["data"] = {"size": 32, "n_frames": 3, "stride": 1, "samples_per_video": 2, "pose_draw_scale": 2}
     cfg["train"].update(batch_size=1, steps=2, num_workers=0, checkpoint_every=1000, lr_warmup_steps=0)
     cfg["sampling"] = {"steps": 2, "window": 3, "overlap": 1}
     for name, values in tables.items():
@@ -55,11 +56,15 @@ def test_tiny_run_trains_and_animates(shards, tmp_path):
     assert summary["step"] == 2
     method = UniAnimateMethod(checkpoint=tmp_path / "run")
     assert method.openclip is None
+    # poses are sampled as thin as the run was trained on them ([data] pose_draw_scale)
+    assert method.pose_style == {"draw_scale": 2}
     # the tiny config's [scheduler] (x0 prediction) is what sampling steps with, as training regressed it
     assert make_sampler(method.sampling, 2, "cpu").config.prediction_type == "sample"
     recipe = UniAnimateRecipe()
     model = recipe.build_model(micro_config())
-    batch = colour_batch(torch.utils.data.default_collate([recipe.build_dataset(shards, micro_config())[0]]))
+    dataset = recipe.build_dataset(shards, micro_config())
+    assert dataset.pose_style == {"draw_scale": 2}
+    batch = colour_batch(torch.utils.data.default_collate([dataset[0]]))
     estimate, clean = recipe.clean_estimate(model, batch, 500, torch.Generator().manual_seed(0))
     assert estimate.shape == clean.shape == (1, 48, 3, 8, 8)
     out = method.generate(conditions(shards))
@@ -69,6 +74,12 @@ def test_tiny_run_trains_and_animates(shards, tmp_path):
     assert main(["animate", "--method", "unianimate", "--checkpoint", str(tmp_path / "run"), "--shards", str(shards),
                  "--reference", ids[0], "--pose", ids[1], "--frames", "4", "--no-align", "--out", str(video)]) == 0
     assert read_video(video).shape == (4, 24, 24, 3)
+
+
+@pytest.mark.parametrize("scale", [0, 2.0, "4"])
+def test_pose_draw_scale_must_be_a_positive_integer(scale):
+    with pytest.raises(ValueError, match=r"\[data\] pose_draw_scale must be an integer >= 1"):
+        check_data(micro_config(data={"pose_draw_scale": scale}))  # what load_config checks [data] with
 
 
 @pytest.fixture

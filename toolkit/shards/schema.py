@@ -65,8 +65,9 @@ VIDEOS_SCHEMA = pa.schema([
     pa.field("failure_reason", pa.string()),
 ])
 
-# The pose render style `pose_labels` holds (UniAnimate's colours, hands, no face: what the reference models take).
-STORED_POSE_STYLE = {"style": "unianimate", "hands": True, "face": False}
+# The pose render style `pose_labels` holds (UniAnimate's colours, hands, no face, drawn at the stored size: what
+# the reference models take); the keyword options of toolkit.conditions.pose_labels.
+STORED_POSE_STYLE = {"style": "unianimate", "hands": True, "face": False, "draw_scale": 1}
 
 # Columns a reader can project; the big ones are only read when asked for.
 ANNOTATION_COLUMNS = ("keypoints", "person_box", "iuv", "parts", "pose_labels", "mask")

@@ -148,7 +148,8 @@ def select_stage(config: Mapping[str, Any], stage: int | None, method: str, init
 
 
 #: The `[data]` keys `clip_dataset` reads.
-DATA_KEYS = frozenset({"size", "n_frames", "stride", "samples_per_video", "videos", "split", "reference"})
+DATA_KEYS = frozenset({"size", "n_frames", "stride", "samples_per_video", "videos", "split", "reference",
+                       "pose_draw_scale"})
 
 
 def check_data(config: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -157,6 +158,9 @@ def check_data(config: Mapping[str, Any]) -> Mapping[str, Any]:
     unknown = set(data) - DATA_KEYS
     if unknown:
         raise ValueError(f"unknown [data] keys {sorted(unknown)}; known: {sorted(DATA_KEYS)}")
+    scale = data.get("pose_draw_scale", 1)  # toolkit.conditions.pose_labels' draw_scale; methods sample with it
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"[data] pose_draw_scale must be an integer >= 1, got {scale!r}")
     return data
 
 
@@ -177,4 +181,5 @@ def clip_dataset(shards: Path, config: Mapping[str, Any], columns: tuple[str, ..
                        split=data.get("split", "train"), seed=int(config.get("train", {}).get("seed", 0)),
                        samples_per_video=int(data.get("samples_per_video", 1)),
                        reference=data.get("reference", "random"), videos=data.get("videos"), dtype=torch.uint8,
-                       renders="labels")
+                       renders="labels", pose_style={"draw_scale": data.get("pose_draw_scale", 1)})
+
