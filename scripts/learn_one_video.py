@@ -50,7 +50,7 @@ def x0_error(method: str, run: Path, shards: Path, video: str, clips: int = 8) -
     recipe = load("toolkit.recipes", method)()
     config, model_dir = load_run(run, method)
     model = recipe.build_model(config)
-    load_weights(model, model_dir / "model.safetensors", str(run))
+    load_weights(model, model_dir, str(run))
     model.eval()
     config = {**config, "data": {**config["data"], "videos": [video], "samples_per_video": clips}}
     dataset = recipe.build_dataset(shards, config)

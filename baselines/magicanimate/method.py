@@ -27,7 +27,7 @@ from baselines.magicanimate.model import CONFIG_DIR, MagicAnimateModel
 from baselines.magicanimate.pipeline import MagicAnimatePipeline, SamplingConfig
 from toolkit import conditions
 from toolkit.harness.method import Conditions, Method, MethodUnavailable
-from toolkit.io import sha256_file
+from toolkit.models.pretrained import weights_sha256
 from toolkit.models.codec import build_codec
 from toolkit.train.checkpoint import PUBLISHED, load_run, paper_run_config
 
@@ -51,7 +51,7 @@ class MagicAnimateMethod(Method):
             model = convert.from_published().to(device).eval()
         else:
             self.run_config, model_dir = load_run(checkpoint, "magicanimate")
-            self.weights = model_dir / "model.safetensors"
+            self.weights = model_dir
             model = MagicAnimateModel.from_pretrained(model_dir).to(device).eval()
         sampling = dict(self.run_config.get("sampling", {}))
         sampling.update({k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed}.items()
@@ -95,4 +95,4 @@ class MagicAnimateMethod(Method):
     def checkpoint_sha256(self) -> str:
         if self.weights is None:
             return convert.published_sha256()
-        return sha256_file(self.weights)
+        return weights_sha256(self.weights)

@@ -178,6 +178,8 @@ class MagicAnimateModel(PretrainedModel):
     """Noise (or velocity) prediction for F frames from noisy latents, DensePose renders and a reference latent."""
 
     config_class = MagicAnimateConfig
+    # saved as diffusers folders (unet/, appearance_encoder/, controlnet/); text_context in model.safetensors
+    components = ("unet", "appearance_encoder", "controlnet")
 
     def __init__(self, config: MagicAnimateConfig):
         super().__init__()

@@ -35,7 +35,7 @@ from baselines.unianimate.pipeline import (
 from baselines.unianimate.recipe import load_openclip
 from toolkit import conditions, weights
 from toolkit.harness.method import Conditions, Method, MethodUnavailable
-from toolkit.io import sha256_file
+from toolkit.models.pretrained import weights_sha256
 from toolkit.models.codec import build_codec
 from toolkit.models.openclip import OpenCLIPConditioner
 from toolkit.train.checkpoint import PUBLISHED, load_run, paper_run_config
@@ -85,7 +85,7 @@ class UniAnimateMethod(Method):
             model = convert.load_converted(converted, self.openclip.empty_text_context()).to(device).eval()
         else:
             self.run_config, model_dir = load_run(checkpoint, "unianimate")
-            self.weights = model_dir / "model.safetensors"
+            self.weights = model_dir
             model = UniAnimateModel.from_pretrained(model_dir).to(device).eval()
             self.openclip = load_openclip(self.run_config, device)  # a model trained on OpenCLIP embeddings
         sampling = dict(self.run_config.get("sampling", {}))
@@ -178,7 +178,7 @@ class UniAnimateMethod(Method):
     def checkpoint_sha256(self) -> str:
         if self.weights is None:
             return convert.published_sha256(self.run_config["codec"]["weights"])
-        own = sha256_file(self.weights)
+        own = weights_sha256(self.weights)
         used = [self.run_config.get(table, {}).get("weights") for table in ("openclip", "codec")]
         used = [name for name in used if name]  # registry files the samples also depend on
         return ";".join([f"model={own}", *(f"{n}={weights.file_sha256(n)}" for n in used)]) if used else own

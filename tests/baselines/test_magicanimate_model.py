@@ -168,6 +168,26 @@ def test_save_and_load_round_trip(tmp_path):
         torch.testing.assert_close(back(x, t, dp, ref), m(x, t, dp, ref), rtol=0, atol=0)
 
 
+def test_saved_per_component_as_diffusers_reads_them_and_old_flat_folders_load(tmp_path):
+    from diffusers import ControlNetModel, UNetMotionModel
+    from safetensors.torch import save_file
+
+    m = nudged()
+    m.save_pretrained(tmp_path / "new")
+    for part, cls in (("unet", UNetMotionModel), ("controlnet", ControlNetModel)):
+        theirs = cls.from_pretrained(tmp_path / "new" / part).state_dict()
+        ours = getattr(m, part).state_dict()
+        assert theirs.keys() == ours.keys() and all(torch.equal(theirs[k], ours[k]) for k in ours), part
+    assert (tmp_path / "new" / "appearance_encoder" / "diffusion_pytorch_model.safetensors").is_file()
+    flat = tmp_path / "flat"  # a run folder written before the components: one model.safetensors
+    flat.mkdir()
+    (flat / "config.json").write_text((tmp_path / "new" / "config.json").read_text())
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, flat / "model.safetensors")
+    for folder in (tmp_path / "new", flat):
+        back = MagicAnimateModel.from_pretrained(folder).state_dict()
+        assert all(torch.equal(back[k], v) for k, v in m.state_dict().items()), folder.name
+
+
 def test_config_errors_name_the_problem():
     with pytest.raises(ValueError, match="unknown MagicAnimateConfig keys"):
         MagicAnimateConfig.from_dict({"heads": 3})

@@ -16,6 +16,7 @@ from baselines.magicanimate.recipe import MagicAnimateRecipe
 from conftest import make_shards
 from test_magicanimate_model import MICRO, nudged
 from toolkit.harness.method import Conditions
+from toolkit.models.pretrained import read_state
 from toolkit.train.loop import train
 from toolkit.train.recipe import select_stage
 
@@ -70,12 +71,12 @@ def test_stage_1_trains_all_but_the_motion_modules(stages):
 
 def test_stage_2_changes_only_motion_module_weights(stages):
     s1, s2 = stages
-    before = load_file(s1 / "model" / "model.safetensors")    # what --init loads: stage 1's EMA weights
+    before = read_state(s1 / "model")    # what --init loads: stage 1's EMA weights
     after = load_file(s2 / "checkpoint" / "model.safetensors")
     moved = changed(before, after)
     motion = MagicAnimateModel(MICRO).motion_parameter_names()
     assert moved and moved <= motion
-    assert changed(before, load_file(s2 / "model" / "model.safetensors")) <= motion
+    assert changed(before, read_state(s2 / "model")) <= motion
 
 
 def test_stage_selection_and_its_errors():
@@ -155,7 +156,7 @@ def test_stage_2_joint_training_steps_on_images_frame_pairs_or_clips(stages, sha
     # and it trains, motion modules only
     train(MagicAnimateRecipe(), cfg, shards, tmp_path / "s2", progress=False, method="magicanimate", stage=2,
           init=stages[0])
-    moved = changed(load_file(stages[0] / "model" / "model.safetensors"),
+    moved = changed(read_state(stages[0] / "model"),
                     load_file(tmp_path / "s2" / "checkpoint" / "model.safetensors"))
     assert moved and moved <= MagicAnimateModel(MICRO).motion_parameter_names()
 
@@ -204,9 +205,9 @@ def test_stage_2_shards_with_fsdp_on_two_processes_as_ddp_does(stages, shards, t
     a, b = ([json.loads(line)["loss"] for line in (runs[m] / "loss.jsonl").read_text().splitlines()]
             for m in ("ddp", "fsdp"))
     assert len(a) == len(b) == 2 and max(abs(x - y) for x, y in zip(a, b)) < 1e-5, (a, b)
-    ddp, fsdp = (load_file(runs[m] / "model" / "model.safetensors") for m in ("ddp", "fsdp"))
+    ddp, fsdp = (read_state(runs[m] / "model") for m in ("ddp", "fsdp"))
     assert max((ddp[k] - fsdp[k]).abs().max().item() for k in ddp) < 1e-5
-    assert changed(load_file(stages[0] / "model" / "model.safetensors"), fsdp) <= MagicAnimateModel(
+    assert changed(read_state(stages[0] / "model"), fsdp) <= MagicAnimateModel(
         MICRO).motion_parameter_names()
     refused = launch(tmp_path / "s1", "fsdp", 1)
     assert refused.returncode != 0 and "stage 2, motion modules only, may use fsdp" in refused.stderr
@@ -462,7 +463,7 @@ def test_stage_2_starts_the_motion_modules_from_animatediff(stages, shards, tmp_
     animatediff = animatediff_standin(monkeypatch, tmp_path)
     cfg = micro_config()
     cfg["stages"]["2"]["pretrained"] = MOTION
-    stage1 = load_file(s1 / "model" / "model.safetensors")
+    stage1 = read_state(s1 / "model")
     assert all(int(torch.count_nonzero(v)) == 0 for k, v in stage1.items() if ".motion_modules." in k
                and ".proj_out." in k)
     train(MagicAnimateRecipe(), cfg, shards, tmp_path / "s2", progress=False, method="magicanimate", stage=2,

@@ -168,7 +168,8 @@ def test_image_embedding_and_dropped_conditions(model, x, base):
 
 def test_save_load_round_trip(tmp_path, model, x, base):
     model.save_pretrained(tmp_path / "m")
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    # the Hub layout: config, weights and the model card huggingface_hub writes
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", "model.safetensors"]
     loaded = UniAnimateModel.from_pretrained(tmp_path / "m").eval()
     assert loaded.config == model.config
     with torch.no_grad():

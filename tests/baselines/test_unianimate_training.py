@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from baselines.unianimate.method import UniAnimateMethod
+from baselines.unianimate.model import UniAnimateModel
 from baselines.unianimate.pipeline import make_sampler
 from baselines.unianimate.recipe import UniAnimateRecipe
 from conftest import make_shards
+from helpers.fake_hub import FakeHub
 from toolkit.conditions import colour_batch
 from toolkit.harness.method import Conditions
 from toolkit.models import openclip
@@ -48,7 +50,7 @@ def conditions(shards: Path, n: int = 4) -> Conditions:
                       reference_keypoints=kp[0], keypoints=kp[:n])
 
 
-def test_tiny_run_trains_and_animates(shards, tmp_path):
+def test_tiny_run_trains_and_animates(shards, tmp_path, monkeypatch):
     from toolkit.cli import main
     from toolkit.video import read_video
 
@@ -56,6 +58,17 @@ def test_tiny_run_trains_and_animates(shards, tmp_path):
     assert summary["step"] == 2
     method = UniAnimateMethod(checkpoint=tmp_path / "run")
     assert method.openclip is None
+    hub = FakeHub.of_folder("someone/ua-tiny", tmp_path / "run" / "model")  # the run's model, as pushed
+    try:
+        hub.use(monkeypatch, tmp_path / "hf-cache")
+        monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+        for source in (tmp_path / "run" / "model", "someone/ua-tiny"):
+            loaded = UniAnimateModel.from_pretrained(source).state_dict()
+            assert all(torch.equal(loaded[k], v) for k, v in method.pipeline.model.state_dict().items()), source
+    finally:
+        hub.close()
+    files = [(path, auth) for _, path, auth in hub.requests if "/resolve/" in path]
+    assert files and all(auth == "Bearer hf_test_token" for _, auth in files)  # HF_TOKEN is sent
     # poses are sampled as thin as the run was trained on them ([data] pose_draw_scale)
     assert method.pose_style == {"draw_scale": 2}
     # the tiny config's [scheduler] (x0 prediction) is what sampling steps with, as training regressed it

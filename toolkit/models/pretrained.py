@@ -1,25 +1,37 @@
-"""What every reference model shares: a frozen dataclass config read from TOML, and safetensors save/load.
+"""What every reference model shares: a frozen dataclass config read from TOML, and safetensors save/load the
+Hugging Face Hub way.
 
 A model is ``class MyModel(PretrainedModel)`` with ``config_class = MyConfig`` and an
-``__init__(self, config)``; ``save_pretrained(dir)`` writes ``config.json`` and
-``model.safetensors`` and ``MyModel.from_pretrained(dir)`` reads them back (no pickle).
+``__init__(self, config)``. ``save_pretrained(dir)`` writes ``config.json``, the weights and a model
+card; ``MyModel.from_pretrained(dir_or_repo_id)`` reads them back from a folder or a Hub repo (no
+pickle), and ``push_to_hub(repo_id)`` uploads them: huggingface_hub's ``ModelHubMixin``. Submodules
+named in ``components`` that are diffusers models are saved as diffusers saves a pipeline's parts, each
+in its own folder (``unet/config.json`` + ``unet/diffusion_pytorch_model.safetensors``), so diffusers
+users can read them; the rest goes to ``model.safetensors``. Folders written before components
+existed (everything in ``model.safetensors``) still load.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
+import os
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, Callable, ClassVar, TypeVar
 
 import torch
+from huggingface_hub import ModelHubMixin
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from toolkit.io import sha256_file
+
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+COMPONENT_WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"  # diffusers' name for a model folder's weights
 
 C = TypeVar("C", bound="ModelConfig")
 M = TypeVar("M", bound="PretrainedModel")
@@ -64,25 +76,54 @@ class ModelConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
-class PretrainedModel(nn.Module):
-    """An `nn.Module` built from one config object, saved as config.json + model.safetensors."""
+class PretrainedModel(nn.Module, ModelHubMixin, library_name="animation-toolkit"):
+    """An `nn.Module` built from one config object, saved as config.json + safetensors (see the module doc)."""
 
     config_class: ClassVar[type[ModelConfig]]
+    #: Submodules (diffusers models) saved in folders of their own, named as the attributes.
+    components: ClassVar[tuple[str, ...]] = ()
 
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write config.json and model.safetensors."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
-        save_file({k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}, directory / WEIGHTS_FILE)
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """Write config.json, each component's folder and model.safetensors (what is left, if anything)."""
+        save_directory = Path(save_directory)
+        (save_directory / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        for name in self.components:
+            folder = save_directory / name
+            folder.mkdir(parents=True, exist_ok=True)
+            getattr(self, name).save_config(folder)
+            prefix = name + "."
+            save_file({k[len(prefix):]: state.pop(k) for k in list(state) if k.startswith(prefix)},
+                      folder / COMPONENT_WEIGHTS_FILE)
+        if state or not self.components:
+            save_file(state, save_directory / WEIGHTS_FILE)
 
     @classmethod
-    def from_pretrained(cls: type[M], directory: str | Path) -> M:
-        """Load what `save_pretrained` wrote."""
-        directory = Path(directory)
-        config = cls.config_class.from_dict(json.loads((directory / CONFIG_FILE).read_text()))
-        model = cls(config)
-        model.load_state_dict(load_file(directory / WEIGHTS_FILE))
+    def from_pretrained(cls: type[M], pretrained_model_name_or_path: str | Path, **kwargs: Any) -> M:
+        """Load what `save_pretrained` wrote, from a folder or a Hub repo id ("user/name"; `revision`, `token`,
+        `cache_dir`, `local_files_only` as huggingface_hub takes them; HF_ENDPOINT and HF_TOKEN are honoured).
+        A string that names no folder here and is no repo id is a FileNotFoundError."""
+        where = str(pretrained_model_name_or_path)
+        if not Path(where).is_dir() and not _looks_like_repo_id(where):
+            raise FileNotFoundError(f"{where}: no such model folder (nor a Hub repo id, which is \"user/name\")")
+        return super().from_pretrained(where, **kwargs)
+
+    @classmethod
+    def _from_pretrained(cls: type[M], *, model_id: str, revision: str | None, cache_dir: str | Path | None,
+                         force_download: bool, local_files_only: bool, token: str | bool | None,
+                         **model_kwargs: Any) -> M:
+        hub = dict(revision=revision, cache_dir=cache_dir, force_download=force_download,
+                   local_files_only=local_files_only, token=token)
+        get = _file_getter(model_id, hub)
+        config_file = get(CONFIG_FILE)
+        if config_file is None:
+            raise FileNotFoundError(f"{model_id}: no {CONFIG_FILE}")
+        model = cls(cls.config_class.from_dict(json.loads(config_file.read_text())))
+        files = weight_files(get, cls.components)
+        if not files:
+            raise FileNotFoundError(f"{model_id}: no {WEIGHTS_FILE} and no component folders "
+                                    f"({', '.join(cls.components) or 'none declared'})")
+        model.load_state_dict(read_state(files))
         return model
 
     @classmethod
@@ -102,6 +143,69 @@ class PretrainedModel(nn.Module):
         if left:
             raise ValueError(f"{cls.__name__}: not loaded: {left[:10]}")
         return model
+
+
+def weight_files(folder: Path | Callable[[str], Path | None],
+                 components: tuple[str, ...] | None = None) -> dict[str, Path]:
+    """{prefix: file} of a saved model's weights: "" for model.safetensors, "NAME." for each component folder's.
+
+    `folder`: a model folder, or a function from a file name to its local path (None when absent);
+    `components` None takes every subfolder that holds diffusers weights."""
+    if isinstance(folder, Path):
+        root = folder
+        folder = lambda name: (root / name) if (root / name).is_file() else None  # noqa: E731
+        if components is None:
+            components = tuple(sorted(p.parent.name for p in root.glob(f"*/{COMPONENT_WEIGHTS_FILE}")))
+    found = {"": folder(WEIGHTS_FILE)}
+    found.update({f"{name}.": folder(f"{name}/{COMPONENT_WEIGHTS_FILE}") for name in components or ()})
+    return {prefix: path for prefix, path in found.items() if path is not None}
+
+
+def read_state(files: dict[str, Path] | Path) -> dict[str, torch.Tensor]:
+    """The whole state dict of a saved model (a model folder, or its `weight_files`)."""
+    if isinstance(files, Path):
+        files = weight_files(files)
+    return {prefix + k: v for prefix, path in files.items() for k, v in load_file(path).items()}
+
+
+def weights_sha256(folder: Path) -> str:
+    """One sha256 for a saved model's weights: the file's own when it is one model.safetensors (so the hashes
+    of older run folders are unchanged), else the sha256 of the lines "<file> <sha256>" of every weights file."""
+    files = weight_files(Path(folder))
+    if list(files) == [""]:
+        return sha256_file(files[""])
+    lines = "".join(f"{p.relative_to(folder)} {sha256_file(p)}\n" for p in sorted(files.values()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def _looks_like_repo_id(name: str) -> bool:
+    """Whether `name` reads as a Hub repo id ("user/name"), not as a path."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if name.startswith((".", "/", "~")) or os.sep != "/" and os.sep in name or name.count("/") != 1:
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _file_getter(model_id: str, hub: dict[str, Any]) -> Callable[[str], Path | None]:
+    """A function from a file name in the model folder or Hub repo to its local path (None when absent)."""
+    folder = Path(model_id)
+    if folder.is_dir():
+        return lambda name: (folder / name) if (folder / name).is_file() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    def get(name: str) -> Path | None:
+        try:
+            return Path(hf_hub_download(model_id, name, **hub))
+        except EntryNotFoundError:
+            return None
+
+    return get
 
 
 @functools.lru_cache(maxsize=8)

@@ -41,6 +41,7 @@ from safetensors.torch import load_file, save_file, save_model
 
 from toolkit import __version__
 from toolkit.io import _umask, sha256_file
+from toolkit.models import pretrained
 
 FORMAT = 1
 CHECKPOINT = "checkpoint"
@@ -307,14 +308,16 @@ def check_same_run(out_dir: Path, saved_meta: Mapping[str, Any], saved_config: M
 
 
 def init_weights(init: str | os.PathLike) -> Path:
-    """The safetensors file `--init` names: a run folder (its EMA weights, model/), a kept checkpoint-<step> (that
-    step's EMA weights), a model folder, or the file."""
+    """The weights `--init` names: a run folder (its EMA weights, model/), a kept checkpoint-<step> (that step's
+    EMA weights), a model folder (these three as the model folder), or a .safetensors file."""
     path = Path(init)
     if _is_checkpoint(path):
-        return step_model_dir(path) / "model.safetensors"
-    for candidate in (path / MODEL / "model.safetensors", path / "model.safetensors", path):
-        if candidate.is_file() and candidate.suffix == ".safetensors":
-            return candidate
+        return step_model_dir(path)
+    for folder in (path / MODEL, path):
+        if folder.is_dir() and pretrained.weight_files(folder):
+            return folder
+    if path.is_file() and path.suffix == ".safetensors":
+        return path
     raise FileNotFoundError(f"--init {init}: no weights there (give a run folder of `toolkit train`, its model/ "
                             "folder, or a .safetensors file)")
 
@@ -340,8 +343,13 @@ def check_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor], nam
 
 
 def load_weights(model: torch.nn.Module, weights: Path, name: str, advice: str = "") -> None:
-    """Load a safetensors file into `model` (see `read_weights` and `check_weights` for the errors)."""
-    state = read_weights(weights, name)
+    """Load a safetensors file, or a model folder's weights, into `model` (see `read_weights` and `check_weights`
+    for the errors)."""
+    if weights.is_dir():
+        files = pretrained.weight_files(weights)
+        state = {prefix + k: v for prefix, path in files.items() for k, v in read_weights(path, name).items()}
+    else:
+        state = read_weights(weights, name)
     check_weights(model, state, name, advice)
     model.load_state_dict(state)
 
@@ -359,12 +367,14 @@ def load_run(checkpoint: str | os.PathLike, method: str) -> tuple[dict[str, Any]
         if meta.get("method") not in (None, method):
             raise ValueError(f"{checkpoint}: holds a {meta.get('method')!r} model, not {method!r}")
         return read_json(root / "config.json"), step_model_dir(root)
-    if (root / "model.safetensors").is_file() and not (root / "run.json").is_file():
+    if (root / pretrained.CONFIG_FILE).is_file() and not (root / "run.json").is_file():
         root = root.parent
     run, model_dir = root / "run.json", root / MODEL
-    if not run.is_file() or not (model_dir / "model.safetensors").is_file():
-        raise FileNotFoundError(f"{checkpoint}: not a trained {method} folder (expected run.json and "
-                                f"model/model.safetensors, as `toolkit train --method {method} --out DIR` writes)")
+    if not run.is_file() or not (model_dir / pretrained.CONFIG_FILE).is_file() \
+            or not pretrained.weight_files(model_dir):
+        raise FileNotFoundError(f"{checkpoint}: not a trained {method} folder (expected run.json and a model/ "
+                                f"folder with its config and weights, as `toolkit train --method {method} --out "
+                                "DIR` writes)")
     meta = read_json(run)
     if meta.get("method") not in (None, method):
         raise ValueError(f"{checkpoint}: holds a {meta.get('method')!r} model, not {method!r}")
@@ -386,7 +396,7 @@ def step_model_dir(checkpoint_dir: Path) -> Path:
     if checkpoint_dir.name == CHECKPOINT:
         return checkpoint_dir.parent / MODEL
     own = checkpoint_dir / MODEL
-    if (own / "model.safetensors").is_file():
+    if (own / pretrained.CONFIG_FILE).is_file():
         return own
     run_model = checkpoint_dir.parent / MODEL / "config.json"
     if not run_model.is_file():

@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from toolkit.io import FolderLock, atomic_write_json, atomic_write_text, sha256_file
 from toolkit.conditions import colour_batch
+from toolkit.models.pretrained import weights_sha256
 from toolkit.train import checkpoint, fsdp
 from toolkit.train.ema import EMA, swapped
 from toolkit.train.recipe import Recipe, select_stage
@@ -514,7 +515,8 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
         _truncate_log(log_path, start)
         _truncate_log(out_dir / VALIDATION_LOG, start)
         drop_samples_after(out_dir, start)
-        started = {"init": str(init_file), "init_sha256": sha256_file(init_file)} if init_file is not None else {}
+        started = {"init": str(init_file), "init_sha256": weights_sha256(init_file) if init_file.is_dir()
+                   else sha256_file(init_file)} if init_file is not None else {}
         if published:
             started = {"init": checkpoint.PUBLISHED, "init_sha256": init_sha256}
         if loaded_after_init:
