@@ -37,7 +37,8 @@ from typing import Any, Callable
 
 import torch
 
-from toolkit import safe_pickle
+from toolkit.models.conversion import (  # noqa: F401 - ConversionError is this module's error too
+    ConversionError, load_release_pickle, read_key_table, registry_sha256, write_converted)
 
 from .model import MagicAnimateConfig, MagicAnimateModel
 
@@ -60,16 +61,11 @@ PRUNED = ("the release prunes the appearance encoder's last attention after norm
           "nothing banked depends on it; filled with zeros")
 
 
-class ConversionError(KeyError):
-    """Published and model keys do not correspond."""
-
-
 def read_published_keys(path: str | Path = PUBLISHED_KEYS) -> dict[str, dict[str, tuple[int, ...]]]:
     """Released file -> {tensor name: shape}, from published_keys.tsv."""
     table: dict[str, dict[str, tuple[int, ...]]] = {}
-    for line in Path(path).read_text().splitlines():
-        file, name, shape = line.split("\t")
-        table.setdefault(file, {})[name] = tuple(int(s) for s in shape.split("x")) if shape else ()
+    for (file, name), shape in read_key_table(path):
+        table.setdefault(file, {})[name] = shape
     return table
 
 
@@ -246,12 +242,7 @@ def load_published(file: str, path: str | Path) -> dict[str, Any]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    state = safe_pickle.load(path)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict, found {type(state).__name__}")
-    return dict(state)
+    return load_release_pickle(path)
 
 
 def convert_published_file(source: str | Path, destination: str | Path,
@@ -261,8 +252,6 @@ def convert_published_file(source: str | Path, destination: str | Path,
     Writes ``config.json`` and ``model.safetensors`` (our ``unet.*`` names) into `destination`. The
     pickle is read with ``weights_only=True``; nothing else in it is executed or kept.
     """
-    from safetensors.torch import save_file
-
     config = config or MagicAnimateConfig.named("paper")
     published = load_published("temporal_attention", source)
     report = release_unet_state(published, config)[1]
@@ -271,13 +260,9 @@ def convert_published_file(source: str | Path, destination: str | Path,
         print(f"{Path(source).name}: {len(report['ignored'])} keys ignored, as the release's loader ignores them "
               f"(its first pass failed, its second loads motion modules only): {report['ignored'][:5]}"
               f"{' ...' if len(report['ignored']) > 5 else ''}")
-    destination = Path(destination)
-    destination.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, destination / "model.safetensors",
-              metadata={"source": Path(source).name, "ignored_keys": json.dumps(report["ignored"]),
-                        "loader_passes": "+".join(report["pass"])})
-    (destination / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    return destination
+    return write_converted(destination, state, config.to_dict(),
+                           {"source": Path(source).name, "ignored_keys": json.dumps(report["ignored"]),
+                            "loader_passes": "+".join(report["pass"])})
 
 
 def from_published(config: MagicAnimateConfig | None = None) -> MagicAnimateModel:
@@ -347,7 +332,4 @@ def assemble(config: MagicAnimateConfig, temporal: dict[str, torch.Tensor], appe
 
 def published_sha256() -> str:
     """Provenance of a run of the release: each registry file's name and sha256 (hashes are cached)."""
-    from toolkit import weights
-
-    names = [*ARTIFACTS.values(), "sd15-text-encoder"]
-    return ";".join(f"{n}={weights.file_sha256(n)}" for n in names)
+    return registry_sha256([*ARTIFACTS.values(), "sd15-text-encoder"])

@@ -34,6 +34,7 @@ import torch
 from diffusers import DDIMScheduler
 from torch import nn
 
+from toolkit.models import diffusion
 from toolkit.models.diffusion import as_float
 from toolkit.models.pretrained import from_table
 
@@ -43,8 +44,8 @@ SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, b
 
 
 def make_scheduler(**overrides: Any) -> DDIMScheduler:
-    """MagicAnimate's DDIM, with a config's ``[scheduler]`` overrides (e.g. v-prediction for the tiny model)."""
-    return DDIMScheduler(**{**SCHEDULER, **overrides})
+    """MagicAnimate's DDIM, with a config's ``[scheduler]`` overrides (e.g. x0 prediction for the tiny model)."""
+    return diffusion.make_scheduler(SCHEDULER, **overrides)
 
 
 @dataclass

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from toolkit import safe_pickle
+from toolkit.models.conversion import (  # noqa: F401 - ConversionError is this module's error too
+    ConversionError, load_release_pickle, read_key_table, registry_sha256, write_converted)
 
 from .model import UniAnimateConfig, UniAnimateModel
 
@@ -49,10 +50,6 @@ ADAPTERS = {  # published convs, published transformer -> our encoder
     "randomref_embedding2": ("randomref_embedding_after2", "reference_encoder"),
     "randomref_pose2_embedding": ("randomref_pose2_embedding_after", "reference_pose_encoder"),
 }
-
-
-class ConversionError(KeyError):
-    """Published and model keys do not correspond."""
 
 
 def module_map(config: UniAnimateConfig) -> tuple[dict[str, str], set[str]]:
@@ -157,16 +154,12 @@ def convert_state_dict(published: dict[str, torch.Tensor], config: UniAnimateCon
 def load_published_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """Read the published .pth as the release's entrance does: unwrap a 'state_dict' entry, then every entry
     must be a tensor (their load is strict; a non-tensor entry raises ConversionError)."""
-    state = safe_pickle.load(path)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ConversionError(f"{path}: not a state dict ({type(state).__name__})")
+    state = load_release_pickle(path)
     others = sorted(k for k, v in state.items() if not isinstance(v, torch.Tensor))
     if others:
         raise ConversionError(f"{path}: entries that are not tensors, which the release's strict load refuses: "
                               f"{others[:10]}")
-    return dict(state)
+    return state
 
 
 def load_published_model(path: str | Path, config: UniAnimateConfig | None = None) -> UniAnimateModel:
@@ -181,11 +174,7 @@ def load_published_model(path: str | Path, config: UniAnimateConfig | None = Non
 
 def read_published_keys(path: str | Path = PUBLISHED_KEYS) -> dict[str, tuple[int, ...]]:
     """The published tensor names and shapes from published_keys.tsv."""
-    table = {}
-    for line in Path(path).read_text().splitlines():
-        name, shape = line.split("\t")
-        table[name] = tuple(int(s) for s in shape.split("x")) if shape else ()
-    return table
+    return {name: shape for (name,), shape in read_key_table(path)}
 
 
 def check_published(tensors: dict[str, torch.Tensor], source: str | Path) -> None:
@@ -206,18 +195,10 @@ def convert_published_file(source: str | Path, destination: str | Path,
     ``weights_only=True``; nothing else in it is executed or kept. `text_context` is not in the
     published file (UniAnimate computes it from OpenCLIP at start-up), so it is not written either.
     """
-    import json
-
-    from safetensors.torch import save_file
-
     config = config or UniAnimateConfig.named("paper")
     state = convert_state_dict(load_published_checkpoint(source), config)
-    destination = Path(destination)
-    destination.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, destination / "model.safetensors",
-              metadata={"source": Path(source).name, "missing": ",".join(NOT_IN_CHECKPOINT)})
-    (destination / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    return destination
+    return write_converted(destination, state, config.to_dict(),
+                           {"source": Path(source).name, "missing": ",".join(NOT_IN_CHECKPOINT)})
 
 
 def load_converted(directory: str | Path, text_context: torch.Tensor | None = None) -> UniAnimateModel:
@@ -259,6 +240,4 @@ def converted_published_dir() -> Path:
 
 def published_sha256(codec_weights: str) -> str:
     """Provenance of a run of the release: each registry file's name and sha256 (hashes are cached)."""
-    from toolkit import weights
-
-    return ";".join(f"{n}={weights.file_sha256(n)}" for n in (PUBLISHED_ARTIFACT, OPENCLIP_ARTIFACT, codec_weights))
+    return registry_sha256((PUBLISHED_ARTIFACT, OPENCLIP_ARTIFACT, codec_weights))

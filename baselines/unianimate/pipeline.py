@@ -65,6 +65,7 @@ from diffusers import DDIMScheduler
 from diffusers.schedulers.scheduling_ddim import rescale_zero_terminal_snr
 from torch import nn
 
+from toolkit.models import diffusion
 from toolkit.models.diffusion import as_float
 from toolkit.models.pretrained import from_table
 
@@ -90,13 +91,15 @@ RELEASE_KEYS = "randomref"
 RELEASE_COMMON: dict[str, Any] = {"steps": 30, "timesteps": "unianimate", "guidance": 2.5, "offset_noise": 0.1}
 
 
+#: UniAnimate's noise schedule and sampler in diffusers terms (see the module docstring).
+SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                 prediction_type="v_prediction", rescale_betas_zero_snr=True, timestep_spacing="trailing",
+                 clip_sample=False, set_alpha_to_one=True, steps_offset=0)
+
+
 def make_scheduler(**overrides: Any) -> DDIMScheduler:
-    """UniAnimate's noise schedule and sampler in diffusers terms (see the module docstring)."""
-    settings = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                    prediction_type="v_prediction", rescale_betas_zero_snr=True, timestep_spacing="trailing",
-                    clip_sample=False, set_alpha_to_one=True, steps_offset=0)
-    settings.update(overrides)
-    return DDIMScheduler(**settings)
+    """UniAnimate's DDIM, with a config's ``[scheduler]`` overrides (e.g. x0 prediction for the tiny model)."""
+    return diffusion.make_scheduler(SCHEDULER, **overrides)
 
 
 @dataclass

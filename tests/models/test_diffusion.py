@@ -46,3 +46,12 @@ def test_weights_cap_low_noise_timesteps_and_leave_clean_sample_losses_alone():
     assert float(eps[0]) < 0.01 and float(eps[-1]) == 1.0
     torch.testing.assert_close(snr_weight(scheduler("sample"), t, 5.0), torch.ones(4))
     torch.testing.assert_close(snr_weight(scheduler("epsilon"), t, None), torch.ones(4))
+
+
+def test_one_scheduler_factory_refuses_a_misspelt_key():
+    from toolkit.models.diffusion import make_scheduler
+
+    scheduler = make_scheduler({"prediction_type": "epsilon"}, prediction_type="sample", steps_offset=1)
+    assert scheduler.config.prediction_type == "sample" and scheduler.config.steps_offset == 1
+    with pytest.raises(ValueError, match=r"unknown \[scheduler\] keys \['prediciton_type'\]"):
+        make_scheduler({}, prediciton_type="sample")

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, Mapping
 
 import torch
+from diffusers import DDIMScheduler
 from torch import nn
+
+
+def make_scheduler(defaults: Mapping[str, Any], **overrides: Any) -> DDIMScheduler:
+    """The one scheduler factory: a method's DDIM settings (`defaults`) with a config's ``[scheduler]`` table
+    over them. A key DDIMScheduler does not take is an error here (diffusers would only warn and drop it)."""
+    known = set(inspect.signature(DDIMScheduler.__init__).parameters) - {"self", "kwargs"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown [scheduler] keys {unknown}; DDIMScheduler takes {sorted(known)}")
+    return DDIMScheduler(**{**defaults, **overrides})
 
 
 def as_float(x: torch.Tensor, device: torch.device | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
