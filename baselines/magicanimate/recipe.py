@@ -295,13 +295,11 @@ class MagicAnimateRecipe(Recipe):
         self._pretrained = PretrainedConfig()
         self._joint = JointConfig()
 
-    def load_config(self, config: str) -> dict[str, Any]:
-        out = super().load_config(config)
-        if sorted(int(k) for k in out.get("stages", {})) != list(STAGES):
-            raise ValueError(f"{config}: a magicanimate config needs [stages.1] and [stages.2] tables")
+    def check_config(self, config: dict[str, Any]) -> None:
+        if sorted(int(k) for k in config.get("stages", {})) != list(STAGES):
+            raise ValueError("a magicanimate config needs [stages.1] and [stages.2] tables")
         for stage in STAGES:
-            check_config(select_stage(out, stage, self.name, init=Path("-")))
-        return out
+            check_config(select_stage(config, stage, self.name, init=Path("-")))
 
     def build_model(self, config: dict[str, Any]) -> MagicAnimateModel:
         self._stage = int(config.get("stage", 1))

@@ -26,7 +26,7 @@ import torch
 
 from baselines.unianimate.model import UniAnimateConfig, UniAnimateModel
 from baselines.unianimate.objective import ObjectiveConfig, clean_estimate, training_loss
-from baselines.unianimate.pipeline import make_scheduler
+from baselines.unianimate.pipeline import SamplingConfig, make_scheduler
 from toolkit import weights
 from toolkit.data import ClipDataset
 from toolkit.models.codec import build_codec, check_fits
@@ -77,14 +77,13 @@ class UniAnimateRecipe(Recipe):
         self._objective: ObjectiveConfig | None = None
         self._openclip: OpenCLIPConditioner | None = None
 
-    def load_config(self, config: str) -> dict[str, Any]:
-        out = super().load_config(config)
-        check_data(out)
-        ObjectiveConfig.from_dict(out.get("objective", {}))
-        make_scheduler(**out.get("scheduler", {}))
-        UniAnimateConfig.from_dict(out.get("model", {}))
-        check_openclip(out)
-        return out
+    def check_config(self, config: dict[str, Any]) -> None:
+        check_data(config)
+        ObjectiveConfig.from_dict(config.get("objective", {}))
+        make_scheduler(**config.get("scheduler", {}))
+        UniAnimateConfig.from_dict(config.get("model", {}))
+        SamplingConfig.from_dict(config.get("sampling", {}))
+        check_openclip(config)
 
     def build_model(self, config: dict[str, Any]) -> UniAnimateModel:
         self._objective = ObjectiveConfig.from_dict(config.get("objective", {}))

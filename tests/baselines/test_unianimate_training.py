@@ -309,3 +309,14 @@ def test_validation_in_a_two_process_run(shards, tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     lines = read_jsonl(tmp_path / "two" / "validation.jsonl")
     assert [line["step"] for line in lines] == [1, 2] and all(line["l1"] > 0 for line in lines)
+
+
+def test_a_wrong_typed_config_key_is_one_line_naming_file_table_key_and_type(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.read_text().replace("concat_dim = 48", 'concat_dim = "48"'))
+    with pytest.raises(ValueError) as info:
+        UniAnimateRecipe().load_config(str(bad))
+    assert str(info.value) == f"{bad}: [model] concat_dim = '48': expected int, got str"
+    bad.write_text(TINY.read_text().replace("guidance = 2.0", "guidance = [2.0]"))
+    with pytest.raises(ValueError, match=r"\[sampling\] guidance = \[2.0\]: expected float, got list$"):
+        UniAnimateRecipe().load_config(str(bad))

@@ -19,6 +19,8 @@ import hashlib
 import json
 import os
 import tomllib
+import types
+import typing
 from pathlib import Path
 from typing import Any, Callable, ClassVar, TypeVar
 
@@ -52,11 +54,12 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls: type[C], values: dict[str, Any]) -> C:
-        """Build from a mapping; unknown keys are an error."""
+        """Build from a mapping (a `[model]` table); unknown keys and values of the wrong type are errors."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
             raise ValueError(f"unknown {cls.__name__} keys: {unknown}")
+        check_types(cls, values, "model")
         return cls(**values)
 
     @classmethod
@@ -219,9 +222,62 @@ T = TypeVar("T")
 
 
 def from_table(cls: type[T], values: dict[str, Any], table: str) -> T:
-    """A dataclass built from one config table (``[sampling]``, ``[objective]``...); unknown keys are an error."""
+    """A dataclass built from one config table (``[sampling]``, ``[objective]``...); unknown keys and values of
+    the wrong type are errors."""
     known = sorted(f.name for f in dataclasses.fields(cls))
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ValueError(f"unknown [{table}] keys {unknown}; known: {known}")
+    check_types(cls, values, table)
     return cls(**values)
+
+
+def check_types(cls: type, values: dict[str, Any], table: str) -> None:
+    """Raise a one-line ValueError "[table] key = value: expected TYPE" for the first value that does not fit its
+    dataclass field's annotation (int, float, str, bool, tuples and lists of them, X | None, dict)."""
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        expected = hints.get(key)
+        if expected is not None and not _fits(value, expected):
+            raise ValueError(f"[{table}] {key} = {value!r}: expected {_type_name(expected)}, "
+                             f"got {type(value).__name__}")
+
+
+def _fits(value: Any, expected: Any) -> bool:
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if expected is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if expected is type(None):
+        return value is None
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is str:
+        return isinstance(value, str)
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            return False
+        if origin is list or (len(args) == 2 and args[1] is Ellipsis):
+            return all(_fits(v, args[0]) for v in value) if args else True
+        return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
+    if expected is dict or origin is dict:
+        return isinstance(value, dict)
+    return True  # an annotation these configs do not use: left to the dataclass
+
+
+def _type_name(expected: Any) -> str:
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("none (left out)" if a is type(None) else _type_name(a) for a in args)
+    if origin in (tuple, list):
+        return f"a list of {_type_name(args[0])}" if args else "a list"
+    if origin is dict or expected is dict:
+        return "a table"
+    if expected is bool:
+        return "true or false"
+    return getattr(expected, "__name__", str(expected))

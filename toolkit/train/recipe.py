@@ -48,9 +48,18 @@ class Recipe(ABC):
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
         try:
-            return tomllib.loads(path.read_text(encoding="utf-8"))
+            config = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path}: not valid TOML: {exc}") from exc
+        try:
+            self.check_config(config)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        return config
+
+    def check_config(self, config: dict[str, Any]) -> None:
+        """Raise ValueError naming the table, key and expected type of what is wrong in the method's tables of
+        a freshly read config (`load_config` adds the file); nothing by default."""
 
     @abstractmethod
     def build_model(self, config: dict[str, Any]) -> torch.nn.Module:
