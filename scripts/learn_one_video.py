@@ -199,7 +199,7 @@ def write_strip(shards: Path, video: str, name: str, method, path: Path, rows: i
     import cv2
     import numpy as np
 
-    from toolkit.harness.runner import conditions_for
+    from toolkit.harness.scoring import conditions_for
     from toolkit.report.strips import contact_sheet
     from toolkit.shards.reader import Shards
     from toolkit.video import encode_image
