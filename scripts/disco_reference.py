@@ -100,7 +100,7 @@ def _write_frames(out: Path, shards_path: Path, method: str) -> list[str]:
     from PIL import Image
 
     from toolkit.harness.registry import get_method
-    from toolkit.harness.runner import conditions_for
+    from toolkit.harness.scoring import conditions_for
     from toolkit.shards.reader import Shards
 
     shards = Shards(shards_path)

@@ -45,7 +45,7 @@ def x0_error(method: str, run: Path, shards: Path, video: str, clips: int = 8) -
     `video` noised to it, every condition kept: where a model denoises well and where its samples keep noise."""
     from toolkit.conditions import colour_batch
     from toolkit.models.codec import build_codec
-    from toolkit.train.checkpoint import load_run, load_weights
+    from toolkit.models.run_folder import load_run, load_weights
 
     recipe = load("toolkit.recipes", method)()
     config, model_dir = load_run(run, method)
@@ -128,7 +128,7 @@ def main() -> int:
 
 def previous_run(out: Path, method: str) -> tuple[Path, Any, list[Path], float]:
     """(trained run, steps, loss-log folders, seconds trained) of a run this script trained into `out`."""
-    from toolkit.train.checkpoint import read_json
+    from toolkit.models.run_folder import read_json
 
     folders = [out / "stage1", out / "stage2"] if method == "magicanimate" else [out]
     meta = [read_json(f / "checkpoint" / "meta.json") for f in folders]
@@ -199,7 +199,7 @@ def write_strip(shards: Path, video: str, name: str, method, path: Path, rows: i
     import cv2
     import numpy as np
 
-    from toolkit.harness.runner import conditions_for
+    from toolkit.harness.scoring import conditions_for
     from toolkit.report.strips import contact_sheet
     from toolkit.shards.reader import Shards
     from toolkit.video import encode_image

@@ -12,7 +12,7 @@ from toolkit import conditions
 from toolkit.annotate.render_densepose import render_densepose
 from toolkit.annotate.render_pose import draw_discs, render_pose
 from toolkit.data import ClipDataset
-from toolkit.harness.runner import conditions_for
+from toolkit.harness.scoring import conditions_for
 from toolkit.shards.reader import Shards
 
 

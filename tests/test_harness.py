@@ -232,7 +232,7 @@ def test_each_disco_profile_takes_fid_vid_and_fvd_from_one_clip_path(tmp_path, m
     for both (its mp4 path); on videos where the two paths give different values, each profile's values are
     those of its own path."""
     import standin
-    from toolkit.harness.runner import conditions_for
+    from toolkit.harness.scoring import conditions_for
     from toolkit.metrics import features
 
     shards = make_shards(tmp_path, n_videos=2, n_frames=19, h=32, w=32, test_ids=("00001", "00002"))

@@ -55,7 +55,7 @@ def test_eval_keeps_every_video_and_rescoring_them_gives_the_same_numbers(shards
     assert not [p for p in (results / "predictions").iterdir() if p.name.startswith(".")]   # no partial folder
     # the stored video decodes to exactly the frames the method made
     from toolkit.harness.registry import get_method
-    from toolkit.harness.runner import conditions_for
+    from toolkit.harness.scoring import conditions_for
     from toolkit.shards.reader import Shards
 
     _, cond = conditions_for(Shards(shards), "00002")

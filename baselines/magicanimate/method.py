@@ -29,7 +29,7 @@ from toolkit import conditions
 from toolkit.harness.method import Conditions, Method, MethodUnavailable
 from toolkit.models.pretrained import weights_sha256
 from toolkit.models.codec import build_codec
-from toolkit.train.checkpoint import PUBLISHED, load_run, paper_run_config
+from toolkit.models.run_folder import PUBLISHED, load_run, paper_run_config
 
 
 class MagicAnimateMethod(Method):

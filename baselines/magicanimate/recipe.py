@@ -49,7 +49,7 @@ from baselines.magicanimate.pipeline import SamplingConfig, make_scheduler
 from toolkit.data import ClipDataset
 from toolkit.models.codec import build_codec, check_fits
 from toolkit.models.pretrained import from_table
-from toolkit.train.checkpoint import PUBLISHED
+from toolkit.models.run_folder import PUBLISHED
 from toolkit.train.recipe import Recipe, check_data, clip_dataset, select_stage
 
 STAGES = (1, 2)

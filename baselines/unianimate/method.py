@@ -30,15 +30,15 @@ from PIL import Image
 
 from baselines.unianimate import convert
 from baselines.unianimate.model import CONFIG_DIR, UniAnimateModel
+from baselines.unianimate.openclip_table import load_openclip
 from baselines.unianimate.pipeline import (
     RELEASE_CONFIGS, RELEASE_KEYS, SamplingConfig, UniAnimatePipeline, release_sampling)
-from baselines.unianimate.recipe import load_openclip
 from toolkit import conditions, weights
 from toolkit.harness.method import Conditions, Method, MethodUnavailable
 from toolkit.models.pretrained import weights_sha256
 from toolkit.models.codec import build_codec
 from toolkit.models.openclip import OpenCLIPConditioner
-from toolkit.train.checkpoint import PUBLISHED, load_run, paper_run_config
+from toolkit.models.run_folder import PUBLISHED, load_run, paper_run_config
 
 # How `--checkpoint published` runs unless told otherwise: as the release's inference configs do
 # (pipeline.RELEASE_CONFIGS). "auto" picks UniAnimate_infer when the strided video has at most its 32 frames,

@@ -26,31 +26,12 @@ import torch
 
 from baselines.unianimate.model import UniAnimateConfig, UniAnimateModel
 from baselines.unianimate.objective import ObjectiveConfig, clean_estimate, training_loss
+from baselines.unianimate.openclip_table import check_openclip, load_openclip
 from baselines.unianimate.pipeline import SamplingConfig, make_scheduler
-from toolkit import weights
 from toolkit.data import ClipDataset
 from toolkit.models.codec import build_codec, check_fits
 from toolkit.models.openclip import OpenCLIPConditioner
 from toolkit.train.recipe import Recipe, check_data, clip_dataset
-
-
-def check_openclip(config: dict[str, Any]) -> str | None:
-    """The `[openclip]` table's weights artifact (None without the table); unknown keys or artifacts fail."""
-    table = config.get("openclip")
-    if table is None:
-        return None
-    unknown = sorted(set(table) - {"weights"})
-    if unknown or not isinstance(table.get("weights"), str):
-        raise ValueError(f"[openclip] takes one key, weights = \"ARTIFACT\" (e.g. \"openclip-vit-h-14-laion2b\"); "
-                         f"got {dict(table)}")
-    weights.get(table["weights"])
-    return table["weights"]
-
-
-def load_openclip(config: dict[str, Any], device: str | torch.device = "cpu") -> OpenCLIPConditioner | None:
-    """OpenCLIP's towers for a config with an `[openclip]` table (through the weights registry), else None."""
-    name = check_openclip(config)
-    return None if name is None else OpenCLIPConditioner.from_file(weights.path(name), device)
 
 
 def condition_on_openclip(model: UniAnimateModel, openclip: OpenCLIPConditioner) -> None:

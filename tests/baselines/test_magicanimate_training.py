@@ -500,7 +500,7 @@ def test_a_missing_or_foreign_motion_module_file_stops_before_anything_is_writte
 
 
 def test_init_published_keeps_the_releases_motion_modules():
-    from toolkit.train.checkpoint import PUBLISHED
+    from toolkit.models.run_folder import PUBLISHED
 
     cfg = micro_config()
     cfg["stages"]["2"]["pretrained"] = MOTION

@@ -21,6 +21,7 @@ if str(ROOT) not in sys.path:  # for tests.train.* (the toy recipe), as tests/tr
 from tests.train.runs import TOY, one_thread, snapshot  # noqa: E402
 from tests.train.toy_recipe import ToyModel, ToyRecipe  # noqa: E402
 from toolkit.cli import main as cli  # noqa: E402
+from toolkit.models import run_folder  # noqa: E402
 from toolkit.train import checkpoint  # noqa: E402
 from toolkit.train.loop import train  # noqa: E402
 
@@ -65,18 +66,18 @@ def test_a_kept_step_checkpoint_loads_that_steps_ema_weights(shards, tmp_path):
     run(short, shards, max_steps=2)                      # the same run stopped at step 2: its model/ is step 2's EMA
     step2 = load_file(str(short / "model" / "model.safetensors"))
     for given in (out / "checkpoint-2", out / "checkpoint-2" / "model"):
-        config, model_dir = checkpoint.load_run(given, TOY) if given.name != "model" else (None, given)
+        config, model_dir = run_folder.load_run(given, TOY) if given.name != "model" else (None, given)
         assert load_file(str(model_dir / "model.safetensors")).keys() == step2.keys()
         assert all(torch.equal(v, step2[k]) for k, v in load_file(str(model_dir / "model.safetensors")).items())
     assert checkpoint.init_weights(out / "checkpoint-2") == out / "checkpoint-2" / "model"
     x = torch.randn(3, 8)
-    a = ToyModel.from_pretrained(checkpoint.load_run(out / "checkpoint-2", TOY)[1]).eval()(x)
-    b = ToyModel.from_pretrained(checkpoint.load_run(out, TOY)[1]).eval()(x)
+    a = ToyModel.from_pretrained(run_folder.load_run(out / "checkpoint-2", TOY)[1]).eval()(x)
+    b = ToyModel.from_pretrained(run_folder.load_run(out, TOY)[1]).eval()(x)
     assert not torch.allclose(a, b)                     # step 2 is not the latest
     import shutil
 
     shutil.rmtree(out / "checkpoint-4" / "model")        # kept by an older toolkit: rebuilt from its own files
-    rebuilt = checkpoint.load_run(out / "checkpoint-4", TOY)[1]
+    rebuilt = run_folder.load_run(out / "checkpoint-4", TOY)[1]
     short4 = tmp_path / "short4"
     run(short4, shards, max_steps=4)
     want = load_file(str(short4 / "model" / "model.safetensors"))
@@ -94,7 +95,7 @@ def test_a_full_disk_during_a_save_is_named_and_cleaned_up(shards, tmp_path, mon
         return real_save(obj, path, *args, **kwargs)
 
     monkeypatch.setattr(checkpoint.torch, "save", failing_save)
-    with pytest.raises(checkpoint.CheckpointWriteError, match="no space left") as info:
+    with pytest.raises(run_folder.CheckpointWriteError, match="no space left") as info:
         run(out, shards)
     assert str(out) in str(info.value) and "previous checkpoint is intact" in str(info.value)
     assert not list(out.glob(".checkpoint.tmp-*"))

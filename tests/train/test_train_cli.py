@@ -129,6 +129,7 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted(reference_run: P
 # Runs `toolkit train` with a kill planted inside the second checkpoint (step 20).
 DRIVER = """
 import os, signal, sys
+from toolkit.models import run_folder
 from toolkit.train import checkpoint
 
 def die():
@@ -143,12 +144,12 @@ if sys.argv[1] == "mid-write":  # the trained weights are written, the EMA weigh
         return real_save_file(*args, **kwargs)
     checkpoint.save_file = save_file
 else:  # between-renames: the old checkpoint is moved aside, the new one not yet in place
-    real_rename = checkpoint._rename
+    real_rename = run_folder.durable_rename
     def rename(src, dst):
         if dst.name == "checkpoint" and any(dst.parent.glob(".checkpoint.old-*")):
             die()
         return real_rename(src, dst)
-    checkpoint._rename = rename
+    run_folder.durable_rename = rename
 from toolkit.cli import main
 sys.exit(main(sys.argv[2:]))
 """

@@ -1,7 +1,7 @@
 """`toolkit eval --executor ray`: each test video scored as a Ray task, the distribution metrics merged here.
 
 A task generates (or loads) one video and scores it with the same code as the local executor
-(:func:`toolkit.harness.runner.score_video`); the method and the metric networks are built once per Ray
+(:func:`toolkit.harness.scoring.score_video`); the method and the metric networks are built once per Ray
 worker process and kept for the next video. FID, FID-VID and FVD need every video's features: each task
 sends its video's features back and this process adds them in the split's order, so the Fréchet
 distances are computed from the same feature matrices as a local run.
@@ -20,6 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+
+from toolkit import ray_executor
+from toolkit.harness.protocols import load_protocol
+from toolkit.harness.registry import get_method
+from toolkit.harness.scoring import LearnedMetrics, score_video
+from toolkit.shards.reader import Shards
 
 RETRIES = 3
 
@@ -57,14 +63,9 @@ def _held(job: RemoteScoring) -> tuple:
     if job.token not in _HELD:
         import socket
 
-        from toolkit.harness.protocols import load_protocol
-        from toolkit.harness.registry import get_method
-        from toolkit.harness.runner import _Learned
-        from toolkit.shards.reader import Shards
-
         _HELD.clear()  # one run at a time: free the previous run's networks
         protocol = load_protocol(job.profile)
-        learned = _Learned(protocol, job.device)
+        learned = LearnedMetrics(protocol, job.device)
         if sorted(learned.metrics) != job.metrics:
             missing = {m: learned.unavailable.get(m, "?") for m in job.metrics if m not in learned.metrics}
             raise RuntimeError(f"Ray worker on {socket.gethostname()} cannot compute the metrics the run started "
@@ -78,8 +79,6 @@ def _held(job: RemoteScoring) -> tuple:
 
 def score_remote(video_id: str, job: RemoteScoring) -> RemoteScores:
     """The Ray task: score one video with this worker's networks; return its scores and its features."""
-    from toolkit.harness.runner import score_video
-
     shards, protocol, learned, runner = _held(job)
     for metric in learned.metrics.values():
         metric.reset()  # this video's features alone
@@ -89,12 +88,10 @@ def score_remote(video_id: str, job: RemoteScoring) -> RemoteScores:
     return RemoteScores(scores, frechet)
 
 
-def score_on_ray(job: RemoteScoring, video_ids: list[str], learned: Any, bar: tqdm, address: str | None,
+def score_on_ray(job: RemoteScoring, video_ids: list[str], learned: LearnedMetrics, bar: tqdm, address: str | None,
                  workers: int | None) -> list[Any]:
     """Score `video_ids` on the cluster (`bar` advances as tasks finish); return their scores in `video_ids`
     order, with their features merged into `learned` in that order."""
-    from toolkit import ray_executor
-
     ray = ray_executor.require_ray()
     started = ray_executor.connect(address, workers)
     try:

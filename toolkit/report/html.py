@@ -28,7 +28,7 @@ from pathlib import Path
 
 from toolkit.harness.protocols import higher_is_better
 from toolkit.report.figures import method_colour
-from toolkit.report.leaderboard import Leaderboard, TableReport
+from toolkit.report.board import Leaderboard, TableReport
 from toolkit.report.paper import CAPTION, PAPER_NAMES, STATUS, PaperRow, value_notes
 from toolkit.report.strips import ERROR_GAIN, Strip
 from toolkit.report.tables import (

@@ -4,58 +4,27 @@ Steps: build the tables from the newest run of each method (tables.py), draw the
 figures of each table (figures.py), make qualitative strips and the HTML report's
 players for a few test videos from each run's stored predictions (strips.py),
 load the published numbers (paper.py), then render both documents (markdown.py,
-html.py). Everything is written under ``out``; the
-HTML embeds its figures so it opens from disk with no network.
+html.py) from the :class:`~toolkit.report.board.Leaderboard` built (board.py). Everything is
+written under ``out``; the HTML embeds its figures so it opens from disk with no network.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from toolkit import __version__
+from toolkit.harness.registry import method_class, method_names
+from toolkit.harness.saved_predictions import stored_videos
 from toolkit.io import atomic_write_text
 from toolkit.paths import safe_filename
 from toolkit.report import figures as figs
-from toolkit.report.paper import DEFAULT_PAPER_RESULTS, PaperRow, load_paper_results, paper_rows
-from toolkit.harness.registry import method_class, method_names
-from toolkit.harness.saved_predictions import stored_videos
-from toolkit.report.strips import TILE_HEIGHT, Strip, make_strips
+from toolkit.report.board import Leaderboard, TableReport
+from toolkit.report.html import render_html
+from toolkit.report.markdown import render_markdown
+from toolkit.report.paper import DEFAULT_PAPER_RESULTS, load_paper_results, paper_rows
+from toolkit.report.strips import TILE_HEIGHT, make_strips
 from toolkit.report.tables import LeaderboardTable, build_tables, load_run_rows
-
-
-@dataclass
-class TableReport:
-    """One leaderboard table with its figures and why any figure is absent."""
-
-    table: LeaderboardTable
-    figures: list[figs.FigureFile] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Leaderboard:
-    """Everything a rendered report shows; paths are absolute, renderers make them relative to `out`."""
-
-    out: Path
-    results: Path
-    tables: list[TableReport]
-    paper: list[PaperRow]
-    paper_source: Path | None
-    strips: list[Strip] = field(default_factory=list)
-    strip_notes: list[str] = field(default_factory=list)
-    created: str = ""
-    toolkit_version: str = __version__
-
-    @property
-    def markdown_path(self) -> Path:
-        return self.out / "leaderboard.md"
-
-    @property
-    def html_path(self) -> Path:
-        return self.out / "leaderboard.html"
 
 
 def _table_figures(report: TableReport, results: Path, out: Path, colours: dict[str, str]) -> None:
@@ -203,9 +172,6 @@ def _n_strips(shards: Path | None, split: str, n: int) -> int:
 
 def write_leaderboard(results: str | Path, out: str | Path, **options) -> Leaderboard:
     """Build the leaderboard (see build_leaderboard for options) and write leaderboard.md and leaderboard.html."""
-    from toolkit.report.html import render_html
-    from toolkit.report.markdown import render_markdown
-
     board = build_leaderboard(results, out, **options)
     atomic_write_text(board.markdown_path, render_markdown(board))
     atomic_write_text(board.html_path, render_html(board))

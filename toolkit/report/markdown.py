@@ -6,7 +6,7 @@ import html
 import os
 from pathlib import Path
 
-from toolkit.report.leaderboard import Leaderboard, TableReport
+from toolkit.report.board import Leaderboard, TableReport
 from toolkit.report.paper import CAPTION, PAPER_NAMES, STATUS, Gap, PaperRow, reproduction_gaps, value_notes
 from toolkit.report.tables import (
     LeaderboardTable,

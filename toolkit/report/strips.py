@@ -27,7 +27,7 @@ from PIL import Image
 
 from toolkit.harness.method import Conditions
 from toolkit.harness.registry import get_method, method_class, method_names
-from toolkit.harness.runner import conditions_for
+from toolkit.harness.scoring import conditions_for
 from toolkit.io import atomic_write_bytes
 from toolkit.paths import safe_filename
 from toolkit.shards.reader import Shards

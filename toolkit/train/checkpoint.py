@@ -21,37 +21,34 @@ deletes stale temporaries. Layout of a run folder::
     .lock                    the pid and host of the process writing the run (one writer at a time)
 
 A save that fails (a full disk) removes its temporary and names the folder; the previous checkpoint is untouched.
+Reading a run folder's model (``--checkpoint``, ``--init``) and the atomic folder writes are
+:mod:`toolkit.models.run_folder`'s, shared with inference; this module keeps what only training needs: the
+checkpoint's optimizer and loop state, resume, and ``--init``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from safetensors.torch import load_file, save_file, save_model
 
 from toolkit import __version__
-from toolkit.io import _umask, sha256_file
+from toolkit.io import sha256_file
 from toolkit.models import pretrained
+from toolkit.models.run_folder import (
+    CHECKPOINT, MODEL, check_weights, durable_rename, is_checkpoint, load_weights, read_json, step_model_dir, swap_in,
+    writing)
 
 FORMAT = 1
-CHECKPOINT = "checkpoint"
-MODEL = "model"
 RUN_FILES = ("run.json", "loss.jsonl", "validation.jsonl", "validation", "logs")
 WEIGHT_FILES = ("model.safetensors", "ema.safetensors", "optimizer.pt", "state.pt")
-
-
-class CheckpointWriteError(OSError):
-    """A checkpoint could not be written (e.g. no space left); the previous one is intact."""
 
 
 class CheckpointDamaged(ValueError):
@@ -70,43 +67,8 @@ def describe(meta: Mapping[str, Any], noun: str = "") -> str:
     return f"{name} with config {meta['config_name']} (sha {meta['config_sha']})"
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(root: Path) -> None:
-    """fsync every file under root, then the folders (so the names are durable too)."""
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            _fsync_path(Path(dirpath) / f)
-    for dirpath, _, _ in os.walk(root, topdown=False):
-        _fsync_path(Path(dirpath))
-
-
-def _rename(src: Path, dst: Path) -> None:
-    """Rename and make the rename durable (the one place a folder changes name)."""
-    os.replace(src, dst)
-    _fsync_path(dst.parent)
-
-
 def _write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-
-
-def _swap_in(tmp: Path, final: Path) -> None:
-    """Put a finished temporary folder at `final`; the old one is moved aside, then deleted."""
-    aside = None
-    if final.exists():
-        aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-        aside.rmdir()
-        _rename(final, aside)
-    _rename(tmp, final)
-    if aside is not None:
-        shutil.rmtree(aside)
 
 
 def recover(out_dir: Path) -> None:
@@ -116,7 +78,7 @@ def recover(out_dir: Path) -> None:
         if final.exists():
             shutil.rmtree(aside, ignore_errors=True)
         else:
-            _rename(aside, final)
+            durable_rename(aside, final)
     for stale in out_dir.glob(".*.tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
 
@@ -130,7 +92,7 @@ def save(out_dir: Path, *, model: torch.nn.Module, ema_state: Mapping[str, torch
     tensors; `export` writes the EMA weights with the model's save_pretrained. With `keep`, also
     ``checkpoint-<step>/`` (hard links).
     """
-    with _writing(out_dir, CHECKPOINT, meta["step"]) as tmp:
+    with writing(out_dir, CHECKPOINT, meta["step"]) as tmp:
         save_model(model, str(tmp / "model.safetensors"))
         save_file({k: v.detach().contiguous().cpu() for k, v in ema_state.items()}, str(tmp / "ema.safetensors"))
         torch.save(dict(optimizer_state), tmp / "optimizer.pt")
@@ -139,18 +101,18 @@ def save(out_dir: Path, *, model: torch.nn.Module, ema_state: Mapping[str, torch
         files = {name: {"size": (tmp / name).stat().st_size, "sha256": sha256_file(tmp / name)}
                  for name in WEIGHT_FILES}
         _write_json(tmp / "meta.json", {**meta, "format": FORMAT, "toolkit": __version__, "files": files})
-    _swap_in(tmp, out_dir / CHECKPOINT)
+    swap_in(tmp, out_dir / CHECKPOINT)
 
-    with _writing(out_dir, MODEL, meta["step"]) as tmp_model:
+    with writing(out_dir, MODEL, meta["step"]) as tmp_model:
         export(tmp_model)
-    _swap_in(tmp_model, out_dir / MODEL)
+    swap_in(tmp_model, out_dir / MODEL)
 
     if keep:
         kept = out_dir / f"{CHECKPOINT}-{meta['step']}"
-        with _writing(out_dir, kept.name, meta["step"]) as tmp_kept:
+        with writing(out_dir, kept.name, meta["step"]) as tmp_kept:
             _link_tree(out_dir / CHECKPOINT, tmp_kept)
             _link_tree(out_dir / MODEL, tmp_kept / MODEL)
-        _swap_in(tmp_kept, kept)
+        swap_in(tmp_kept, kept)
     return out_dir / CHECKPOINT
 
 
@@ -162,42 +124,6 @@ def _link_tree(src: Path, dst: Path) -> None:
             os.link(f, dst / f.name)
         except OSError:
             shutil.copy2(f, dst / f.name)
-
-
-@contextlib.contextmanager
-def _writing(out_dir: Path, name: str, step: int) -> Iterator[Path]:
-    """A temporary folder for `name`, made durable with ordinary file modes when the block ends; on any error it is
-    removed, and a failed write (a full disk, which torch reports as "unexpected pos") becomes a
-    CheckpointWriteError naming the folder and the free space."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out_dir))
-    try:
-        yield tmp
-        _plain_modes(tmp)
-        _fsync_tree(tmp)
-    except (OSError, RuntimeError) as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        full = getattr(exc, "errno", None) == errno.ENOSPC or "unexpected pos" in str(exc) or _disk_nearly_full(out_dir)
-        why = "no space left on the device" if full else str(exc).splitlines()[0]
-        raise CheckpointWriteError(getattr(exc, "errno", None) or (errno.ENOSPC if full else errno.EIO),
-                                   f"{out_dir}: could not save {name} at step {step}: {why} "
-                                   f"({shutil.disk_usage(out_dir).free / 2**20:.0f} MiB free); the partial files "
-                                   "were removed and the previous checkpoint is intact") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _disk_nearly_full(folder: Path) -> bool:
-    return shutil.disk_usage(folder).free < 64 * 2**20
-
-
-def _plain_modes(root: Path) -> None:
-    """The modes a plain mkdir / open would give (mkdtemp makes 0700 folders)."""
-    mask = _umask()
-    for dirpath, dirs, files in os.walk(root):
-        os.chmod(dirpath, 0o777 & ~mask)
-        for f in files:
-            os.chmod(Path(dirpath) / f, 0o666 & ~mask)
 
 
 @dataclass
@@ -263,13 +189,6 @@ class Checkpoint:
         return self._read("state.pt", lambda p: torch.load(p, map_location="cpu", weights_only=True))
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: unreadable ({exc})") from exc
-
-
 def read_log(path: Path) -> list[dict[str, Any]]:
     """The complete JSON lines of a log such as loss.jsonl (a line cut short by a kill ends it)."""
     rows = []
@@ -311,7 +230,7 @@ def init_weights(init: str | os.PathLike) -> Path:
     """The weights `--init` names: a run folder (its EMA weights, model/), a kept checkpoint-<step> (that step's
     EMA weights), a model folder (these three as the model folder), or a .safetensors file."""
     path = Path(init)
-    if _is_checkpoint(path):
+    if is_checkpoint(path):
         return step_model_dir(path)
     for folder in (path / MODEL, path):
         if folder.is_dir() and pretrained.weight_files(folder):
@@ -322,104 +241,6 @@ def init_weights(init: str | os.PathLike) -> Path:
                             "folder, or a .safetensors file)")
 
 
-def read_weights(weights: Path, name: str) -> dict[str, torch.Tensor]:
-    """The tensors of a safetensors file; a file that is not one (truncated, another format) is a ValueError
-    starting with `name`."""
-    try:
-        return load_file(str(weights))
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-        raise ValueError(f"{name}: {weights} is not a readable safetensors file ({str(exc).splitlines()[0]})") from None
-
-
-def check_weights(model: torch.nn.Module, state: Mapping[str, torch.Tensor], name: str, advice: str = "") -> None:
-    """Every tensor must match the model by name and shape, else a ValueError that starts with `name` and lists the
-    first differences."""
-    own = model.state_dict()
-    missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
-    reshaped = sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
-    if missing or unexpected or reshaped:
-        raise ValueError(f"{name}: weights do not match the model (missing {missing[:3]}, unexpected "
-                         f"{unexpected[:3]}, other shape {reshaped[:3]}){advice}")
-
-
-def load_weights(model: torch.nn.Module, weights: Path, name: str, advice: str = "") -> None:
-    """Load a safetensors file, or a model folder's weights, into `model` (see `read_weights` and `check_weights`
-    for the errors)."""
-    if weights.is_dir():
-        files = pretrained.weight_files(weights)
-        state = {prefix + k: v for prefix, path in files.items() for k, v in read_weights(path, name).items()}
-    else:
-        state = read_weights(weights, name)
-    check_weights(model, state, name, advice)
-    model.load_state_dict(state)
-
-
 def load_init(model: torch.nn.Module, weights: Path) -> None:
     """Start `model` from another run's weights; every tensor must match by name and shape."""
     load_weights(model, weights, f"--init {weights}", "; train the earlier stage with the same config")
-
-
-def load_run(checkpoint: str | os.PathLike, method: str) -> tuple[dict[str, Any], Path]:
-    """(resolved config, model folder) of a `toolkit train --method METHOD` run folder (or of its model/ folder)."""
-    root = Path(checkpoint)
-    if _is_checkpoint(root):  # checkpoint/ or a kept checkpoint-<step>: that step's EMA weights, its own config
-        meta = read_json(root / "meta.json")
-        if meta.get("method") not in (None, method):
-            raise ValueError(f"{checkpoint}: holds a {meta.get('method')!r} model, not {method!r}")
-        return read_json(root / "config.json"), step_model_dir(root)
-    if (root / pretrained.CONFIG_FILE).is_file() and not (root / "run.json").is_file():
-        root = root.parent
-    run, model_dir = root / "run.json", root / MODEL
-    if not run.is_file() or not (model_dir / pretrained.CONFIG_FILE).is_file() \
-            or not pretrained.weight_files(model_dir):
-        raise FileNotFoundError(f"{checkpoint}: not a trained {method} folder (expected run.json and a model/ "
-                                f"folder with its config and weights, as `toolkit train --method {method} --out "
-                                "DIR` writes)")
-    meta = read_json(run)
-    if meta.get("method") not in (None, method):
-        raise ValueError(f"{checkpoint}: holds a {meta.get('method')!r} model, not {method!r}")
-    return meta["config"], model_dir
-
-
-def _is_checkpoint(path: Path) -> bool:
-    """Whether `path` is a checkpoint folder: checkpoint/ or a kept checkpoint-<step>/."""
-    return (path.name == CHECKPOINT or path.name.startswith(f"{CHECKPOINT}-")) and (path / "meta.json").is_file() \
-        and (path / "ema.safetensors").is_file()
-
-
-def step_model_dir(checkpoint_dir: Path) -> Path:
-    """The from_pretrained folder holding a checkpoint's own step's EMA weights.
-
-    checkpoint/ -> the run's model/ (written with it); checkpoint-<step>/ -> its model/. A kept checkpoint from
-    before kept checkpoints held model/ gets it now: the run's model config with that step's weights, its EMA
-    tensors in place of the trained ones (what `export` writes), built in a temporary folder and renamed."""
-    if checkpoint_dir.name == CHECKPOINT:
-        return checkpoint_dir.parent / MODEL
-    own = checkpoint_dir / MODEL
-    if (own / pretrained.CONFIG_FILE).is_file():
-        return own
-    run_model = checkpoint_dir.parent / MODEL / "config.json"
-    if not run_model.is_file():
-        raise FileNotFoundError(f"{checkpoint_dir}: no model/ in it and no {run_model} to rebuild it from")
-    state = {**read_weights(checkpoint_dir / "model.safetensors", str(checkpoint_dir)),
-             **read_weights(checkpoint_dir / "ema.safetensors", str(checkpoint_dir))}
-    with _writing(checkpoint_dir, MODEL, int(read_json(checkpoint_dir / "meta.json")["step"])) as tmp:
-        shutil.copy2(run_model, tmp / "config.json")
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "model.safetensors"))
-    _swap_in(tmp, own)
-    return own
-
-
-# `--checkpoint published`: the authors' released weights through the weights registry, not a run folder.
-PUBLISHED = "published"
-
-
-def paper_run_config(config_file: str | os.PathLike) -> dict[str, Any]:
-    """The run config a released checkpoint runs with: the paper config's tables (codec, scheduler, sampling,
-    data, ...) without its training stages, in the form `load_run` returns."""
-    import tomllib
-
-    with open(config_file, "rb") as fh:
-        tables = tomllib.load(fh)
-    tables.pop("stages", None)
-    return tables

@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from toolkit.io import FolderLock, atomic_write_json, atomic_write_text, sha256_file
 from toolkit.conditions import colour_batch
+from toolkit.models import run_folder
 from toolkit.models.pretrained import weights_sha256
 from toolkit.train import checkpoint, fsdp
 from toolkit.train.ema import EMA, swapped
@@ -249,11 +250,11 @@ def _has_fp16_device() -> bool:
 
 def _previous_run(out_dir: Path) -> tuple[dict, dict] | None:
     """(meta, config) of the run in `out_dir`: from its checkpoint, else from run.json; None when neither exists."""
-    meta_path = out_dir / checkpoint.CHECKPOINT / "meta.json"
+    meta_path = out_dir / run_folder.CHECKPOINT / "meta.json"
     if meta_path.is_file():
-        return checkpoint.read_json(meta_path), checkpoint.read_json(meta_path.with_name("config.json"))
+        return run_folder.read_json(meta_path), run_folder.read_json(meta_path.with_name("config.json"))
     if (out_dir / "run.json").is_file():
-        run = checkpoint.read_json(out_dir / "run.json")
+        run = run_folder.read_json(out_dir / "run.json")
         return run, run["config"]
     return None
 
@@ -261,16 +262,16 @@ def _previous_run(out_dir: Path) -> tuple[dict, dict] | None:
 def _check_resumable(out_dir: Path, previous: Mapping[str, Any], meta: Mapping[str, Any],
                      allow_other_shards: bool) -> None:
     """Refuse a resume that would lose work (a run with no checkpoint/ left) or mix data (other shards)."""
-    moved_aside = any(out_dir.glob(f".{checkpoint.CHECKPOINT}.old-*"))  # a kill between two renames: recover() fixes
-    if not (out_dir / checkpoint.CHECKPOINT / "meta.json").is_file() and not moved_aside:
+    moved_aside = any(out_dir.glob(f".{run_folder.CHECKPOINT}.old-*"))  # a kill between two renames: recover() fixes
+    if not (out_dir / run_folder.CHECKPOINT / "meta.json").is_file() and not moved_aside:
         logged = [r["step"] for r in checkpoint.read_log(out_dir / "loss.jsonl") if "step" in r]
-        held = ([f"{checkpoint.MODEL}/"] if (out_dir / checkpoint.MODEL).is_dir() else []) + sorted(
-            f"{p.name}/" for p in out_dir.glob(f"{checkpoint.CHECKPOINT}-*") if p.is_dir())
+        held = ([f"{run_folder.MODEL}/"] if (out_dir / run_folder.MODEL).is_dir() else []) + sorted(
+            f"{p.name}/" for p in out_dir.glob(f"{run_folder.CHECKPOINT}-*") if p.is_dir())
         if logged or held:
             kept = ", ".join(held + ([f"loss.jsonl up to step {max(logged)}"] if logged else []))
-            raise ValueError(f"{out_dir} holds a run ({kept}) but no {checkpoint.CHECKPOINT}/ to resume from; "
+            raise ValueError(f"{out_dir} holds a run ({kept}) but no {run_folder.CHECKPOINT}/ to resume from; "
                              "resuming would start it over from step 0 and overwrite it. To continue from a kept "
-                             f"step, copy {checkpoint.CHECKPOINT}-<step>/ to {checkpoint.CHECKPOINT}/; to start "
+                             f"step, copy {run_folder.CHECKPOINT}-<step>/ to {run_folder.CHECKPOINT}/; to start "
                              "over, delete the folder or choose another --out")
     before = previous.get("shards_sha256")
     if before is not None and before != meta["shards_sha256"] and not allow_other_shards:
@@ -375,7 +376,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     config_name = config if isinstance(config, str) else "custom"
     staged = select_stage(recipe.load_config(config) if isinstance(config, str) else config, stage, method, init)
     cfg = resolve_config(staged, train_overrides)
-    published = init is not None and str(init) == checkpoint.PUBLISHED
+    published = init is not None and str(init) == run_folder.PUBLISHED
     init_file = checkpoint.init_weights(init) if init is not None and not published else None
     t = cfg["train"]
     check_tracker(t["report_to"])
@@ -456,7 +457,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
         init_sha256 = recipe.load_published(model, cfg)
     after_init, loaded_after_init = getattr(recipe, "after_init", None), None
     if callable(after_init):
-        loaded_after_init = after_init(model, cfg, checkpoint.PUBLISHED if published
+        loaded_after_init = after_init(model, cfg, run_folder.PUBLISHED if published
                                        else (None if init_file is None else str(init_file)))
     if not callable(getattr(model, "save_pretrained", None)):
         raise ValueError(f"{method}: the model ({type(model).__name__}) has no save_pretrained(dir)")
@@ -518,7 +519,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
         started = {"init": str(init_file), "init_sha256": weights_sha256(init_file) if init_file.is_dir()
                    else sha256_file(init_file)} if init_file is not None else {}
         if published:
-            started = {"init": checkpoint.PUBLISHED, "init_sha256": init_sha256}
+            started = {"init": run_folder.PUBLISHED, "init_sha256": init_sha256}
         if loaded_after_init:
             started["after_init"] = loaded_after_init
         atomic_write_json(out_dir / "run.json", {**meta, "config": cfg, "started_at_step": start,
@@ -528,7 +529,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
 
     def summary(step: int, stopped: str, loss: float | None, seconds: float) -> dict[str, Any]:
         return {"step": step, "stopped": stopped, "loss": loss, "seconds": seconds, "out_dir": str(out_dir),
-                "checkpoint": str(out_dir / checkpoint.CHECKPOINT), "model": str(out_dir / checkpoint.MODEL),
+                "checkpoint": str(out_dir / run_folder.CHECKPOINT), "model": str(out_dir / run_folder.MODEL),
                 "main_process": main}
 
     stop = min(t["steps"], max_steps) if max_steps else t["steps"]
@@ -572,7 +573,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
                 checkpoint.save(out_dir, model=writer, ema_state=ema_state, optimizer_state=optimizer_state,
                                 state=state, config=cfg, export=export, keep=t["keep_checkpoints"],
                                 meta={**meta, "step": step, "num_processes": world, "dataset_len": len(dataset)})
-            except checkpoint.CheckpointWriteError:  # the logs go back to the last checkpoint that was written
+            except run_folder.CheckpointWriteError:  # the logs go back to the last checkpoint that was written
                 log.close()
                 saved = checkpoint.latest(out_dir)
                 for path in (log_path, out_dir / VALIDATION_LOG):

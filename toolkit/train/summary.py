@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from toolkit.models import run_folder
 from toolkit.train import checkpoint
 from toolkit.train.loop import EVENTS_DIR
 from toolkit.train.validate import SAMPLES_DIR, VALIDATION_LOG
@@ -27,7 +28,7 @@ def run_summary(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not is_run(run_dir):
         raise FileNotFoundError(f"{run_dir}: not a training run folder (no run.json; `toolkit train --out` makes one)")
-    run = checkpoint.read_json(run_dir / "run.json")
+    run = run_folder.read_json(run_dir / "run.json")
     saved_ckpt = checkpoint.latest(run_dir)
     saved = saved_ckpt.meta if saved_ckpt is not None else {}
     problems = saved_ckpt.problems() if saved_ckpt is not None else []

@@ -66,7 +66,7 @@ class Validation:
         each video's sample grid; with `samples`, each generated video and its grid are written there."""
         from toolkit.harness.protocols import load_protocol
         from toolkit.harness.registry import get_method
-        from toolkit.harness.runner import pixel_only, score_video
+        from toolkit.harness.scoring import pixel_only, score_video
         from toolkit.shards.reader import Shards
 
         shards, protocol = Shards(self.shards), load_protocol("standard")
