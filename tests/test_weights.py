@@ -427,7 +427,7 @@ def test_import_hard_links_else_copies_or_symlinks(home: Path, tmp_path: Path,
     standin.pin(monkeypatch, "dwpose-yolox-l", src)
     dest = weights.import_file(src)
     assert os.path.samefile(dest, src) and not dest.is_symlink()  # one filesystem: a hard link
-    dest = weights.import_file(src, symlink=True)
+    assert main(["weights", "import", str(src), "--symlink"]) == 0
     assert dest.is_symlink() and dest.resolve() == src.resolve() and weights.path("dwpose-yolox-l") == dest
 
     def cross_device(*args: object) -> None:
