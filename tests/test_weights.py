@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import http.server
+import os
 import re
+import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -213,6 +218,225 @@ def test_fetch_downloads_verifies_and_records(home: Path, tmp_path: Path, monkey
 def test_fetch_refuses_landing_pages(home: Path) -> None:
     with pytest.raises(weights.WeightsFetchError, match="browser"):
         weights.fetch("fidvid-r3d50-kinetics", progress=False)
+
+
+# ----------------------------------------------------------------------------- Hub and resumable downloads
+
+class _Server(http.server.ThreadingHTTPServer):
+    """Serves `files` (URL path -> bytes) on 127.0.0.1 with the headers hf_hub_download reads (X-Repo-Commit,
+    ETag, Content-Length; no Xet), byte ranges when `ranges`, every answer `status` when set, and the first
+    `cuts` GETs closed after half the body. `requests` records (method, path, lower-cased headers)."""
+
+    def __init__(self, files: dict[str, bytes], ranges: bool = True, status: int | None = None,
+                 cuts: int = 0) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.files, self.ranges, self.status, self.cuts = files, ranges, status, cuts
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.url = f"http://127.0.0.1:{self.server_port}"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_HEAD(self) -> None:
+        self._answer()
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def _answer(self) -> None:
+        srv = self.server
+        srv.requests.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+        data = srv.files.get(self.path)
+        if srv.status or data is None:
+            self.send_response(srv.status or 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        asked = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+        start = int(asked.group(1)) if asked and srv.ranges else 0
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.send_header("X-Repo-Commit", "0123456789abcdef0123456789abcdef01234567")
+        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        self.end_headers()
+        if self.command == "GET":
+            body = data[start:]
+            if srv.cuts:
+                srv.cuts -= 1
+                body = body[: len(body) // 2]
+            self.wfile.write(body)
+
+
+@pytest.fixture
+def serve():
+    servers: list[_Server] = []
+
+    def start(files: dict[str, bytes], **options: object) -> _Server:
+        server = _Server(files, **options)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _refused_url() -> str:
+    """The URL of a local port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+@pytest.fixture
+def hf_env(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A Hugging Face cache under tmp (HF_HOME), online, no token unless a test sets one; returns its hub folder.
+
+    huggingface_hub asks the endpoint it read on import (huggingface.co) for its agent registry once a day
+    unless a fresh copy is cached: one is, here, so no test reaches the network.
+    """
+    from huggingface_hub import constants
+
+    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "HF_TOKEN", "HF_ENDPOINT"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    registry = _file(tmp_path / "hf" / ".agent_harnesses.json", b'{"standardEnvVars": [], "harnesses": {}}')
+    monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(registry))
+    return tmp_path / "hf" / "hub"
+
+
+YOLOX_PATH = "/yzd-v/DWPose/resolve/main/yolox_l.onnx"
+
+
+def test_hub_urls_parse_to_hf_hub_download_arguments() -> None:
+    assert weights.hub_file(weights.ARTIFACTS["dwpose-yolox-l"].url) == ("yzd-v/DWPose", "model", "main",
+                                                                        "yolox_l.onnx")
+    assert weights.hub_file(weights.ARTIFACTS["fvd-i3d-400"].url) == (
+        "LanguageBind/Open-Sora-Plan-v1.0.0", "space", "810fa8c4bdb3a4c8eec9bd57375c29bde6fb46de",
+        "opensora/eval/fvd/videogpt/i3d_pretrained_400.pt")
+    assert weights.hub_file("https://huggingface.co/datasets/o/d/resolve/refs%2Fpr%2F1/a/b.bin?download=true") == (
+        "o/d", "dataset", "refs/pr/1", "a/b.bin")
+    for url in (weights.ARTIFACTS["fid-inception-pytorch"].url, "https://huggingface.co/o/r/blob/main/x.bin",
+                "http://huggingface.co/o/r/resolve/main/x.bin", "https://example.org/o/r/resolve/main/x.bin"):
+        assert weights.hub_file(url) is None, url
+    for artifact in weights.ARTIFACTS.values():
+        assert (weights.hub_file(artifact.url) is not None) == artifact.url.startswith("https://huggingface.co/")
+
+
+def test_hub_fetch_links_the_hf_cache_file_and_sends_the_token(hf_env: Path, tmp_path: Path, serve,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    server = serve({YOLOX_PATH: b"onnx bytes"})
+    standin.pin(monkeypatch, "dwpose-yolox-l", _file(tmp_path / "yolox_l.onnx", b"onnx bytes"))
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    dest = weights.fetch("dwpose-yolox-l", progress=False)
+    assert dest == weights.cache_path("dwpose-yolox-l") and dest.is_symlink()
+    assert dest.resolve().parent == (hf_env / "models--yzd-v--DWPose" / "blobs").resolve()
+    assert weights.path("dwpose-yolox-l").read_bytes() == b"onnx bytes"
+    assert weights.status("dwpose-yolox-l").state == "present"
+    assert {(method, path) for method, path, _ in server.requests} == {("HEAD", YOLOX_PATH), ("GET", YOLOX_PATH)}
+    assert all(headers.get("authorization") == "Bearer hf_test_token" for _, _, headers in server.requests)
+
+    dest.unlink()  # another tool's copy in the HF cache is reused offline, without a request
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    sent = len(server.requests)
+    assert weights.fetch("dwpose-yolox-l", progress=False).resolve() == dest.resolve()
+    assert len(server.requests) == sent
+
+    dest.resolve().unlink()  # the HF cache pruned: the link reads as missing, with the fix
+    assert weights.status("dwpose-yolox-l").state == "missing"
+    with pytest.raises(weights.WeightsMissing, match="toolkit weights fetch dwpose-yolox-l"):
+        weights.path("dwpose-yolox-l")
+
+
+def test_hub_fetch_links_nothing_that_fails_its_checks(hf_env: Path, tmp_path: Path, serve,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    text_encoder = "/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/text_encoder/model.safetensors"
+    server = serve({YOLOX_PATH: b"other bytes", text_encoder: b"not a safetensors file"})
+    standin.pin(monkeypatch, "dwpose-yolox-l", _file(tmp_path / "yolox_l.onnx", b"onnx bytes!"))
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    with pytest.raises(weights.WeightsMismatch, match="does not match.*Not linked"):
+        weights.fetch("dwpose-yolox-l", progress=False)
+    with pytest.raises(weights.WeightsUnreadable, match="sd15-text-encoder"):  # unpinned: first-use check
+        weights.fetch("sd15-text-encoder", progress=False)
+    for name in ("dwpose-yolox-l", "sd15-text-encoder"):
+        assert not os.path.lexists(weights.cache_path(name))
+    assert "sd15-text-encoder" not in weights.pins()
+
+
+def test_hub_fetch_failures_name_the_fix(hf_env: Path, serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    refused = _refused_url()
+    monkeypatch.setenv("HF_ENDPOINT", refused)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)  # huggingface_hub's retry backoff
+    fix = "toolkit weights import /path/to/yolox_l.onnx"
+    with pytest.raises(weights.WeightsFetchError) as info:
+        weights.fetch("dwpose-yolox-l", progress=False)
+    assert weights.ARTIFACTS["dwpose-yolox-l"].url in str(info.value) and refused in str(info.value)
+    assert fix in str(info.value)
+
+    monkeypatch.setenv("HF_ENDPOINT", serve({}, status=401).url)
+    with pytest.raises(weights.WeightsFetchError, match="HF_TOKEN") as info:
+        weights.fetch("dwpose-yolox-l", progress=False)
+    assert fix in str(info.value)
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(weights.WeightsFetchError, match="HF_HUB_OFFLINE") as info:
+        weights.fetch("dwpose-yolox-l", progress=False)
+    assert fix in str(info.value)
+    assert not os.path.lexists(weights.cache_path("dwpose-yolox-l"))
+
+
+def test_direct_download_resumes_where_it_was_cut(home: Path, tmp_path: Path, serve,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    data = bytes(range(256)) * 400
+    server = serve({"/alexnet-owt-7be5be79.pth": data}, cuts=1)
+    standin.pin(monkeypatch, "lpips-alexnet-backbone", _file(tmp_path / "alexnet-owt-7be5be79.pth", data))
+    _set(monkeypatch, "lpips-alexnet-backbone", url=server.url + "/alexnet-owt-7be5be79.pth")
+    dest = weights.cache_path("lpips-alexnet-backbone")
+    part = dest.with_name(dest.name + ".part")
+    with pytest.raises(weights.WeightsFetchError, match="resumes") as info:
+        weights.fetch("lpips-alexnet-backbone", progress=False)
+    assert str(part) in str(info.value) and part.stat().st_size == len(data) // 2 and not dest.exists()
+    assert weights.fetch("lpips-alexnet-backbone", progress=False) == dest
+    assert server.requests[-1][2]["range"] == f"bytes={len(data) // 2}-"
+    assert dest.read_bytes() == data and not part.exists()
+    assert weights.file_sha256("lpips-alexnet-backbone") == hashlib.sha256(data).hexdigest()
+
+    server.ranges = False  # a server without ranges answers 200: the kept part is replaced, not appended to
+    dest.unlink()
+    part.write_bytes(b"kept junk")
+    assert weights.fetch("lpips-alexnet-backbone", progress=False).read_bytes() == data
+    assert server.requests[-1][2]["range"] == "bytes=9-"
+    part.write_bytes(b"kept junk")
+    weights.fetch("lpips-alexnet-backbone", force=True, progress=False)  # force discards the part
+    assert "range" not in server.requests[-1][2] and not part.exists()
+
+
+def test_import_hard_links_else_copies_or_symlinks(home: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    src = _file(tmp_path / "yolox_l.onnx", b"onnx bytes")
+    standin.pin(monkeypatch, "dwpose-yolox-l", src)
+    dest = weights.import_file(src)
+    assert os.path.samefile(dest, src) and not dest.is_symlink()  # one filesystem: a hard link
+    assert main(["weights", "import", str(src), "--symlink"]) == 0
+    assert dest.is_symlink() and dest.resolve() == src.resolve() and weights.path("dwpose-yolox-l") == dest
+
+    def cross_device(*args: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    dest = weights.import_file(src)
+    assert not dest.is_symlink() and not os.path.samefile(dest, src) and dest.read_bytes() == b"onnx bytes"
+    assert not list(dest.parent.glob("*.tmp"))
 
 
 # ----------------------------------------------------------------------------- status

@@ -6,7 +6,8 @@ naming the artifact, its URL and the two commands that fix it
 (``toolkit weights fetch NAME`` on a connected machine, or
 ``toolkit weights import /path/to/FILE`` for a file copied by hand).
 
-Files live in ``home()/"weights"/artifact.filename``. Each artifact carries the
+Files live in ``home()/"weights"/artifact.filename`` (one fetched from the Hugging
+Face Hub as a symlink into the shared HF cache, see ``fetch``). Each artifact carries the
 sha256 published upstream where one could be verified. Where none could, the
 registry trusts the first file it sees (fetch or import), records its hash in
 ``pins.json`` beside the files, and holds later copies to that record; the
@@ -17,15 +18,18 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import http.client
 import importlib
 import json
 import os
 import shutil
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from toolkit.io import atomic_write_json, temp_path_for
 
@@ -434,12 +438,16 @@ def _read_json(path: Path) -> dict:
 
 
 def sha256_of(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, remembered by (size, mtime) so large checkpoints are hashed once."""
+    """Hex sha256 of a file, remembered by (size, mtime) so large checkpoints are hashed once.
+
+    Files in the cache are remembered, links there included (keyed by the file they point to).
+    """
     path = Path(path)
     st = path.stat()
     cache_file = weights_dir() / HASH_CACHE_FILE
     key = str(path.resolve())
-    inside_cache = path.resolve().is_relative_to(weights_dir().resolve()) if weights_dir().exists() else False
+    where = path.parent.resolve() / path.name  # where the name sits, not where a link leads
+    inside_cache = where.is_relative_to(weights_dir().resolve()) if weights_dir().exists() else False
     cache = _read_json(cache_file) if inside_cache else {}
     entry = cache.get(key)
     if entry and entry.get("size") == st.st_size and entry.get("mtime_ns") == st.st_mtime_ns:
@@ -602,13 +610,45 @@ def validate(name: str, path: str | os.PathLike) -> None:
                                 artifact=name) from None
 
 
-def import_file(src: str | os.PathLike, name: str | None = None, verify: bool = True) -> Path:
-    """Copy a local file into the cache as artifact NAME (identified from the file if None).
+def _place(src: Path, dest: Path, ways: tuple[str, ...]) -> None:
+    """Make DEST name SRC's bytes by the first of `ways` that works ("symlink", "hardlink" or "copy"), atomically
+    (built under a temporary name, then renamed over DEST: a link already at DEST is replaced, never written
+    through)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(dest)
+    try:
+        for way in ways:
+            tmp.unlink(missing_ok=True)
+            try:
+                if way == "symlink":
+                    os.symlink(src.resolve(), tmp)
+                elif way == "hardlink":
+                    os.link(src, tmp)
+                else:
+                    shutil.copyfile(src, tmp)
+                break
+            except OSError:
+                if way == ways[-1]:
+                    raise
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def import_file(src: str | os.PathLike, name: str | None = None, verify: bool = True,
+                symlink: bool = False) -> Path:
+    """Put a local file into the cache as artifact NAME (identified from the file if None).
 
     With verify, the size and sha256 must match the table (or the hash recorded
     on first use); an artifact without a pinned hash gets this file's hash
-    recorded, once the file proved it loads as the artifact (`validate`). The copy
-    is atomic: readers never see half a file.
+    recorded, once the file proved it loads as the artifact (`validate`).
+    The file is hard-linked into the cache when both are on one filesystem (no
+    second copy of a multi-GB file; the toolkit never writes to either name, and
+    `path()` re-hashes a file whose size or mtime changed), else copied; with
+    `symlink` the cache holds a symbolic link to SRC instead, which must then stay
+    where it is (moved or deleted, it reads as missing). Either way the entry
+    appears atomically: readers never see half a file.
     """
     src = Path(src)
     if not src.is_file():
@@ -623,23 +663,210 @@ def import_file(src: str | os.PathLike, name: str | None = None, verify: bool = 
         if expected_sha256(name) is None:  # first use: the file must prove what it is before it is pinned
             validate(name, src)
     dest = cache_path(name)
-    tmp = temp_path_for(dest)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    same_entry = src.parent.resolve() / src.name == dest.parent.resolve() / dest.name
+    if not same_entry and not (symlink and src.resolve() == dest.resolve()):  # else it would link to itself
+        _place(src, dest, ("symlink",) if symlink else ("hardlink", "copy"))
     _remember_sha256(dest, digest)
     if verify and artifact.sha256 is None and expected_sha256(name) is None:
         _record_pin(name, digest, size, f"import {src}")
     return dest
 
 
-def fetch(name: str, force: bool = False, progress: bool = True, timeout: float = 60.0) -> Path:
-    """Download NAME into the cache, verify it, and rename it into place atomically."""
+class HubFile(NamedTuple):
+    """A file on the Hugging Face Hub, as `huggingface_hub.hf_hub_download` names it."""
+
+    repo_id: str
+    repo_type: str  # "model", "dataset" or "space"
+    revision: str
+    filename: str
+
+
+_HUB_HOSTS = ("huggingface.co", "hf.co")
+_HUB_REPO_TYPES = {"datasets": "dataset", "spaces": "space"}
+
+
+def hub_file(url: str) -> HubFile | None:
+    """The Hub file a `https://huggingface.co/[datasets/|spaces/]REPO/resolve/REVISION/PATH` URL points to;
+    None for any other URL (those are downloaded directly)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "https" or parts.hostname not in _HUB_HOSTS:
+        return None
+    segments = parts.path.strip("/").split("/")
+    repo_type = _HUB_REPO_TYPES.get(segments[0], "model")
+    if repo_type != "model":
+        segments = segments[1:]
+    if "resolve" not in segments:
+        return None
+    at = segments.index("resolve")
+    if at not in (1, 2) or len(segments) < at + 3 or not all(segments):
+        return None
+    unquote = urllib.parse.unquote
+    return HubFile("/".join(segments[:at]), repo_type, unquote(segments[at + 1]),
+                   unquote("/".join(segments[at + 2:])))
+
+
+def _hf_hub_cache() -> str | None:
+    """The Hugging Face cache folder the environment names now ($HF_HUB_CACHE, $HUGGINGFACE_HUB_CACHE, else
+    $HF_HOME/hub), or None for the library's default (huggingface_hub reads these only when first imported)."""
+    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(variable):
+            return os.path.expanduser(os.environ[variable])
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.path.expanduser(os.environ["HF_HOME"]), "hub")
+    return None
+
+
+def _hf_offline() -> bool:
+    """Whether HF_HUB_OFFLINE is set now (else as huggingface_hub read it on import)."""
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE")
+    if value is None:
+        return bool(constants.HF_HUB_OFFLINE)
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _hub_fetch_error(name: str, hub: HubFile, endpoint: str | None, offline: bool,
+                     exc: Exception) -> WeightsFetchError:
+    """The WeightsFetchError for a failed `hf_hub_download`: what failed, and the fix."""
+    url = get(name).url
+    reasons = [f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+               for e in (exc, exc.__cause__) if e is not None]
+    statuses = {getattr(getattr(e, "response", None), "status_code", None) for e in (exc, exc.__cause__)}
+    via = f" through HF_ENDPOINT={endpoint}" if endpoint else ""
+    if offline:
+        hint = ("HF_HUB_OFFLINE is set and the Hugging Face cache holds no copy; unset it and, "
+                f"{fix_commands(name)}")
+    elif statuses & {401, 403} or type(exc).__name__ in ("GatedRepoError", "RepositoryNotFoundError"):
+        hint = (f"if {hub.repo_id} is gated or private, accept its terms on the Hub and set HF_TOKEN (or run "
+                f"`hf auth login`); else {fix_commands(name)}")
+    else:
+        hint = fix_commands(name)
+    return WeightsFetchError(f"{name}: could not download {url}{via} ({'; '.join(reasons)}). To fix: {hint}.")
+
+
+def _fetch_hub(name: str, hub: HubFile, force: bool, progress: bool, timeout: float) -> Path:
+    """Fetch NAME with `huggingface_hub.hf_hub_download` into the shared Hugging Face cache, verify it, and make
+    the toolkit's cache entry a symbolic link to that file.
+
+    The library sends the token (HF_TOKEN, else the one `hf auth login` stored), retries and resumes a dropped
+    transfer within the call, and reuses a file another tool already put in the HF cache ($HF_HUB_CACHE, else
+    $HF_HOME/hub); HF_ENDPOINT (a mirror), HF_HUB_OFFLINE and the cache folder are read at each call. The link is
+    a symlink rather than a hard link: the HF cache often sits on another filesystem, where no hard link can
+    be made, and a file `hf cache` deletes then reads as missing here instead of silently keeping its space
+    (where symlinks cannot be made: a hard link, else a copy). A file that fails the size, sha256 or first-use
+    checks is not linked; it stays in the HF cache, which is not the toolkit's to prune.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.utils import silent_tqdm
+
+    url = get(name).url
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+    offline = _hf_offline()
+    try:
+        blob = Path(hf_hub_download(
+            hub.repo_id, hub.filename, repo_type=hub.repo_type, revision=hub.revision, cache_dir=_hf_hub_cache(),
+            endpoint=endpoint, force_download=force, local_files_only=offline, etag_timeout=timeout,
+            tqdm_class=None if progress else silent_tqdm,
+        )).resolve()
+    except Exception as exc:  # network, HTTP status, offline mode, cache I/O: each is a failed fetch
+        raise _hub_fetch_error(name, hub, endpoint, offline, exc) from exc
+    digest, size = sha256_of(blob), blob.stat().st_size
+    try:
+        _check(name, digest, size, f"{blob} (the Hugging Face cache's file for {url})")
+        if expected_sha256(name) is None:
+            validate(name, blob)
+    except WeightsMismatch as exc:
+        raise type(exc)(f"{exc}. Not linked into {weights_dir()}; `toolkit weights fetch --force {name}` "
+                        "downloads it again", artifact=name) from None
+    dest = cache_path(name)
+    _place(blob, dest, ("symlink", "hardlink", "copy"))
+    _remember_sha256(dest, digest)
+    if get(name).sha256 is None and expected_sha256(name) is None:
+        _record_pin(name, digest, size, f"fetch {url}")
+    return dest
+
+
+def _download_error(name: str, exc: BaseException, part: Path) -> WeightsFetchError:
+    """The WeightsFetchError for a failed direct download, saying what was kept for the next try."""
+    kept = part.stat().st_size if part.is_file() else 0
+    if part.is_file() and not kept:
+        part.unlink()
+    resume = (f" The {kept} bytes received are kept in {part}; `toolkit weights fetch {name}` resumes from there."
+              if kept else "")
+    return WeightsFetchError(
+        f"{name}: could not download {get(name).url} ({exc}).{resume} To fix: {fix_commands(name)}."
+    )
+
+
+def _download(name: str, dest: Path, force: bool, progress: bool, timeout: float) -> tuple[Path, str, int]:
+    """Download NAME's URL into `<dest>.part`, resuming a part an interrupted run kept; returns (part, sha256,
+    size) of the whole file, not yet verified.
+
+    A failed transfer keeps the part. The next call hashes the kept bytes again and asks for the rest
+    (`Range: bytes=N-`): a 206 answer is appended, a 200 answer (a server without ranges) replaces the part.
+    `force` discards a kept part first. Two fetches of one artifact at once would share the part; the hash
+    check rejects what that writes.
+    """
     from tqdm import tqdm
 
+    url = get(name).url
+    part = dest.with_name(dest.name + ".part")
+    if force:
+        part.unlink(missing_ok=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    if part.is_file():
+        with open(part, "rb") as fh:
+            while block := fh.read(_CHUNK):
+                digest.update(block)
+                size += len(block)
+    headers = {"User-Agent": "animation-toolkit"}
+    if size:
+        headers["Range"] = f"bytes={size}-"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as response:
+            if (response.headers.get("Content-Type") or "").startswith("text/html"):
+                raise WeightsFetchError(
+                    f"{name}: {url} answered with an HTML page, not the file. To fix: download it in a browser, "
+                    f"then `toolkit weights import /path/to/{Path(get(name).filename).name}`."
+                )
+            if response.status == 206:
+                answered = response.headers.get("Content-Range") or ""
+                if not answered.startswith(f"bytes {size}-"):
+                    raise WeightsFetchError(f"{name}: {url} answered a request for bytes {size}- with the range "
+                                            f"{answered!r}. To fix: `toolkit weights fetch --force {name}`.")
+                mode = "ab"
+            else:  # the whole file (HTTP 200, or a file:// URL)
+                digest, size, mode = hashlib.sha256(), 0, "wb"
+            length = response.headers.get("Content-Length")
+            total = size + int(length) if length and length.isdigit() else get(name).size
+            with open(part, mode) as out, tqdm(total=total, initial=size, unit="B", unit_scale=True, desc=name,
+                                               disable=not progress) as bar:
+                while block := response.read(_CHUNK):
+                    out.write(block)
+                    digest.update(block)
+                    size += len(block)
+                    bar.update(len(block))
+        if total is not None and size < total:
+            raise OSError(f"the connection closed after {size} of {total} bytes")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and size:  # nothing left to send: the kept part is the whole file (verified next)
+            return part, digest.hexdigest(), size
+        raise _download_error(name, exc, part) from exc
+    except (OSError, http.client.HTTPException) as exc:  # URLError is an OSError
+        raise _download_error(name, exc, part) from exc
+    return part, digest.hexdigest(), size
+
+
+def fetch(name: str, force: bool = False, progress: bool = True, timeout: float = 60.0) -> Path:
+    """Download NAME into the cache, verify it (size, sha256 or the first-use checks) and put it in place
+    atomically.
+
+    A file hosted on the Hugging Face Hub comes through `huggingface_hub` and its shared cache, linked into
+    ours without a copy (`_fetch_hub`); any other URL through a download that resumes where a failed one
+    stopped (`_download`). `force` downloads again even if the file is present.
+    """
     artifact = get(name)
     dest = cache_path(name)
     if dest.is_file() and not force:
@@ -649,47 +876,21 @@ def fetch(name: str, force: bool = False, progress: bool = True, timeout: float 
             f"{name}: {artifact.url} is a page, not a file a script can download. "
             f"To fix: {fix_commands(name)}."
         )
-    tmp = temp_path_for(dest)
-    digest = hashlib.sha256()
-    size = 0
+    hub = hub_file(artifact.url)
+    if hub is not None:
+        return _fetch_hub(name, hub, force, progress, timeout)
+    part, digest, size = _download(name, dest, force, progress, timeout)
     try:
-        request = urllib.request.Request(artifact.url, headers={"User-Agent": "animation-toolkit"})
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            content_type = response.headers.get("Content-Type", "") or ""
-            if content_type.startswith("text/html"):
-                raise WeightsFetchError(
-                    f"{name}: {artifact.url} answered with an HTML page, not the file. "
-                    f"To fix: download it in a browser, then `toolkit weights import /path/to/"
-                    f"{Path(artifact.filename).name}`."
-                )
-            total = response.headers.get("Content-Length")
-            with open(tmp, "wb") as out, tqdm(
-                total=int(total) if total else None, unit="B", unit_scale=True,
-                desc=name, disable=not progress,
-            ) as bar:
-                while block := response.read(_CHUNK):
-                    out.write(block)
-                    digest.update(block)
-                    size += len(block)
-                    bar.update(len(block))
-        _check(name, digest.hexdigest(), size, f"download of {artifact.url}")
+        _check(name, digest, size, f"download of {artifact.url}")
         if expected_sha256(name) is None:
-            validate(name, tmp)
-        os.replace(tmp, dest)
-        _remember_sha256(dest, digest.hexdigest())
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, WeightsMismatch):
-            raise
-        raise WeightsFetchError(
-            f"{name}: could not download {artifact.url} ({exc}). Without internet: copy the file from a "
-            f"connected machine and run `toolkit weights import /path/to/{Path(artifact.filename).name}`."
-        ) from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+            validate(name, part)
+    except WeightsMismatch:
+        part.unlink(missing_ok=True)  # wrong bytes: resuming them would only repeat the mismatch
         raise
+    os.replace(part, dest)
+    _remember_sha256(dest, digest)
     if artifact.sha256 is None and expected_sha256(name) is None:
-        _record_pin(name, digest.hexdigest(), size, f"fetch {artifact.url}")
+        _record_pin(name, digest, size, f"fetch {artifact.url}")
     return dest
 
 

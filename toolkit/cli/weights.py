@@ -18,8 +18,14 @@ EPILOG = """examples:
   toolkit weights fetch --all              everything with a direct download URL
   toolkit weights import ~/Downloads/resnet-50-kinetics.pth
   toolkit weights import ./model.bin --name openclip-vit-h-14-laion2b
+  toolkit weights import /mnt/models/v2-1_512-ema-pruned.ckpt --symlink
 
 Files live in $TOOLKIT_HOME/weights (default ~/.cache/toolkit/weights).
+Files on the Hugging Face Hub are fetched with huggingface_hub into its shared
+cache ($HF_HOME/hub) and linked from ours, not copied; HF_TOKEN authenticates,
+HF_ENDPOINT names a mirror, HF_HUB_OFFLINE=1 uses only what that cache holds.
+Other downloads resume where a failed one stopped. Imports are hard-linked
+when source and cache share a filesystem, else copied (--symlink: a link).
 Artifacts marked "not pinned" have no published sha256 that could be verified:
 the first file fetched or imported is trusted and its hash recorded in pins.json.
 """
@@ -58,10 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p_fetch.add_argument("--force", action="store_true", help="download again even if the file is present")
     p_fetch.set_defaults(func=cmd_fetch)
 
-    p_import = actions.add_parser("import", help="copy a local file into the cache after checking it",
+    p_import = actions.add_parser("import", help="put a local file into the cache after checking it",
                                   epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p_import.add_argument("path", help="the file to import")
     p_import.add_argument("--name", help="artifact name (default: identified by sha256, then by file name)")
+    p_import.add_argument("--symlink", action="store_true",
+                          help="link to the file instead of hard-linking or copying it (it must stay where it is)")
     p_import.set_defaults(func=cmd_import)
 
     p_convert = actions.add_parser("convert", help="convert a released checkpoint once to safetensors in our layout",
@@ -206,6 +214,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     from toolkit import weights
 
     name = args.name or weights.identify(args.path)
-    dest = weights.import_file(args.path, name=name)
+    dest = weights.import_file(args.path, name=name, symlink=args.symlink)
     print(f"{name}: imported to {dest} (sha256 {weights.file_sha256(name)})")
     return 0
