@@ -32,7 +32,7 @@ $(MEDIAPIPE_ENV)/.installed:
 mediapipe-env: $(MEDIAPIPE_ENV)/.installed
 
 prepare-data: install $(if $(filter-out synthetic folder,$(DATASET)),mediapipe-env)
-	$(BIN)/toolkit prepare --dataset $(DATASET) --source $(SOURCE) --out $(OUT) --workers $(WORKERS)
+	$(BIN)/toolkit prepare --recipe $(DATASET) --source $(SOURCE) --out $(OUT) --workers $(WORKERS)
 	$(BIN)/toolkit verify $(OUT)
 
 test: install
@@ -40,7 +40,7 @@ test: install
 
 # The built-in methods on the default dataset's test split, under both profiles.
 eval: install
-	$(BIN)/toolkit eval --method reference-copy,gt-oracle,pose-warp --profile disco,disco-tm,standard --dataset $(OUT)
+	$(BIN)/toolkit eval --method reference-copy,gt-oracle,pose-warp --profile disco,disco-tm,standard --shards $(OUT)
 
 RESULTS ?= eval/results
 REPORT  ?= reports
@@ -48,7 +48,7 @@ REPORT  ?= reports
 # Every registered method that can run here, on the default dataset, then the report.
 leaderboard: install
 	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
-	$(BIN)/toolkit leaderboard --run --dataset $(OUT) --profile disco,disco-tm,standard --results $(RESULTS) --out $(REPORT)
+	$(BIN)/toolkit leaderboard --run --shards $(OUT) --profile disco,disco-tm,standard --results $(RESULTS) --out $(REPORT)
 
 RUNS          ?= runs
 TRAIN_MINUTES ?= 20
@@ -61,13 +61,13 @@ train-tiny: install
 	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
 	$(BIN)/toolkit train --method unianimate --config tiny --shards $(OUT) --out $(RUNS)/ua-tiny \
 		--max-minutes $(TRAIN_MINUTES) $(if $(wildcard $(RUNS)/ua-tiny/checkpoint),--resume)
-	$(BIN)/toolkit eval --method unianimate --checkpoint $(RUNS)/ua-tiny --dataset $(OUT) --profile standard \
+	$(BIN)/toolkit eval --method unianimate --checkpoint $(RUNS)/ua-tiny --shards $(OUT) --profile standard \
 		--results $(RESULTS) --name ua-tiny
 	$(BIN)/toolkit train --method magicanimate --config tiny --stage 1 --shards $(OUT) --out $(RUNS)/ma-tiny-1 \
 		--max-minutes $(MA_STAGE1_MINUTES) $(if $(wildcard $(RUNS)/ma-tiny-1/checkpoint),--resume)
 	$(BIN)/toolkit train --method magicanimate --config tiny --stage 2 --init $(RUNS)/ma-tiny-1 --shards $(OUT) \
 		--out $(RUNS)/ma-tiny --max-minutes $(MA_STAGE2_MINUTES) $(if $(wildcard $(RUNS)/ma-tiny/checkpoint),--resume)
-	$(BIN)/toolkit eval --method magicanimate --checkpoint $(RUNS)/ma-tiny --dataset $(OUT) --profile standard \
+	$(BIN)/toolkit eval --method magicanimate --checkpoint $(RUNS)/ma-tiny --shards $(OUT) --profile standard \
 		--results $(RESULTS) --name ma-tiny
 
 # The learning check, per method and video: fit one training video for at most 15 minutes, regenerate it, compare
@@ -82,11 +82,11 @@ REAL_CLIP     := $(FIXTURES)/musepose/ubc_fashion/91-3003CN5S.mp4
 REAL_SHARDS   ?= data/shards/ubc-real
 learn-tiny: install $(if $(wildcard $(REAL_CLIP)),mediapipe-env)
 	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
-	$(BIN)/toolkit prepare --dataset synthetic --source $(SOURCE) --out $(LEARN_SHARDS) --size 64 --image-format png \
+	$(BIN)/toolkit prepare --recipe synthetic --source $(SOURCE) --out $(LEARN_SHARDS) --size 64 --image-format png \
 		--split train --quiet
 	@if [ -f "$(REAL_CLIP)" ]; then mkdir -p data/raw/ubc-real/train && \
 		ln -sf "$(abspath $(REAL_CLIP))" data/raw/ubc-real/train/ && \
-		$(BIN)/toolkit prepare --dataset fashion --source data/raw/ubc-real --out $(REAL_SHARDS) --size 64 \
+		$(BIN)/toolkit prepare --recipe fashion --source data/raw/ubc-real --out $(REAL_SHARDS) --size 64 \
 			--fps 10 --pose mediapipe --image-format png --quiet; \
 	else echo "learn-tiny: no real clip at $(REAL_CLIP) (set TOOLKIT_FIXTURES): the synthetic video only"; fi
 	status=0; for m in $(LEARN_METHODS); do \
@@ -115,11 +115,11 @@ METRIC_WEIGHTS := fid-inception-pytorch fvd-i3d-400 lpips-vgg16-backbone lpips-a
 reproduce: install $(if $(filter mediapipe,$(REPRO_POSE)),mediapipe-env)
 	$(BIN)/toolkit weights fetch $(REPRO_WEIGHTS_$(METHOD)) $(METRIC_WEIGHTS)
 	$(BIN)/toolkit weights convert $(firstword $(filter %-temporal-attention %-16f-32f,$(REPRO_WEIGHTS_$(METHOD))))
-	$(BIN)/toolkit prepare --dataset $(DATASET) --source $(SOURCE) --out $(REPRO_OUT) --split test \
+	$(BIN)/toolkit prepare --recipe $(DATASET) --source $(SOURCE) --out $(REPRO_OUT) --split test \
 		--pose $(REPRO_POSE) --densepose source $(if $(REPRO_SIZE),--size $(REPRO_SIZE))
-	$(BIN)/toolkit eval --method $(METHOD) --checkpoint published --dataset $(REPRO_OUT) --profile disco,standard \
+	$(BIN)/toolkit eval --method $(METHOD) --checkpoint published --shards $(REPRO_OUT) --profile disco,standard \
 		--device $(DEVICE) --results $(RESULTS) --name $(METHOD)-published
-	$(BIN)/toolkit leaderboard --results $(RESULTS) --dataset $(REPRO_OUT) --out $(REPORT) --strips $(STRIPS)
+	$(BIN)/toolkit leaderboard --results $(RESULTS) --shards $(REPRO_OUT) --out $(REPORT) --strips $(STRIPS)
 
 # Every benchmark in benchmarks/, then benchmarks/RESULTS.md (one line per measurement, with the machine).
 # BENCH_ARGS=--quick: smaller workloads, the same comparisons.

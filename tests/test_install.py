@@ -96,20 +96,20 @@ def test_installed_toolkit_prepares_and_evaluates_from_another_folder(venv, tmp_
     # this checkout already has (else generated here)
     raw = ROOT / "data" / "raw" / "synthetic"
     source = raw if (raw / "videos").is_dir() else work / "raw"
-    _run(["toolkit", "prepare", "--dataset", "synthetic", "--source", source, "--out", work / "shards",
+    _run(["toolkit", "prepare", "--recipe", "synthetic", "--source", source, "--out", work / "shards",
           "--split", "test", "--size", "64", "--workers", "2", "--quiet"], cwd=work, env=env, timeout=1200)
     manifest = json.loads((work / "shards" / "manifest.json").read_text())
     assert manifest["dataset"] == "synthetic" and manifest["recipe"]["sha256"] == load_recipe("synthetic").sha256
 
     # the protocol cards, found by name; results go to --results, or by default to ./eval/results
-    out = _run(["toolkit", "eval", "--method", "reference-copy", "--dataset", work / "shards", "--profile",
+    out = _run(["toolkit", "eval", "--method", "reference-copy", "--shards", work / "shards", "--profile",
                 "disco,standard", "--results", work / "results", "--quiet"], cwd=work, env=env)
     assert "reference-copy" in out
     provenance = [json.loads(p.read_text()) for p in sorted((work / "results" / "provenance").glob("*.json"))]
     assert sorted(p["profile"] for p in provenance) == ["disco", "standard"]
     for p in provenance:       # the installed cards are byte-identical to the checkout's
         assert p["profile_sha256"] == load_protocol(p["profile"]).sha256
-    _run(["toolkit", "eval", "--method", "reference-copy", "--dataset", work / "shards", "--quiet"], cwd=work,
+    _run(["toolkit", "eval", "--method", "reference-copy", "--shards", work / "shards", "--quiet"], cwd=work,
          env=env)
     assert len(list((work / "eval" / "results" / "runs").glob("*.parquet"))) == 1
 

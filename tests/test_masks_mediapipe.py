@@ -98,7 +98,7 @@ def test_fashion_prepare_writes_masks_the_harness_scores(clip_path, mediapipe_re
     src, out = tmp_path / "ubc", tmp_path / "shards"
     (src / "train").mkdir(parents=True)
     (src / "train" / clip_path.name).symlink_to(clip_path)
-    assert cli(["prepare", "--dataset", "fashion", "--source", str(src), "--out", str(out), "--size", "64",
+    assert cli(["prepare", "--recipe", "fashion", "--source", str(src), "--out", str(out), "--size", "64",
                 "--fps", "2", "--quiet"]) == 0                       # no --mask: mediapipe, as the pose
     shards = Shards(out)
     row = shards.videos.set_index("video_id").loc[clip_path.stem]

@@ -92,7 +92,7 @@ def test_failures_are_recorded_and_the_run_goes_on(tmp_path, capsys):
     src = make_video_folder(tmp_path / "src")
     (src / "empty.mp4").write_bytes(b"")
     out = tmp_path / "shards"
-    code = cli(["prepare", "--dataset", "folder", "--source", str(src), "--out", str(out), "--size", "32", "--quiet"])
+    code = cli(["prepare", "--recipe", "folder", "--source", str(src), "--out", str(out), "--size", "32", "--quiet"])
     assert code == 1
     err = capsys.readouterr().err
     assert "broken.mp4" in err and "empty.mp4" in err and "2 video(s) failed" in err
@@ -108,7 +108,7 @@ def test_failures_are_recorded_and_the_run_goes_on(tmp_path, capsys):
 
 def test_an_explicit_pose_choice_gets_no_keypoints_note(tmp_path, capsys):
     src = make_video_folder(tmp_path / "src")
-    cli(["prepare", "--dataset", "folder", "--source", str(src), "--out", str(tmp_path / "shards"), "--size", "32",
+    cli(["prepare", "--recipe", "folder", "--source", str(src), "--out", str(tmp_path / "shards"), "--size", "32",
          "--quiet", "--pose", "none"])
     assert "no keypoints" not in capsys.readouterr().err
 

@@ -88,11 +88,11 @@ def test_the_default_follows_the_pose_backend(stand_in, tmp_path, capsys):
     folder = make_video_folder(tmp_path / "src")
     (folder / "broken.mp4").unlink()
     out = tmp_path / "shards"
-    assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), "--size", "32",
+    assert cli(["prepare", "--recipe", "folder", "--source", str(folder), "--out", str(out), "--size", "32",
                 "--quiet"]) == 0
     assert Shards(out).manifest["options"]["mask"] == "source" and not Shards(out).videos.has_mask.any()
     out2 = tmp_path / "shards2"
-    assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out2), "--size", "32",
+    assert cli(["prepare", "--recipe", "folder", "--source", str(folder), "--out", str(out2), "--size", "32",
                 "--mask", "mediapipe", "--quiet"]) == 0
     assert Shards(out2).videos.has_mask.all()
 
@@ -103,13 +103,13 @@ def test_unknown_or_unavailable_mask_backends_fail_before_writing(tmp_path, monk
     folder = make_video_folder(tmp_path / "src")
     out = tmp_path / "shards"
     with pytest.raises(SystemExit):
-        cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), "--mask", "sam"])
+        cli(["prepare", "--recipe", "folder", "--source", str(folder), "--out", str(out), "--mask", "sam"])
     capsys.readouterr()
     monkeypatch.setenv("TOOLKIT_MEDIAPIPE_PYTHON", str(tmp_path / "no-env" / "python"))
     monkeypatch.setattr(prep, "_BACKENDS", {})
     if importlib.util.find_spec("mediapipe") is not None:
         pytest.skip("mediapipe imports in this process, so the backend is always available")
-    assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), "--size", "32",
+    assert cli(["prepare", "--recipe", "folder", "--source", str(folder), "--out", str(out), "--size", "32",
                 "--mask", "mediapipe", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "mask backend 'mediapipe' is unavailable" in err and "make mediapipe-env" in err

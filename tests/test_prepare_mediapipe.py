@@ -39,7 +39,7 @@ def test_prepare_fixture_photos_and_a_clip_with_mediapipe(real_fixtures, mediapi
     write_video(src / "test" / "pan.mp4", clip, fps=25)
 
     out = tmp_path / "shards"
-    code = cli(["prepare", "--dataset", "folder", "--source", str(src), "--out", str(out), "--size", "384",
+    code = cli(["prepare", "--recipe", "folder", "--source", str(src), "--out", str(out), "--size", "384",
                 "--pose", "mediapipe", "--quiet"])
     assert code == 0
     shards = Shards(out)

@@ -126,6 +126,6 @@ def test_download_fails_clearly_offline(tmp_path, monkeypatch):
         download(load_recipe("fashion"), tmp_path / "fashion")
     with pytest.raises(DownloadError, match="(?s)cannot be downloaded by script.*TikTok_dataset"):
         download(load_recipe("tiktok"), tmp_path / "tiktok")
-    code = cli(["prepare", "--dataset", "fashion", "--source", str(tmp_path / "f"), "--out", str(tmp_path / "o"),
+    code = cli(["prepare", "--recipe", "fashion", "--source", str(tmp_path / "f"), "--out", str(tmp_path / "o"),
                 "--download", "--quiet"])
     assert code == 1 and not (tmp_path / "o").exists()

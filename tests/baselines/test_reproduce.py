@@ -104,7 +104,7 @@ def _run_and_check(tmp_path, method: str, paper_name: str, ssim: float, fvd: str
     from toolkit.cli import main as cli
 
     commands = _make_commands(tmp_path, _tiktok_release(tmp_path / "TikTok_dataset"), method)
-    assert [c[:2] for c in commands] == [["weights", "fetch"], ["weights", "convert"], ["prepare", "--dataset"],
+    assert [c[:2] for c in commands] == [["weights", "fetch"], ["weights", "convert"], ["prepare", "--recipe"],
                                          ["eval", "--method"], ["leaderboard", "--results"]]
     for argv in commands:
         assert cli(argv) == 0, argv

@@ -76,16 +76,16 @@ def test_a_run_that_fails_on_its_options_leaves_the_folder_open(folder, tmp_path
     monkeypatch.setattr(prep, "_BACKENDS", {})
     out = tmp_path / "shards"
     # a pose backend whose weights are missing fails before anything is written
-    assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), "--pose", "dwpose",
+    assert cli(["prepare", "--recipe", "folder", "--source", str(folder), "--out", str(out), "--pose", "dwpose",
                 "--size", "32", "--quiet"]) == 1
     assert "error:" in capsys.readouterr().err and not out.exists()
     for bad in (["--size", "-5"], ["--size", "1"], ["--fps", "0"], ["--fps", "-5"]):
-        assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), *bad,
+        assert cli(["prepare", "--recipe", "folder", "--source", str(folder), "--out", str(out), *bad,
                     "--quiet"]) == 1
         err = capsys.readouterr().err
         assert err.startswith("error: ") and bad[0].strip("-") in err and "Traceback" not in err
         assert not out.exists()
-    assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), "--size", "32",
+    assert cli(["prepare", "--recipe", "folder", "--source", str(folder), "--out", str(out), "--size", "32",
                 "--quiet"]) == 0
 
 
@@ -112,7 +112,7 @@ def test_a_symlink_loop_is_walked_once(tmp_path):
 def test_out_that_is_a_file_is_refused_before_work(folder, tmp_path, capsys):
     out = tmp_path / "shards.parquet"
     out.write_bytes(b"x")
-    assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), "--quiet"]) == 1
+    assert cli(["prepare", "--recipe", "folder", "--source", str(folder), "--out", str(out), "--quiet"]) == 1
     assert "is a file" in capsys.readouterr().err and out.read_bytes() == b"x"
 
 
@@ -172,7 +172,7 @@ def test_a_full_disk_is_an_error_naming_the_file_and_finished_videos_stay(folder
         real_fsync(fd)
 
     monkeypatch.setattr(io.os, "fsync", fsync)
-    assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), "--size", "32",
+    assert cli(["prepare", "--recipe", "folder", "--source", str(folder), "--out", str(out), "--size", "32",
                 "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "No space left on device" in err and "cannot write" in err and "Traceback" not in err
@@ -250,12 +250,12 @@ def test_a_second_prepare_into_a_folder_being_written_is_refused(folder, tmp_pat
     writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         (out / ".lock").write_text(json.dumps({"pid": writer.pid, "host": socket.gethostname(), "since": "now"}))
-        assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), "--size", "32"]) == 1
+        assert cli(["prepare", "--recipe", "folder", "--source", str(folder), "--out", str(out), "--size", "32"]) == 1
         assert f"being written by process {writer.pid}" in capsys.readouterr().err
         assert sorted(p.name for p in out.iterdir()) == [".lock"]
     finally:
         writer.kill()
         writer.wait()
-    assert cli(["prepare", "--dataset", "folder", "--source", str(folder), "--out", str(out), "--size", "32"]) == 0
+    assert cli(["prepare", "--recipe", "folder", "--source", str(folder), "--out", str(out), "--size", "32"]) == 0
     assert "taking over the lock" in capsys.readouterr().err and not (out / ".lock").exists()
     assert verify(out) == []

@@ -118,7 +118,7 @@ def test_the_message_names_the_extra_when_ray_is_missing(tmp_path: Path, monkeyp
                                                           capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)   # `import ray` now raises ImportError
     out = tmp_path / "shards"
-    code = cli(["prepare", "--dataset", "folder", "--source", str(tmp_path), "--out", str(out),
+    code = cli(["prepare", "--recipe", "folder", "--source", str(tmp_path), "--out", str(out),
                 "--executor", "ray", "--quiet"])
     err = capsys.readouterr().err
     assert code == 1 and ".[ray]" in err and "not installed" in err
@@ -129,7 +129,7 @@ def test_the_message_names_the_extra_when_ray_is_missing(tmp_path: Path, monkeyp
 
 def test_bad_executor_arguments_are_refused_before_writing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "shards"
-    base = ["prepare", "--dataset", "folder", "--source", str(tmp_path), "--out", str(out)]
+    base = ["prepare", "--recipe", "folder", "--source", str(tmp_path), "--out", str(out)]
     assert cli([*base, "--ray-address", "auto"]) == 1
     assert "--ray-address is for --executor ray" in capsys.readouterr().err
     with pytest.raises(SystemExit):
