@@ -386,9 +386,11 @@ def test_cli_run_evaluates_registered_methods_then_renders(evaluated, tmp_path, 
     out = tmp_path / "reports"
     assert cli(["leaderboard", "--run", "--shards", str(shards), "--profile", "standard",
                 "--results", str(tmp_path / "results"), "--out", str(out), "--strips", "0", "--no-paper"]) == 0
-    printed = capsys.readouterr().out
+    printed, err = capsys.readouterr()
     for method in ("reference-copy", "gt-oracle", "pose-warp"):
         assert f"evaluated {method} (standard)" in printed
+    # a trained method is skipped with the flag this command takes, not eval's --checkpoint RUN
+    assert "unianimate: skipped (needs a trained model: add --checkpoint unianimate=RUN" in err
     md = (out / "leaderboard.md").read_text()
     from toolkit.harness.protocols import load_protocol
 
@@ -438,8 +440,10 @@ def test_strip_tiles_are_large_enough_to_judge(evaluated, tmp_path):
 
     assert TILE_HEIGHT >= 384
     shards, _ = evaluated            # 64 px frames: a tile is never larger than the frame itself
-    strip = make_strips(shards, ["reference-copy"], tmp_path, n_videos=1, max_frames=2)[0]
+    strip = make_strips(shards, ["reference-copy", "ua-tiny-5steps"], tmp_path, n_videos=1, max_frames=2)[0]
     assert strip.tile_height == 64 and strip.preview.is_file()
+    # a run's --name label with no predictions given is said to be one, not an "unknown method"
+    assert any("ua-tiny-5steps: not shown (ua-tiny-5steps is a run label" in n for n in strip.notes), strip.notes
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ examples:
       --reference synth_030 --pose synth_031 --out out.mp4
   toolkit animate --method unianimate --checkpoint runs/ua-tiny --reference me.png --pose-backend mediapipe \\
       --pose dance.mp4 --out me_dancing.mp4 --method-option long=chain
-  toolkit animate --method unianimate --checkpoint runs/ua-tiny --shards data/shards/synthetic \
+  toolkit animate --method unianimate --checkpoint runs/ua-tiny --shards data/shards/synthetic \\
       --reference synth_030 --pose synth_031 --out out.mp4 --method-option steps=10 --method-option seed=3
   toolkit animate --method pose-warp --reference me.png --pose dance_keypoints.npy --no-align --out out.mp4
   toolkit animate --method unianimate --checkpoint runs/ua-tiny --shards data/shards/synthetic \\

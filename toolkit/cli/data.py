@@ -19,7 +19,7 @@ examples:
   toolkit prepare --recipe folder --source ~/my_videos --out data/shards/mine --fps 15 --workers 2
   toolkit prepare --recipe folder --source ~/my_videos --out data/shards/mine --fps 15 --prune   # sources deleted
   toolkit prepare --recipe synthetic --source data/raw/synthetic --out data/shards/synthetic --executor ray
-  toolkit prepare --recipe tiktok --source /shared/TikTok_dataset --out /shared/shards/tiktok --pose mediapipe \
+  toolkit prepare --recipe tiktok --source /shared/TikTok_dataset --out /shared/shards/tiktok --pose mediapipe \\
       --executor ray --ray-address auto     # a cluster made by `ray start`; paths shared by every node
 
 Rerunning the same command resumes: finished videos are skipped, failed ones retried, and a

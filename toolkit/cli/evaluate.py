@@ -17,7 +17,7 @@ examples:
   toolkit eval --predictions runs/mine --shards data/shards/tiktok --profile disco
   toolkit eval --predictions runs/mine --shards data/shards/tiktok --allow-partial
   toolkit eval --method unianimate --checkpoint runs/ua-tiny --shards data/shards/synthetic --name ua-tiny-20min --tag cpu
-  toolkit eval --method unianimate --checkpoint runs/ua-tiny --shards data/shards/synthetic \
+  toolkit eval --method unianimate --checkpoint runs/ua-tiny --shards data/shards/synthetic \\
       --method-option steps=5 --method-option seed=3 --name ua-tiny-5steps   # sampling settings (in provenance)
   toolkit eval --method mypkg.mymodule:MyMethod --shards data/shards/synthetic    # your own Method subclass
   toolkit eval --method pose-warp --shards data/shards/synthetic --executor ray --workers 2

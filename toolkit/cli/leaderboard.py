@@ -16,7 +16,7 @@ examples:
   toolkit leaderboard --results /tmp/lb_results --shards data/shards/synthetic --out reports/
   toolkit leaderboard --dataset synthetic --dataset tiktok --profile standard --strips 0 --out reports/
   toolkit leaderboard --run --shards data/shards/synthetic --profile disco,disco-tm,standard --out reports/
-  toolkit leaderboard --run --shards data/shards/synthetic --checkpoint unianimate=runs/ua-tiny \
+  toolkit leaderboard --run --shards data/shards/synthetic --checkpoint unianimate=runs/ua-tiny \\
       --method-option unianimate:steps=5 --out reports/
 
 --dataset picks datasets by the name stored in the runs; --shards picks the dataset of a shard folder, which

@@ -38,7 +38,7 @@ def method_options(methods: Sequence[str], given: Sequence[str]) -> dict[str, di
     """``--method-option`` values (``[METHOD:]KEY=VALUE``) -> each method's constructor options.
 
     A pair naming a METHOD goes to that method only; one without goes to every method of `methods` that
-    declares KEY (:attr:`Method.options`), and it is an error when none does. Values are parsed to the
+    declares KEY (:attr:`Method.options`), and it is an error when none does (for one method: that method's). Values are parsed to the
     declared types; a ValueError names the pair and lists the options there are.
     """
     classes = {name: method_class(name) for name in methods}
@@ -54,7 +54,7 @@ def method_options(methods: Sequence[str], given: Sequence[str]) -> dict[str, di
                                  f"({', '.join(methods) or 'none'})")
             pairs[method].append((key, value))
             continue
-        takers = [name for name, cls in classes.items() if key in cls.options]
+        takers = [name for name, cls in classes.items() if key in cls.options or len(classes) == 1]
         if not takers:
             known = "; ".join(f"{name}: {cls.options_text()}" for name, cls in classes.items())
             raise ValueError(f"--method-option {item}: no method of this run has an option {key!r} "
