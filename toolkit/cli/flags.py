@@ -22,6 +22,23 @@ class SubcommandParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.after_parse: list[Check] = []
+        self.required_later: list[argparse.Action] = []   # required, checked after parsing (see deprecated_alias)
+
+    def _shown_required(self, format: Callable[[], str]) -> str:
+        """Usage and help show a flag checked after parsing as required, as it is."""
+        for action in self.required_later:
+            action.required = True
+        try:
+            return format()
+        finally:
+            for action in self.required_later:
+                action.required = False
+
+    def format_usage(self) -> str:
+        return self._shown_required(super().format_usage)
+
+    def format_help(self) -> str:
+        return self._shown_required(super().format_help)
 
     def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
@@ -56,6 +73,7 @@ class DeprecatedAlias(argparse.Action):
 def _require_after_parse(parser: SubcommandParser, action: argparse.Action, old: str) -> None:
     """A required flag that gained an alias: argparse would count only the new spelling as given."""
     action.required = False
+    parser.required_later.append(action)
 
     def check(p: SubcommandParser, ns: argparse.Namespace) -> None:
         if getattr(ns, action.dest, None) is None:
