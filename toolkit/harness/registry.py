@@ -38,8 +38,8 @@ def method_options(methods: Sequence[str], given: Sequence[str]) -> dict[str, di
     """``--method-option`` values (``[METHOD:]KEY=VALUE``) -> each method's constructor options.
 
     A pair naming a METHOD goes to that method only; one without goes to every method of `methods` that
-    declares KEY (:attr:`Method.options`), and it is an error when none does (for one method: that method's). Values are parsed to the
-    declared types; a ValueError names the pair and lists the options there are.
+    declares KEY (:attr:`Method.options`; with one method, to that method), and it is an error when none does.
+    Values are parsed to the declared types; a ValueError names the pair and lists the options there are.
     """
     classes = {name: method_class(name) for name in methods}
     pairs: dict[str, list[tuple[str, str]]] = {name: [] for name in methods}
