@@ -40,7 +40,7 @@ test: install
 
 # The built-in methods on the default dataset's test split, under both profiles.
 eval: install
-	$(BIN)/toolkit eval --method reference-copy,gt-oracle,pose-warp --profile disco,disco-tm,standard --dataset $(OUT)
+	$(BIN)/toolkit eval --method reference-copy,gt-oracle,pose-warp --profile disco,disco-tm,standard --shards $(OUT)
 
 RESULTS ?= eval/results
 REPORT  ?= reports
@@ -48,7 +48,7 @@ REPORT  ?= reports
 # Every registered method that can run here, on the default dataset, then the report.
 leaderboard: install
 	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
-	$(BIN)/toolkit leaderboard --run --dataset $(OUT) --profile disco,disco-tm,standard --results $(RESULTS) --out $(REPORT)
+	$(BIN)/toolkit leaderboard --run --shards $(OUT) --profile disco,disco-tm,standard --results $(RESULTS) --out $(REPORT)
 
 RUNS          ?= runs
 TRAIN_MINUTES ?= 20
@@ -61,13 +61,13 @@ train-tiny: install
 	@test -f $(OUT)/videos.parquet || $(MAKE) prepare-data
 	$(BIN)/toolkit train --method unianimate --config tiny --shards $(OUT) --out $(RUNS)/ua-tiny \
 		--max-minutes $(TRAIN_MINUTES) $(if $(wildcard $(RUNS)/ua-tiny/checkpoint),--resume)
-	$(BIN)/toolkit eval --method unianimate --checkpoint $(RUNS)/ua-tiny --dataset $(OUT) --profile standard \
+	$(BIN)/toolkit eval --method unianimate --checkpoint $(RUNS)/ua-tiny --shards $(OUT) --profile standard \
 		--results $(RESULTS) --name ua-tiny
 	$(BIN)/toolkit train --method magicanimate --config tiny --stage 1 --shards $(OUT) --out $(RUNS)/ma-tiny-1 \
 		--max-minutes $(MA_STAGE1_MINUTES) $(if $(wildcard $(RUNS)/ma-tiny-1/checkpoint),--resume)
 	$(BIN)/toolkit train --method magicanimate --config tiny --stage 2 --init $(RUNS)/ma-tiny-1 --shards $(OUT) \
 		--out $(RUNS)/ma-tiny --max-minutes $(MA_STAGE2_MINUTES) $(if $(wildcard $(RUNS)/ma-tiny/checkpoint),--resume)
-	$(BIN)/toolkit eval --method magicanimate --checkpoint $(RUNS)/ma-tiny --dataset $(OUT) --profile standard \
+	$(BIN)/toolkit eval --method magicanimate --checkpoint $(RUNS)/ma-tiny --shards $(OUT) --profile standard \
 		--results $(RESULTS) --name ma-tiny
 
 # The learning check, per method and video: fit one training video for at most 15 minutes, regenerate it, compare
@@ -117,9 +117,9 @@ reproduce: install $(if $(filter mediapipe,$(REPRO_POSE)),mediapipe-env)
 	$(BIN)/toolkit weights convert $(firstword $(filter %-temporal-attention %-16f-32f,$(REPRO_WEIGHTS_$(METHOD))))
 	$(BIN)/toolkit prepare --dataset $(DATASET) --source $(SOURCE) --out $(REPRO_OUT) --split test \
 		--pose $(REPRO_POSE) --densepose source $(if $(REPRO_SIZE),--size $(REPRO_SIZE))
-	$(BIN)/toolkit eval --method $(METHOD) --checkpoint published --dataset $(REPRO_OUT) --profile disco,standard \
+	$(BIN)/toolkit eval --method $(METHOD) --checkpoint published --shards $(REPRO_OUT) --profile disco,standard \
 		--device $(DEVICE) --results $(RESULTS) --name $(METHOD)-published
-	$(BIN)/toolkit leaderboard --results $(RESULTS) --dataset $(REPRO_OUT) --out $(REPORT) --strips $(STRIPS)
+	$(BIN)/toolkit leaderboard --results $(RESULTS) --shards $(REPRO_OUT) --out $(REPORT) --strips $(STRIPS)
 
 # Every benchmark in benchmarks/, then benchmarks/RESULTS.md (one line per measurement, with the machine).
 # BENCH_ARGS=--quick: smaller workloads, the same comparisons.

@@ -72,7 +72,8 @@ def main() -> int:
             for mode in ("windows", "chain"):
                 cmd = [sys.executable, "-c", MEASURE, "animate", "--method", "unianimate", "--checkpoint", str(ckpt),
                        "--shards", str(args.shards), "--reference", video, "--pose", str(tmp / f"pose{n}.npy"),
-                       "--no-align", "--long", mode, "--steps", str(args.steps), "--out", str(tmp / f"{mode}{n}.mp4")]
+                       "--no-align", "--method-option", f"long={mode}",
+                       "--method-option", f"steps={args.steps}", "--out", str(tmp / f"{mode}{n}.mp4")]
                 out = subprocess.run(cmd, capture_output=True, text=True)
                 if out.returncode:
                     print(out.stderr, file=sys.stderr)

@@ -57,7 +57,7 @@ def main() -> int:
         t0 = time.perf_counter()
         code = cli(["animate", "--method", "unianimate", "--checkpoint", str(run), "--shards", str(args.shards),
                     "--reference", "synth_030", "--pose", "synth_031", "--frames", str(args.frames),
-                    "--steps", str(args.sample_steps), "--out", os.path.join(tmp, "out.mp4")])
+                    "--method-option", f"steps={args.sample_steps}", "--out", os.path.join(tmp, "out.mp4")])
         seconds = time.perf_counter() - t0
         if code:
             return code

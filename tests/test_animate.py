@@ -87,6 +87,8 @@ def test_shard_ids_for_reference_and_pose(shards, tmp_path):
     (["--reference", "REF", "--pose", "POSE"], "pose alignment needs the reference's keypoints"),
     (["--reference", "REF", "--pose", "POSE", "--frames", "0"], "--frames must be >= 1"),
     (["--reference", "REF", "--pose", "POSE", "--no-align", "--out-is-a-folder"], "is a folder"),
+    (["--reference", "REF", "--pose", "POSE", "--steps", "2"], "method pose-warp has no option 'steps'; its options: "
+                                                              "none"),
 ])
 def test_bad_input_is_a_clear_error_and_writes_nothing(shards, tmp_path, capsys, args, message):
     from toolkit.shards.reader import Shards

@@ -162,7 +162,7 @@ def test_predictions_score_like_the_method_and_partial_records_coverage(shards, 
 
 def test_cli_eval_prints_a_table(shards, tmp_path, capsys):
     code = cli(["eval", "--method", "reference-copy,gt-oracle", "--profile", "disco,disco-tm,standard",
-                "--dataset", str(shards), "--results", str(tmp_path), "--quiet"])
+                "--shards", str(shards), "--results", str(tmp_path), "--quiet"])
     assert code == 0
     out = capsys.readouterr().out
     assert "gt-oracle" in out and "psnr_legacy ↑" in out and "l1 ↓" in out

@@ -102,14 +102,14 @@ def test_installed_toolkit_prepares_and_evaluates_from_another_folder(venv, tmp_
     assert manifest["dataset"] == "synthetic" and manifest["recipe"]["sha256"] == load_recipe("synthetic").sha256
 
     # the protocol cards, found by name; results go to --results, or by default to ./eval/results
-    out = _run(["toolkit", "eval", "--method", "reference-copy", "--dataset", work / "shards", "--profile",
+    out = _run(["toolkit", "eval", "--method", "reference-copy", "--shards", work / "shards", "--profile",
                 "disco,standard", "--results", work / "results", "--quiet"], cwd=work, env=env)
     assert "reference-copy" in out
     provenance = [json.loads(p.read_text()) for p in sorted((work / "results" / "provenance").glob("*.json"))]
     assert sorted(p["profile"] for p in provenance) == ["disco", "standard"]
     for p in provenance:       # the installed cards are byte-identical to the checkout's
         assert p["profile_sha256"] == load_protocol(p["profile"]).sha256
-    _run(["toolkit", "eval", "--method", "reference-copy", "--dataset", work / "shards", "--quiet"], cwd=work,
+    _run(["toolkit", "eval", "--method", "reference-copy", "--shards", work / "shards", "--quiet"], cwd=work,
          env=env)
     assert len(list((work / "eval" / "results" / "runs").glob("*.parquet"))) == 1
 

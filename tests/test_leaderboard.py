@@ -82,7 +82,8 @@ def make_store(root: Path, dataset: str = "toyset", profiles=(("standard", "1.0"
                     "codec": ["in-memory uint8 (lossless)"], "region_source": ["mask"],
                     "weights_sha256": {"fvd": "ab" * 32}, "toolkit_version": "0.1.0",
                     "toolkit_commit": "c0ffee123456", "created": f"2025-01-{day:02d}T00:00:0{m_i}+00:00",
-                    "shards": str(root / "no-such-shards")}
+                    "shards": str(root / "no-such-shards"),
+                    "method_options": {"steps": 5, "seed": 3} if method == "beta" else {}}
             write_run(root, run_id, _rows(run_id, method, dataset, profile, version), prov)
     return root
 
@@ -219,6 +220,7 @@ def test_report_content_in_markdown_and_html(tmp_path):
     assert row["beta"].count("unavailable") == 2 and row["alpha"].count("unavailable") == 1
     assert LPIPS_NOTE in measured and "toolkit weights fetch fvd-i3d-400" in measured
     assert "c0ffee123456" in measured and "abababababab" in measured and "48x64" in measured
+    assert "alpha: defaults; beta: seed=3, steps=5" in measured  # each run's --method-option values
     assert "7 generated / 7 real" in measured
     for paper_method in ("MagicAnimate", "Animate Anyone", "Champ", "UniAnimate", "DisCo"):
         assert paper_method not in measured and paper_method in published
@@ -370,20 +372,25 @@ def test_cli_writes_both_documents_and_reports_bad_input(tmp_path, capsys):
     assert re.search(r"1 table\(s\), 3 figure\(s\), 0 strip\(s\), \d+ published row\(s\)", capsys.readouterr().out)
     assert cli(["leaderboard", "--results", str(tmp_path / "nothing"), "--out", str(out)]) == 1
     assert f"{tmp_path / 'nothing'}: no results store here" in capsys.readouterr().err
-    assert cli(["leaderboard", "--results", str(store), "--dataset", str(tmp_path / "missing/shards"),
+    assert cli(["leaderboard", "--results", str(store), "--shards", str(tmp_path / "missing/shards"),
                 "--out", str(out)]) == 1
     assert "not a shard folder" in capsys.readouterr().err
+    assert cli(["leaderboard", "--results", str(store), "--dataset", str(tmp_path / "missing/shards"),
+                "--out", str(out)]) == 1
+    assert "takes dataset names; give a shard folder as --shards" in capsys.readouterr().err
 
 
 def test_cli_run_evaluates_registered_methods_then_renders(evaluated, tmp_path, monkeypatch, capsys):
     shards, _ = evaluated
     monkeypatch.setenv("TOOLKIT_HOME", str(tmp_path / "empty_cache"))
     out = tmp_path / "reports"
-    assert cli(["leaderboard", "--run", "--dataset", str(shards), "--profile", "standard",
+    assert cli(["leaderboard", "--run", "--shards", str(shards), "--profile", "standard",
                 "--results", str(tmp_path / "results"), "--out", str(out), "--strips", "0", "--no-paper"]) == 0
-    printed = capsys.readouterr().out
+    printed, err = capsys.readouterr()
     for method in ("reference-copy", "gt-oracle", "pose-warp"):
         assert f"evaluated {method} (standard)" in printed
+    # a trained method is skipped with the flag this command takes, not eval's --checkpoint RUN
+    assert "unianimate: skipped (needs a trained model: add --checkpoint unianimate=RUN" in err
     md = (out / "leaderboard.md").read_text()
     from toolkit.harness.protocols import load_protocol
 
@@ -391,7 +398,7 @@ def test_cli_run_evaluates_registered_methods_then_renders(evaluated, tmp_path, 
     assert f"## synthetic · test · standard v{version}" in md and "Published numbers" in md and "No published" in md
     assert cli(["leaderboard", "--run", "--dataset", "synthetic", "--results", str(tmp_path / "results"),
                 "--out", str(out)]) == 1
-    assert "--run needs --dataset to be a shard folder" in capsys.readouterr().err
+    assert "--run needs --shards" in capsys.readouterr().err
 
 
 def test_method_colours_are_stable_and_links_come_from_the_method_class(tmp_path, monkeypatch):
@@ -433,8 +440,10 @@ def test_strip_tiles_are_large_enough_to_judge(evaluated, tmp_path):
 
     assert TILE_HEIGHT >= 384
     shards, _ = evaluated            # 64 px frames: a tile is never larger than the frame itself
-    strip = make_strips(shards, ["reference-copy"], tmp_path, n_videos=1, max_frames=2)[0]
+    strip = make_strips(shards, ["reference-copy", "ua-tiny-5steps"], tmp_path, n_videos=1, max_frames=2)[0]
     assert strip.tile_height == 64 and strip.preview.is_file()
+    # a run's --name label with no predictions given is said to be one, not an "unknown method"
+    assert any("ua-tiny-5steps: not shown (ua-tiny-5steps is a run label" in n for n in strip.notes), strip.notes
 
 
 @pytest.mark.slow

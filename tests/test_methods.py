@@ -81,7 +81,7 @@ def test_a_users_method_registered_as_an_entry_point(user_package, shards, tmp_p
     (dist / "entry_points.txt").write_text("[toolkit.methods]\nflipped = mymethods.flip:Flipped\n")
     assert "flipped" in method_names()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(user_package), *sys.path])}
-    out = subprocess.run([sys.executable, "-m", "toolkit", "eval", "--method", "flipped", "--dataset", str(shards),
+    out = subprocess.run([sys.executable, "-m", "toolkit", "eval", "--method", "flipped", "--shards", str(shards),
                           "--results", str(tmp_path / "res"), "--quiet", "--name", "flipped-cli"],
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr

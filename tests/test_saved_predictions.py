@@ -40,7 +40,7 @@ def _same(a: dict[str, float], b: dict[str, float]) -> bool:
 
 def test_eval_keeps_every_video_and_rescoring_them_gives_the_same_numbers(shards, tmp_path, capsys):
     results = tmp_path / "results"
-    assert cli(["eval", "--method", "pose-warp", "--dataset", str(shards), "--results", str(results),
+    assert cli(["eval", "--method", "pose-warp", "--shards", str(shards), "--results", str(results),
                 "--save-frames", "--quiet"]) == 0
     assert "predictions kept in" in capsys.readouterr().out
     prov = _only_run(results)
@@ -84,7 +84,7 @@ def test_write_false_and_no_save_predictions_write_no_files(shards, tmp_path, ca
     assert not (tmp_path / "predictions").exists()
     with pytest.raises(ValueError, match="write=True"):
         evaluate(shards, method="gt-oracle", results=tmp_path, write=False, save_predictions=True, progress=False)
-    assert cli(["eval", "--predictions", str(tmp_path), "--dataset", str(shards), "--results", str(tmp_path),
+    assert cli(["eval", "--predictions", str(tmp_path), "--shards", str(shards), "--results", str(tmp_path),
                 "--save-frames"]) != 0
     assert "a --predictions run generates nothing to save" in capsys.readouterr().err
 

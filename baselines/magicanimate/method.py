@@ -26,7 +26,7 @@ from baselines.magicanimate import convert
 from baselines.magicanimate.model import CONFIG_DIR, MagicAnimateModel
 from baselines.magicanimate.pipeline import MagicAnimatePipeline, SamplingConfig
 from toolkit import conditions
-from toolkit.harness.method import Conditions, Method, MethodUnavailable
+from toolkit.harness.method import Conditions, Method, MethodUnavailable, Option
 from toolkit.models.pretrained import weights_sha256
 from toolkit.models.codec import build_codec
 from toolkit.models.run_folder import PUBLISHED, load_run, paper_run_config
@@ -38,9 +38,17 @@ class MagicAnimateMethod(Method):
                    "window fusion), ours")
     paper = "https://arxiv.org/abs/2311.16498"
     code = "https://github.com/magic-research/magic-animate"
+    options = {
+        "steps": Option(int, "sampling steps (default: the run's [sampling] steps)"),
+        "guidance": Option(float, "classifier-free guidance scale"),
+        "seed": Option(int, "sampling seed"),
+        "window": Option(int, "frames per fused window"),
+        "overlap": Option(int, "frames shared by neighbouring windows"),
+    }
 
     def __init__(self, checkpoint: str | Path | None = None, steps: int | None = None,
-                 guidance: float | None = None, seed: int | None = None, device: str = "cpu"):
+                 guidance: float | None = None, seed: int | None = None, device: str = "cpu",
+                 window: int | None = None, overlap: int | None = None):
         if checkpoint is None:
             raise MethodUnavailable("magicanimate needs a trained model: run `make train-tiny` (or `toolkit train "
                                     "--method magicanimate --stage 1/2 ...`) and pass --checkpoint runs/ma-tiny, "
@@ -54,8 +62,8 @@ class MagicAnimateMethod(Method):
             self.weights = model_dir
             model = MagicAnimateModel.from_pretrained(model_dir).to(device).eval()
         sampling = dict(self.run_config.get("sampling", {}))
-        sampling.update({k: v for k, v in {"steps": steps, "guidance": guidance, "seed": seed}.items()
-                         if v is not None})
+        given = {"steps": steps, "guidance": guidance, "seed": seed, "window": window, "overlap": overlap}
+        sampling.update({k: v for k, v in given.items() if v is not None})
         self.sampling = SamplingConfig.from_dict(sampling)
         codec = build_codec(self.run_config.get("codec", {})).to(device)
         self.pipeline = MagicAnimatePipeline(model, codec, self.sampling, self.run_config.get("scheduler", {}))

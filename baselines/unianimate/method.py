@@ -32,9 +32,9 @@ from baselines.unianimate import convert
 from baselines.unianimate.model import CONFIG_DIR, UniAnimateModel
 from baselines.unianimate.openclip_table import load_openclip
 from baselines.unianimate.pipeline import (
-    RELEASE_CONFIGS, RELEASE_KEYS, SamplingConfig, UniAnimatePipeline, release_sampling)
+    LONG_MODES, PRECISION, RELEASE_CONFIGS, RELEASE_KEYS, SamplingConfig, UniAnimatePipeline, release_sampling)
 from toolkit import conditions, weights
-from toolkit.harness.method import Conditions, Method, MethodUnavailable
+from toolkit.harness.method import Conditions, Method, MethodUnavailable, Option
 from toolkit.models.pretrained import weights_sha256
 from toolkit.models.codec import build_codec
 from toolkit.models.openclip import OpenCLIPConditioner
@@ -52,11 +52,27 @@ class UniAnimateMethod(Method):
     description = "UniAnimate-style video diffusion (one UNet, reference as frame 0, pose concatenation), ours"
     paper = "https://arxiv.org/abs/2406.01188"
     code = "https://github.com/ali-vilab/UniAnimate"
+    options = {
+        "steps": Option(int, "sampling steps (default: the run's [sampling] steps)"),
+        "guidance": Option(float, "classifier-free guidance scale"),
+        "seed": Option(int, "sampling seed"),
+        "long": Option(str, "long-video mode: overlapping windows fused, or a chain of segments", LONG_MODES),
+        "window": Option(int, "frames per window / chain segment"),
+        "overlap": Option(int, "frames shared by neighbouring windows"),
+        "precision": Option(str, "model precision (fp16 takes effect on CUDA only)", PRECISION),
+        "first_frame": Option(bool, "also give the reference as the first frame"),
+        "release_config": Option(str, "--checkpoint published only: the release's inference config",
+                                 ("auto", *RELEASE_CONFIGS)),
+        "keys": Option(str, "--checkpoint published only: the release's condition key set", ("randomref",
+                                                                                            "local_image")),
+        "keep_aspect": Option(bool, "--checkpoint published only: the video's aspect at the trained area"),
+    }
 
     def __init__(self, checkpoint: str | Path | None = None, long: str | None = None, steps: int | None = None,
                  guidance: float | None = None, seed: int | None = None, device: str = "cpu",
                  first_frame: bool = False, release_config: str | None = None, keys: str | None = None,
-                 keep_aspect: bool | None = None, precision: str | None = None):
+                 keep_aspect: bool | None = None, precision: str | None = None, window: int | None = None,
+                 overlap: int | None = None):
         """`release_config` ("UniAnimate_infer", "UniAnimate_infer_long" or "auto"), `keys` ("randomref" or
         "local_image") and `keep_aspect` (generate at the trained area with the video's aspect, centre-cropped,
         from every pose, instead of the release's squash to its size from every 2nd pose) apply to
@@ -91,7 +107,8 @@ class UniAnimateMethod(Method):
         sampling = dict(self.run_config.get("sampling", {}))
         if self.run_config.get("scheduler"):  # the schedule the run trained with ([scheduler]) samples it too
             sampling["scheduler"] = {**self.run_config["scheduler"], **sampling.get("scheduler", {})}
-        given = {"long": long, "steps": steps, "guidance": guidance, "seed": seed, "precision": precision}
+        given = {"long": long, "steps": steps, "guidance": guidance, "seed": seed, "precision": precision,
+                 "window": window, "overlap": overlap}
         self.overrides = {k: v for k, v in given.items() if v is not None}
         sampling.update(self.overrides)
         self.sampling = SamplingConfig.from_dict(sampling)

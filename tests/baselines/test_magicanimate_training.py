@@ -287,7 +287,7 @@ def test_toolkit_animate_drives_it_with_the_driving_videos_densepose(stages, sha
     out = tmp_path / "out.mp4"
     code = main(["animate", "--method", "baselines.magicanimate.method:MagicAnimateMethod", "--checkpoint",
                  str(stages[1]), "--shards", str(shards), "--reference", "00001", "--pose", "00002", "--frames", "5",
-                 "--steps", "2", "--no-align", "--out", str(out)])
+                 "--method-option", "steps=2", "--no-align", "--out", str(out)])
     assert code == 0 and read_video(out).shape[:3] == (5, 24, 24)
 
 

@@ -237,22 +237,31 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def test_validation_scores_the_ema_weights_as_toolkit_eval_does(shards, tmp_path, capsys):
+    """... and `toolkit eval --method-option steps=2` samples as validate_steps = 2 does, recorded in provenance."""
     import json
 
+    import pandas as pd
+
     from toolkit.cli import main
-    from toolkit.harness.runner import evaluate
 
     cfg = micro_config()
+    cfg["sampling"]["steps"] = 1  # the run's default; validation and the eval below sample 2 steps
     cfg["train"].update(validate_every=1, validate_videos=1, validate_steps=2)
     train(UniAnimateRecipe(), cfg, shards, tmp_path / "run", progress=False)
     lines = read_jsonl(tmp_path / "run" / "validation.jsonl")
     assert [line["step"] for line in lines] == [1, 2]
     assert lines[0]["videos"] == ["00002"] and lines[0]["split"] == "test"
     assert lines[0]["l1"] != lines[1]["l1"]  # the weights moved between the two
-    report = evaluate(shards, "unianimate", method_options={"checkpoint": tmp_path / "run", "steps": 2},
-                      write=False, progress=False)
+    results = tmp_path / "results"
+    assert main(["eval", "--method", "unianimate", "--checkpoint", str(tmp_path / "run"), "--shards", str(shards),
+                 "--method-option", "steps=2", "--results", str(results), "--no-save-predictions", "--quiet"]) == 0
+    prov = json.loads(next((results / "provenance").glob("*.json")).read_text())
+    assert prov["method_options"] == {"checkpoint": str(tmp_path / "run"), "device": "cpu", "steps": 2}
+    assert prov["method_config"]["sampling"]["steps"] == 2
+    rows = pd.read_parquet(results / "runs")
+    aggregate = rows[rows.level == "aggregate"].set_index("metric").value
     for metric in ("l1", "psnr", "ssim", "l1_fg", "psnr_fg", "ssim_fg", "l1_bg"):
-        assert lines[-1][metric] == report.aggregate[metric], metric
+        assert lines[-1][metric] == aggregate[metric], metric
     assert "lpips" not in lines[-1]  # network metrics are left to toolkit eval
 
     capsys.readouterr()

@@ -22,7 +22,7 @@ def shards(tmp_path):
 def test_a_run_name_cannot_leave_the_results_store(shards, tmp_path):
     store = tmp_path / "deep" / "er" / "store"
     before = set(tmp_path.rglob("*"))
-    assert cli(["eval", "--method", "reference-copy", "--name", "../../../../OUTSIDE/X", "--dataset", str(shards),
+    assert cli(["eval", "--method", "reference-copy", "--name", "../../../../OUTSIDE/X", "--shards", str(shards),
                 "--profile", "standard", "--results", str(store), "--quiet"]) == 0
     written = [p for p in set(tmp_path.rglob("*")) - before if p.is_file()]
     assert written and all(p.is_relative_to(store) for p in written)

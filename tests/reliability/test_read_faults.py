@@ -45,11 +45,11 @@ def test_a_truncated_manifest_or_videos_table_is_a_verify_problem_naming_it(shar
 def test_eval_checks_its_arguments_before_scoring(shards, tmp_path, capsys):
     store = tmp_path / "results.json"
     store.write_text("{}")
-    assert cli(["eval", "--method", "reference-copy", "--dataset", str(shards), "--results", str(store),
+    assert cli(["eval", "--method", "reference-copy", "--shards", str(shards), "--results", str(store),
                 "--quiet"]) == 1
     assert "is a file" in capsys.readouterr().err
     results = tmp_path / "results"
-    assert cli(["eval", "--method", "reference-copy", "--dataset", str(shards), "--results", str(results),
+    assert cli(["eval", "--method", "reference-copy", "--shards", str(shards), "--results", str(results),
                 "--profile", "standard,nosuch", "--quiet"]) == 1
     assert "nosuch" in capsys.readouterr().err
     assert not (results / "runs").exists()

@@ -44,7 +44,7 @@ def shards(tmp_path):
 
 def argv(out, shards, *extra):
     return ["train", "--method", TOY, "--config", "tiny", "--shards", str(shards), "--out", str(out), "--quiet",
-            "--steps", "6", *extra]
+            "--train-steps", "6", *extra]
 
 
 def test_resume_with_no_checkpoint_refuses_and_keeps_the_run(shards, tmp_path, capsys):

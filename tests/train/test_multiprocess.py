@@ -149,7 +149,7 @@ def test_fsdp_resume_reproduces_the_uninterrupted_run(runs: Callable[[str], Path
     uninterrupted = runs("fsdp") / "run"
     config = uninterrupted.parent.parent / "deterministic-fsdp.toml"
     out = tmp_path / "run"
-    launch(config, out, "--steps", "4")
+    launch(config, out, "--train-steps", "4")
     assert latest(out).step == 4 and len(loss_lines(out)) == 4
     shutil.copytree(out, tmp_path / "stopped")
     launch(config, out, "--resume")

@@ -31,9 +31,9 @@ def test_help_shows_examples(capsys: pytest.CaptureFixture) -> None:
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--steps", "0"], "--steps: must be at least 1"),
+    (["--train-steps", "0"], "--train-steps: must be at least 1"),
     (["--lr=-1e-4"], "--lr: must be a positive number"),
-    (["--num-workers", "two"], "--num-workers: not an integer"),
+    (["--workers", "two"], "--workers: not an integer"),
     (["--max-minutes", "0"], "--max-minutes: must be a positive number"),
     (["--mixed-precision", "fp8"], "--mixed-precision: invalid choice"),
     (["--distributed", "zero2"], "--distributed: invalid choice"),
@@ -92,7 +92,7 @@ def test_errors_are_caught_before_anything_is_written(tmp_path: Path, capsys: py
 
 def test_trains_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "run"
-    assert main(cli(out, tmp_path, "--steps", "10", "--seed", "3", "--lr", "0.005")) == 0
+    assert main(cli(out, tmp_path, "--train-steps", "10", "--seed", "3", "--lr", "0.005")) == 0
     assert "step 10: finished" in capsys.readouterr().out
     run = json.loads((out / "run.json").read_text())
     assert run["method"] == TOY and run["config"]["train"]["seed"] == 3 and run["config"]["train"]["lr"] == 0.005
@@ -107,7 +107,7 @@ def _start(args: list[str], **env: str) -> subprocess.Popen:
 @pytest.mark.slow
 def test_sigkill_mid_training_then_resume_matches_uninterrupted(reference_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = _start([sys.executable, "-m", "toolkit", *cli(out, tmp_path, "--num-workers", "1")], TOY_STEP_SLEEP="0.1")
+    proc = _start([sys.executable, "-m", "toolkit", *cli(out, tmp_path, "--workers", "1")], TOY_STEP_SLEEP="0.1")
     deadline = time.monotonic() + 60
     try:
         while time.monotonic() < deadline and proc.poll() is None:

@@ -2,6 +2,9 @@
 
 Each command group lives in its own module with a ``register(subparsers)``
 function; heavy imports happen inside the command functions so ``--help`` is fast.
+The subcommands' parsers are :class:`~toolkit.cli.flags.SubcommandParser`: a bad
+argument is reported with the subcommand's own usage. One spelling per concept
+(the table is in README.md, "Command line"); old spellings are deprecated aliases.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import sys
 
 from toolkit import __version__
+from toolkit.cli.flags import SubcommandParser
 
 # Modules under toolkit.cli that contribute subcommands, in the order --help lists them.
 COMMAND_MODULES = ("data", "weights", "evaluate", "leaderboard", "train", "animate")
@@ -27,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'toolkit COMMAND --help' for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"toolkit {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=SubcommandParser)
     for name in COMMAND_MODULES:  # a command module that fails to import is an error, never skipped
         importlib.import_module(f"toolkit.cli.{name}").register(sub)
     return parser

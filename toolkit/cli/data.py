@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from toolkit.cli.flags import add_list, add_shards
 from toolkit.cli.table import format_table
 
 PREPARE_EPILOG = """\
@@ -18,7 +19,7 @@ examples:
   toolkit prepare --dataset folder --source ~/my_videos --out data/shards/mine --fps 15 --workers 2
   toolkit prepare --dataset folder --source ~/my_videos --out data/shards/mine --fps 15 --prune   # sources deleted
   toolkit prepare --dataset synthetic --source data/raw/synthetic --out data/shards/synthetic --executor ray
-  toolkit prepare --dataset tiktok --source /shared/TikTok_dataset --out /shared/shards/tiktok --pose mediapipe \
+  toolkit prepare --dataset tiktok --source /shared/TikTok_dataset --out /shared/shards/tiktok --pose mediapipe \\
       --executor ray --ray-address auto     # a cluster made by `ray start`; paths shared by every node
 
 Rerunning the same command resumes: finished videos are skipped, failed ones retried, and a
@@ -36,12 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Read a dataset (recipe in datasets/NAME.toml), annotate it and write "
                        "Parquet shards: one frames file per video, a videos table and a manifest.",
                        epilog=PREPARE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", required=True, help=f"recipe name ({datasets}) or path to a recipe .toml")
+    p.add_argument("--dataset", required=True,
+                   help=f"the dataset: its card's name ({datasets}) or the path of a card .toml")
     p.add_argument("--source", required=True, type=Path,
                    help="folder holding the dataset as released (generated here for `synthetic`)")
     p.add_argument("--out", required=True, type=Path, help="shard folder to write (resumable)")
-    p.add_argument("--split", action="append", dest="splits", metavar="SPLIT",
-                   help="only this split (repeatable); default: all")
+    add_list(p, "--split", dest="splits", metavar="SPLIT", help="only these splits (default: all)")
     p.add_argument("--size", type=int, default=512,
                    help="shorter side of stored frames in pixels, aspect kept (0: source size; default 512)")
     p.add_argument("--fps", type=float, default=None, help="resample to this frame rate (default: source rate)")
@@ -80,8 +81,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     v = sub.add_parser("verify", help="check shards: schema, counts, checksums",
                        description="Check a shard folder: manifest schema version and per-file sha256, table "
                        "schemas, frame counts and order, the recipe's expected counts, and failed videos. "
-                       "Exit status 1 if anything is wrong.")
-    v.add_argument("shards", type=Path)
+                       "Exit status 1 if anything is wrong.",
+                       epilog="examples:\n  toolkit verify data/shards/synthetic\n  toolkit verify --shards "
+                       "data/shards/synthetic --deep", formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_shards(v, positional="SHARDS")
     v.add_argument("--deep", action="store_true", help="also decode every stored image, IUV map and mask")
     v.add_argument("--no-expected", action="store_true", help="skip the recipe's expected video counts")
     v.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -92,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "folder of `toolkit train`: its method and config, steps, loss and validations.",
                        epilog="examples:\n  toolkit info data/shards/synthetic\n  toolkit info runs/ua-tiny\n"
                        "  toolkit info runs/ua-tiny --json", formatter_class=argparse.RawDescriptionHelpFormatter)
-    i.add_argument("shards", type=Path, metavar="FOLDER", help="a shard folder or a training run folder")
+    add_shards(i, "a shard folder or a training run folder", positional="FOLDER")
     i.add_argument("--json", action="store_true", help="print JSON instead of a table")
     i.set_defaults(func=cmd_info)
 

@@ -7,20 +7,23 @@ import math
 import sys
 from pathlib import Path
 
+from toolkit.cli.flags import add_list, add_method_option, add_shards, deprecated_alias
 from toolkit.cli.table import format_table
 
 EPILOG = """\
 examples:
-  toolkit eval --method pose-warp --dataset data/shards/synthetic
-  toolkit eval --method reference-copy,gt-oracle,pose-warp --profile disco,disco-tm,standard --dataset data/shards/synthetic
-  toolkit eval --predictions runs/mine --dataset data/shards/tiktok --profile disco
-  toolkit eval --predictions runs/mine --dataset data/shards/tiktok --allow-partial
-  toolkit eval --method unianimate --checkpoint runs/ua-tiny --dataset data/shards/synthetic --name ua-tiny-20min --tag cpu
-  toolkit eval --method mypkg.mymodule:MyMethod --dataset data/shards/synthetic    # your own Method subclass
-  toolkit eval --method pose-warp --dataset data/shards/synthetic --executor ray --workers 2
-  toolkit eval --method pose-warp --dataset /shared/shards/tiktok --executor ray --ray-address auto --device cuda
-  toolkit eval --method pose-warp --dataset data/shards/synthetic --save-frames     # PNG frames beside the videos
-  toolkit eval --predictions eval/results/predictions/RUN_ID/videos --dataset data/shards/synthetic  # re-score a run
+  toolkit eval --method pose-warp --shards data/shards/synthetic
+  toolkit eval --method reference-copy,gt-oracle,pose-warp --profile disco,disco-tm,standard --shards data/shards/synthetic
+  toolkit eval --predictions runs/mine --shards data/shards/tiktok --profile disco
+  toolkit eval --predictions runs/mine --shards data/shards/tiktok --allow-partial
+  toolkit eval --method unianimate --checkpoint runs/ua-tiny --shards data/shards/synthetic --name ua-tiny-20min --tag cpu
+  toolkit eval --method unianimate --checkpoint runs/ua-tiny --shards data/shards/synthetic \\
+      --method-option steps=5 --method-option seed=3 --name ua-tiny-5steps   # sampling settings (in provenance)
+  toolkit eval --method mypkg.mymodule:MyMethod --shards data/shards/synthetic    # your own Method subclass
+  toolkit eval --method pose-warp --shards data/shards/synthetic --executor ray --workers 2
+  toolkit eval --method pose-warp --shards /shared/shards/tiktok --executor ray --ray-address auto --device cuda
+  toolkit eval --method pose-warp --shards data/shards/synthetic --save-frames     # PNG frames beside the videos
+  toolkit eval --predictions eval/results/predictions/RUN_ID/videos --shards data/shards/synthetic  # re-score a run
 
 Predictions are DIR/<video_id>/<frame>.png (frames in natural order) or DIR/<video_id>.mp4, one per
 test video, with every frame of the ground truth. Everything is validated before any metric runs.
@@ -44,19 +47,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "results are appended to the results store.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--method", help=f"method name(s), comma-separated: {', '.join(method_names())}; "
-                     "or package.module:Class for a Method subclass of your own")
+    add_list(src, "--method", dest="methods", metavar="METHOD",
+             help=f"method name(s): {', '.join(method_names())}; or package.module:Class for a Method subclass of "
+             "your own")
     src.add_argument("--predictions", type=Path, help="folder of another system's outputs")
-    p.add_argument("--dataset", required=True, type=Path, help="shard folder made by `toolkit prepare`")
+    add_shards(p)
     p.add_argument("--split", default="test", help="split to evaluate (default test)")
-    p.add_argument("--profile", default="standard",
-                   help=f"protocol(s), comma-separated: {', '.join(available_protocols())} (default standard)")
+    add_list(p, "--profile", dest="profiles", metavar="PROFILE",
+             help=f"protocol(s): {', '.join(available_protocols())} (default standard)")
     p.add_argument("--results", type=Path, default=None, help="results store folder (default: see README)")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="trained model folder for methods that need one (e.g. runs/ua-tiny from `toolkit train`), "
                    "or 'published' for the authors' released weights (magicanimate, unianimate; `make reproduce`)")
+    add_method_option(p, "KEY=VALUE reaches every --method that declares KEY, METHOD:KEY=VALUE that method only")
     p.add_argument("--name", default=None, help="label of the run in reports (default: the method's name)")
-    p.add_argument("--tag", action="append", default=[], help="free label stored with the run (repeatable)")
+    add_list(p, "--tag", dest="tags", metavar="TAG", default=[], help="free labels stored with the run")
     p.add_argument("--allow-partial", action="store_true",
                    help="score the predictions that are valid and record the coverage, instead of refusing")
     p.add_argument("--device", default="cpu",
@@ -74,6 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-frames", action="store_true",
                    help="also keep PNG frames, RESULTS/predictions/<run_id>/frames/<video_id>/000000.png ...")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    deprecated_alias(p, "--dataset", "--shards")
     p.set_defaults(func=cmd_eval)
 
 
@@ -122,19 +128,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from toolkit.harness.runner import DEFAULT_RESULTS, evaluate
 
     from toolkit.harness.protocols import load_protocol
-    from toolkit.harness.registry import method_class
+    from toolkit.harness.registry import method_options
     from toolkit.ray_executor import check_executor, connect, require_ray
 
     results = args.results or DEFAULT_RESULTS
     if Path(results).exists() and not Path(results).is_dir():
         raise ValueError(f"--results {results}: is a file, not a folder")
-    profiles = [p.strip() for p in args.profile.split(",") if p.strip()]
+    profiles = args.profiles or ["standard"]
     for profile in profiles:
         load_protocol(profile)  # an unknown profile fails here, before any scoring
-    methods = [m.strip() for m in args.method.split(",")] if args.method else [None]
-    for method in methods:
-        if method is not None:
-            method_class(method)  # an unknown or broken method fails here, before any scoring
+    methods = args.methods or [None]
+    if args.predictions is not None and args.method_option:
+        raise ValueError("--method-option: a --predictions run runs no method")
+    # an unknown or broken method, or a wrong --method-option, fails here, before any scoring
+    given = method_options(args.methods, args.method_option) if args.methods else {}
     if args.predictions is not None and (args.save_predictions or args.save_frames):
         raise ValueError("--save-predictions/--save-frames: a --predictions run generates nothing to save")
     if args.save_frames and args.save_predictions is False:
@@ -150,11 +157,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         for method in methods:
             for profile in profiles:
-                reports.append(evaluate(args.dataset, method=method, predictions=args.predictions,
+                reports.append(evaluate(args.shards, method=method, predictions=args.predictions,
                                         split=args.split, profile=profile, results=results,
                                         allow_partial=args.allow_partial, device=args.device,
-                                        progress=not args.quiet, name=args.name, tags=args.tag,
-                                        method_options=options if method else None, executor=args.executor,
+                                        progress=not args.quiet, name=args.name, tags=args.tags,
+                                        method_options={**options, **given[method]} if method else None,
+                                        executor=args.executor,
                                         save_predictions=args.save_predictions, save_frames=args.save_frames))
     finally:
         if started:

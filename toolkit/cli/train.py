@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from toolkit.cli.flags import add_shards, deprecated_alias
+
 if TYPE_CHECKING:
     from toolkit.train.recipe import Recipe
 
@@ -85,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="training recipe: a name registered under the toolkit.recipes entry points, "
                    "or package.module:Class")
     p.add_argument("--config", required=True, help="tiny, paper (the method's configs/NAME.toml) or a .toml path")
-    p.add_argument("--shards", required=True, type=Path, help="shard folder made by `toolkit prepare`")
+    add_shards(p)
     p.add_argument("--out", required=True, type=Path, help="run folder (must be empty unless --resume)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     p.add_argument("--allow-other-shards", action="store_true",
@@ -94,13 +96,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="training stage, for methods trained in stages (magicanimate: 1 = images, 2 = motion)")
     p.add_argument("--init", type=Path, help="start from these weights: the run folder of the previous stage "
                    "(or a model folder / .safetensors file), or 'published' to fine-tune the authors' release")
-    p.add_argument("--steps", type=_positive_int, help="total optimizer steps (config: [train] steps)")
+    p.add_argument("--train-steps", type=_positive_int, metavar="STEPS",
+                   help="total optimizer steps (config: [train] steps)")
     p.add_argument("--max-minutes", type=_positive_float,
                    help="stop with a checkpoint after this many minutes (resume later with --resume)")
+    p.add_argument("--max-steps", type=_positive_int, metavar="STEP",
+                   help="stop with a checkpoint at this step (resume later with --resume); --train-steps stays the "
+                   "run's length")
     p.add_argument("--batch-size", type=_positive_int, help="items per process per step ([train] batch_size)")
     p.add_argument("--lr", type=_positive_float, help="learning rate ([train] lr)")
     p.add_argument("--lr-schedule", choices=("constant", "cosine", "linear"),
-                   help="after [train] lr_warmup_steps: keep the rate, or decay it (cosine, linear) to 0 at --steps "
+                   help="after [train] lr_warmup_steps: keep the rate, or decay it (cosine, linear) to 0 at --train-steps "
                    "([train] lr_schedule, default constant)")
     p.add_argument("--grad-accum-steps", type=_positive_int, metavar="N",
                    help="micro-batches of --batch-size per optimizer step ([train] grad_accum_steps, default 1)")
@@ -112,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="autocast precision ([train] mixed_precision; fp16 needs a GPU)")
     p.add_argument("--gradient-checkpointing", action="store_true", default=None,
                    help="recompute activations in backward to save memory ([train] gradient_checkpointing)")
-    p.add_argument("--num-workers", type=_non_negative_int,
+    p.add_argument("--workers", type=_non_negative_int,
                    help="data loader workers, 0 loads in the training process ([train] num_workers)")
     p.add_argument("--loader", choices=("threads", "processes"),
                    help="what the workers are: threads (the default; the shard readers release the GIL and no "
@@ -128,6 +134,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="how many videos of the validation split ([train] validate_videos, default 1)")
     p.add_argument("--seed", type=_non_negative_int, help="seed of init, data order and noise ([train] seed)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    deprecated_alias(p, "--steps", "--train-steps")
+    deprecated_alias(p, "--num-workers", "--workers")
     p.set_defaults(func=cmd_train)
 
 
@@ -169,13 +177,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.shards.is_dir():
         raise FileNotFoundError(f"shard folder not found: {args.shards}")
     recipe = load_recipe(args.method)
-    overrides = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+    overrides = {"steps": args.train_steps, "batch_size": args.batch_size, "lr": args.lr,
                  "mixed_precision": args.mixed_precision, "gradient_checkpointing": args.gradient_checkpointing,
-                 "num_workers": args.num_workers, "loader": args.loader, "seed": args.seed,
+                 "num_workers": args.workers, "loader": args.loader, "seed": args.seed,
                  "distributed": args.distributed, "validate_every": args.validate_every,
                  "validate_videos": args.validate_videos, "lr_schedule": args.lr_schedule,
                  "grad_accum_steps": args.grad_accum_steps, "report_to": args.report_to}
     result = train(recipe, args.config, args.shards, args.out, resume=args.resume, max_minutes=args.max_minutes,
+                   max_steps=args.max_steps,
                    progress=not args.quiet, method=args.method, train_overrides=overrides, stage=args.stage,
                    init=args.init, allow_other_shards=args.allow_other_shards)
     if not result["main_process"]:

@@ -11,7 +11,7 @@ plug-ins (:mod:`toolkit.harness.registry`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 import numpy as np
 
@@ -59,6 +59,40 @@ class Conditions:
         return conditions.densepose_images(self.iuv, (height or self.height, width or self.width))
 
 
+TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+TYPE_NAMES = {int: "an integer", float: "a number", str: "text", bool: "true or false"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """A setting a method takes as ``--method-option KEY=VALUE``: its type (int, float, str or bool), what it
+    does, and for text the values allowed (none: any)."""
+
+    type: type
+    help: str
+    choices: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """`int: sampling steps`, or the choices for text."""
+        kind = "|".join(self.choices) if self.choices else self.type.__name__
+        return f"{kind}: {self.help}"
+
+    def parse(self, key: str, text: str) -> Any:
+        """`text` as this option's type; a ValueError names the option and what it takes."""
+        problem = f"--method-option {key}={text}: {key} takes {TYPE_NAMES[self.type]}"
+        if self.type is bool:
+            if text.strip().lower() not in TRUE + FALSE:
+                raise ValueError(problem)
+            return text.strip().lower() in TRUE
+        try:
+            value = self.type(text)
+        except ValueError:
+            raise ValueError(problem) from None
+        if self.choices and value not in self.choices:
+            raise ValueError(f"--method-option {key}={text}: {key} is one of {', '.join(self.choices)}")
+        return value
+
+
 class MethodUnavailable(RuntimeError):
     """The method cannot run here (e.g. it needs a checkpoint or weights that are not present); says what to do."""
 
@@ -69,6 +103,9 @@ class Method:
     Class attributes describe the method for reports: `paper` and `code` are URLs
     (empty when there is none). `config()` and `checkpoint_sha256()` go into each
     run's provenance so a score can be traced to the exact model that made it.
+    `options` declares the constructor arguments a user may set with
+    ``--method-option KEY=VALUE`` (besides `checkpoint` and `device`, which the
+    commands pass themselves); :meth:`parse_options` checks and types them.
     """
 
     name: str = ""
@@ -79,6 +116,29 @@ class Method:
     # Set by `toolkit animate` to show sampling progress: a method that samples in steps may call it as
     # progress(done, planned): `planned` more model evaluations at the start of a sampling pass, `done` after them.
     progress: Callable[[int, int], None] | None = None
+    options: ClassVar[dict[str, Option]] = {}
+
+    @classmethod
+    def options_text(cls) -> str:
+        """The declared options as one line, for error messages and --help."""
+        if not cls.options:
+            return "none"
+        return "; ".join(f"{key} ({option.describe()})" for key, option in cls.options.items())
+
+    @classmethod
+    def parse_options(cls, pairs: Iterable[tuple[str, str]], label: str | None = None) -> dict[str, Any]:
+        """(KEY, VALUE text) pairs -> constructor arguments, each KEY one of `options` and its value parsed to the
+        option's type; an unknown or repeated key or a wrong value is a ValueError that names it."""
+        label = label or cls.name or cls.__name__
+        out: dict[str, Any] = {}
+        for key, text in pairs:
+            if key not in cls.options:
+                raise ValueError(f"--method-option {key}={text}: method {label} has no option {key!r}; "
+                                 f"its options: {cls.options_text()}")
+            if key in out:
+                raise ValueError(f"--method-option {key}: given twice for method {label}")
+            out[key] = cls.options[key].parse(key, text)
+        return out
 
     def generate(self, cond: Conditions) -> np.ndarray:
         raise NotImplementedError

@@ -69,7 +69,8 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
     """Score one method (or a predictions folder) on one split under one protocol; see the module docstring.
 
     `method` is a registered name, a ``package.module:Class`` spec or a Method instance;
-    `method_options` are passed to its constructor (e.g. ``{"checkpoint": "runs/ua-tiny"}``).
+    `method_options` are passed to its constructor (e.g. ``{"checkpoint": "runs/ua-tiny", "steps": 5}``) and
+    recorded in the provenance.
     `name` labels the run in reports (default: the method's name) and `tags` are free
     labels stored with it; both go into the provenance with the method's config and
     checkpoint sha256. `video_ids` restricts the run to those ids of the split (recorded as partial coverage).
@@ -205,6 +206,9 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "method_class": f"{type(runner).__module__}:{type(runner).__qualname__}" if runner is not None else None,
         "method_config": runner.config() if runner is not None else None,
+        # the constructor options the run was given (--checkpoint, --device, --method-option), as given
+        "method_options": ({k: v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
+                            for k, v in (method_options or {}).items()} if isinstance(method, str) else None),
         "checkpoint_sha256": runner.checkpoint_sha256() if runner is not None else None,
         "tags": sorted(set(tags)),
         "predictions": str(Path(predictions).resolve()) if predictions is not None else None,

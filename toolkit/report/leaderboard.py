@@ -65,10 +65,12 @@ def _rerun_hint(method: str, prov: dict, shards: Path | None) -> str:
     """How to get a run's predictions stored: the eval command that makes the run again."""
     spec = method if method in method_names() else (_registered_name(prov.get("method_class"))
                                                      or prov.get("method_class") or method)
+    options = prov.get("method_options") or {}
     parts = [f"toolkit eval --method {spec}"]
     if prov.get("checkpoint_sha256"):
-        parts.append("--checkpoint CHECKPOINT")
-    parts.append(f"--dataset {shards or prov.get('shards') or 'SHARD_FOLDER'}")
+        parts.append(f"--checkpoint {options.get('checkpoint') or 'CHECKPOINT'}")
+    parts += [f"--method-option {k}={v}" for k, v in options.items() if k not in ("checkpoint", "device")]
+    parts.append(f"--shards {shards or prov.get('shards') or 'SHARD_FOLDER'}")
     if spec != method:
         parts.append(f"--name {method}")
     return f"rerun `{' '.join(parts)}` (predictions are saved by default)"
@@ -143,7 +145,7 @@ def build_leaderboard(results: str | Path, out: str | Path, datasets: str | Iter
         for (dataset, sp), src in sources.items():
             if src["shards"] is None:
                 board.strip_notes.append(f"{dataset}/{sp}: no strips, the shard folder named in the runs' provenance "
-                                         "is not on this machine (pass --dataset SHARD_FOLDER)")
+                                         "is not on this machine (pass --shards SHARD_FOLDER)")
                 continue
             bar.set_postfix_str(f"strips {dataset}/{sp}", refresh=False)
             folder = out / "strips" / safe_filename(f"{dataset}-{sp}")

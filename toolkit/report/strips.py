@@ -175,6 +175,9 @@ def _method_frames(name: str, shards: Shards, video_id: str, gt: np.ndarray, con
         return pred
     if missing:
         raise NotStored(missing)
+    if ":" not in name and name not in method_names():  # a run's --name label: nothing to regenerate it from
+        raise NotStored(f"{name} is a run label, not a registered method, and no stored predictions were given "
+                        "for it; rerun its `toolkit eval` (predictions are saved by default)")
     method = get_method(name)
     pred = np.asarray(method.generate(cond))
     if pred.shape != gt.shape or pred.dtype != np.uint8:

@@ -380,6 +380,14 @@ def _date_range(dates: list[str]) -> str:
     return dates[0] if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
 
 
+def _options_text(prov: dict) -> str:
+    """The options a run's method was built with (--checkpoint, --method-option, ...), as KEY=VALUE."""
+    options = prov.get("method_options")
+    if options is None:
+        return "-" if prov.get("method_class") is None else "not recorded"
+    return ", ".join(f"{k}={v}" for k, v in sorted(options.items())) or "defaults"
+
+
 def provenance_lines(table: LeaderboardTable) -> list[tuple[str, str]]:
     """(label, text) pairs for the provenance under a table; per-method values where runs differ."""
     provs = [(m, table.provenance.get(m, {})) for m in table.methods]
@@ -408,6 +416,7 @@ def provenance_lines(table: LeaderboardTable) -> list[tuple[str, str]]:
         field_text("region source", lambda p: _fmt_list(p.get("region_source"))),
         field_text("weights sha256", weights_text),
         field_text("codec", lambda p: _fmt_list(p.get("codec"))),
+        field_text("method options", _options_text),
         field_text("toolkit", lambda p: f"{p.get('toolkit_version', '?')} @ {p.get('toolkit_commit', '?')}"),
         ("date", _date_range([str(p.get("created", "?")) for _, p in provs])),
         ("runs", "; ".join(f"{m}: {p.get('run_id', '?')}" for m, p in provs)),
