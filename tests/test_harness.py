@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -111,6 +113,55 @@ def test_method_output_is_checked(shards, tmp_path):
     with pytest.raises(ValueError, match="unknown method"):
         get_method("nope")
     assert {"reference-copy", "gt-oracle", "pose-warp"} <= set(method_names())
+
+
+def _files(root: Path) -> dict[str, int]:
+    """Every path under root with its modification time, to show a call changed nothing."""
+    return {str(f): f.stat().st_mtime_ns for f in sorted(root.rglob("*"))}
+
+
+def test_a_method_instance_is_scored_in_memory_from_a_training_loop(shards, tmp_path, monkeypatch):
+    """What a training loop calls between steps: the model in training wrapped as a Method instance, scored
+    with write=False on chosen videos; the scores follow the live weights and no file is written anywhere."""
+    import torch
+
+    from toolkit.metrics.batch import batch_frames
+
+    class Recoloured(Method):  # the model being trained: a 1x1 convolution of the reference image
+        name = "recoloured"
+
+        def __init__(self, model: torch.nn.Module) -> None:
+            self.model = model
+
+        def generate(self, cond: Conditions) -> np.ndarray:
+            x = torch.from_numpy(cond.reference).permute(2, 0, 1)[None].float() / 255
+            with torch.no_grad():
+                frame = batch_frames(self.model(x)[None])[0]
+            return np.repeat(frame, cond.n_frames, axis=0)
+
+    model = torch.nn.Conv2d(3, 3, 1)
+    with torch.no_grad():  # starts as the identity: it generates what reference-copy does
+        model.weight.copy_(torch.eye(3)[..., None, None])
+        model.bias.zero_()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    monkeypatch.chdir(tmp_path)
+    shard_files = _files(shards)
+    copy = evaluate(shards, method=get_method("reference-copy"), write=False, video_ids=["00003"],
+                    results=tmp_path / "results", progress=False)
+    scores = []
+    for _ in range(2):
+        rep = evaluate(shards, method=Recoloured(model), write=False, video_ids=["00003"],
+                       results=tmp_path / "results", progress=False)
+        assert rep.path is None and rep.provenance["n_videos"] == 1 and rep.provenance["method"] == "recoloured"
+        scores.append(rep.aggregate)
+        loss = model(torch.rand(1, 3, 8, 8)).mean()  # one training step: darker outputs
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for metric in ("l1", "psnr", "ssim", "l1_fg", "ssim_bg"):
+        assert scores[0][metric] == copy.aggregate[metric], metric
+    assert scores[1]["l1"] > scores[0]["l1"]  # the second call scored the trained weights
+    assert list(tmp_path.iterdir()) == [] and _files(shards) == shard_files
 
 
 def _write_predictions(shards, root, ids, transform=lambda f: f):

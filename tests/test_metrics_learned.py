@@ -197,10 +197,22 @@ def test_lpips_mask_averages_the_spatial_map(standins, monkeypatch) -> None:
         tk_lpips.LPIPS("disco").update(pred, target, mask)
 
 
+def test_lpips_takes_tensors_with_the_numbers_of_uint8_frames(standins) -> None:
+    pred, target = _frames(2, seed=5), _frames(2, seed=6)
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[10:40, 20:50] = True
+    metric = tk_lpips.LPIPS("standard")
+    expected = metric.update(pred, target, mask)
+    got = metric.update(_tensor01(pred), torch.from_numpy(target).permute(0, 3, 1, 2), torch.from_numpy(mask))
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_lpips_input_errors(standins) -> None:
     metric = tk_lpips.LPIPS("standard")
-    with pytest.raises(TypeError, match="uint8"):
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
         metric.update(_frames(1).astype(np.float32), _frames(1))
+    with pytest.raises(TypeError, match="got dtype int64"):
+        metric.update(_frames(1).astype(np.int64), _frames(1))
     with pytest.raises(ValueError, match="resize them first"):
         metric.update(_frames(1, size=32), _frames(1, size=64))
     with pytest.raises(ValueError, match="unknown LPIPS profile"):
@@ -239,7 +251,8 @@ def test_fid_end_to_end(standins) -> None:
     a = np.concatenate([_frames(2, seed=8), _smooth_video(2, seed=1)])
     b = np.concatenate([_frames(2, seed=9), _smooth_video(2, seed=2)])
     metric = features.FID("disco")
-    metric.update(a, a)
+    metric.update(a, torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255)  # the same frames as a float tensor
+    np.testing.assert_array_equal(np.stack(metric.pred_features), np.stack(metric.target_features))
     same = metric.compute()
     assert same.value <= 1e-6 * max(1.0, float(np.trace(np.cov(np.stack(metric.pred_features), rowvar=False))))
     metric.target_features = []
@@ -322,7 +335,8 @@ def test_fid_vid_end_to_end(standins) -> None:
     a = [_smooth_video(16, seed=3), _smooth_video(16, seed=4)]
     b = [_smooth_video(16, seed=5), _smooth_video(16, seed=6)]
     metric = features.FIDVID()
-    metric.update(a, a)
+    metric.update(a, torch.from_numpy(np.stack(a)).permute(0, 1, 4, 2, 3))  # a (B, T, 3, H, W) uint8 tensor
+    np.testing.assert_array_equal(np.stack(metric.pred_features), np.stack(metric.target_features))
     same = metric.compute()
     assert same.value <= 1e-6 * max(1.0, float(np.trace(np.cov(np.stack(metric.pred_features), rowvar=False))))
     metric.target_features = []
@@ -404,7 +418,8 @@ def test_fvd_clips_of_a_video_do_not_depend_on_the_other_videos_scored(standins)
 def test_fvd_end_to_end(standins) -> None:
     a, b = _smooth_video(17, seed=8), _smooth_video(17, seed=9)
     metric = features.FVD("disco")
-    metric.update(a, a)  # 2 windows per side
+    metric.update(a, torch.from_numpy(a).double() / 255)  # 2 windows per side; target: a float64 (T, H, W, 3) tensor
+    np.testing.assert_array_equal(np.stack(metric.pred_features), np.stack(metric.target_features))
     same = metric.compute()
     assert same.value <= 1e-6 * max(1.0, float(np.trace(np.cov(np.stack(metric.pred_features), rowvar=False))))
     metric.target_features = []
@@ -434,8 +449,8 @@ def test_metrics_raise_weights_missing_without_files(tmp_path, monkeypatch) -> N
 
 def test_video_input_errors(standins) -> None:
     metric = features.FVD()
-    with pytest.raises(TypeError, match="uint8"):
-        metric.update(np.zeros((16, 8, 8, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"pred\[0\] is float with values from 2 to 2"):
+        metric.update(np.full((16, 8, 8, 3), 2.0, dtype=np.float32))
     with pytest.raises(ValueError, match=r"pred\[0\] must have shape"):
         metric.update([np.zeros((16, 8, 8), dtype=np.uint8)])
     with pytest.raises(ValueError, match="needs pred, target or both"):

@@ -14,10 +14,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from skimage.metrics import structural_similarity
 
 from toolkit.metrics.functional import (
     PSNR_CAP_DB,
+    as_frames,
     l1,
     l1_per_frame,
     match_size,
@@ -363,10 +365,16 @@ def test_disco_resizes_prediction_to_ground_truth_size(random_pair):
 
 def test_bad_input_raises_clear_errors(random_pair):
     pred, target = random_pair
-    with pytest.raises(TypeError, match="pred must be uint8"):
+    with pytest.raises(ValueError, match=r"pred is float with values from .* must lie in \[0, 1\]"):
         psnr(pred.astype(np.float32), target)
-    with pytest.raises(TypeError, match="target must be a numpy uint8 array"):
+    with pytest.raises(ValueError, match="target is float with values from nan"):
+        psnr(pred, np.full(target.shape, np.nan))
+    with pytest.raises(TypeError, match=r"pred must be uint8 \(0..255\) or float in \[0, 1\], got dtype int32"):
+        psnr(pred.astype(np.int32), target)
+    with pytest.raises(TypeError, match="target must be a numpy array or a torch tensor, got list"):
         psnr(pred, list(target))
+    with pytest.raises(ValueError, match="neither the last dimension nor dimension 1 is 3"):
+        psnr(pred[..., :2], target[..., :2])
     with pytest.raises(ValueError, match=r"pred must have shape \(N, H, W, 3\)"):
         l1(pred[0], target[0])
     with pytest.raises(ValueError, match="5 frames but target has 4"):
@@ -383,3 +391,55 @@ def test_bad_input_raises_clear_errors(random_pair):
         ssim(pred[:, :8, :8], target[:, :8, :8], "standard")
     with pytest.raises(ValueError, match="takes no mask"):
         PSNRLegacy().update(pred, target, mask=np.ones(target.shape[1:3], bool))
+
+
+def _input_forms(frames: np.ndarray) -> dict[str, object]:
+    """The same uint8 frames in every form the metrics take: numpy or torch, NHWC or NCHW, uint8 or x / 255."""
+    t = torch.from_numpy(frames)
+    forms = {
+        "numpy float64 NHWC": frames / 255.0,
+        "numpy uint8 NCHW": frames.transpose(0, 3, 1, 2),
+        "numpy float32 NCHW": (frames / np.float32(255)).transpose(0, 3, 1, 2),
+        "torch uint8 NHWC": t,
+        "torch uint8 NCHW": t.permute(0, 3, 1, 2),
+        "torch float32 NHWC": t.float() / 255,
+        "torch float32 NCHW": t.permute(0, 3, 1, 2).float() / 255,
+        "torch float16 NCHW": (t.permute(0, 3, 1, 2).float() / 255).half(),
+    }
+    if torch.cuda.is_available():
+        forms["torch cuda float32 NCHW"] = forms["torch float32 NCHW"].cuda()
+    return forms
+
+
+def test_tensors_and_float_frames_give_the_uint8_numbers(random_pair):
+    pred, target = random_pair[0][:3], random_pair[1][:3]
+    mask = np.zeros(target.shape[:3], bool)
+    mask[:, 10:30, 20:50] = True
+    expected = {"disco": pixel_metrics(pred, target, "disco"),
+                "standard": pixel_metrics(pred, target, "standard", mask=mask)}
+    legacy = psnr_legacy_per_frame(pred, target)
+    for (form, p), t in zip(_input_forms(pred).items(), _input_forms(target).values()):
+        region = torch.from_numpy(mask) if form.startswith("torch") else mask
+        for profile, want in expected.items():
+            got = pixel_metrics(p, t, profile, mask=region if profile == "standard" else None)
+            assert got.keys() == want.keys()
+            for name in want:
+                np.testing.assert_array_equal(got[name], want[name], err_msg=f"{form} {profile} {name}")
+        np.testing.assert_array_equal(psnr_legacy_per_frame(p, t), legacy, err_msg=form)
+        pooled = PixelMetrics("standard")
+        pooled.update(p, t, region)
+        assert pooled.compute()["ssim_fg"] == pytest.approx(expected["standard"]["ssim_fg"].mean(), rel=1e-14), form
+        single = SSIM("disco")
+        single.update(p, t)
+        assert single.compute() == pytest.approx(expected["disco"]["ssim"].mean(), rel=1e-14), form
+
+
+def test_frame_conversion_rules():
+    assert as_frames("x", np.zeros((2, 3, 5, 3), np.uint8)).shape == (2, 3, 5, 3)  # last dim 3: channels-last
+    assert as_frames("x", np.zeros((2, 3, 5, 4), np.uint8)).shape == (2, 5, 4, 3)  # else dim 1 = 3: channels-first
+    assert as_frames("x", torch.tensor([0.0, 0.5, 0.998, 1.0]).reshape(1, 1, 4, 1).expand(1, 1, 4, 3))[
+        0, 0, :, 0].tolist() == [0, 128, 254, 255]  # round(x * 255), ties to even
+    with pytest.raises(ValueError, match=r"pred is float with values from 255 to 255; .* must lie in \[0, 1\]"):
+        l1(torch.full((1, 3, 16, 16), 255.0), torch.zeros(1, 3, 16, 16))
+    with pytest.raises(TypeError, match="got dtype bool"):
+        l1(torch.zeros(1, 3, 16, 16, dtype=torch.bool), torch.zeros(1, 3, 16, 16))

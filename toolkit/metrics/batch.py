@@ -11,16 +11,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from toolkit.metrics.functional.frames import as_frames
 from toolkit.metrics.functional.pixel import pixel_metrics
 
 
 def batch_frames(images: torch.Tensor) -> list[np.ndarray]:
-    """(B, T, 3, H, W) float in [0, 1] (or uint8) -> B arrays (T, H, W, 3) uint8, rounded as images are saved."""
+    """(B, T, 3, H, W) float (or uint8) -> B arrays (T, H, W, 3) uint8: floats clamped to [0, 1] (model outputs
+    overshoot), then converted by the metrics' one rule (``as_frames``: round(x * 255), as images are saved)."""
     if images.ndim != 5 or images.shape[2] != 3:
         raise ValueError(f"expected (B, T, 3, H, W) images, got {tuple(images.shape)}")
-    if images.dtype != torch.uint8:
-        images = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-    return [clip.permute(0, 2, 3, 1).contiguous().cpu().numpy() for clip in images]
+    if images.is_floating_point():
+        images = images.detach().clamp(0, 1)
+    return [as_frames(f"images[{k}]", clip.permute(0, 2, 3, 1)) for k, clip in enumerate(images)]
 
 
 def batch_metrics(generated: torch.Tensor, batch: dict, profile: str = "standard") -> dict[str, float]:

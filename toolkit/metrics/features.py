@@ -4,9 +4,11 @@ Fréchet distance.
 Each metric is a small accumulating class (``update(pred, target)`` / ``compute()`` / ``reset()``) that
 keeps only features, plus functional twins: ``*_features`` turns frames or one video into feature
 vectors (the class calls it), and ``fid`` / ``fid_vid`` / ``fvd`` run the whole metric in one call.
-Inputs are RGB uint8 arrays: frames (N, H, W, 3) for FID, videos (T, H, W, 3) -- or a list / a
-(B, T, H, W, 3) batch of them -- for FID-VID and FVD. The two sides are unpaired sets; either may be
-None in an ``update``. Results carry the weights' sha256 and every protocol choice.
+Inputs are RGB frames, numpy or torch in either layout, uint8 or float in [0, 1] (quantised to uint8 first;
+rules in ``toolkit.metrics.functional.frames.as_frames``): frames (N, H, W, 3) for FID, videos (T, H, W, 3)
+-- or a list / a (B, T, H, W, 3) batch of them -- for FID-VID and FVD (channels-first: (B, T, 3, H, W)).
+The two sides are unpaired sets; either may be None in an ``update``. Results carry the weights' sha256
+and every protocol choice.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 
 from toolkit import weights
 from toolkit.metrics.frechet import frechet_distance_from_features
+from toolkit.metrics.functional.frames import Frames, as_frames
 from toolkit.metrics.networks import i3d, inception_fid, resnet3d
 from toolkit.metrics.networks.resize import pil_resize_float, torch_resize
 
@@ -77,25 +80,17 @@ def _check_profile(metric: str, profile: str) -> str:
     return profile
 
 
-def _check_frames(name: str, frames: object) -> np.ndarray:
-    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
-        got = frames.dtype if isinstance(frames, np.ndarray) else type(frames).__name__
-        raise TypeError(f"{name} must be a uint8 numpy array of RGB frames (N, H, W, 3), got {got}")
-    if frames.ndim != 4 or frames.shape[3] != 3 or frames.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (N, H, W, 3) with N >= 1, got {frames.shape}")
-    return frames
-
-
 def _check_videos(name: str, videos: object) -> list[np.ndarray]:
-    """One video (T, H, W, 3), a batch (B, T, H, W, 3) or a list of videos -> list of (T, H, W, 3) arrays."""
-    if isinstance(videos, np.ndarray) and videos.ndim == 5:
-        videos = list(videos)
-    elif isinstance(videos, np.ndarray):
-        videos = [videos]
-    elif not isinstance(videos, (list, tuple)):
+    """One video (T, H, W, 3), a batch (B, T, H, W, 3) or a list of videos (numpy or torch, either layout)
+    -> list of (T, H, W, 3) uint8 arrays."""
+    if isinstance(videos, (list, tuple)):
+        pass
+    elif isinstance(videos, (np.ndarray, torch.Tensor)):
+        videos = list(videos) if videos.ndim == 5 else [videos]
+    else:
         raise TypeError(f"{name} must be a video (T, H, W, 3), a batch (B, T, H, W, 3) or a list of videos, "
                         f"got {type(videos).__name__}")
-    return [_check_frames(f"{name}[{i}]", v) for i, v in enumerate(videos)]
+    return [as_frames(f"{name}[{i}]", v) for i, v in enumerate(videos)]
 
 
 def _to_numpy(features: torch.Tensor) -> np.ndarray:
@@ -170,11 +165,11 @@ class _FrechetMetric(ABC):
 
 # ----------------------------------------------------------------------------- FID
 
-def fid_features(model: torch.nn.Module, frames: np.ndarray, profile: str = "disco",
+def fid_features(model: torch.nn.Module, frames: Frames, profile: str = "disco",
                  batch_size: int = 50) -> np.ndarray:
-    """(N, 2048) float64 Inception pool features of (N, H, W, 3) uint8 frames under a FID profile."""
+    """(N, 2048) float64 Inception pool features of a batch of frames (see the module docstring) under a profile."""
     _check_profile("fid", profile)
-    frames = _check_frames("frames", frames)
+    frames = as_frames("frames", frames)
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(frames), batch_size):
@@ -200,12 +195,12 @@ class FID(_FrechetMetric):
         self.model = inception_fid.load_fid_inception(self.device)
 
     def _features(self, data: object, side: str) -> list[np.ndarray]:
-        return list(fid_features(self.model, _check_frames(side, data), self.profile, self.batch_size))
+        return list(fid_features(self.model, as_frames(side, data), self.profile, self.batch_size))
 
 
-def fid(pred: np.ndarray, target: np.ndarray, profile: str = "disco", device: str | torch.device = "cpu",
+def fid(pred: Frames, target: Frames, profile: str = "disco", device: str | torch.device = "cpu",
         batch_size: int = 50) -> FrechetResult:
-    """FID between two sets of (N, H, W, 3) uint8 frames."""
+    """FID between two sets of frames, (N, H, W, 3) or (N, 3, H, W), numpy or torch."""
     metric = FID(profile, device, batch_size)
     metric.update(pred, target)
     return metric.compute()
@@ -252,9 +247,9 @@ def _clip_batches(video: torch.Tensor, starts: Sequence[int], clip_length: int,
 FID_VID_CLIPS = ("segments", "sliding")
 
 
-def fid_vid_features(model: resnet3d.ResNet3D50, video: np.ndarray, clips: str = "segments",
+def fid_vid_features(model: resnet3d.ResNet3D50, video: Frames, clips: str = "segments",
                      batch_size: int = 8) -> np.ndarray:
-    """3D ResNet-50 features of one (T, H, W, 3) uint8 video.
+    """3D ResNet-50 features of one (T, H, W, 3) video (or (T, 3, H, W); numpy or torch, see the module docstring).
 
     ``segments``: consecutive 16-frame clips, the last padded with its final frame, features averaged
     into one (1, 2048) vector per video (DisCo on video files). ``sliding``: one (2048,) row per
@@ -262,7 +257,7 @@ def fid_vid_features(model: resnet3d.ResNet3D50, video: np.ndarray, clips: str =
     """
     if clips not in FID_VID_CLIPS:
         raise ValueError(f"unknown FID-VID clip mode {clips!r}; use one of {FID_VID_CLIPS}")
-    video = _check_frames("video", video)
+    video = as_frames("video", video)
     length = resnet3d.CLIP_LENGTH
     starts = segment_starts(len(video), length) if clips == "segments" else sliding_starts(len(video), length)
     if not starts:
@@ -318,13 +313,13 @@ def fid_vid(pred: object, target: object, profile: str = "disco", device: str | 
 FVD_CLIPS = {"disco": ("sliding", "whole"), "standard": ("sampled",)}
 
 
-def fvd_features(model: i3d.InceptionI3D, video: np.ndarray, starts: Sequence[int] | None = None,
+def fvd_features(model: i3d.InceptionI3D, video: Frames, starts: Sequence[int] | None = None,
                  batch_size: int = 4) -> np.ndarray:
-    """(len(starts), 400) I3D logits of 16-frame clips of one (T, H, W, 3) uint8 video.
+    """(len(starts), 400) I3D logits of 16-frame clips of one (T, H, W, 3) video (as ``fid_vid_features``).
 
     ``starts=None`` feeds the whole video as one clip (DisCo on video files).
     """
-    video = _check_frames("video", video)
+    video = as_frames("video", video)
     device = next(model.parameters()).device
     frames = torch.from_numpy(pil_resize_float(video, i3d.INPUT_SIZE) / 127.5 - 1.0).permute(0, 3, 1, 2)
     if starts is None:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from toolkit import weights
-from toolkit.metrics.functional.frames import check_frames, check_mask
+from toolkit.metrics.functional.frames import Frames, check_frames, check_mask
 from toolkit.metrics.networks.lpips_net import BACKBONES, load_lpips
 
 PROFILES: dict[str, dict[str, str]] = {
@@ -70,12 +70,13 @@ def _to_input(frames: np.ndarray, profile: str, device: torch.device) -> torch.T
     return x if profile == "disco" else x * 2.0 - 1.0
 
 
-def lpips_per_frame(model: nn.Module, pred: np.ndarray, target: np.ndarray, profile: str = "standard",
-                    mask: np.ndarray | None = None, batch_size: int = 16) -> np.ndarray:
-    """(N,) float64 LPIPS of each (pred, target) uint8 frame pair; NaN where the mask region is empty.
+def lpips_per_frame(model: nn.Module, pred: Frames, target: Frames, profile: str = "standard",
+                    mask: Frames | None = None, batch_size: int = 16) -> np.ndarray:
+    """(N,) float64 LPIPS of each (pred, target) frame pair; NaN where the mask region is empty.
 
     ``model`` is the profile's network (``load_lpips(PROFILES[profile]['net'])``); ``mask`` is a
-    boolean (H, W) or (N, H, W) region, standard profile only.
+    boolean (H, W) or (N, H, W) region, standard profile only. Frames are numpy or torch in either layout,
+    uint8 or float in [0, 1], quantised to uint8 first like the pixel metrics' (``frames.as_frames``).
     """
     _check_profile(profile)
     pred, target = check_frames(pred, target, resize=profile == "disco")
@@ -122,8 +123,8 @@ class LPIPS:
         self.values: list[np.ndarray] = []
         self.masked = False
 
-    def update(self, pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """Score a batch of (N, H, W, 3) uint8 frame pairs; returns and keeps the per-frame values."""
+    def update(self, pred: Frames, target: Frames, mask: Frames | None = None) -> np.ndarray:
+        """Score a batch of frame pairs (as ``lpips_per_frame`` takes them); return and keep the per-frame values."""
         values = lpips_per_frame(self.model, pred, target, self.profile, mask, self.batch_size)
         self.values.append(values)
         self.masked = self.masked or mask is not None
@@ -147,9 +148,9 @@ class LPIPS:
         )
 
 
-def lpips_score(pred: np.ndarray, target: np.ndarray, profile: str = "disco", mask: np.ndarray | None = None,
+def lpips_score(pred: Frames, target: Frames, profile: str = "disco", mask: Frames | None = None,
                 device: str | torch.device = "cpu", batch_size: int = 16) -> LPIPSResult:
-    """LPIPS of (N, H, W, 3) uint8 frame pairs under a profile, loading the network from the registry."""
+    """LPIPS of frame pairs (as ``lpips_per_frame`` takes them) under a profile, network from the registry."""
     metric = LPIPS(profile, device, batch_size)
     metric.update(pred, target, mask)
     return metric.compute()

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from toolkit.metrics.functional.frames import check_profile
+from toolkit.metrics.functional.frames import Frames, check_profile
 from toolkit.metrics.functional.l1 import l1_per_frame
 from toolkit.metrics.functional.pixel import pixel_metrics
 from toolkit.metrics.functional.psnr import psnr_legacy_per_frame, psnr_per_frame
@@ -33,8 +33,9 @@ class _FrameMean:
         self.count = 0
         self.frames = 0
 
-    def update(self, pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> None:
-        """Add a batch of (N, H, W, 3) uint8 frame pairs (mask: bool (H, W) or (N, H, W), standard only)."""
+    def update(self, pred: Frames, target: Frames, mask: Frames | None = None) -> None:
+        """Add a batch of frame pairs, numpy or torch (``as_frames``: (N, H, W, 3) or (N, 3, H, W), uint8 or float in
+        [0, 1]); mask: bool (H, W) or (N, H, W), standard only."""
         values = type(self)._per_frame(pred, target, self.profile, mask)
         kept = values[~np.isnan(values)]
         self.total += float(kept.sum())
@@ -73,7 +74,7 @@ class PSNRLegacy(_FrameMean):
     """DisCo's pre-6190108 uint8 wrap-around PSNR (always >= 24.07 dB); only for matching published tables."""
 
     @staticmethod
-    def _per_frame(pred: np.ndarray, target: np.ndarray, profile: str, mask: np.ndarray | None) -> np.ndarray:
+    def _per_frame(pred: Frames, target: Frames, profile: str, mask: Frames | None) -> np.ndarray:
         if mask is not None:
             raise ValueError("PSNRLegacy reproduces DisCo's whole-frame value and takes no mask")
         return psnr_legacy_per_frame(pred, target)
@@ -96,7 +97,7 @@ class PixelMetrics:
         self.counts: dict[str, int] = {}
         self.frames = 0
 
-    def update(self, pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> None:
+    def update(self, pred: Frames, target: Frames, mask: Frames | None = None) -> None:
         """Add a batch of frame pairs; with a mask the _fg/_bg metrics are accumulated too (use it every time)."""
         values = pixel_metrics(pred, target, self.profile, mask, self.workers)
         if self.frames and set(values) != set(self.totals):

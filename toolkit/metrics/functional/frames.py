@@ -1,18 +1,23 @@
-"""Checks and helpers shared by the pixel metrics: frame batches, masks, size matching, per-frame threading.
+"""Checks and helpers shared by the metrics: frame batches, masks, size matching, per-frame threading.
 
-Every pixel metric takes two batches of RGB uint8 frames shaped (N, H, W, 3):
-``pred`` (generated) and ``target`` (ground truth). Bad input raises a
-ValueError/TypeError that says which argument is wrong and how.
+Every metric takes batches of RGB frames, ``pred`` (generated) and ``target`` (ground truth), as numpy
+arrays or torch tensors in either layout, uint8 or float in [0, 1]; ``as_frames`` is the one place that
+turns them into the (N, H, W, 3) uint8 numpy frames the metrics compute on (its docstring gives the
+rules). Bad input raises a ValueError/TypeError that says which argument is wrong and how.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar, Union
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 PROFILES: dict[str, str] = {
     "disco": (
@@ -32,6 +37,8 @@ PROFILES: dict[str, str] = {
 }
 
 T = TypeVar("T")
+# What the metrics take as frames and masks: a numpy array or a torch tensor (rules: ``as_frames``).
+Frames = Union[np.ndarray, "torch.Tensor"]
 
 
 def check_profile(profile: str) -> str:
@@ -41,18 +48,52 @@ def check_profile(profile: str) -> str:
     return profile
 
 
-def _check_batch(name: str, frames: object) -> np.ndarray:
-    if not isinstance(frames, np.ndarray):
-        raise TypeError(f"{name} must be a numpy uint8 array of shape (N, H, W, 3), got {type(frames).__name__}")
-    if frames.dtype != np.uint8:
-        raise TypeError(f"{name} must be uint8 (0..255), got dtype {frames.dtype}; convert with care, "
-                        f"e.g. np.clip(np.round(x * 255), 0, 255).astype(np.uint8) for floats in [0, 1]")
-    if frames.ndim != 4 or frames.shape[3] != 3:
-        raise ValueError(f"{name} must have shape (N, H, W, 3) (RGB frames), got {frames.shape}; "
-                         f"for a single frame pass frame[None]")
+def _numpy(name: str, data: object) -> np.ndarray:
+    """``data`` as a numpy array: numpy as it is, a torch tensor detached and copied to the CPU (float16 and
+    bfloat16 as float32, which numpy lacks or cannot hold exactly); anything else is a TypeError."""
+    if isinstance(data, np.ndarray):
+        return data
+    torch = sys.modules.get("torch")  # no tensor can exist unless torch was imported
+    if torch is not None and isinstance(data, torch.Tensor):
+        data = data.detach()
+        if data.is_floating_point() and data.dtype not in (torch.float32, torch.float64):
+            data = data.float()
+        return data.cpu().numpy()
+    raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(data).__name__}")
+
+
+def as_frames(name: str, frames: object) -> np.ndarray:
+    """(N, H, W, 3) uint8 numpy frames from a batch of RGB frames, numpy or torch (any device); raise on bad input.
+
+    Layout: channels-last (N, H, W, 3) when the last dimension is 3, else channels-first (N, 3, H, W) when
+    dimension 1 is 3. An (N, 3, H, 3) batch therefore reads as channels-last; permute a 3-pixel-wide
+    channels-first batch yourself. Values: uint8 as they are (0..255); float (any precision) must lie in
+    [0, 1] (NaN or anything outside is a ValueError: clamp first) and becomes uint8 as round(x * 255), halves
+    to even (``np.rint``, as ``toolkit.metrics.batch`` quantises generated frames), so a float batch equal to
+    uint8 / 255 scores exactly as the uint8 batch. Other dtypes (bool, int) are a TypeError. The metrics
+    compute on uint8, hence the quantisation; a tensor leaves its device once, here.
+    """
+    frames = _numpy(name, frames)
+    if frames.ndim != 4:
+        raise ValueError(f"{name} must have shape (N, H, W, 3) or (N, 3, H, W) (a batch of RGB frames), got "
+                         f"{frames.shape}; for a single frame pass frame[None]")
+    channels_first = frames.shape[3] != 3
+    if channels_first and frames.shape[1] != 3:
+        raise ValueError(f"{name} must have shape (N, H, W, 3) or (N, 3, H, W) (RGB frames), got "
+                         f"{frames.shape}: neither the last dimension nor dimension 1 is 3")
     if frames.shape[0] == 0:
         raise ValueError(f"{name} holds no frames (shape {frames.shape})")
-    return frames
+    if frames.dtype != np.uint8:
+        if not np.issubdtype(frames.dtype, np.floating):
+            raise TypeError(f"{name} must be uint8 (0..255) or float in [0, 1], got dtype {frames.dtype}")
+        values = frames if frames.dtype == np.float64 else frames.astype(np.float32)
+        lo, hi = values.min(), values.max()
+        if not (lo >= 0 and hi <= 1):
+            raise ValueError(f"{name} is float with values from {lo:.6g} to {hi:.6g}; float frames must lie in "
+                             f"[0, 1] with no NaN: pass values in 0..255 as uint8 (or divide them by 255), and "
+                             f"clamp model outputs to [0, 1] first")
+        frames = np.rint(values * 255).astype(np.uint8)
+    return np.ascontiguousarray(frames.transpose(0, 2, 3, 1)) if channels_first else frames
 
 
 def match_size(frames: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -67,8 +108,8 @@ def check_frames(pred: object, target: object, resize: bool) -> tuple[np.ndarray
 
     Without ``resize`` a size mismatch is an error, so a protocol never rescales frames silently.
     """
-    pred = _check_batch("pred", pred)
-    target = _check_batch("target", target)
+    pred = as_frames("pred", pred)
+    target = as_frames("target", target)
     if pred.shape[0] != target.shape[0]:
         raise ValueError(f"pred has {pred.shape[0]} frames but target has {target.shape[0]}")
     if pred.shape[1:3] != target.shape[1:3]:
@@ -81,11 +122,11 @@ def check_frames(pred: object, target: object, resize: bool) -> tuple[np.ndarray
 
 
 def check_mask(mask: object, n: int, height: int, width: int) -> np.ndarray | None:
-    """Validate a boolean region mask, (H, W) for all frames or (N, H, W) per frame; return it as (N, H, W)."""
+    """Validate a boolean region mask (numpy or torch), (H, W) for all frames or (N, H, W) per frame; return it
+    as a numpy (N, H, W) array."""
     if mask is None:
         return None
-    if not isinstance(mask, np.ndarray):
-        raise TypeError(f"mask must be a boolean numpy array (True = region), got {type(mask).__name__}")
+    mask = _numpy("mask", mask)
     if mask.dtype != np.bool_:
         raise TypeError(f"mask must be boolean (True = region), got dtype {mask.dtype}; "
                         f"for a 0/255 image pass mask > 0")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from toolkit.metrics.functional.errors import ErrorSums, error_sums
-from toolkit.metrics.functional.frames import check_inputs, frame_mean, map_frames
+from toolkit.metrics.functional.frames import Frames, check_inputs, frame_mean, map_frames
 
 
 def l1_value(sums: ErrorSums, profile: str, height: int, width: int) -> float:
@@ -23,8 +23,8 @@ def l1_value(sums: ErrorSums, profile: str, height: int, width: int) -> float:
     return sums.abs_total / (255.0 * 3 * sums.pixels)
 
 
-def l1_per_frame(pred: np.ndarray, target: np.ndarray, profile: str = "standard",
-                 mask: np.ndarray | None = None, workers: int | None = None) -> np.ndarray:
+def l1_per_frame(pred: Frames, target: Frames, profile: str = "standard",
+                 mask: Frames | None = None, workers: int | None = None) -> np.ndarray:
     """Per-frame L1 as an (N,) float64 array; ``mask`` (H, W) or (N, H, W) bool is for the standard profile."""
     pred, target, masks = check_inputs(pred, target, profile, mask)
     h, w = target.shape[1:3]
@@ -36,6 +36,6 @@ def l1_per_frame(pred: np.ndarray, target: np.ndarray, profile: str = "standard"
     return np.asarray(map_frames(one, len(pred), workers), dtype=np.float64)
 
 
-def l1(pred: np.ndarray, target: np.ndarray, profile: str = "standard", mask: np.ndarray | None = None) -> float:
+def l1(pred: Frames, target: Frames, profile: str = "standard", mask: Frames | None = None) -> float:
     """L1 averaged over frames (frames with an empty masked region are skipped)."""
     return frame_mean(l1_per_frame(pred, target, profile, mask))

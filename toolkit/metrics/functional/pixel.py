@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from toolkit.metrics.functional.frames import check_inputs, map_frames
+from toolkit.metrics.functional.frames import Frames, check_inputs, map_frames
 from toolkit.metrics.functional.errors import error_sums
 from toolkit.metrics.functional.l1 import l1_value
 from toolkit.metrics.functional.psnr import psnr_legacy_frame, psnr_value
@@ -46,12 +46,13 @@ def _frame_values(pred: np.ndarray, target: np.ndarray, profile: str, region: np
     return out
 
 
-def pixel_metrics(pred: np.ndarray, target: np.ndarray, profile: str = "standard", mask: np.ndarray | None = None,
+def pixel_metrics(pred: Frames, target: Frames, profile: str = "standard", mask: Frames | None = None,
                   workers: int | None = None) -> dict[str, np.ndarray]:
     """Per-frame values of every pixel metric of ``profile``: {name: (N,) float64}, names from ``metric_names``.
 
-    pred, target: (N, H, W, 3) RGB uint8. disco resizes pred to the target size and takes no mask; standard
-    needs equal sizes and takes an optional bool mask (H, W) or (N, H, W), True on the person region.
+    pred, target: RGB frames, numpy or torch, (N, H, W, 3) or (N, 3, H, W), uint8 or float in [0, 1] (float is
+    quantised to uint8 first; rules in ``frames.as_frames``). disco resizes pred to the target size and takes no
+    mask; standard needs equal sizes and takes an optional bool mask (H, W) or (N, H, W), True on the person region.
     ``workers`` threads (default os.cpu_count()). Frames whose masked region is empty give NaN in _fg/_bg.
     """
     pred, target, masks = check_inputs(pred, target, profile, mask)

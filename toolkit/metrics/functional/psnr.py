@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from toolkit.metrics.functional.errors import ErrorSums, error_sums
-from toolkit.metrics.functional.frames import check_inputs, frame_mean, map_frames
+from toolkit.metrics.functional.frames import Frames, check_inputs, frame_mean, map_frames
 
 PSNR_CAP_DB = 100.0
 
@@ -41,8 +41,8 @@ def psnr_legacy_frame(pred: np.ndarray, target: np.ndarray) -> float:
     return 100.0 if mse == 0 else 20 * math.log10(255.0 / math.sqrt(mse))
 
 
-def psnr_per_frame(pred: np.ndarray, target: np.ndarray, profile: str = "standard",
-                   mask: np.ndarray | None = None, workers: int | None = None) -> np.ndarray:
+def psnr_per_frame(pred: Frames, target: Frames, profile: str = "standard",
+                   mask: Frames | None = None, workers: int | None = None) -> np.ndarray:
     """Per-frame PSNR in dB as an (N,) float64 array; ``mask`` (H, W) or (N, H, W) bool is for standard."""
     pred, target, masks = check_inputs(pred, target, profile, mask)
 
@@ -53,18 +53,18 @@ def psnr_per_frame(pred: np.ndarray, target: np.ndarray, profile: str = "standar
     return np.asarray(map_frames(one, len(pred), workers), dtype=np.float64)
 
 
-def psnr(pred: np.ndarray, target: np.ndarray, profile: str = "standard", mask: np.ndarray | None = None) -> float:
+def psnr(pred: Frames, target: Frames, profile: str = "standard", mask: Frames | None = None) -> float:
     """PSNR averaged over frames (mean of per-frame dB values, frames with an empty region skipped)."""
     return frame_mean(psnr_per_frame(pred, target, profile, mask))
 
 
-def psnr_legacy_per_frame(pred: np.ndarray, target: np.ndarray, workers: int | None = None) -> np.ndarray:
+def psnr_legacy_per_frame(pred: Frames, target: Frames, workers: int | None = None) -> np.ndarray:
     """Per-frame wrap-around PSNR (DisCo before 6190108) as an (N,) float64 array; pred resized as in disco."""
     pred, target, _ = check_inputs(pred, target, "disco")
     return np.asarray(map_frames(lambda i: psnr_legacy_frame(pred[i], target[i]), len(pred), workers),
                       dtype=np.float64)
 
 
-def psnr_legacy(pred: np.ndarray, target: np.ndarray) -> float:
+def psnr_legacy(pred: Frames, target: Frames) -> float:
     """Wrap-around PSNR averaged over frames; reported only so that published "PSNR" columns can be matched."""
     return frame_mean(psnr_legacy_per_frame(pred, target))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from toolkit.metrics.functional.frames import check_inputs, frame_mean, map_frames
+from toolkit.metrics.functional.frames import Frames, check_inputs, frame_mean, map_frames
 
 K1 = 0.01
 K2 = 0.03
@@ -138,8 +138,8 @@ def check_ssim_size(height: int, width: int, profile: str) -> None:
         raise ValueError(f"frames of {height}x{width} are smaller than the {w}x{w} SSIM window of profile {profile!r}")
 
 
-def ssim_per_frame(pred: np.ndarray, target: np.ndarray, profile: str = "standard",
-                   mask: np.ndarray | None = None, workers: int | None = None) -> np.ndarray:
+def ssim_per_frame(pred: Frames, target: Frames, profile: str = "standard",
+                   mask: Frames | None = None, workers: int | None = None) -> np.ndarray:
     """Per-frame SSIM as an (N,) float64 array; ``mask`` (H, W) or (N, H, W) bool is for the standard profile."""
     pred, target, masks = check_inputs(pred, target, profile, mask)
     check_ssim_size(target.shape[1], target.shape[2], profile)
@@ -150,6 +150,6 @@ def ssim_per_frame(pred: np.ndarray, target: np.ndarray, profile: str = "standar
     return np.asarray(map_frames(one, len(pred), workers), dtype=np.float64)
 
 
-def ssim(pred: np.ndarray, target: np.ndarray, profile: str = "standard", mask: np.ndarray | None = None) -> float:
+def ssim(pred: Frames, target: Frames, profile: str = "standard", mask: Frames | None = None) -> float:
     """SSIM averaged over frames (frames with an empty region skipped)."""
     return frame_mean(ssim_per_frame(pred, target, profile, mask))
