@@ -43,12 +43,6 @@ TRAINING = "toolkit.train"
 # Violations not fixed yet (issue #25, item 1). Each is "importer -> imported" (a floor broken) or
 # "module names baselines.X" (a string naming a method's module).
 KNOWN_VIOLATIONS = {
-    # toolkit.weights sits on the base floor (annotate, metrics and models fetch their weights through it), but
-    # `feature_exists` checks each artifact's `used_by` strings by importing the protocols, the method registry
-    # and the annotation backends.
-    "toolkit.weights -> toolkit.annotate.backends",
-    "toolkit.weights -> toolkit.harness.protocols",
-    "toolkit.weights -> toolkit.harness.registry",
     # Two artifacts' post-download checks are named as "module:function" strings in the weights table, not
     # registered as plug-ins like the converters are.
     "toolkit.weights names baselines.magicanimate.recipe",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import http.server
 import os
 import re
@@ -18,6 +19,7 @@ import pytest
 
 import standin
 from toolkit import weights
+from toolkit.harness import availability
 from toolkit.cli import main
 
 FIXED_NAMES = (
@@ -459,14 +461,14 @@ def test_status_reports_present_missing_and_mismatch(home: Path, tmp_path: Path,
     cached.write_bytes(b"short")
     assert weights.status("dwpose-yolox-l", verify=False).state == "mismatch"
 
-    blocked = weights.unavailable_features([weights.status(n) for n in ("dwpose-yolox-l", "dwpose-ll-ucoco-384")])
+    blocked = availability.unavailable_features([weights.status(n) for n in ("dwpose-yolox-l", "dwpose-ll-ucoco-384")])
     assert blocked == {"DWPose pose extraction": ["dwpose-yolox-l mismatch", "dwpose-ll-ucoco-384 missing"]}
 
 
 def test_status_names_only_features_that_exist(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from toolkit.harness import protocols, registry
 
-    blocked = weights.unavailable_features([weights.status(n, verify=False) for n in weights.ARTIFACTS])
+    blocked = availability.unavailable_features([weights.status(n, verify=False) for n in weights.ARTIFACTS])
     # every metric a protocol card lists, under that profile, and nothing else of the metric kind
     for profile in protocols.available_protocols():
         for metric in set(protocols.load_protocol(profile).metrics) & {"lpips", "fid", "fid_vid", "fvd"}:
@@ -476,13 +478,13 @@ def test_status_names_only_features_that_exist(home: Path, monkeypatch: pytest.M
     # methods only when a plug-in of that name is registered
     names = set(registry.method_names())
     for feature in blocked:
-        assert weights.feature_exists(feature)
+        assert availability.feature_exists(feature)
     assert ("MagicAnimate" in blocked) == ("magicanimate" in names)
     assert not any("CLIP image encoder" in f for f in blocked)
     monkeypatch.setattr(registry, "method_names", lambda: sorted(names | {"magicanimate"}))
-    blocked = weights.unavailable_features([weights.status(n, verify=False) for n in weights.ARTIFACTS])
+    blocked = availability.unavailable_features([weights.status(n, verify=False) for n in weights.ARTIFACTS])
     assert "sd15-unet missing" in blocked["MagicAnimate"]
-    everything = weights.unavailable_features([weights.status(n, verify=False) for n in weights.ARTIFACTS],
+    everything = availability.unavailable_features([weights.status(n, verify=False) for n in weights.ARTIFACTS],
                                               existing_only=False)
     assert "CLIP image encoder (SD 1.5 era methods)" in everything
 
@@ -510,6 +512,10 @@ def test_cli_status_and_import(home: Path, tmp_path: Path, monkeypatch: pytest.M
     assert main(["weights", "status", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "missing" in out and "unavailable until fixed" in out and "FVD (disco)" in out
+    assert main(["weights", "status", "--quick", "--json"]) == 0  # every artifact, with who needs it
+    listed = {a["name"]: a["used_by"] for a in json.loads(capsys.readouterr().out)["artifacts"]}
+    assert listed.keys() == weights.ARTIFACTS.keys()
+    assert listed["dwpose-yolox-l"] == ["DWPose pose extraction"]
 
     _set(monkeypatch, "fidvid-r3d50-kinetics", check=None)  # shape checks: tests/reliability
     src = _tensor_file(tmp_path / "resnet-50-kinetics.pth", 1.0)

@@ -137,18 +137,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from toolkit import weights
     from toolkit.annotate.backends import backend_status
+    from toolkit.harness.availability import unavailable_features
 
     names = args.names or list(weights.ARTIFACTS)
     statuses = [weights.status(n, verify=not args.quick) for n in names]
-    blocked = weights.unavailable_features(statuses)
+    blocked = unavailable_features(statuses)
     backends = backend_status()
     if args.json:
         print(json.dumps({"cache": str(weights.weights_dir()),
-                          "artifacts": [s.to_dict() for s in statuses],
+                          "artifacts": [{**s.to_dict(), "used_by": list(weights.get(s.name).used_by)}
+                                        for s in statuses],
                           "unavailable_features": blocked, "annotation_backends": backends}, indent=2))
     else:
-        rows = [[s.name, s.state, s.pinned, s.detail] for s in statuses]
-        print(format_table(["name", "state", "sha256", "detail"], rows))
+        rows = [[s.name, s.state, "; ".join(weights.get(s.name).used_by), s.pinned, s.detail] for s in statuses]
+        print(format_table(["name", "state", "used by", "sha256", "detail"], rows))
         print(f"\ncache: {weights.weights_dir()}")
         if blocked:
             print("\nunavailable until fixed:")
