@@ -42,12 +42,7 @@ TRAINING = "toolkit.train"
 
 # Violations not fixed yet (issue #25, item 1). Each is "importer -> imported" (a floor broken) or
 # "module names baselines.X" (a string naming a method's module).
-KNOWN_VIOLATIONS = {
-    # Two artifacts' post-download checks are named as "module:function" strings in the weights table, not
-    # registered as plug-ins like the converters are.
-    "toolkit.weights names baselines.magicanimate.recipe",
-    "toolkit.weights names baselines.unianimate.convert",
-}
+KNOWN_VIOLATIONS: set[str] = set()
 
 _BASELINES_NAME = re.compile(r"(?<![\w./-])baselines(?:\.[A-Za-z_]\w*)+")
 

@@ -1,7 +1,7 @@
 """Name -> object lookup for everything that is a plug-in: methods, training recipes.
 
 One mechanism: Python entry points (groups ``toolkit.methods``, ``toolkit.recipes``,
-``toolkit.converters``)
+``toolkit.converters``, ``toolkit.checks``)
 declared by any installed package, including ours (``pyproject.toml``), plus a
 direct ``package.module:Attribute`` spec for a user's own code that is importable
 but not installed as a plug-in. A plug-in that fails to import is an error that
@@ -14,7 +14,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-GROUPS = ("toolkit.methods", "toolkit.recipes", "toolkit.converters")
+GROUPS = ("toolkit.methods", "toolkit.recipes", "toolkit.converters", "toolkit.checks")
 
 
 class PluginError(ValueError):

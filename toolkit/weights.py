@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
+from toolkit import plugins
 from toolkit.io import atomic_write_json, temp_path_for
 
 PINS_FILE = "pins.json"
@@ -57,7 +58,8 @@ class Artifact:
     # "load" (weights-only load, then `check`), "scan" (the pickle's imports only: a file read solely by a
     # conversion), "none" (a file the toolkit never loads); safetensors files always have their header parsed
     first_use: str = "load"
-    # "module:function" called with (name -> tensor mapping, path), raising ValueError when they do not fit
+    # "module:function" called with (name -> tensor mapping, path), raising ValueError when they do not fit; a
+    # method's own artifacts register theirs instead, by artifact name, in the `toolkit.checks` entry points
     check: str | None = None
     allow_globals: tuple[str, ...] = ()  # pickle imports beyond the weights-only allow-list this file is known to hold
 
@@ -280,7 +282,6 @@ _TABLE: tuple[Artifact, ...] = (
         "temporal attention from AnimateDiff; the paper config loads it there ([stages.2.pretrained]).",
         loader=_TORCH_LOAD + ": flat state dict in AnimateDiff's names, mapped to ours as the release's motion "
         "modules are (baselines/magicanimate/convert.py MOTION_RENAMES)",
-        check="baselines.magicanimate.recipe:check_motion_module_file",
     ),
     # Method checkpoints.
     Artifact(
@@ -332,7 +333,6 @@ _TABLE: tuple[Artifact, ...] = (
         "(iic/unianimate); the URL is the camenduru/unianimate mirror on Hugging Face.",
         loader=_TORCH_LOAD + ": state dict, loaded with strict=True (pickle imports: OrderedDict, "
         "_rebuild_tensor_v2, FloatStorage)",
-        check="baselines.unianimate.convert:check_published",
     ),
 )
 
@@ -598,9 +598,9 @@ def validate(name: str, path: str | os.PathLike) -> None:
                 raise ValueError(f"{path}: its pickle names {', '.join(bad[:5])}, which {name} does not hold")
             return
         tensors = safe_pickle.tensors_of(safe_pickle.load(path, artifact.allow_globals), path)
-        if artifact.check:
-            module, function = artifact.check.split(":")
-            getattr(importlib.import_module(module), function)(tensors, path)
+        check = artifact.check or (name if name in plugins.names("toolkit.checks") else None)
+        if check:
+            plugins.load("toolkit.checks", check)(tensors, path)
     except (ValueError, OSError) as exc:
         if isinstance(exc, WeightsUnreadable):
             raise

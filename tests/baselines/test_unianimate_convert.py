@@ -211,3 +211,17 @@ def test_load_published_checkpoint_is_strict_like_the_release(tmp_path):
         load_published_checkpoint(path)
     torch.save({"time_embed.0.bias": torch.zeros(3)}, path)
     assert list(load_published_checkpoint(path)) == ["time_embed.0.bias"]
+
+
+def test_a_file_that_is_not_the_release_is_refused_by_its_registered_check(tmp_path, monkeypatch):
+    """The registry proves a first-use file with the check UniAnimate registers (entry point toolkit.checks)."""
+    from baselines.unianimate import convert
+    from toolkit import weights
+
+    monkeypatch.setattr(convert.UniAnimateConfig, "named", classmethod(lambda cls, name: SMALL))
+    monkeypatch.setenv("TOOLKIT_HOME", str(tmp_path / "home"))
+    wrong = tmp_path / "unianimate_16f_32f_non_ema_223000.pth"
+    torch.save({"input_blocks.0.0.weight": torch.zeros(2)}, wrong)
+    with pytest.raises(weights.WeightsUnreadable, match="not the published UniAnimate checkpoint"):
+        weights.import_file(wrong, name="unianimate-16f-32f")
+    assert not weights.cache_path("unianimate-16f-32f").exists()
