@@ -23,7 +23,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -34,11 +33,11 @@ from baselines.unianimate.openclip_table import load_openclip
 from baselines.unianimate.pipeline import (
     LONG_MODES, PRECISION, RELEASE_CONFIGS, RELEASE_KEYS, SamplingConfig, UniAnimatePipeline, release_sampling)
 from toolkit import conditions, weights
-from toolkit.harness.method import Conditions, Method, MethodUnavailable, Option
-from toolkit.models.pretrained import weights_sha256
+from toolkit.harness.diffusion_method import SAMPLING_OPTIONS, DiffusionMethod
+from toolkit.harness.method import Conditions, Option
 from toolkit.models.codec import build_codec
 from toolkit.models.openclip import OpenCLIPConditioner
-from toolkit.models.run_folder import PUBLISHED, load_run, paper_run_config
+from toolkit.models.run_folder import paper_run_config
 
 # How `--checkpoint published` runs unless told otherwise: as the release's inference configs do
 # (pipeline.RELEASE_CONFIGS). "auto" picks UniAnimate_infer when the strided video has at most its 32 frames,
@@ -47,18 +46,18 @@ RELEASE_DEFAULTS = {"config": "auto", "keys": RELEASE_KEYS, "keep_aspect": False
 SHORT, LONG = "UniAnimate_infer", "UniAnimate_infer_long"
 
 
-class UniAnimateMethod(Method):
+class UniAnimateMethod(DiffusionMethod):
     name = "unianimate"
     description = "UniAnimate-style video diffusion (one UNet, reference as frame 0, pose concatenation), ours"
     paper = "https://arxiv.org/abs/2406.01188"
     code = "https://github.com/ali-vilab/UniAnimate"
+    model_class = UniAnimateModel
+    train_hint = ("run `make train-tiny` (or `toolkit train --method unianimate ...`) and pass --checkpoint "
+                  "runs/ua-tiny, or --checkpoint published for the released weights")
     options = {
-        "steps": Option(int, "sampling steps (default: the run's [sampling] steps)"),
-        "guidance": Option(float, "classifier-free guidance scale"),
-        "seed": Option(int, "sampling seed"),
+        **SAMPLING_OPTIONS,
         "long": Option(str, "long-video mode: overlapping windows fused, or a chain of segments", LONG_MODES),
         "window": Option(int, "frames per window / chain segment"),
-        "overlap": Option(int, "frames shared by neighbouring windows"),
         "precision": Option(str, "model precision (fp16 takes effect on CUDA only)", PRECISION),
         "first_frame": Option(bool, "also give the reference as the first frame"),
         "release_config": Option(str, "--checkpoint published only: the release's inference config",
@@ -78,15 +77,11 @@ class UniAnimateMethod(Method):
         from every pose, instead of the release's squash to its size from every 2nd pose) apply to
         ``--checkpoint published`` only; their defaults are the release's (`RELEASE_DEFAULTS`). `precision`
         ("fp16" or "fp32") overrides the sampling's (the release: fp16, which takes effect on CUDA only)."""
-        if checkpoint is None:
-            raise MethodUnavailable("unianimate needs a trained model: run `make train-tiny` (or `toolkit train "
-                                    "--method unianimate ...`) and pass --checkpoint runs/ua-tiny, or "
-                                    "--checkpoint published for the released weights")
-        self.checkpoint = Path(checkpoint)
         self.openclip: OpenCLIPConditioner | None = None
         self.release: dict[str, Any] | None = None
-        if str(checkpoint) == PUBLISHED:
-            self.run_config, self.weights = paper_run_config(CONFIG_DIR / "paper.toml"), None
+        model = self.load_run_model(checkpoint, device)
+        if model is None:  # published
+            self.run_config = paper_run_config(CONFIG_DIR / "paper.toml")
             given = {"config": release_config, "keys": keys, "keep_aspect": keep_aspect}
             self.release = {**RELEASE_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
             if self.release["config"] not in ("auto", *RELEASE_CONFIGS):
@@ -100,35 +95,24 @@ class UniAnimateMethod(Method):
             self.openclip = OpenCLIPConditioner.from_file(weights.path(convert.OPENCLIP_ARTIFACT), device)
             model = convert.load_converted(converted, self.openclip.empty_text_context()).to(device).eval()
         else:
-            self.run_config, model_dir = load_run(checkpoint, "unianimate")
-            self.weights = model_dir
-            model = UniAnimateModel.from_pretrained(model_dir).to(device).eval()
             self.openclip = load_openclip(self.run_config, device)  # a model trained on OpenCLIP embeddings
-        sampling = dict(self.run_config.get("sampling", {}))
+        sampling = self.sampling_table(long=long, steps=steps, guidance=guidance, seed=seed, precision=precision,
+                                       window=window, overlap=overlap)
         if self.run_config.get("scheduler"):  # the schedule the run trained with ([scheduler]) samples it too
             sampling["scheduler"] = {**self.run_config["scheduler"], **sampling.get("scheduler", {})}
-        given = {"long": long, "steps": steps, "guidance": guidance, "seed": seed, "precision": precision,
-                 "window": window, "overlap": overlap}
-        self.overrides = {k: v for k, v in given.items() if v is not None}
-        sampling.update(self.overrides)
         self.sampling = SamplingConfig.from_dict(sampling)
         if self.sampling.precision == "fp16" and torch.device(device).type == "cuda":
             model = model.half()  # the release: model.to(torch.float16), sampled under fp16 autocast
         codec = build_codec(self.run_config.get("codec", {})).to(device)
         self.pipeline = UniAnimatePipeline(model, codec, self.sampling)
-        size = self.run_config.get("data", {}).get("size", 64)
-        self.size = (size, size) if isinstance(size, int) else tuple(size)
+        self.set_size(codec, model)
         # poses drawn as the model was trained on them ([data] pose_draw_scale; the release: 1)
         self.pose_style = {"draw_scale": self.run_config.get("data", {}).get("pose_draw_scale", 1)}
         self.first_frame = first_frame
-        self.multiple = codec.downsample * 2 ** (len(model.config.block_out_channels) - 1)
 
     def model_size(self, height: int, width: int) -> tuple[int, int]:
         """The size frames are generated at: the trained area with the video's aspect, in multiples the UNet takes."""
         return conditions.generation_size(self.size, self.multiple, height, width)
-
-    def generate(self, cond: Conditions) -> np.ndarray:
-        return np.concatenate(list(self.generate_chunks(cond)))
 
     def release_for(self, n_frames: int) -> str:
         """The release config a published run of n_frames takes ("auto": the short one while it covers them)."""
@@ -145,7 +129,7 @@ class UniAnimateMethod(Method):
             return
         h, w = self.model_size(cond.height, cond.width)
         reference = conditions.fit_image(cond.reference, (h, w))
-        to_chw = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3)))  # noqa: E731
+        to_chw = self.to_chw
         embeds = None if self.openclip is None else self.openclip.embed_image(cond.reference)
         ref_pose = cond.reference_pose_render(h, w, **self.pose_style)
         poses = cond.pose_renders(h, w, **self.pose_style)
@@ -153,7 +137,7 @@ class UniAnimateMethod(Method):
                                            first_frame=to_chw(reference) if self.first_frame else None,
                                            image_embeds=embeds)
         for chunk in chunks:
-            yield np.stack([cv2.resize(f, (cond.width, cond.height), interpolation=cv2.INTER_CUBIC) for f in chunk])
+            yield self.at_video_size(chunk, cond)
 
     def _release_chunks(self, cond: Conditions) -> Iterator[np.ndarray]:
         """The published run as the release's entrance: every `frame_interval`-th pose; the reference and the
@@ -175,7 +159,7 @@ class UniAnimateMethod(Method):
             reference, ref_pose = _squash(cond.reference, (h, w)), _squash(cond.reference_pose_render(), (h, w))
             poses = np.stack([_squash(conditions.pose_images(cond.keypoints[k:k + 1], (cond.height, cond.width),
                                                              (cond.height, cond.width))[0], (h, w)) for k in keep])
-        to_chw = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3)))  # noqa: E731
+        to_chw = self.to_chw
         embeds = None if self.openclip is None else self.openclip.embed_image(cond.reference)
         chunks = self.pipeline.iter_frames(to_chw(reference), to_chw(ref_pose), to_chw(poses),
                                            first_frame=to_chw(reference) if self.first_frame else None,
@@ -184,18 +168,16 @@ class UniAnimateMethod(Method):
         for chunk in chunks:
             frames = np.repeat(chunk, interval, axis=0)[:left]
             left -= len(frames)
-            yield np.stack([cv2.resize(f, (cond.width, cond.height), interpolation=cv2.INTER_CUBIC) for f in frames])
+            yield self.at_video_size(frames, cond)
 
     def config(self) -> dict[str, Any]:
-        checkpoint = PUBLISHED if self.weights is None else str(self.checkpoint.resolve())
-        return {"checkpoint": checkpoint, "model_size": list(self.size),
-                "sampling": {k: getattr(self.sampling, k) for k in self.sampling.__dataclass_fields__},
-                "first_frame": self.first_frame, **({"release": dict(self.release)} if self.release else {})}
+        return {**super().config(), "first_frame": self.first_frame,
+                **({"release": dict(self.release)} if self.release else {})}
 
     def checkpoint_sha256(self) -> str:
         if self.weights is None:
             return convert.published_sha256(self.run_config["codec"]["weights"])
-        own = weights_sha256(self.weights)
+        own = self.own_sha256()
         used = [self.run_config.get(table, {}).get("weights") for table in ("openclip", "codec")]
         used = [name for name in used if name]  # registry files the samples also depend on
         return ";".join([f"model={own}", *(f"{n}={weights.file_sha256(n)}" for n in used)]) if used else own
