@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 
 from conftest import make_shards
-from test_leaderboard import make_store
+from helpers.results_store import make_store
 from toolkit.harness.runner import evaluate
 from toolkit.report.leaderboard import write_leaderboard
 

@@ -9,38 +9,10 @@ import torch
 from diffusers import UNet2DConditionModel, UNetMotionModel
 
 from baselines.magicanimate.model import MagicAnimateConfig, MagicAnimateModel
+from helpers.magicanimate_standin import MICRO, fresh, inputs, nudged
 
-# A model small enough for many forward passes: 2 levels, 12-channel latents (a 2x pixel codec of 16x16 images).
-MICRO = MagicAnimateConfig(
-    latent_channels=12, sample_size=8, block_out_channels=(16, 32), layers_per_block=1,
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    attention_heads=2, norm_num_groups=4, cross_attention_dim=8, text_tokens=3, learned_text_context=True,
-    motion_heads=2, motion_max_seq_length=16, controlnet_embedding_channels=(8, 16))
 # diffusers' UNetMotionModel norm axes (the release's pool ResNet norms over the window's frames)
 DIFFUSERS_NORMS = dataclasses.replace(MICRO, video_norm="diffusers", reference_bank_dtype="model")
-
-
-def fresh(seed: int = 0, config: MagicAnimateConfig = MICRO) -> MagicAnimateModel:
-    torch.manual_seed(seed)
-    return MagicAnimateModel(config).eval()
-
-
-def nudged(seed: int = 0, config: MagicAnimateConfig = MICRO) -> MagicAnimateModel:
-    """A model whose zero-initialised layers are no longer zero, so every part acts."""
-    m = fresh(seed, config)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return m
-
-
-def inputs(b: int = 2, f: int = 3, seed: int = 1) -> tuple[torch.Tensor, ...]:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(b, 12, f, 8, 8, generator=g)
-    t = torch.randint(0, 1000, (b,), generator=g)
-    densepose = torch.rand(b, f, 3, 16, 16, generator=g)
-    ref = torch.randn(b, 12, 8, 8, generator=g)
-    return x, t, densepose, ref
 
 
 def plain_unet(m: MagicAnimateModel) -> UNetMotionModel:

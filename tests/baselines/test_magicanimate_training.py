@@ -14,7 +14,8 @@ from baselines.magicanimate.method import MagicAnimateMethod
 from baselines.magicanimate.model import MagicAnimateModel
 from baselines.magicanimate.recipe import MagicAnimateRecipe
 from conftest import make_shards
-from test_magicanimate_model import MICRO, nudged
+from helpers.magicanimate_standin import MICRO, nudged
+from helpers.toml_text import toml_text
 from toolkit.harness.method import Conditions
 from toolkit.models.pretrained import read_state
 from toolkit.train.loop import train
@@ -188,7 +189,7 @@ def test_stage_2_shards_with_fsdp_on_two_processes_as_ddp_does(stages, shards, t
 
     cfg = micro_config()  # stage 2: one clip per process and step
     config = tmp_path / "micro.toml"
-    config.write_text(_toml(cfg))
+    config.write_text(toml_text(cfg))
 
     def launch(out: Path, mode: str, stage: int, *extra: str) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
@@ -212,25 +213,6 @@ def test_stage_2_shards_with_fsdp_on_two_processes_as_ddp_does(stages, shards, t
     refused = launch(tmp_path / "s1", "fsdp", 1)
     assert refused.returncode != 0 and "stage 2, motion modules only, may use fsdp" in refused.stderr
     assert not (tmp_path / "s1").exists()
-
-
-def _toml(table: dict, prefix: str = "") -> str:
-    """A config dict as TOML text (tables, strings, numbers, booleans and lists of them): enough for a config."""
-    def value(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return '"' + v.replace('\\', '\\\\').replace('"', '\\"') + '"'
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return repr(v)
-
-    plain = [f"{k} = {value(v)}" for k, v in table.items() if not isinstance(v, dict)]
-    lines = ([f"[{prefix}]"] if prefix and plain else []) + plain
-    for k, v in table.items():
-        if isinstance(v, dict):
-            lines.append(_toml(v, f"{prefix}.{k}" if prefix else k))
-    return "\n".join(lines) + "\n"
 
 
 def test_a_stage_1_run_does_not_resume_as_stage_2(stages, shards):
@@ -434,7 +416,7 @@ def animatediff_standin(monkeypatch, tmp_path: Path, seed: int = 9, drop: str | 
     tensor left out; `extra`: tensors added). Returns the motion modules it holds, in our names."""
     from baselines.magicanimate.convert import model_shapes, motion_keys
     from standin import pin, use_home
-    from test_magicanimate_convert import release
+    from helpers.magicanimate_standin import release
     from toolkit import weights
 
     use_home(monkeypatch, tmp_path / "home")
@@ -551,7 +533,7 @@ def test_init_published_fine_tunes_the_release(shards, tmp_path, monkeypatch):
     import json
 
     from baselines.magicanimate import convert
-    from test_magicanimate_convert import install_release, nudged
+    from helpers.magicanimate_standin import install_release, nudged
     from toolkit.cli import main as cli
 
     monkeypatch.setattr(convert.MagicAnimateConfig, "named", classmethod(lambda cls, name: MICRO))

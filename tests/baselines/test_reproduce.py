@@ -34,10 +34,9 @@ from baselines.magicanimate.model import MagicAnimateModel
 from baselines.unianimate import convert as ua_convert
 from baselines.unianimate import method as ua_method
 from conftest import make_tiktok_layout
-from test_magicanimate_convert import MICRO, install_release
-from test_unianimate_convert import SMALL_RELEASE as UA_STANDIN
-from test_unianimate_convert import _as_published
-from test_unianimate_model import perturbed
+from helpers.magicanimate_standin import MICRO, install_release
+from helpers.unianimate_standin import SMALL_RELEASE as UA_STANDIN
+from helpers.unianimate_standin import as_published, perturbed
 from toolkit.models import codec, openclip
 
 # SD's 4-channel latent and the paper's 8x DensePose embedder (like the VAE), at MICRO's widths
@@ -144,7 +143,7 @@ def test_make_reproduce_unianimate_end_to_end_on_standin_release(tmp_path, monke
     vae = AutoencoderKL(**SMALL_VAE)
     files = {name: work / Path(weights.ARTIFACTS[name].filename).name
              for name in ("unianimate-16f-32f", "openclip-vit-h-14-laion2b", "sd21-512-ema-pruned")}
-    torch.save(_as_published(source), files["unianimate-16f-32f"])
+    torch.save(as_published(source), files["unianimate-16f-32f"])
     torch.save(clip_state, files["openclip-vit-h-14-laion2b"])
     save_lightning_checkpoint(ldm_vae_state(vae.state_dict(), len(SMALL_VAE["block_out_channels"])),
                               files["sd21-512-ema-pruned"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
@@ -12,7 +11,7 @@ from baselines.unianimate.convert import (
     NOT_IN_CHECKPOINT, ConversionError, convert_state_dict, load_published_checkpoint, map_name, module_map,
     read_published_keys)
 from baselines.unianimate.model import UniAnimateConfig, UniAnimateModel
-from test_unianimate_model import perturbed
+from helpers.unianimate_standin import SMALL, SMALL_RELEASE, as_published, perturbed
 
 PAPER = UniAnimateConfig.named("paper")
 # Model entries with no published tensor, and why: UniAnimate computes the "" text context at start-up
@@ -104,37 +103,12 @@ def test_conversion_reports_unmapped_and_missing(published):
         convert_state_dict(wrong, PAPER)
 
 
-def _as_published(model: UniAnimateModel) -> dict[str, torch.Tensor]:
-    """A model's weights under published names (the inverse mapping), temporal projections as Conv1d weights."""
-    modules, temporal = module_map(model.config)
-    inverse = {ours: pub for pub, ours in modules.items()}
-    out = {}
-    for name, tensor in model.state_dict().items():
-        if name in NOT_IN_CHECKPOINT:
-            continue
-        parts = name.split(".")
-        cut = next(c for c in range(len(parts) - 1, 0, -1) if ".".join(parts[:c]) in inverse)
-        pub_module = inverse[".".join(parts[:cut])]
-        pub = ".".join([pub_module, *parts[cut:]])
-        is_temporal_proj = pub_module in temporal and parts[-2] in ("proj_in", "proj_out")
-        out[pub] = tensor.unsqueeze(-1) if is_temporal_proj and parts[-1] == "weight" else tensor.clone()
-    return out
-
-
-# The published structure (four levels, attention at the three highest, 2 adapters) at small widths.
-SMALL = UniAnimateConfig(block_out_channels=(32, 32, 64, 64), attention_head_dim=16, layers_per_block=1,
-                         cross_attention_dim=64, image_embed_dim=16, text_tokens=3, concat_dim=4,
-                         pose_channels=(8, 8), reference_channels=(8, 8))
-# ... with OpenCLIP's 77 "" tokens, as the release runs (toolkit.models.openclip's context)
-SMALL_RELEASE = dataclasses.replace(SMALL, text_tokens=77)
-
-
 def test_load_published_checkpoint_round_trip(tmp_path):
     """A small model with the published structure, saved as a published-style pickle, loads back exactly."""
     config = SMALL
     source = perturbed(SMALL, seed=0)
     path = tmp_path / "published.pth"
-    torch.save({"state_dict": _as_published(source)}, path)
+    torch.save({"state_dict": as_published(source)}, path)
     state = load_published_checkpoint(path)
     assert any(v.ndim == 3 for k, v in state.items() if k.endswith("proj_in.weight"))
     target = UniAnimateModel(config).eval()
@@ -159,7 +133,7 @@ def test_weights_convert_writes_safetensors_that_load(tmp_path, monkeypatch):
     monkeypatch.setenv("TOOLKIT_HOME", str(tmp_path / "home"))
     source = perturbed(SMALL, seed=1)
     published = tmp_path / "unianimate_16f_32f_non_ema_223000.pth"
-    torch.save(_as_published(source), published)
+    torch.save(as_published(source), published)
     assert cli(["weights", "convert", "unianimate-16f-32f"]) == 1          # not in the cache yet: the fix is printed
     weights.import_file(published, name="unianimate-16f-32f")
     assert cli(["weights", "convert", "unianimate-16f-32f"]) == 0
@@ -192,7 +166,7 @@ def test_published_method_names_each_missing_file_and_its_fix(tmp_path, monkeypa
 
     with pytest.raises(weights.WeightsMissing, match="unianimate-16f-32f missing.*toolkit weights fetch unianimate"):
         method.UniAnimateMethod(checkpoint="published")
-    src = install("unianimate-16f-32f", _as_published(perturbed(SMALL_RELEASE, seed=2)))
+    src = install("unianimate-16f-32f", as_published(perturbed(SMALL_RELEASE, seed=2)))
     with pytest.raises(FileNotFoundError, match="run `toolkit weights convert unianimate-16f-32f` once"):
         method.UniAnimateMethod(checkpoint="published")
     convert.convert_published_file(src, weights.converted_dir("unianimate-16f-32f"))

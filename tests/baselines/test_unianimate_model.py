@@ -10,19 +10,9 @@ import torch
 from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
 
 from baselines.unianimate.model import UniAnimateConfig, UniAnimateModel
+from helpers.unianimate_standin import TINY, perturbed
 
-TINY = UniAnimateConfig.named("tiny")
 B, F, LAT = 2, 3, 8  # latent 8x8 -> pose renders at 32x32 for the tiny config
-
-
-def perturbed(config: UniAnimateConfig = TINY, seed: int = 0) -> UniAnimateModel:
-    """A tiny model in eval mode with every weight nudged, so zero-initialised layers pass signal like trained ones."""
-    torch.manual_seed(seed)
-    model = UniAnimateModel(config).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return model
 
 
 def inputs(config: UniAnimateConfig = TINY, seed: int = 1) -> dict[str, torch.Tensor]:

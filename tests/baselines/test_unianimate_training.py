@@ -301,13 +301,13 @@ def test_validation_in_a_two_process_run(shards, tmp_path):
     import subprocess
     import sys
 
-    from test_magicanimate_training import _toml
+    from helpers.toml_text import toml_text
 
     root = Path(__file__).resolve().parents[2]
     cfg = micro_config()
     cfg["train"].update(validate_every=1, validate_videos=1, validate_steps=2, batch_size=1)
     config = tmp_path / "micro.toml"
-    config.write_text(_toml(cfg))
+    config.write_text(toml_text(cfg))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
            "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
