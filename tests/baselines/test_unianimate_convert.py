@@ -188,7 +188,7 @@ def test_load_published_checkpoint_is_strict_like_the_release(tmp_path):
 
 
 def test_a_file_that_is_not_the_release_is_refused_by_its_registered_check(tmp_path, monkeypatch):
-    """The registry proves a first-use file with the check UniAnimate registers (entry point toolkit.checks)."""
+    """The registry proves a first-use file with the check UniAnimate registers (its artifact's check in baselines/unianimate/artifacts.py)."""
     from baselines.unianimate import convert
     from toolkit import weights
 

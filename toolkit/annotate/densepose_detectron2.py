@@ -39,8 +39,26 @@ from typing import Any
 import numpy as np
 
 from toolkit.annotate.backends import BackendUnavailable, check_frames
+from toolkit.weights import Artifact
 
 ARTIFACT = "densepose-r50-fpn"
+
+#: The files this module reads, declared for the weights registry (entry point toolkit.artifacts).
+ARTIFACTS = (
+    Artifact(
+        name="densepose-r50-fpn",
+        filename="densepose/model_final_162be9.pkl",
+        url="https://dl.fbaipublicfiles.com/densepose/densepose_rcnn_R_50_FPN_s1x/165712039/model_final_162be9.pkl",
+        sha256="b8a7382001b16e453bad95ca9dbc68ae8f2b839b304cf90eaf5c27fbdb4dae91",
+        size=255757821,
+        license="Apache-2.0",
+        used_by=("DensePose extraction",),
+        description="Detectron2 model zoo densepose_rcnn_R_50_FPN_s1x. Hash and size agree across many "
+        "public mirrors of this URL.",
+        loader="detectron2 pickle (dict with 'model': numpy arrays); only detectron2's checkpointer reads it. "
+        "torch.load(weights_only=True) cannot (numpy objects), and the toolkit does not unpickle it",
+    ),
+)
 N_PARTS = 24
 INSTALL = ("pip install 'git+https://github.com/facebookresearch/detectron2.git' && "
            "pip install 'git+https://github.com/facebookresearch/detectron2@main#subdirectory=projects/DensePose'")

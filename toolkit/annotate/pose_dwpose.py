@@ -34,9 +34,36 @@ import numpy as np
 
 from toolkit.annotate.backends import BackendUnavailable, check_frames, pick_person
 from toolkit.keypoints import N_KEYPOINTS
+from toolkit.weights import Artifact
 
 DETECTOR_ARTIFACT = "dwpose-yolox-l"
 POSE_ARTIFACT = "dwpose-ll-ucoco-384"
+
+#: The files this module reads, declared for the weights registry (entry point toolkit.artifacts).
+ARTIFACTS = (
+    Artifact(
+        name="dwpose-yolox-l",
+        filename="dwpose/yolox_l.onnx",
+        url="https://huggingface.co/yzd-v/DWPose/resolve/main/yolox_l.onnx",
+        sha256="7860ae79de6c89a3c1eb72ae9a2756c0ccfbe04b7791bb5880afabd97855a411",
+        size=216746733,
+        license="Apache-2.0",
+        used_by=("DWPose pose extraction",),
+        description="YOLOX-L person detector used by DWPose (ONNX), from the HF repo yzd-v/DWPose.",
+        loader="onnxruntime.InferenceSession",
+    ),
+    Artifact(
+        name="dwpose-ll-ucoco-384",
+        filename="dwpose/dw-ll_ucoco_384.onnx",
+        url="https://huggingface.co/yzd-v/DWPose/resolve/main/dw-ll_ucoco_384.onnx",
+        sha256="724f4ff2439ed61afb86fb8a1951ec39c6220682803b4a8bd4f598cd913b1843",
+        size=134399116,
+        license="Apache-2.0",
+        used_by=("DWPose pose extraction",),
+        description="DWPose-L whole-body (133 keypoints, COCO-WholeBody) pose estimator at 384x288 (ONNX).",
+        loader="onnxruntime.InferenceSession",
+    ),
+)
 
 DETECTOR_SIZE = (640, 640)  # (height, width)
 PAD_VALUE = 114

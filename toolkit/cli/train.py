@@ -84,8 +84,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "Runs on one device as is and on many under `accelerate launch`.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", required=True,
-                   help="training recipe: a name registered under the toolkit.recipes entry points, "
-                   "or package.module:Class")
+                   help="a method whose package names a training recipe (unianimate, magicanimate), "
+                   "or a recipe's package.module:Class")
     p.add_argument("--config", required=True, help="tiny, paper (the method's configs/NAME.toml) or a .toml path")
     add_shards(p)
     p.add_argument("--out", required=True, type=Path, help="run folder (must be empty unless --resume)")
@@ -142,8 +142,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def load_recipe(name: str) -> Recipe:
     """An instance of the recipe registered as `name` (or named by a package.module:Class spec)."""
     from toolkit import plugins
+    from toolkit.package import method_package, recipe_names
 
-    obj = plugins.load("toolkit.recipes", name)
+    if ":" in name:
+        obj = plugins.resolve(name)
+    else:
+        obj = method_package(name).recipe_class()
+        if obj is None:
+            raise plugins.PluginError(f"method {name!r} has no training recipe; trainable methods: "
+                                      f"{', '.join(recipe_names()) or 'none'}")
     recipe = obj() if isinstance(obj, type) else obj
     needed = ("load_config", "build_model", "build_dataset", "loss")
     missing = [m for m in needed if not callable(getattr(recipe, m, None))]

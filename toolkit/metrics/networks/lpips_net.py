@@ -18,9 +18,39 @@ import torch
 from torch import nn
 
 from toolkit import weights
+from toolkit.weights import Artifact, TORCH_LOAD
 from toolkit.metrics.networks.loading import load_checkpoint, unreadable_as
 
 BACKBONES = {"vgg": "lpips-vgg16-backbone", "alex": "lpips-alexnet-backbone"}
+
+#: The files this module reads, declared for the weights registry (entry point toolkit.artifacts).
+ARTIFACTS = (
+    Artifact(
+        name="lpips-vgg16-backbone",
+        filename="metrics/vgg16-397923af.pth",
+        url="https://download.pytorch.org/models/vgg16-397923af.pth",
+        sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+        size=553433881,
+        license="BSD-3-Clause (torchvision); trained on ImageNet",
+        used_by=("LPIPS (disco)", "LPIPS (disco-tm)"),
+        description="torchvision VGG16 ImageNet weights; LPIPS-VGG uses its 'features' convolutions "
+        "(the LPIPS linear heads ship inside the lpips package).",
+        loader=TORCH_LOAD + ": torchvision state dict",
+        sha256_prefix="397923af",
+    ),
+    Artifact(
+        name="lpips-alexnet-backbone",
+        filename="metrics/alexnet-owt-7be5be79.pth",
+        url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+        sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+        size=244408911,
+        license="BSD-3-Clause (torchvision); trained on ImageNet",
+        used_by=("LPIPS (standard)",),
+        description="torchvision AlexNet ImageNet weights; LPIPS-Alex uses its 'features' convolutions.",
+        loader=TORCH_LOAD + ": torchvision state dict",
+        sha256_prefix="7be5be79",
+    ),
+)
 
 
 def head_file(net: str) -> Path:

@@ -16,9 +16,29 @@ import torch
 from torch import nn
 
 from toolkit import weights
+from toolkit.weights import Artifact, TORCH_LOAD
 from toolkit.metrics.networks.loading import check_fits, load_checkpoint, load_strict, unreadable_as
 
 ARTIFACT = "fidvid-r3d50-kinetics"
+
+#: The files this module reads, declared for the weights registry (entry point toolkit.artifacts).
+ARTIFACTS = (
+    Artifact(
+        name="fidvid-r3d50-kinetics",
+        filename="metrics/resnet-50-kinetics.pth",
+        url="https://drive.google.com/drive/folders/1zvl89AgFAApbH0At-gMuZSeQB_LpNP-M",
+        sha256=None,
+        size=None,
+        license="MIT (kenshohara/3D-ResNets-PyTorch)",
+        used_by=("FID-VID (disco)", "FID-VID (disco-tm)", "FID-VID (standard)"),
+        description="3D ResNet-50, shortcut B, Kinetics-400 (Hara et al. 2018), DisCo's FID-VID backbone "
+        "(eval_fvd/resnet-50-kinetics.pth). The URL is the authors' Google Drive folder of the old "
+        "pretrained models: download resnet-50-kinetics.pth there, then 'toolkit weights import'.",
+        loader=TORCH_LOAD + ": dict with 'state_dict' (keys prefixed 'module.'), 'arch', 'epoch', 'optimizer'",
+        direct_download=False,
+        check="toolkit.metrics.networks.resnet3d:check_state",
+    ),
+)
 CLIP_LENGTH = 16
 INPUT_SIZE = 112
 FEATURE_DIM = 2048
