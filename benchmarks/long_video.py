@@ -43,7 +43,7 @@ def tiny_checkpoint(folder: Path) -> Path:
     recipe = UniAnimateRecipe()
     config = recipe.load_config("tiny")
     torch.manual_seed(0)
-    model = recipe.build_model(config)
+    model = recipe.build(config).model
     assert isinstance(model, UniAnimateModel)
     model.save_pretrained(folder / "model")
     (folder / "run.json").write_text(json.dumps({"method": "unianimate", "config": config}))

@@ -49,11 +49,11 @@ def x0_error(method: str, run: Path, shards: Path, video: str, clips: int = 8) -
 
     recipe = method_package(method).recipe_class()()
     config, model_dir = load_run(run, method)
-    model = recipe.build_model(config)
+    model, needs = recipe.build(config).model_and_needs()
     load_weights(model, model_dir, str(run))
     model.eval()
     config = {**config, "data": {**config["data"], "videos": [video], "samples_per_video": clips}}
-    dataset = recipe.build_dataset(shards, config)
+    dataset = recipe.build_dataset(shards, recipe.parse_config(config))
     batch = colour_batch(torch.utils.data.default_collate([dataset[i] for i in range(min(clips, len(dataset)))]))
     codec = build_codec(config.get("codec", {}))
 
@@ -62,7 +62,7 @@ def x0_error(method: str, run: Path, shards: Path, video: str, clips: int = 8) -
 
     out = {}
     for t in X0_TIMESTEPS:
-        estimate, clean = recipe.clean_estimate(model, batch, t, torch.Generator().manual_seed(t))
+        estimate, clean = recipe.clean_estimate(model, batch, t, torch.Generator().manual_seed(t), needs)
         out[t] = float(((decode(estimate) - decode(clean)) ** 2).mean().sqrt())
     return out
 

@@ -35,6 +35,7 @@ stage ``[stages.N.TABLE]`` tables that update them (:func:`toolkit.train.recipe.
 from __future__ import annotations
 
 import warnings
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -50,7 +51,7 @@ from toolkit.data import ClipDataset
 from toolkit.models.codec import build_codec, check_fits
 from toolkit.models.pretrained import from_table
 from toolkit.models.run_folder import PUBLISHED
-from toolkit.train.recipe import Recipe, check_data, clip_dataset, select_stage
+from toolkit.train.recipe import Recipe, Trainee, check_data, clip_dataset, select_stage
 
 STAGES = (1, 2)
 
@@ -271,71 +272,94 @@ def select_kind(batch: dict[str, Any], joint: JointConfig, generator: torch.Gene
     return {k: v for k, v in batch.items() if not k.startswith(SINGLE_FRAME_KINDS)}
 
 
-def check_config(config: dict[str, Any]) -> None:
-    """Validate the method's tables of a (stage-selected) config; raises ValueError naming the table."""
-    check_data(config)
-    JointConfig.from_dict(config.get("joint", {}), int(config.get("stage", 1)))
-    PretrainedConfig.from_dict(config.get("pretrained", {}), int(config.get("stage", 1)))
-    TrainableConfig.from_dict(config.get("trainable", {}), int(config.get("stage", 1)))
-    ObjectiveConfig.from_dict(config.get("objective", {}))
-    SamplingConfig.from_dict(config.get("sampling", {}))
-    MagicAnimateConfig.from_dict(config.get("model", {}))
-    make_scheduler(**config.get("scheduler", {}))
+@dataclass(frozen=True)
+class MagicAnimateRunConfig:
+    """The tables of one stage's config (`select_stage`), parsed and validated once
+    (`MagicAnimateRecipe.parse_config`)."""
+
+    stage: int  # 1 images, 2 motion
+    model: MagicAnimateConfig
+    joint: JointConfig
+    pretrained: PretrainedConfig
+    trainable: TrainableConfig
+    objective: ObjectiveConfig
+    sampling: SamplingConfig
+    scheduler: dict[str, Any]  # DDIMScheduler settings over the release's (keys checked)
+    codec: dict[str, Any]  # the [codec] table (toolkit.models.codec.build_codec)
+    data: dict[str, Any]  # the [data] table (keys checked)
+    config: dict[str, Any]  # the whole stage config it was parsed from ([train] included)
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> MagicAnimateRunConfig:
+        stage = config.get("stage", 1)
+        if stage not in STAGES:
+            raise ValueError(f"magicanimate trains in stages {STAGES}, not {stage!r}")
+        scheduler = dict(config.get("scheduler", {}))
+        make_scheduler(**scheduler)  # an unknown key is an error
+        return cls(stage=stage, model=MagicAnimateConfig.from_dict(config.get("model", {})),
+                   joint=JointConfig.from_dict(config.get("joint", {}), stage),
+                   pretrained=PretrainedConfig.from_dict(config.get("pretrained", {}), stage),
+                   trainable=TrainableConfig.from_dict(config.get("trainable", {}), stage),
+                   objective=ObjectiveConfig.from_dict(config.get("objective", {})),
+                   sampling=SamplingConfig.from_dict(config.get("sampling", {})), scheduler=scheduler,
+                   codec=dict(config.get("codec", {})), data=dict(check_data(config)), config=dict(config))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The method's tables resolved (every default written out), as run.json stores them."""
+        return {"stage": self.stage, "model": self.model.to_dict(), "joint": dataclasses.asdict(self.joint),
+                "pretrained": dataclasses.asdict(self.pretrained), "trainable": dataclasses.asdict(self.trainable),
+                "objective": dataclasses.asdict(self.objective), "sampling": dataclasses.asdict(self.sampling),
+                "scheduler": self.scheduler, "codec": self.codec, "data": self.data}
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What MagicAnimate's loss and the loop's later calls need besides the model: the parsed config and the
+    codec it does not train."""
+
+    config: MagicAnimateRunConfig
+    scheduler: Any  # the training noise schedule ([scheduler])
+    codec: torch.nn.Module  # pixels <-> latents ([codec]), frozen
 
 
 class MagicAnimateRecipe(Recipe):
     name = "magicanimate"
 
-    def __init__(self) -> None:
-        self._codec: torch.nn.Module | None = None
-        self._objective: ObjectiveConfig | None = None
-        self._scheduler: Any = None
-        self._stage = 1
-        self._trainable = TrainableConfig()
-        self._pretrained = PretrainedConfig()
-        self._joint = JointConfig()
+    def parse_config(self, config: dict[str, Any]) -> MagicAnimateRunConfig:
+        return MagicAnimateRunConfig.from_dict(config)
 
     def check_config(self, config: dict[str, Any]) -> None:
         if sorted(int(k) for k in config.get("stages", {})) != list(STAGES):
             raise ValueError("a magicanimate config needs [stages.1] and [stages.2] tables")
         for stage in STAGES:
-            check_config(select_stage(config, stage, self.name, init=Path("-")))
+            self.parse_config(select_stage(config, stage, self.name, init=Path("-")))
 
-    def build_model(self, config: dict[str, Any]) -> MagicAnimateModel:
-        self._stage = int(config.get("stage", 1))
-        if self._stage not in STAGES:
-            raise ValueError(f"magicanimate trains in stages {STAGES}, not {self._stage}")
-        self._joint = JointConfig.from_dict(config.get("joint", {}), self._stage)
-        pretrained = self._pretrained = PretrainedConfig.from_dict(config.get("pretrained", {}), self._stage)
-        self._trainable = TrainableConfig.from_dict(config.get("trainable", {}), self._stage)
-        self._objective = ObjectiveConfig.from_dict(config.get("objective", {}))
-        self._scheduler = make_scheduler(**config.get("scheduler", {}))
-        self._codec = build_codec(config.get("codec", {}))
-        model_cfg = MagicAnimateConfig.from_dict(config["model"])
-        check_fits(self._codec, model_cfg.latent_channels, model_cfg.control_downsample,
+    def build_model(self, config: MagicAnimateRunConfig) -> Trainee:
+        needs = Needs(config=config, scheduler=make_scheduler(**config.scheduler), codec=build_codec(config.codec))
+        check_fits(needs.codec, config.model.latent_channels, config.model.control_downsample,
                    "controlnet_embedding_channels")
-        model = MagicAnimateModel(model_cfg)
-        pretrained.apply(model)
-        return model
+        model = MagicAnimateModel(config.model)
+        config.pretrained.apply(model)
+        return Trainee(model, needs)
 
-    def after_init(self, model: torch.nn.Module, config: dict[str, Any], init: str | None) -> str | None:
+    def after_init(self, model: torch.nn.Module, needs: Needs, init: str | None) -> str | None:
         """Stage 2: AnimateDiff's motion modules (``[pretrained] motion_modules``) over ``--init``'s stage-1 weights,
         whose motion modules are still zero; returns "NAME=sha256" of the file (run.json). With ``--init
         published`` the release's trained motion modules are kept (replacing them would discard what MagicAnimate
         trained) and a warning says so."""
         from toolkit import weights
 
-        name = self._pretrained.motion_modules
+        name = needs.config.pretrained.motion_modules
         if name is None:
             return None
         if init == PUBLISHED:
             warnings.warn(f"--init published: the release's motion modules are kept, [pretrained] motion_modules = "
                           f"{name!r} is not loaded", stacklevel=2)
             return None
-        self._pretrained.load_motion_modules(model)
+        needs.config.pretrained.load_motion_modules(model)
         return f"{name}={weights.file_sha256(name)}"
 
-    def load_published(self, model: torch.nn.Module, config: dict[str, Any]) -> str:
+    def load_published(self, model: torch.nn.Module, needs: Needs) -> str:
         """``--init published``: MagicAnimate's released weights (the paper config's [model] only), e.g. to
         fine-tune stage 2's motion modules or stage 1's spatial layers on your shards."""
         from baselines.magicanimate import convert
@@ -343,34 +367,34 @@ class MagicAnimateRecipe(Recipe):
         model.load_state_dict(convert.from_published(model.config).state_dict())
         return convert.published_sha256()
 
-    def check_fsdp(self, config: dict[str, Any]) -> None:
+    def check_fsdp(self, config: MagicAnimateRunConfig) -> None:
         """Refuse FSDP in stage 1 while the reference drops out: a process whose samples all drop it leaves the
         (trainable) appearance encoder out of its loss, so the processes' gradient collectives differ. Stage 2
         trains the motion modules only, which every sample uses, so it may shard."""
-        p_uncond = ObjectiveConfig.from_dict(config.get("objective", {})).p_uncond
-        if p_uncond > 0 and int(config.get("stage", 1)) == 1:
+        p_uncond = config.objective.p_uncond
+        if p_uncond > 0 and config.stage == 1:
             raise ValueError(f"magicanimate stage 1 with [objective] p_uncond = {p_uncond} trains with distributed = "
                              "\"ddp\" only: a process whose samples all drop the reference computes no gradient for "
                              "the appearance encoder in that step, and FSDP needs the same gradients on every process "
                              "(stage 2, motion modules only, may use fsdp)")
 
-    def trainable_parameters(self, model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
+    def trainable_parameters(self, model: torch.nn.Module, needs: Needs) -> Iterable[torch.nn.Parameter]:
         """Stage 1: the appearance encoder (bar its unused tail), the ControlNet and learned text tokens, plus the
         denoiser's spatial layers with ``[trainable] denoiser_spatial``; stage 2: the motion modules only."""
         motion = model.motion_parameter_names()
-        if self._stage == 2:
+        if needs.config.stage == 2:
             keep = motion
         else:
             keep = {n for n, _ in model.named_parameters()} - motion - set(model.unused_encoder_parameters())
-            if not self._trainable.denoiser_spatial:
+            if not needs.config.trainable.denoiser_spatial:
                 keep = {n for n in keep if not n.startswith("unet.")}
         for name, p in model.named_parameters():
             p.requires_grad_(name in keep)
         return [p for n, p in model.named_parameters() if n in keep]
 
-    def build_dataset(self, shards: Path, config: dict[str, Any]) -> Dataset:
+    def build_dataset(self, shards: Path, run_config: MagicAnimateRunConfig) -> Dataset:
+        config, joint = run_config.config, run_config.joint
         pairs = clip_dataset(shards, config, ("densepose",), n_frames=1, stride=1)
-        joint = JointConfig.from_dict(config.get("joint", {}), self._stage)
         if joint.image_prob == 0 and joint.tau_2 == 0:
             return pairs
         image_config = {**config, "data": {**config.get("data", {}), "reference": "self", "n_frames": 1,
@@ -384,17 +408,14 @@ class MagicAnimateRecipe(Recipe):
             return ClipsWithImages(pairs, images, frames)
         return ImageVideoPairs(pairs, images, joint.image_prob, int(config.get("train", {}).get("seed", 0)))
 
-    def loss(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
-        if self._codec is None or self._objective is None:
-            raise RuntimeError("build_model must run before loss (it builds the codec)")
-        self._codec.to(batch["frames"].device)
-        if self._stage == 2 and self._joint.tau_2 > 0:
-            batch = select_kind(batch, self._joint, generator)
-        return training_loss(model, self._codec, batch, generator, self._objective, self._scheduler)
+    def loss(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator,
+             needs: Needs) -> torch.Tensor:
+        codec = needs.codec.to(batch["frames"].device)
+        if needs.config.stage == 2 and needs.config.joint.tau_2 > 0:
+            batch = select_kind(batch, needs.config.joint, generator)
+        return training_loss(model, codec, batch, generator, needs.config.objective, needs.scheduler)
 
-    def clean_estimate(self, model: torch.nn.Module, batch: dict[str, Any], t: int,
-                       generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._codec is None:
-            raise RuntimeError("build_model must run before clean_estimate (it builds the codec)")
-        self._codec.to(batch["frames"].device)
-        return clean_estimate(model, self._codec, batch, t, generator, self._scheduler)
+    def clean_estimate(self, model: torch.nn.Module, batch: dict[str, Any], t: int, generator: torch.Generator,
+                       needs: Needs) -> tuple[torch.Tensor, torch.Tensor]:
+        codec = needs.codec.to(batch["frames"].device)
+        return clean_estimate(model, codec, batch, t, generator, needs.scheduler)

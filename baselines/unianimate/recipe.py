@@ -19,6 +19,8 @@ Without the table (the tiny config) the text tokens are learned and the image to
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from baselines.unianimate.pipeline import SamplingConfig, make_scheduler
 from toolkit.data import ClipDataset
 from toolkit.models.codec import build_codec, check_fits
 from toolkit.models.openclip import OpenCLIPConditioner
-from toolkit.train.recipe import Recipe, check_data, clip_dataset
+from toolkit.train.recipe import Recipe, Trainee, check_data, clip_dataset
 
 
 def condition_on_openclip(model: UniAnimateModel, openclip: OpenCLIPConditioner) -> None:
@@ -49,42 +51,69 @@ def condition_on_openclip(model: UniAnimateModel, openclip: OpenCLIPConditioner)
     model.set_text_context(context)
 
 
+@dataclass(frozen=True)
+class UniAnimateRunConfig:
+    """A UniAnimate config's tables, parsed and validated once (`UniAnimateRecipe.parse_config`)."""
+
+    model: UniAnimateConfig
+    objective: ObjectiveConfig
+    sampling: SamplingConfig
+    scheduler: dict[str, Any]  # DDIMScheduler settings over the release's (keys checked)
+    codec: dict[str, Any]  # the [codec] table (toolkit.models.codec.build_codec)
+    openclip: str | None  # the [openclip] weights artifact; None without the table
+    data: dict[str, Any]  # the [data] table (keys and pose_draw_scale checked)
+    config: dict[str, Any]  # the whole config it was parsed from ([train] included)
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]) -> UniAnimateRunConfig:
+        scheduler = dict(config.get("scheduler", {}))
+        make_scheduler(**scheduler)  # an unknown key is an error
+        return cls(model=UniAnimateConfig.from_dict(config.get("model", {})),
+                   objective=ObjectiveConfig.from_dict(config.get("objective", {})),
+                   sampling=SamplingConfig.from_dict(config.get("sampling", {})), scheduler=scheduler,
+                   codec=dict(config.get("codec", {})), openclip=check_openclip(config),
+                   data=dict(check_data(config)), config=dict(config))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The method's tables resolved (every default written out), as run.json stores them."""
+        tables = {"model": self.model.to_dict(), "objective": dataclasses.asdict(self.objective),
+                  "sampling": dataclasses.asdict(self.sampling), "scheduler": self.scheduler, "codec": self.codec,
+                  "data": self.data}
+        return {**tables, **({"openclip": {"weights": self.openclip}} if self.openclip else {})}
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What UniAnimate's loss needs besides the model: the parsed config and the parts it does not train."""
+
+    config: UniAnimateRunConfig
+    scheduler: Any  # the training noise schedule ([scheduler])
+    codec: torch.nn.Module  # pixels <-> latents ([codec]), frozen
+    openclip: OpenCLIPConditioner | None  # reference-image embeddings ([openclip]), frozen; None without it
+
+
 class UniAnimateRecipe(Recipe):
     name = "unianimate"
 
-    def __init__(self) -> None:
-        self._codec: torch.nn.Module | None = None
-        self._scheduler = make_scheduler()
-        self._objective: ObjectiveConfig | None = None
-        self._openclip: OpenCLIPConditioner | None = None
+    def parse_config(self, config: dict[str, Any]) -> UniAnimateRunConfig:
+        return UniAnimateRunConfig.from_dict(config)
 
-    def check_config(self, config: dict[str, Any]) -> None:
-        check_data(config)
-        ObjectiveConfig.from_dict(config.get("objective", {}))
-        make_scheduler(**config.get("scheduler", {}))
-        UniAnimateConfig.from_dict(config.get("model", {}))
-        SamplingConfig.from_dict(config.get("sampling", {}))
-        check_openclip(config)
+    def build_model(self, config: UniAnimateRunConfig) -> Trainee:
+        needs = Needs(config=config, scheduler=make_scheduler(**config.scheduler), codec=build_codec(config.codec),
+                      openclip=load_openclip(config.config))
+        check_fits(needs.codec, config.model.latent_channels, config.model.pose_downsample, "pose_downsample")
+        model = UniAnimateModel(config.model)
+        if needs.openclip is not None:
+            condition_on_openclip(model, needs.openclip)
+        return Trainee(model, needs)
 
-    def build_model(self, config: dict[str, Any]) -> UniAnimateModel:
-        self._objective = ObjectiveConfig.from_dict(config.get("objective", {}))
-        self._scheduler = make_scheduler(**config.get("scheduler", {}))
-        self._codec = build_codec(config.get("codec", {}))
-        model_cfg = UniAnimateConfig.from_dict(config["model"])
-        check_fits(self._codec, model_cfg.latent_channels, model_cfg.pose_downsample, "pose_downsample")
-        model = UniAnimateModel(model_cfg)
-        self._openclip = load_openclip(config)
-        if self._openclip is not None:
-            condition_on_openclip(model, self._openclip)
-        return model
-
-    def load_published(self, model: torch.nn.Module, config: dict[str, Any]) -> str:
+    def load_published(self, model: torch.nn.Module, needs: Needs) -> str:
         """``--init published``: UniAnimate's released UNet (converted once by `toolkit weights convert
         unianimate-16f-32f`), for the paper config's [model] with its [openclip] table."""
         from baselines.unianimate import convert
         from toolkit.io import sha256_file
 
-        if self._openclip is None:
+        if needs.openclip is None:
             raise ValueError("the release is conditioned on OpenCLIP (its \"\" context and reference embeddings): "
                              "keep the paper config's [openclip] table")
         directory = convert.converted_published_dir()
@@ -95,22 +124,23 @@ class UniAnimateRecipe(Recipe):
         model.load_state_dict(released.state_dict())
         return f"{convert.PUBLISHED_ARTIFACT} converted={sha256_file(directory / 'model.safetensors')}"
 
-    def build_dataset(self, shards: Path, config: dict[str, Any]) -> ClipDataset:
-        return clip_dataset(shards, config, ("pose",), n_frames=8, stride=2)
+    def build_dataset(self, shards: Path, config: UniAnimateRunConfig) -> ClipDataset:
+        return clip_dataset(shards, config.config, ("pose",), n_frames=8, stride=2)
 
-    def loss(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
-        if self._codec is None or self._objective is None:
-            raise RuntimeError("build_model must run before loss (it builds the codec)")
-        device = batch["frames"].device
-        self._codec.to(device)
-        embeds = None if self._openclip is None else self._openclip.to(device).embed_images(batch["reference"])
-        return training_loss(model, self._codec, batch, generator, self._objective, self._scheduler, embeds)
+    def loss(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator,
+             needs: Needs) -> torch.Tensor:
+        codec, embeds = _on_device(needs, batch)
+        return training_loss(model, codec, batch, generator, needs.config.objective, needs.scheduler, embeds)
 
-    def clean_estimate(self, model: torch.nn.Module, batch: dict[str, Any], t: int,
-                       generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._codec is None or self._objective is None:
-            raise RuntimeError("build_model must run before clean_estimate (it builds the codec)")
-        device = batch["frames"].device
-        self._codec.to(device)
-        embeds = None if self._openclip is None else self._openclip.to(device).embed_images(batch["reference"])
-        return clean_estimate(model, self._codec, batch, t, generator, self._objective, self._scheduler, embeds)
+    def clean_estimate(self, model: torch.nn.Module, batch: dict[str, Any], t: int, generator: torch.Generator,
+                       needs: Needs) -> tuple[torch.Tensor, torch.Tensor]:
+        codec, embeds = _on_device(needs, batch)
+        return clean_estimate(model, codec, batch, t, generator, needs.config.objective, needs.scheduler, embeds)
+
+
+def _on_device(needs: Needs, batch: dict[str, Any]) -> tuple[torch.nn.Module, torch.Tensor | None]:
+    """The codec on the batch's device, and the reference images' OpenCLIP embeddings (None without OpenCLIP)."""
+    device = batch["frames"].device
+    codec = needs.codec.to(device)
+    embeds = None if needs.openclip is None else needs.openclip.to(device).embed_images(batch["reference"])
+    return codec, embeds

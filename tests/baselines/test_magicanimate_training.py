@@ -99,8 +99,8 @@ def test_joint_training_mixes_in_image_items_that_reconstruct_themselves(shards,
     cfg["stages"]["1"]["joint"] = {"image_prob": 0.5}
     recipe = MagicAnimateRecipe()
     stage1 = select_stage(cfg, 1, "magicanimate")
-    recipe.build_model(stage1)
-    mixed = recipe.build_dataset(shards, stage1)
+    recipe.build(stage1)
+    mixed = recipe.build_dataset(shards, recipe.parse_config(stage1))
     flags = [mixed.is_image(i) for i in range(len(mixed))]
     assert 0.25 < np.mean(flags) < 0.75, np.mean(flags)
     for i in range(len(mixed)):
@@ -111,15 +111,15 @@ def test_joint_training_mixes_in_image_items_that_reconstruct_themselves(shards,
     mixed.set_epoch(1)
     assert [mixed.is_image(i) for i in range(len(mixed))] != flags
     stage1["joint"] = {"image_prob": 1.0}
-    everything = recipe.build_dataset(shards, stage1)
+    everything = recipe.build_dataset(shards, recipe.parse_config(stage1))
     assert all(torch.equal(everything[i]["reference"], everything[i]["frames"][0]) for i in range(len(everything)))
     stage1["joint"] = {}
-    assert not hasattr(recipe.build_dataset(shards, stage1), "is_image")
+    assert not hasattr(recipe.build_dataset(shards, recipe.parse_config(stage1)), "is_image")
     with pytest.raises(ValueError, match="stage 1 only"):
-        MagicAnimateRecipe().build_model(select_stage({**cfg, "joint": {"image_prob": 0.3}}, 2, "magicanimate",
+        MagicAnimateRecipe().build(select_stage({**cfg, "joint": {"image_prob": 0.3}}, 2, "magicanimate",
                                                       init=Path("x")))
     with pytest.raises(ValueError, match=r"unknown \[joint\] keys"):
-        recipe.build_dataset(shards, {**stage1, "joint": {"image_probability": 0.3}})
+        recipe.build_dataset(shards, recipe.parse_config({**stage1, "joint": {"image_probability": 0.3}}))
     summary = train(MagicAnimateRecipe(), cfg, shards, tmp_path / "joint", progress=False, method="magicanimate",
                     stage=1)
     assert summary["step"] == 2
@@ -136,9 +136,10 @@ def test_stage_2_joint_training_steps_on_images_frame_pairs_or_clips(stages, sha
     cfg["stages"]["2"]["joint"] = {"tau_1": 0.3, "tau_2": 0.6}
     recipe = MagicAnimateRecipe()
     stage2 = select_stage(cfg, 2, "magicanimate", init=Path("x"))
-    recipe.build_model(stage2)
-    data = recipe.build_dataset(shards, stage2)
-    assert isinstance(data, ClipsWithImages) and len(data) == len(recipe.build_dataset(shards, {**stage2, "joint": {}}))
+    recipe.build(stage2)
+    data = recipe.build_dataset(shards, recipe.parse_config(stage2))
+    clips_only = recipe.build_dataset(shards, recipe.parse_config({**stage2, "joint": {}}))
+    assert isinstance(data, ClipsWithImages) and len(data) == len(clips_only)
     batch = colour_batch(torch.utils.data.default_collate([data[0], data[1]]))
     assert batch["frames"].shape[1] == 3 and batch["self_frames"].shape[1] == 1 and batch["pair_frames"].shape[1] == 1
     assert torch.equal(batch["self_reference"], batch["self_frames"][:, 0])                       # i = ref
@@ -171,7 +172,7 @@ def test_joint_thresholds_belong_to_their_stage(stage, table, message):
     cfg = micro_config()
     cfg["stages"][str(stage)]["joint"] = table
     with pytest.raises(ValueError, match=message):
-        MagicAnimateRecipe().build_model(select_stage(cfg, stage, "magicanimate", init=Path("x")))
+        MagicAnimateRecipe().build(select_stage(cfg, stage, "magicanimate", init=Path("x")))
 
 
 @pytest.mark.slow
@@ -230,7 +231,8 @@ def test_fsdp_is_refused_while_the_reference_drops_out(shards, tmp_path):
     assert not (tmp_path / "run").exists()
     no_dropout = micro_config()
     no_dropout["objective"]["p_uncond"] = 0.0
-    MagicAnimateRecipe().check_fsdp(select_stage(no_dropout, 1, "magicanimate"))
+    recipe = MagicAnimateRecipe()
+    recipe.check_fsdp(recipe.parse_config(select_stage(no_dropout, 1, "magicanimate")))
 
 
 def test_init_must_match_the_model(stages, shards, tmp_path):
@@ -319,7 +321,7 @@ def test_stage_1_starts_from_sd15(sd15, shards, tmp_path):
     unet, context = sd15
     cfg = micro_config()
     cfg["stages"]["1"]["pretrained"] = PRETRAINED
-    model = MagicAnimateRecipe().build_model(select_stage(cfg, 1, "magicanimate"))
+    model = MagicAnimateRecipe().build(select_stage(cfg, 1, "magicanimate")).model
     state = model.state_dict()
     spatial = {k for k in state if k.startswith("unet.") and ".motion_modules." not in k}
     assert spatial and all(torch.equal(state[k], unet[k.removeprefix("unet.")]) for k in spatial)
@@ -348,12 +350,12 @@ def test_pretrained_errors_come_before_anything_is_written(shards, tmp_path, mon
     cfg = micro_config()
     cfg["stages"]["1"]["pretrained"] = {"unets": "sd15-unet"}
     with pytest.raises(ValueError, match=r"unknown \[pretrained\] keys"):
-        MagicAnimateRecipe().build_model(select_stage(cfg, 1, "magicanimate"))
+        MagicAnimateRecipe().build(select_stage(cfg, 1, "magicanimate"))
     cfg["stages"]["1"]["pretrained"] = {"unet": "sd15-nope"}
     with pytest.raises(ValueError, match="unknown weights artifact"):
-        MagicAnimateRecipe().build_model(select_stage(cfg, 1, "magicanimate"))
+        MagicAnimateRecipe().build(select_stage(cfg, 1, "magicanimate"))
     with pytest.raises(ValueError, match=r"\[stages.1.pretrained\]"):
-        MagicAnimateRecipe().build_model(select_stage({**micro_config(), "pretrained": PRETRAINED}, 2,
+        MagicAnimateRecipe().build(select_stage({**micro_config(), "pretrained": PRETRAINED}, 2,
                                                       "magicanimate", init=Path("x")))
     use_home(monkeypatch, tmp_path / "home")
     cfg["stages"]["1"]["pretrained"] = PRETRAINED
@@ -386,8 +388,8 @@ def test_stage_1_trains_the_denoisers_spatial_layers_only_when_asked(denoiser_sp
     cfg = micro_config()
     cfg["stages"]["1"]["trainable"] = {"denoiser_spatial": denoiser_spatial}
     recipe = MagicAnimateRecipe()
-    model = recipe.build_model(select_stage(cfg, 1, "magicanimate"))
-    chosen = {id(p) for p in recipe.trainable_parameters(model)}
+    model, needs = recipe.build(select_stage(cfg, 1, "magicanimate")).model_and_needs()
+    chosen = {id(p) for p in recipe.trainable_parameters(model, needs)}
     trained = {n for n, p in model.named_parameters() if id(p) in chosen}
     spatial = {n for n, _ in model.named_parameters() if n.startswith("unet.")} - model.motion_parameter_names()
     assert {n.split(".")[0] for n in trained} >= {"appearance_encoder", "controlnet", "text_context"}
@@ -398,14 +400,14 @@ def test_stage_1_trains_the_denoisers_spatial_layers_only_when_asked(denoiser_sp
 
 def test_trainable_and_pretrained_tables_belong_to_their_stage():
     with pytest.raises(ValueError, match=r"\[stages.1.trainable\]"):
-        MagicAnimateRecipe().build_model(select_stage({**micro_config(), "trainable": {"denoiser_spatial": True}},
+        MagicAnimateRecipe().build(select_stage({**micro_config(), "trainable": {"denoiser_spatial": True}},
                                                       2, "magicanimate", init=Path("x")))
     cfg = micro_config()
     cfg["stages"]["1"]["trainable"] = {"denoiser_spatial": 1}
     with pytest.raises(ValueError, match="true or false"):
-        MagicAnimateRecipe().build_model(select_stage(cfg, 1, "magicanimate"))
+        MagicAnimateRecipe().build(select_stage(cfg, 1, "magicanimate"))
     with pytest.raises(ValueError, match=r"\[stages.2.pretrained\]"):
-        MagicAnimateRecipe().build_model(select_stage(
+        MagicAnimateRecipe().build(select_stage(
             {**micro_config(), "pretrained": {"motion_modules": "animatediff-mm-sd-v15"}}, 1, "magicanimate"))
 
 
@@ -487,10 +489,10 @@ def test_init_published_keeps_the_releases_motion_modules():
     cfg = micro_config()
     cfg["stages"]["2"]["pretrained"] = MOTION
     recipe = MagicAnimateRecipe()
-    model = recipe.build_model(select_stage(cfg, 2, "magicanimate", init=Path(PUBLISHED)))
+    model, needs = recipe.build(select_stage(cfg, 2, "magicanimate", init=Path(PUBLISHED))).model_and_needs()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.warns(UserWarning, match="release's motion modules are kept"):
-        recipe.after_init(model, cfg, PUBLISHED)
+        recipe.after_init(model, needs, PUBLISHED)
     assert not changed(before, model.state_dict())
 
 
@@ -542,8 +544,8 @@ def test_init_published_fine_tunes_the_release(shards, tmp_path, monkeypatch):
     cfg = micro_config()
     recipe = MagicAnimateRecipe()
     stage2 = select_stage(cfg, 2, "magicanimate", init=Path("published"))
-    model = recipe.build_model(stage2)
-    provenance = recipe.load_published(model, stage2)
+    model, needs = recipe.build(stage2).model_and_needs()
+    provenance = recipe.load_published(model, needs)
     released = convert.from_published(MICRO).state_dict()
     assert all(torch.equal(v, released[k]) for k, v in model.state_dict().items())
     assert "magicanimate-temporal-attention=" in provenance

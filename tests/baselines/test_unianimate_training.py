@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -54,8 +55,20 @@ def test_tiny_run_trains_and_animates(shards, tmp_path, monkeypatch):
     from toolkit.cli import main
     from toolkit.video import read_video
 
-    summary = train(UniAnimateRecipe(), micro_config(), shards, tmp_path / "run", progress=False)
-    assert summary["step"] == 2
+    parsed = []
+
+    class Counting(UniAnimateRecipe):
+        def parse_config(self, config):
+            parsed.append(1)
+            return super().parse_config(config)
+
+    summary = train(Counting(), micro_config(), shards, tmp_path / "run", progress=False)
+    assert summary["step"] == 2 and len(parsed) == 1  # the config is parsed once, for the whole run
+    # run.json holds the config resolved: defaults the micro config leaves out are written, and it parses back
+    stored = json.loads((tmp_path / "run" / "run.json").read_text())["config"]
+    assert "p_condition" not in micro_config()["objective"] and stored["objective"]["p_condition"] == 0.5
+    assert stored["sampling"]["timesteps"] == "trailing" and stored["train"]["steps"] == 2
+    assert UniAnimateRecipe().parse_config(stored).to_dict() == UniAnimateRecipe().parse_config(micro_config()).to_dict()
     method = UniAnimateMethod(checkpoint=tmp_path / "run")
     assert method.openclip is None
     hub = FakeHub.of_folder("someone/ua-tiny", tmp_path / "run" / "model")  # the run's model, as pushed
@@ -74,11 +87,11 @@ def test_tiny_run_trains_and_animates(shards, tmp_path, monkeypatch):
     # the tiny config's [scheduler] (x0 prediction) is what sampling steps with, as training regressed it
     assert make_sampler(method.sampling, 2, "cpu").config.prediction_type == "sample"
     recipe = UniAnimateRecipe()
-    model = recipe.build_model(micro_config())
-    dataset = recipe.build_dataset(shards, micro_config())
+    model, needs = recipe.build(micro_config()).model_and_needs()
+    dataset = recipe.build_dataset(shards, recipe.parse_config(micro_config()))
     assert dataset.pose_style == {"draw_scale": 2}
     batch = colour_batch(torch.utils.data.default_collate([dataset[0]]))
-    estimate, clean = recipe.clean_estimate(model, batch, 500, torch.Generator().manual_seed(0))
+    estimate, clean = recipe.clean_estimate(model, batch, 500, torch.Generator().manual_seed(0), needs)
     assert estimate.shape == clean.shape == (1, 48, 3, 8, 8)
     out = method.generate(conditions(shards))
     assert out.shape == (4, 24, 24, 3) and out.dtype == np.uint8
@@ -118,19 +131,19 @@ OPENCLIP_MODEL = {"cross_attention_dim": 64, "text_tokens": 77, "learned_text_co
 def test_openclip_table_sets_the_text_context_and_feeds_reference_embeddings(shards, tmp_path, clip_state):
     cfg = micro_config(model=OPENCLIP_MODEL, openclip={"weights": OPENCLIP})
     recipe = UniAnimateRecipe()
-    model = recipe.build_model(cfg)
+    model, needs = recipe.build(cfg).model_and_needs()
     assert torch.equal(model.text_context, openclip.text_context(clip_state))
 
-    loader = torch.utils.data.DataLoader(recipe.build_dataset(shards, cfg), batch_size=2)
+    loader = torch.utils.data.DataLoader(recipe.build_dataset(shards, recipe.parse_config(cfg)), batch_size=2)
     batch = colour_batch(next(iter(loader)))
     ref = batch["reference"][1].permute(1, 2, 0).numpy()
     expected = openclip.image_embedding(clip_state, openclip.preprocess(ref))
-    torch.testing.assert_close(recipe._openclip.embed_images(batch["reference"])[1:], expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(needs.openclip.embed_images(batch["reference"])[1:], expected, rtol=0, atol=1e-5)
 
     # the embeddings reach the image projection: its first layer gets a gradient (zero without them)
     cfg["objective"] = {**cfg["objective"], "p_all_zero": 0.0, "p_condition": 0.0}
-    recipe.build_model(cfg)
-    recipe.loss(model, batch, torch.Generator().manual_seed(0)).backward()
+    needs = recipe.build(cfg).needs
+    recipe.loss(model, batch, torch.Generator().manual_seed(0), needs).backward()
     assert model.image_proj[0].weight.grad.abs().sum() > 0
 
     summary = train(UniAnimateRecipe(), cfg, shards, tmp_path / "run", progress=False)
@@ -149,9 +162,9 @@ def test_openclip_errors_come_before_training(shards, tmp_path, monkeypatch):
     from standin import use_home
 
     with pytest.raises(ValueError, match=r"\[openclip\] takes one key"):
-        UniAnimateRecipe().build_model(micro_config(openclip={"weight": OPENCLIP}))
+        UniAnimateRecipe().build(micro_config(openclip={"weight": OPENCLIP}))
     with pytest.raises(ValueError, match="unknown weights artifact"):
-        UniAnimateRecipe().build_model(micro_config(openclip={"weights": "clip-nope"}))
+        UniAnimateRecipe().build(micro_config(openclip={"weights": "clip-nope"}))
     use_home(monkeypatch, tmp_path / "empty")
     with pytest.raises(FileNotFoundError, match=f"toolkit weights fetch {OPENCLIP}"):
         train(UniAnimateRecipe(), micro_config(model=OPENCLIP_MODEL, openclip={"weights": OPENCLIP}), shards,
@@ -161,10 +174,10 @@ def test_openclip_errors_come_before_training(shards, tmp_path, monkeypatch):
 
 def test_openclip_sizes_must_match_the_model(clip_state):
     with pytest.raises(ValueError, match="image_embed_dim = 16"):
-        UniAnimateRecipe().build_model(micro_config(model={**OPENCLIP_MODEL, "image_embed_dim": 16},
+        UniAnimateRecipe().build(micro_config(model={**OPENCLIP_MODEL, "image_embed_dim": 16},
                                                     openclip={"weights": OPENCLIP}))
     with pytest.raises(ValueError, match="OpenCLIP's \"\" context is 77 x 64"):
-        UniAnimateRecipe().build_model(micro_config(model={**OPENCLIP_MODEL, "text_tokens": 8},
+        UniAnimateRecipe().build(micro_config(model={**OPENCLIP_MODEL, "text_tokens": 8},
                                                     openclip={"weights": OPENCLIP}))
 
 
@@ -201,8 +214,8 @@ def test_init_published_fine_tunes_the_converted_release(shards, tmp_path, clip_
     release = UniAnimateModel(UniAnimateConfig.from_dict(cfg["model"]))
     write_converted_release(release)
     recipe = UniAnimateRecipe()
-    model = recipe.build_model(cfg)
-    provenance = recipe.load_published(model, cfg)
+    model, needs = recipe.build(cfg).model_and_needs()
+    provenance = recipe.load_published(model, needs)
     assert provenance.startswith("unianimate-16f-32f converted=")
     theirs = release.state_dict()
     assert all(torch.equal(v, theirs[k]) for k, v in model.state_dict().items() if k != "text_context")

@@ -162,8 +162,8 @@ def test_new_run_into_a_non_empty_folder_is_refused(tmp_path: Path) -> None:
 
 
 class _NoSaveRecipe(ToyRecipe):
-    def build_model(self, config: dict) -> nn.Module:
-        return nn.Linear(config["model"]["dim"], config["model"]["dim"])
+    def build_model(self, config: dict) -> Trainee:
+        return Trainee(nn.Linear(config["model"]["dim"], config["model"]["dim"]), needs=config["loss"])
 
 
 def test_model_contract_is_checked_before_writing(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from toolkit.harness.method import Conditions, Method
-from toolkit.train import Recipe
+from toolkit.train import Recipe, Trainee
 
 
 class ToyModel(nn.Module):
@@ -83,17 +83,17 @@ class ToyData(torch.utils.data.Dataset):
 class ToyRecipe(Recipe):
     name = "toy"
 
-    def build_model(self, config: dict[str, Any]) -> ToyModel:
-        return ToyModel(**config["model"])
+    def build_model(self, config: dict[str, Any]) -> Trainee:
+        return Trainee(ToyModel(**config["model"]), needs=config["loss"])
 
     def build_dataset(self, shards: Path, config: dict[str, Any]) -> ToyData:
-        self.loss_cfg = config["loss"]
         return ToyData(config["data"]["n_items"], config["model"]["dim"], config["data"]["seed"])
 
-    def loss(self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
+    def loss(self, model: nn.Module, batch: dict[str, Any], generator: torch.Generator,
+             needs: dict[str, Any]) -> torch.Tensor:
         x = batch["x"]
-        noise = torch.randn(x.shape, generator=generator, device=x.device) * self.loss_cfg["noise_std"]
-        keep = (torch.rand((x.shape[0], 1), generator=generator, device=x.device) >= self.loss_cfg["p_drop"]).float()
+        noise = torch.randn(x.shape, generator=generator, device=x.device) * needs["noise_std"]
+        keep = (torch.rand((x.shape[0], 1), generator=generator, device=x.device) >= needs["p_drop"]).float()
         seen = os.environ.get("TOY_SEEN_DIR")
         if seen:
             rank = os.environ.get("RANK", "0")

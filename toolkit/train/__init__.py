@@ -8,7 +8,7 @@ A recipe comes with its method's package description (toolkit/package.py) or as 
 Batches come from loader threads (thread_loader.py) or DataLoader worker processes.
 """
 
-from toolkit.train.recipe import Recipe
+from toolkit.train.recipe import Recipe, Trainee
 from toolkit.train.thread_loader import ThreadLoader
 
-__all__ = ["Recipe", "ThreadLoader"]
+__all__ = ["Recipe", "ThreadLoader", "Trainee"]

@@ -47,7 +47,7 @@ from toolkit.models import run_folder
 from toolkit.models.pretrained import weights_sha256
 from toolkit.train import checkpoint, fsdp
 from toolkit.train.ema import EMA, swapped
-from toolkit.train.recipe import Recipe, select_stage
+from toolkit.train.recipe import Recipe, Trainee, select_stage
 from toolkit.train.thread_loader import ThreadLoader
 from toolkit.train.validate import VALIDATION_LOG, Validation, drop_samples_after, validate
 
@@ -376,13 +376,19 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     config_name = config if isinstance(config, str) else "custom"
     staged = select_stage(recipe.load_config(config) if isinstance(config, str) else config, stage, method, init)
     cfg = resolve_config(staged, train_overrides)
+    try:
+        settings = recipe.parse_config(cfg)  # the method's tables, parsed and validated once for the whole run
+    except ValueError as exc:
+        raise ValueError(f"config {config_name}: {exc}") from None
+    # what run.json and the checkpoints store: the config with the method's tables resolved (defaults filled)
+    stored = {**cfg, **settings.to_dict()} if callable(getattr(settings, "to_dict", None)) else cfg
     published = init is not None and str(init) == run_folder.PUBLISHED
     init_file = checkpoint.init_weights(init) if init is not None and not published else None
     t = cfg["train"]
     check_tracker(t["report_to"])
     check_fsdp = getattr(recipe, "check_fsdp", None)
     if t["distributed"] == "fsdp" and callable(check_fsdp):
-        check_fsdp(cfg)
+        check_fsdp(settings)
     if max_steps is not None and max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, got {max_steps}")
     if max_minutes is not None and not max_minutes > 0:
@@ -445,7 +451,11 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
         raise ValueError(f"launched with {accelerator.distributed_type}, which the loop does not run; launch "
                          "plain (DDP), and for FSDP set [train] distributed = \"fsdp\"")
     torch.manual_seed(t["seed"])
-    model = recipe.build_model(cfg)
+    trainee = recipe.build_model(settings)
+    if not isinstance(trainee, Trainee):
+        raise ValueError(f"{method}: build_model must return a toolkit.train.Trainee (the model and what loss "
+                         f"needs), not {type(trainee).__name__}")
+    model, needs = trainee.model, trainee.needs
     classes = {type(m).__name__ for m in model.modules()}
     unknown_units = sorted(set(t["fsdp_wrap"]) - classes)
     if unknown_units:
@@ -454,10 +464,10 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
     if init_file is not None:
         checkpoint.load_init(model, init_file)
     elif published:
-        init_sha256 = recipe.load_published(model, cfg)
+        init_sha256 = recipe.load_published(model, needs)
     after_init, loaded_after_init = getattr(recipe, "after_init", None), None
     if callable(after_init):
-        loaded_after_init = after_init(model, cfg, run_folder.PUBLISHED if published
+        loaded_after_init = after_init(model, needs, run_folder.PUBLISHED if published
                                        else (None if init_file is None else str(init_file)))
     if not callable(getattr(model, "save_pretrained", None)):
         raise ValueError(f"{method}: the model ({type(model).__name__}) has no save_pretrained(dir)")
@@ -466,11 +476,11 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
             raise ValueError(f"{method}: the model ({type(model).__name__}) has no enable_gradient_checkpointing(); "
                              "train without gradient checkpointing")
         model.enable_gradient_checkpointing()
-    dataset = recipe.build_dataset(shards, cfg)
+    dataset = recipe.build_dataset(shards, settings)
     accum = t["grad_accum_steps"]
     order = DataOrder(len(dataset), t["batch_size"] * world * accum, t["seed"])
     chosen = getattr(recipe, "trainable_parameters", None)
-    params = list(chosen(model) if chosen else (p for p in model.parameters() if p.requires_grad))
+    params = list(chosen(model, needs) if chosen else (p for p in model.parameters() if p.requires_grad))
     if not params:
         raise ValueError(f"{method}: the recipe gives no trainable parameters")
     optimizer = torch.optim.AdamW(params, lr=t["lr"], betas=(t["adam_beta1"], t["adam_beta2"]),
@@ -522,7 +532,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
             started = {"init": run_folder.PUBLISHED, "init_sha256": init_sha256}
         if loaded_after_init:
             started["after_init"] = loaded_after_init
-        atomic_write_json(out_dir / "run.json", {**meta, "config": cfg, "started_at_step": start,
+        atomic_write_json(out_dir / "run.json", {**meta, "config": stored, "started_at_step": start,
                                                  "num_processes": world, "fsdp": sharded, **started})
     _start_tracker(accelerator, t, out_dir, start)
     accelerator.wait_for_everyone()
@@ -571,7 +581,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
                      "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
             try:
                 checkpoint.save(out_dir, model=writer, ema_state=ema_state, optimizer_state=optimizer_state,
-                                state=state, config=cfg, export=export, keep=t["keep_checkpoints"],
+                                state=state, config=stored, export=export, keep=t["keep_checkpoints"],
                                 meta={**meta, "step": step, "num_processes": world, "dataset_len": len(dataset)})
             except run_folder.CheckpointWriteError:  # the logs go back to the last checkpoint that was written
                 log.close()
@@ -603,7 +613,7 @@ def train(recipe: Recipe, config: str | Mapping[str, Any], shards: str | os.Path
                 syncing = contextlib.nullcontext() if micro == accum - 1 else accelerator.no_sync(model)
                 with syncing:
                     with accelerator.autocast():
-                        loss = recipe.loss(model, batch, generator)
+                        loss = recipe.loss(model, batch, generator, needs)
                     if loss.ndim != 0:
                         raise ValueError(f"{method}: loss must be a scalar, got shape {tuple(loss.shape)}")
                     accelerator.backward(loss / accum)

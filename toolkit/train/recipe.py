@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import tomllib
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
@@ -17,9 +18,27 @@ if TYPE_CHECKING:
     import torch
 
 
+@dataclass
+class Trainee:
+    """What `Recipe.build_model` returns: the model the loop trains and saves, and what `loss` needs besides it.
+
+    `needs` holds the method's settings parsed from the config (objective, noise schedule, stage, ...) and the
+    parts it builds but does not train (the codec, frozen encoders); the loop hands it back to `loss`,
+    `clean_estimate`, `trainable_parameters`, `after_init` and `load_published`, so a recipe keeps no state and
+    the order of calls cannot matter.
+    """
+
+    model: torch.nn.Module
+    needs: Any = None
+
+    def model_and_needs(self) -> tuple[torch.nn.Module, Any]:
+        return self.model, self.needs
+
+
 class Recipe(ABC):
     """The contract between a method and `toolkit.train.loop.train`.
 
+    A recipe keeps no state: `build_model` returns the model with what the later calls need (`Trainee`).
     The model `build_model` returns must have ``save_pretrained(dir)`` (safetensors),
     a class method ``from_pretrained(dir)`` and a ``config`` attribute; if it has
     ``enable_gradient_checkpointing()`` the loop calls it when the config asks.
@@ -57,21 +76,36 @@ class Recipe(ABC):
             raise ValueError(f"{path}: {exc}") from None
         return config
 
+    def parse_config(self, config: dict[str, Any]) -> Any:
+        """The method's tables of a (stage-selected) config as one typed object, validated: an unknown key or a
+        wrong type raises ValueError naming the table, key and expected type. The loop calls it once per run and
+        hands the result to `build_model`, `build_dataset` and `check_fsdp`; run.json stores its ``to_dict()``
+        (when it has one) over the config: the config resolved, defaults filled. Default: the dict itself."""
+        return config
+
     def check_config(self, config: dict[str, Any]) -> None:
-        """Raise ValueError naming the table, key and expected type of what is wrong in the method's tables of
-        a freshly read config (`load_config` adds the file); nothing by default."""
+        """Validate a freshly read config file (`load_config` adds the file's name to the error): `parse_config`
+        by default; a staged method checks every stage."""
+        self.parse_config(config)
+
+    def build(self, config: dict[str, Any]) -> Trainee:
+        """`build_model` of a config dict, parsed first: for scripts and tests that hold a dict."""
+        return self.build_model(self.parse_config(config))
 
     @abstractmethod
-    def build_model(self, config: dict[str, Any]) -> torch.nn.Module:
-        """The model to train, freshly initialised (or from pretrained weights the config names)."""
+    def build_model(self, config: Any) -> Trainee:
+        """The model to train, freshly initialised (or from pretrained weights the config names), with what
+        `loss` needs besides it; `config` is `parse_config`'s result."""
 
     @abstractmethod
-    def build_dataset(self, shards: Path, config: dict[str, Any]) -> torch.utils.data.Dataset:
-        """The training items read from a shard folder; random-access and deterministic per (index, epoch)."""
+    def build_dataset(self, shards: Path, config: Any) -> torch.utils.data.Dataset:
+        """The training items read from a shard folder; random-access and deterministic per (index, epoch);
+        `config` is `parse_config`'s result."""
 
     @abstractmethod
-    def loss(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator) -> torch.Tensor:
-        """The scalar loss of one batch (already on the model's device).
+    def loss(self, model: torch.nn.Module, batch: dict[str, Any], generator: torch.Generator,
+             needs: Any) -> torch.Tensor:
+        """The scalar loss of one batch (already on the model's device); `needs`: `build_model`'s `Trainee.needs`.
 
         Draw every random number of the step -- noise, timesteps, condition dropout -- from
         `generator` (on the batch's device), so a step is a pure function of (weights, batch,
@@ -80,7 +114,7 @@ class Recipe(ABC):
         ``unwrap_model`` to reach attributes).
         """
 
-    def check_fsdp(self, config: dict[str, Any]) -> None:
+    def check_fsdp(self, config: Any) -> None:
         """Raise ValueError if, with this config, `loss` may leave a trainable parameter out on some processes
         of a step but not others (``[train] distributed = "fsdp"`` is then refused before anything is written).
 
@@ -90,7 +124,7 @@ class Recipe(ABC):
         need. Default: no check.
         """
 
-    def load_published(self, model: torch.nn.Module, config: dict[str, Any]) -> str:
+    def load_published(self, model: torch.nn.Module, needs: Any) -> str:
         """Load the authors' released weights into `model` (``--init published``: fine-tune the release) and
         return their provenance (registry names and sha256s, recorded in run.json).
 
@@ -100,21 +134,21 @@ class Recipe(ABC):
         raise ValueError(f"{self.display_name()} has no released weights to start from; --init takes a run "
                          "folder, a model folder or a .safetensors file")
 
-    def after_init(self, model: torch.nn.Module, config: dict[str, Any], init: str | None) -> str | None:
+    def after_init(self, model: torch.nn.Module, needs: Any, init: str | None) -> str | None:
         """Change the model once ``--init``'s weights are in (`init`: the weights file, ``"published"``, or None
         without ``--init``), before anything is written; e.g. load pretrained parts that must replace what an
         earlier stage left (MagicAnimate's stage 2: AnimateDiff's motion modules). Returns the provenance of what
         it loaded (registry names and sha256s), recorded in run.json as ``after_init``, or None. Default: nothing."""
         return None
 
-    def clean_estimate(self, model: torch.nn.Module, batch: dict[str, Any], t: int,
-                       generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def clean_estimate(self, model: torch.nn.Module, batch: dict[str, Any], t: int, generator: torch.Generator,
+                       needs: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """(the model's clean-latent estimate, the clean latents) for the batch noised to timestep `t` with every
         condition kept: a diagnostic of where a diffusion model's one-step denoising is good (the learning check
         prints its error per timestep). Default: the recipe has none."""
         raise NotImplementedError(f"{self.display_name()} has no clean-sample estimate")
 
-    def trainable_parameters(self, model: torch.nn.Module) -> Iterable[torch.nn.Parameter]:
+    def trainable_parameters(self, model: torch.nn.Module, needs: Any) -> Iterable[torch.nn.Parameter]:
         """The parameters the optimizer updates and EMA averages (default: all with requires_grad)."""
         return [p for p in model.parameters() if p.requires_grad]
 
