@@ -64,8 +64,8 @@ class PrepareOptions:
             raise ValueError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}, got {self.image_format!r}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must lie in 1..100, got {self.jpeg_quality}")
-        if self.mask not in MASK_SOURCES + MASK_BACKENDS:
-            raise ValueError(f"mask must be one of {', '.join(MASK_SOURCES + MASK_BACKENDS)}, got {self.mask!r}")
+        if self.mask not in MASK_SOURCES and self.mask not in MASK_BACKENDS:
+            raise ValueError(f"mask must be one of {', '.join([*MASK_SOURCES, *MASK_BACKENDS])}, got {self.mask!r}")
 
     def format_for(self, recipe: Recipe, split: str) -> str:
         if self.image_format != "auto":
