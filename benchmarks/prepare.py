@@ -30,7 +30,7 @@ import cv2  # noqa: E402
 from results import record  # noqa: E402
 
 from toolkit.prepare import PrepareOptions, ensure_generated, prepare  # noqa: E402
-from toolkit.sources import discover, load_recipe  # noqa: E402
+from toolkit.sources import discover, load_card  # noqa: E402
 from toolkit.video import encode_image  # noqa: E402
 
 
@@ -48,9 +48,9 @@ def decode_encode(images: Path, masks: Path | None, densepose: Path | None, imag
 
 def bound(source: Path, workers: int) -> tuple[int, float]:
     """(frames, seconds) of decode + encode of every video, in a spawn pool like prepare's."""
-    recipe = load_recipe("synthetic")
-    videos = discover(recipe, source)
-    jobs = [(sv.path, sv.masks, sv.densepose, "png" if recipe.is_eval_split(sv.split) else "jpeg") for sv in videos]
+    card = load_card("synthetic")
+    videos = discover(card, source)
+    jobs = [(sv.path, sv.masks, sv.densepose, "png" if card.is_eval_split(sv.split) else "jpeg") for sv in videos]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
         frames = sum(pool.map(decode_encode, *zip(*jobs)))
@@ -75,7 +75,7 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best is kept")
     p.add_argument("--no-ray", action="store_true", help="skip the Ray executor")
     args = p.parse_args()
-    ensure_generated(load_recipe("synthetic"), args.source, progress=False, workers=args.workers)
+    ensure_generated(load_card("synthetic"), args.source, progress=False, workers=args.workers)
     tmp = Path(tempfile.mkdtemp(prefix="prepare_bench_"))
     try:
         def best(run, *rest) -> tuple[int, float]:

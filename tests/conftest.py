@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from toolkit.prepare import PrepareOptions, prepare
-from toolkit.sources.recipe import Recipe, load_recipe
+from toolkit.sources.card import DatasetCard, load_card
 from toolkit.video import write_image, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,10 +55,10 @@ def make_tiktok_layout(root: Path, n_videos: int = 3, n_frames: int = 10, h: int
     return root
 
 
-def layout_recipe(test_ids: tuple[str, ...] = ()) -> Recipe:
-    """The synthetic recipe (TikTok layout, IUV-ordered DensePose, shipped ground truth) without its generator,
+def layout_card(test_ids: tuple[str, ...] = ()) -> DatasetCard:
+    """The synthetic dataset card (TikTok layout, IUV-ordered DensePose, shipped ground truth) without its generator,
     so it reads what make_tiktok_layout writes; `test_ids` form the test split, the rest is train."""
-    return dataclasses.replace(load_recipe("synthetic"), raw={},
+    return dataclasses.replace(load_card("synthetic"), raw={},
                                split_ids={"test": tuple(test_ids)} if test_ids else {})
 
 
@@ -67,7 +67,7 @@ def make_shards(root: Path, n_videos: int, n_frames: int, h: int, w: int, test_i
     """A TikTok-layout dataset under root/src prepared into root/shards with its ground-truth annotations."""
     src = make_tiktok_layout(root / "src", n_videos=n_videos, n_frames=n_frames, h=h, w=w)
     opts = PrepareOptions(**{"size": None, "pose": "synthetic", "densepose": "synthetic", **options})
-    prepare(layout_recipe(test_ids), src, root / "shards", opts, progress=False)
+    prepare(layout_card(test_ids), src, root / "shards", opts, progress=False)
     return root / "shards"
 
 

@@ -1,4 +1,4 @@
-"""A plain (non-editable) install works from any folder: the wheel carries the recipes, protocol cards and
+"""A plain (non-editable) install works from any folder: the wheel carries the dataset and protocol cards and
 published numbers, and the installed `toolkit` finds them without the source checkout.
 
 The wheel is built from a copy of the working tree (nothing is written into the checkout) with the
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.harness.protocols import load_protocol
-from toolkit.sources.recipe import load_recipe
+from toolkit.sources.card import load_card
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -92,14 +92,14 @@ def test_installed_toolkit_prepares_and_evaluates_from_another_folder(venv, tmp_
     assert Path(package).is_relative_to(venv) and Path(resources).is_relative_to(venv), where
     assert checkout == "None"
 
-    # the default dataset's recipe, found by name; the test split only, small frames, from the generated source
+    # the default dataset's card, found by name; the test split only, small frames, from the generated source
     # this checkout already has (else generated here)
     raw = ROOT / "data" / "raw" / "synthetic"
     source = raw if (raw / "videos").is_dir() else work / "raw"
     _run(["toolkit", "prepare", "--dataset", "synthetic", "--source", source, "--out", work / "shards",
           "--split", "test", "--size", "64", "--workers", "2", "--quiet"], cwd=work, env=env, timeout=1200)
     manifest = json.loads((work / "shards" / "manifest.json").read_text())
-    assert manifest["dataset"] == "synthetic" and manifest["recipe"]["sha256"] == load_recipe("synthetic").sha256
+    assert manifest["dataset"] == "synthetic" and manifest["recipe"]["sha256"] == load_card("synthetic").sha256
 
     # the protocol cards, found by name; results go to --results, or by default to ./eval/results
     out = _run(["toolkit", "eval", "--method", "reference-copy", "--shards", work / "shards", "--profile",

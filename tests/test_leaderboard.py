@@ -337,7 +337,7 @@ def test_cli_run_evaluates_registered_methods_then_renders(evaluated, tmp_path, 
 
 
 def test_method_colours_are_stable_and_links_come_from_the_method_class(tmp_path, monkeypatch):
-    from toolkit import plugins
+    from toolkit.package import METHODS
     from toolkit.report import figures, tables
 
     # a method's colour depends on its name only: the same in every report, whatever else is shown
@@ -353,10 +353,9 @@ def test_method_colours_are_stable_and_links_come_from_the_method_class(tmp_path
     class Undocumented:        # no paper / code attributes at all: tolerated
         pass
 
-    real_load = plugins.load
+    real_get = METHODS.get
     classes = {"alpha": Documented, "beta": Undocumented}
-    monkeypatch.setattr(plugins, "load", lambda group, name: classes[name] if name in classes
-                        else real_load(group, name))
+    monkeypatch.setattr(METHODS, "get", lambda name: classes[name] if name in classes else real_get(name))
     tables.method_links.cache_clear()
     try:
         store = make_store(tmp_path / "results")

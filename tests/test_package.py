@@ -57,12 +57,12 @@ def test_the_registry_holds_what_is_declared_and_declares_nothing_itself() -> No
 def test_two_different_declarations_of_one_artifact_are_an_error_naming_both(monkeypatch) -> None:
     first = weights.ARTIFACTS["fvd-i3d-400"]
     twin = dataclasses.replace(first, url="https://example.org/other.pt")
-    monkeypatch.setattr(plugins, "names", lambda group: ["a", "b"] if group == weights.ARTIFACT_GROUP else [])
-    monkeypatch.setattr(plugins, "load", lambda group, name: (first,) if name == "a" else (twin,))
+    monkeypatch.setattr(weights, "_METHODS", plugins.Registry("method"))
+    monkeypatch.setattr(weights, "_ARTIFACTS", plugins.Registry("artifacts", {"a": (first,), "b": (twin,)}))
     with pytest.raises(plugins.PluginError, match="fvd-i3d-400.*toolkit.artifacts a.*toolkit.artifacts b"):
         weights.declared()
     other = dataclasses.replace(first, name="mine")  # another name for the same file
-    monkeypatch.setattr(plugins, "load", lambda group, name: (first,) if name == "a" else (other,))
+    monkeypatch.setattr(weights, "_ARTIFACTS", plugins.Registry("artifacts", {"a": (first,), "b": (other,)}))
     with pytest.raises(plugins.PluginError, match="takes the file metrics/i3d_pretrained_400.pt"):
         weights.declared()
 

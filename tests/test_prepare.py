@@ -10,7 +10,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import layout_recipe, make_tiktok_layout, make_video_folder
+from conftest import layout_card, make_tiktok_layout, make_video_folder
 from toolkit import prepare as prep
 from toolkit.cli import main as cli
 from toolkit.prepare import PrepareOptions, prepare
@@ -21,8 +21,8 @@ from toolkit.shards.verify import verify
 GT = PrepareOptions(size=24, pose="synthetic", densepose="synthetic")
 
 
-def _tiktok_recipe():
-    return layout_recipe(("00003",))
+def _tiktok_card():
+    return layout_card(("00003",))
 
 
 def _files(root):
@@ -33,7 +33,7 @@ def _files(root):
 def test_prepare_writes_annotated_shards_readable_three_ways(tmp_path):
     src = make_tiktok_layout(tmp_path / "src", n_videos=3, n_frames=10)
     out = tmp_path / "shards"
-    report = prepare(_tiktok_recipe(), src, out, GT, progress=False)
+    report = prepare(_tiktok_card(), src, out, GT, progress=False)
     assert not report.failed and len(report.records) == 3
     shards = Shards(out)
     assert shards.video_ids("test") == ["00003"] and len(shards.video_ids("train")) == 2
@@ -76,7 +76,7 @@ def test_prepare_writes_annotated_shards_readable_three_ways(tmp_path):
 def test_row_groups_bound_clip_reads(tmp_path):
     src = make_tiktok_layout(tmp_path / "src", n_videos=1, n_frames=150, h=16, w=16)
     out = tmp_path / "shards"
-    prepare(_tiktok_recipe(), src, out, PrepareOptions(size=None), progress=False)
+    prepare(_tiktok_card(), src, out, PrepareOptions(size=None), progress=False)
     f = pq.ParquetFile(out / "frames" / "train" / "00001.parquet")
     assert [f.metadata.row_group(i).num_rows for i in range(f.num_row_groups)] == [64, 64, 22]
     span = 15 * 4 + 1  # 16 frames at stride 4
@@ -96,7 +96,7 @@ def test_failures_are_recorded_and_the_run_goes_on(tmp_path, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert "broken.mp4" in err and "empty.mp4" in err and "2 video(s) failed" in err
-    # no --pose and the folder recipe names none: say so, and name the backends that would add keypoints
+    # no --pose and the folder card names none: say so, and name the backends that would add keypoints
     assert "the shards will have no keypoints" in err and "--pose mediapipe" in err and "--pose dwpose" in err
     videos = Shards(out).videos.set_index("video_id")
     assert videos.loc["broken", "status"] == "failed" and "not a readable video" in videos.loc["broken", "failure_reason"]
@@ -116,7 +116,7 @@ def test_an_explicit_pose_choice_gets_no_keypoints_note(tmp_path, capsys):
 def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     src = make_tiktok_layout(tmp_path / "src", n_videos=4, n_frames=6)
     full = tmp_path / "full"
-    prepare(_tiktok_recipe(), src, full, GT, progress=False)
+    prepare(_tiktok_card(), src, full, GT, progress=False)
 
     part = tmp_path / "part"
     real = prep.process_video
@@ -130,10 +130,10 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
 
     monkeypatch.setattr(prep, "process_video", flaky)
     with pytest.raises(KeyboardInterrupt):
-        prepare(_tiktok_recipe(), src, part, GT, progress=False)
+        prepare(_tiktok_card(), src, part, GT, progress=False)
     monkeypatch.setattr(prep, "process_video", real)
     assert not (part / "manifest.json").exists()
-    report = prepare(_tiktok_recipe(), src, part, GT, progress=False)
+    report = prepare(_tiktok_card(), src, part, GT, progress=False)
     assert report.skipped == 2 and len(report.records) == 2
     a, b = _files(full), _files(part)
     assert a.keys() == b.keys()
@@ -147,16 +147,16 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
 def test_other_options_in_the_same_folder_are_refused(tmp_path):
     src = make_tiktok_layout(tmp_path / "src", n_videos=1, n_frames=3)
     out = tmp_path / "shards"
-    prepare(_tiktok_recipe(), src, out, GT, progress=False)
+    prepare(_tiktok_card(), src, out, GT, progress=False)
     with pytest.raises(ValueError, match="other options.*size"):
-        prepare(_tiktok_recipe(), src, out, PrepareOptions(size=32, pose="synthetic", densepose="synthetic"),
+        prepare(_tiktok_card(), src, out, PrepareOptions(size=32, pose="synthetic", densepose="synthetic"),
                 progress=False)
 
 
 def test_verify_catches_a_changed_file(tmp_path):
     src = make_tiktok_layout(tmp_path / "src", n_videos=2, n_frames=3)
     out = tmp_path / "shards"
-    prepare(_tiktok_recipe(), src, out, GT, progress=False)
+    prepare(_tiktok_card(), src, out, GT, progress=False)
     target = out / "frames" / "train" / "00001.parquet"
     target.write_bytes(target.read_bytes()[:-10] + b"0123456789")
     problems = verify(out)
@@ -177,7 +177,7 @@ def test_workers_give_the_same_bytes(tmp_path):
 def test_info_cli(tmp_path, capsys):
     src = make_tiktok_layout(tmp_path / "src", n_videos=2, n_frames=3)
     out = tmp_path / "shards"
-    prepare(_tiktok_recipe(), src, out, GT, progress=False)
+    prepare(_tiktok_card(), src, out, GT, progress=False)
     assert cli(["info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "train" in text and "test" in text and "keypoints,iuv,mask" in text

@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import layout_recipe, make_tiktok_layout, make_video_folder
+from conftest import layout_card, make_tiktok_layout, make_video_folder
 from toolkit import prepare as prep
 from toolkit.annotate import backends
 from toolkit.cli import main as cli
@@ -61,7 +61,7 @@ def _opts(mask: str) -> PrepareOptions:
 
 def test_backend_masks_fill_only_videos_that_ship_none(stand_in, tmp_path):
     src, out = _tiktok_one_without_masks(tmp_path / "src"), tmp_path / "shards"
-    prepare(layout_recipe(), src, out, _opts("mediapipe"), progress=False)
+    prepare(layout_card(), src, out, _opts("mediapipe"), progress=False)
     shards = Shards(out)
     shipped, made = shards.masks("00001"), shards.masks("00002")
     assert shipped[:, 10:30, 6:18].min() == 255 and shipped[:, :, :6].max() == 0      # the release's rectangle
@@ -76,7 +76,7 @@ def test_backend_masks_fill_only_videos_that_ship_none(stand_in, tmp_path):
                                        ("none", {"00001": False, "00002": False})])
 def test_source_keeps_shipped_masks_and_none_drops_them(stand_in, tmp_path, mask, has):
     src, out = _tiktok_one_without_masks(tmp_path / "src"), tmp_path / "shards"
-    prepare(layout_recipe(), src, out, _opts(mask), progress=False)
+    prepare(layout_card(), src, out, _opts(mask), progress=False)
     videos = Shards(out).videos.set_index("video_id")
     assert videos.has_mask.to_dict() == has and StandInMask.calls == 0
     assert Shards(out).manifest["backends"]["mask"] == ("none" if mask == "none" else

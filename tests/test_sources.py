@@ -6,28 +6,28 @@ import numpy as np
 import pytest
 
 from conftest import make_tiktok_layout, make_video_folder
-from toolkit.sources import discover, load_recipe
+from toolkit.sources import discover, load_card
 from toolkit.sources.base import iter_source_chunks, plan_geometry, resample_indices, stored_size
 from toolkit.video import write_image, write_video
 
 
-def test_recipes_load_and_name_their_adapters():
+def test_cards_load_and_name_their_adapters():
     for name in ("synthetic", "tiktok", "ted", "fashion", "folder"):
-        r = load_recipe(name)
+        r = load_card(name)
         assert r.name == name and r.adapter in ("tiktok", "ted", "fashion", "folder")
         assert len(r.sha256) == 64
-    tiktok = load_recipe("tiktok")
+    tiktok = load_card("tiktok")
     assert tiktok.split_of("00337") == "test" and tiktok.split_of("00001") == "train"
     assert tiktok.options["densepose_order"] == "VUI"
-    assert load_recipe("fashion").expected == {"train": 500, "test": 100}
+    assert load_card("fashion").expected == {"train": 500, "test": 100}
     with pytest.raises(FileNotFoundError, match="known datasets"):
-        load_recipe("nope")
+        load_card("nope")
 
 
 def test_tiktok_layout_reads_frames_masks_densepose_and_keypoints(tmp_path):
     root = make_tiktok_layout(tmp_path / "src", n_videos=2, n_frames=5, h=72, w=48, densepose_order="VUI")
-    recipe = load_recipe("tiktok")
-    videos = discover(recipe, root)
+    card = load_card("tiktok")
+    videos = discover(card, root)
     assert [v.video_id for v in videos] == ["00001", "00002"]
     v = videos[0]
     assert v.masks and v.densepose and v.keypoints and v.densepose_order == "VUI"
@@ -47,7 +47,7 @@ def test_tiktok_layout_reads_frames_masks_densepose_and_keypoints(tmp_path):
 
 def test_folder_adapter_splits_ids_and_frame_folders(tmp_path):
     root = make_video_folder(tmp_path / "src")
-    videos = {v.video_id: v for v in discover(load_recipe("folder"), root)}
+    videos = {v.video_id: v for v in discover(load_card("folder"), root)}
     assert set(videos) == {"train__a", "test__b", "clip", "broken"}
     assert videos["train__a"].split == "train" and videos["test__b"].split == "test"
     assert videos["clip"].is_frame_folder and videos["clip"].fps == 30.0
@@ -63,12 +63,12 @@ def test_fashion_official_lists_and_split_folders(tmp_path):
         write_video(flat / f"{name}.mp4", frames)
     (flat / "fashion_train.txt").write_text("https://m.media-amazon.com/images/I/91D23ZVV6NS.mp4\n")
     (flat / "fashion_test.txt").write_text("https://m.media-amazon.com/images/I/A1P+0ZhMAiS.mp4\n")
-    got = {v.video_id: v.split for v in discover(load_recipe("fashion"), flat)}
+    got = {v.video_id: v.split for v in discover(load_card("fashion"), flat)}
     assert got == {"91D23ZVV6NS": "train", "A1P+0ZhMAiS": "test"}
     crawled = tmp_path / "crawled"
     write_video(crawled / "train" / "x1.mp4", frames)
     write_video(crawled / "test" / "y1.mp4", frames)
-    assert {v.video_id: v.split for v in discover(load_recipe("fashion"), crawled)} == {"x1": "train", "y1": "test"}
+    assert {v.video_id: v.split for v in discover(load_card("fashion"), crawled)} == {"x1": "train", "y1": "test"}
 
 
 def test_ted_preprocessed_layout(tmp_path):
@@ -76,7 +76,7 @@ def test_ted_preprocessed_layout(tmp_path):
     write_video(tmp_path / "train" / "abc#000010#000050.mp4", rng.integers(0, 255, (6, 64, 64, 3), dtype=np.uint8))
     for t in range(3):
         write_image(tmp_path / "test" / "def#000001#000009" / f"{t:07d}.png", np.zeros((32, 32, 3), np.uint8))
-    got = {v.video_id: v.split for v in discover(load_recipe("ted"), tmp_path)}
+    got = {v.video_id: v.split for v in discover(load_card("ted"), tmp_path)}
     assert got == {"abc_000010_000050": "train", "def_000001_000009": "test"}
 
 
@@ -89,7 +89,7 @@ def test_ted_metadata_csv_crops_and_cuts(tmp_path):
         "ytid1#000002#000006,2,6,40-20-120-100,10.0,160,120,test\n"
         "missing#000000#000005,0,5,0-0-10-10,10.0,160,120,train\n"
     )
-    videos = discover(load_recipe("ted"), tmp_path)
+    videos = discover(load_card("ted"), tmp_path)
     assert len(videos) == 1  # the clip whose video was never downloaded is skipped
     v = videos[0]
     assert v.split == "test" and v.crop == (40, 20, 120, 100)
@@ -123,9 +123,9 @@ def test_download_fails_clearly_offline(tmp_path, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(DownloadError, match=r"(?s)cannot download https://vision\.cs\.ubc\.ca/.*fashion_train\.txt.*"
                                             r"no internet.*--source"):
-        download(load_recipe("fashion"), tmp_path / "fashion")
+        download(load_card("fashion"), tmp_path / "fashion")
     with pytest.raises(DownloadError, match="(?s)cannot be downloaded by script.*TikTok_dataset"):
-        download(load_recipe("tiktok"), tmp_path / "tiktok")
+        download(load_card("tiktok"), tmp_path / "tiktok")
     code = cli(["prepare", "--dataset", "fashion", "--source", str(tmp_path / "f"), "--out", str(tmp_path / "o"),
                 "--download", "--quiet"])
     assert code == 1 and not (tmp_path / "o").exists()

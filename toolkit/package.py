@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 GROUP = "toolkit.methods"
 
+#: The methods: the ``toolkit.methods`` entry points, or a ``pkg.module:Attr`` spec for a user's own.
+METHODS = plugins.Registry("method", group=GROUP, specs=True)
+
 
 @dataclass(frozen=True)
 class MethodPackage:
@@ -55,12 +58,12 @@ def describe(obj: Any) -> MethodPackage:
 
 def method_package(name: str) -> MethodPackage:
     """The package registered as `name` (``pkg.module:Attr`` specs are allowed, as everywhere)."""
-    return describe(plugins.load(GROUP, name))
+    return describe(METHODS.get(name))
 
 
 def method_names() -> list[str]:
     """Registered method names, sorted."""
-    return plugins.names(GROUP)
+    return METHODS.names()
 
 
 def recipe_names() -> list[str]:

@@ -1,4 +1,4 @@
-"""Where the toolkit finds what it ships (recipes, protocol cards, published numbers) and where results go.
+"""Where the toolkit finds what it ships (dataset and protocol cards, published numbers) and where results go.
 
 The resources live in the repository's top-level folders ``datasets/`` and
 ``eval/`` (``eval/protocols/*.toml``, ``eval/paper_results.csv``). A wheel ships
@@ -7,7 +7,7 @@ a copy of them as data files under ``<prefix>/share/animation-toolkit/``
 same from any folder after a plain ``pip install .``.
 
 :func:`resource_root` prefers the source checkout the package is imported from
-(an editable install, or running inside the repository), so edits to a recipe
+(an editable install, or running inside the repository), so edits to a dataset card
 take effect at once; otherwise it uses the installed copy, located through the
 distribution's file list (any install scheme: venv, ``--user``, ``--prefix``).
 
@@ -78,7 +78,7 @@ def resource_root() -> Path:
 
 
 def datasets_dir() -> Path:
-    """Dataset recipes, ``datasets/NAME.toml``."""
+    """Dataset cards, ``datasets/NAME.toml``."""
     return resource_root() / "datasets"
 
 

@@ -28,9 +28,9 @@ from toolkit.keypoints import person_box
 from toolkit.io import FolderLock, atomic_write_json
 from toolkit.shards import writer
 from toolkit.shards.schema import ROW_GROUP_FRAMES, STORED_POSE_STYLE
-from toolkit.sources import SourceVideo, discover, load_recipe
+from toolkit.sources import SourceVideo, discover, load_card
 from toolkit.sources.base import iter_source_chunks, path_stat, plan_geometry, source_checksum
-from toolkit.sources.recipe import Recipe
+from toolkit.sources.card import DatasetCard
 
 OPTIONS_FILE = "_options.json"
 MIN_SIZE = 16
@@ -64,13 +64,13 @@ class PrepareOptions:
             raise ValueError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}, got {self.image_format!r}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must lie in 1..100, got {self.jpeg_quality}")
-        if self.mask not in MASK_SOURCES + MASK_BACKENDS:
-            raise ValueError(f"mask must be one of {', '.join(MASK_SOURCES + MASK_BACKENDS)}, got {self.mask!r}")
+        if self.mask not in MASK_SOURCES and self.mask not in MASK_BACKENDS:
+            raise ValueError(f"mask must be one of {', '.join([*MASK_SOURCES, *MASK_BACKENDS])}, got {self.mask!r}")
 
-    def format_for(self, recipe: Recipe, split: str) -> str:
+    def format_for(self, card: DatasetCard, split: str) -> str:
         if self.image_format != "auto":
             return self.image_format
-        return "png" if recipe.is_eval_split(split) else "jpeg"
+        return "png" if card.is_eval_split(split) else "jpeg"
 
     def fingerprint(self) -> dict[str, Any]:
         d = asdict(self)
@@ -170,7 +170,7 @@ def _annotate(chunk, pose, dense, masker) -> tuple[np.ndarray | None, np.ndarray
     return kp, iuv, list(masks) if masks is not None else chunk.masks
 
 
-def _frame_batches(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, geo, fmt: str, flags: dict):
+def _frame_batches(sv: SourceVideo, card: DatasetCard, options: PrepareOptions, geo, fmt: str, flags: dict):
     pose, dense = _backend("pose", options.pose), _backend("densepose", options.densepose)
     source = mask_source(sv, options)
     masker = _backend("mask", options.mask, options.pose) if source == options.mask else None
@@ -203,21 +203,21 @@ def _frame_batches(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, geo
         flags["n"] += t
 
 
-def failed_record(sv: SourceVideo, recipe: Recipe, reason: str | None) -> dict[str, Any]:
+def failed_record(sv: SourceVideo, card: DatasetCard, reason: str | None) -> dict[str, Any]:
     """The record of a video that did not (or not yet) come out: what it is and why."""
-    return {"video_id": sv.video_id, "split": sv.split, "source": recipe.name, "source_path": sv.relative_path,
+    return {"video_id": sv.video_id, "split": sv.split, "source": card.name, "source_path": sv.relative_path,
             "status": "failed", "failure_reason": reason}
 
 
-def process_video(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, out: Path) -> dict[str, Any]:
+def process_video(sv: SourceVideo, card: DatasetCard, options: PrepareOptions, out: Path) -> dict[str, Any]:
     """Prepare one video into its shard and record; never raises for bad input, records it instead."""
-    record = failed_record(sv, recipe, None)
+    record = failed_record(sv, card, None)
     try:
         geo = plan_geometry(sv, options.size, options.fps)
-        fmt = options.format_for(recipe, sv.split)
+        fmt = options.format_for(card, sv.split)
         flags = {"keypoints": False, "iuv": False, "mask": False, "mask_source": None, "n": 0}
         rel, sha, nbytes, n = writer.write_frames(out, sv.split, sv.video_id,
-                                                  _frame_batches(sv, recipe, options, geo, fmt, flags))
+                                                  _frame_batches(sv, card, options, geo, fmt, flags))
         record.update(
             source_sha256=source_checksum(sv), source_stat=path_stat(sv.path), source_fps=geo.source_fps,
             fps=geo.fps, width=geo.width, height=geo.height, n_frames=n, image_format=fmt,
@@ -231,11 +231,13 @@ def process_video(sv: SourceVideo, recipe: Recipe, options: PrepareOptions, out:
     return record
 
 
-def _check_options(out: Path, recipe: Recipe, options: PrepareOptions) -> None:
+def _check_options(out: Path, card: DatasetCard, options: PrepareOptions) -> None:
     """Refuse to mix shards made with different options in one folder; a folder without a finished video (say,
     after a run that failed on its options) takes the new ones."""
     path = out / writer.STATE_DIR / OPTIONS_FILE
-    want = {"dataset": recipe.name, "recipe_sha256": recipe.sha256, **options.fingerprint()}
+    # "recipe_sha256" (and the manifest's "recipe" table) keep the name the dataset card had when folders that
+    # resume were written
+    want = {"dataset": card.name, "recipe_sha256": card.sha256, **options.fingerprint()}
     if path.exists():
         try:
             have = json.loads(path.read_text())
@@ -278,46 +280,46 @@ def _gone(out: Path, videos: list[SourceVideo], splits: tuple[str, ...] | None) 
             if rec["video_id"] not in present and (not splits or rec.get("split") in splits)]
 
 
-def ensure_generated(recipe: Recipe, source: Path, progress: bool = True, workers: int = 1) -> None:
+def ensure_generated(card: DatasetCard, source: Path, progress: bool = True, workers: int = 1) -> None:
     """For generated datasets (the synthetic default), write the source files if they are not there yet."""
-    gen = recipe.raw.get("generator")
+    gen = card.raw.get("generator")
     if not gen:
         return
     if gen.get("name") != "synthetic":
-        raise ValueError(f"recipe {recipe.name}: unknown generator {gen.get('name')!r}")
+        raise ValueError(f"dataset card {card.name}: unknown generator {gen.get('name')!r}")
     from toolkit.sources import synthetic
 
     synthetic.generate(source, n_videos=gen.get("n_videos", 36), n_frames=gen.get("n_frames", 48),
-                       size=gen.get("size", 512), seed=gen.get("seed", 0), fps=recipe.fps or 24.0,
+                       size=gen.get("size", 512), seed=gen.get("seed", 0), fps=card.fps or 24.0,
                        progress=progress, workers=workers)
 
 
-def _run_local(todo: list[SourceVideo], recipe: Recipe, options: PrepareOptions, out: Path, workers: int):
+def _run_local(todo: list[SourceVideo], card: DatasetCard, options: PrepareOptions, out: Path, workers: int):
     """(video, record) as each video finishes, in this process or a spawn process pool."""
     if workers > 1 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(process_video, v, recipe, options, out): v for v in todo}
+            futures = {pool.submit(process_video, v, card, options, out): v for v in todo}
             for fut in as_completed(futures):
                 yield futures[fut], fut.result()
     else:
         for v in todo:
-            yield v, process_video(v, recipe, options, out)
+            yield v, process_video(v, card, options, out)
 
 
-def _run_ray(todo: list[SourceVideo], recipe: Recipe, options: PrepareOptions, out: Path):
+def _run_ray(todo: list[SourceVideo], card: DatasetCard, options: PrepareOptions, out: Path):
     """(video, record) as each video finishes on the Ray cluster. A task that raised, or whose worker died, is
     recorded here as failed with why (a rerun retries it, like any failed video). The annotation backends here
     run on CPU, so the tasks ask Ray for one CPU each and no GPU."""
     from toolkit import ray_executor
 
-    for sv, result in ray_executor.map_tasks(process_video, todo, (recipe, options, out)):
+    for sv, result in ray_executor.map_tasks(process_video, todo, (card, options, out)):
         if isinstance(result, BaseException):
-            result = failed_record(sv, recipe, ray_executor.describe_failure(result))
+            result = failed_record(sv, card, ray_executor.describe_failure(result))
             writer.write_state(out, result)
         yield sv, result
 
 
-def prepare(dataset: str | Recipe, source: str | Path, out: str | Path, options: PrepareOptions | None = None,
+def prepare(dataset: str | DatasetCard, source: str | Path, out: str | Path, options: PrepareOptions | None = None,
             workers: int | None = None, progress: bool = True, prune: bool = False, executor: str = "local",
             ray_address: str | None = None) -> PrepareReport:
     """Prepare a dataset into shards under `out`; see the module docstring.
@@ -334,7 +336,7 @@ def prepare(dataset: str | Recipe, source: str | Path, out: str | Path, options:
     from toolkit import ray_executor
 
     t0 = time.perf_counter()
-    recipe = dataset if isinstance(dataset, Recipe) else load_recipe(dataset)
+    card = dataset if isinstance(dataset, DatasetCard) else load_card(dataset)
     options = options or PrepareOptions()
     source, out = Path(source), Path(out)
     if out.exists() and not out.is_dir():
@@ -345,17 +347,17 @@ def prepare(dataset: str | Recipe, source: str | Path, out: str | Path, options:
     versions = backend_versions(options)  # a missing backend fails here, before anything is written
     started_ray = executor == "ray" and ray_executor.connect(ray_address, workers)
     try:
-        return _prepare(recipe, source, out, options, workers or 1, progress, prune, executor, versions, t0)
+        return _prepare(card, source, out, options, workers or 1, progress, prune, executor, versions, t0)
     finally:
         if started_ray:
             ray_executor.require_ray().shutdown()
 
 
-def _prepare(recipe: Recipe, source: Path, out: Path, options: PrepareOptions, workers: int, progress: bool,
+def _prepare(card: DatasetCard, source: Path, out: Path, options: PrepareOptions, workers: int, progress: bool,
              prune: bool, executor: str, versions: dict[str, str], t0: float) -> PrepareReport:
     """`prepare` once its arguments are checked and its executor is ready."""
-    ensure_generated(recipe, source, progress, workers)
-    videos = discover(recipe, source)
+    ensure_generated(card, source, progress, workers)
+    videos = discover(card, source)
     if options.splits:
         videos = [v for v in videos if v.split in options.splits]
         if not videos:
@@ -363,17 +365,17 @@ def _prepare(recipe: Recipe, source: Path, out: Path, options: PrepareOptions, w
     out.mkdir(parents=True, exist_ok=True)
     lock = FolderLock.acquire(out)  # one writer at a time: a second prepare into `out` is refused
     try:
-        return _prepare_locked(recipe, source, out, options, workers, progress, prune, executor, versions, t0,
+        return _prepare_locked(card, source, out, options, workers, progress, prune, executor, versions, t0,
                                videos)
     finally:
         lock.release()
 
 
-def _prepare_locked(recipe: Recipe, source: Path, out: Path, options: PrepareOptions, workers: int, progress: bool,
+def _prepare_locked(card: DatasetCard, source: Path, out: Path, options: PrepareOptions, workers: int, progress: bool,
                     prune: bool, executor: str, versions: dict[str, str], t0: float,
                     videos: list[SourceVideo]) -> PrepareReport:
     """The writing part of `prepare`, under the folder's lock."""
-    _check_options(out, recipe, options)
+    _check_options(out, card, options)
     writer.remove_stale_temporaries(out)
     report = PrepareReport(out=out)
     report.gone = [rec["video_id"] for rec in _gone(out, videos, options.splits)]
@@ -382,16 +384,16 @@ def _prepare_locked(recipe: Recipe, source: Path, out: Path, options: PrepareOpt
             writer.remove_video(out, video_id)
     todo = [v for v in videos if not _up_to_date(out, v)]
     report.skipped = len(videos) - len(todo)
-    bar = tqdm(total=len(todo), desc=f"prepare {recipe.name}", unit="video", disable=not progress or not todo)
-    runs = _run_ray(todo, recipe, options, out) if executor == "ray" else _run_local(todo, recipe, options, out,
+    bar = tqdm(total=len(todo), desc=f"prepare {card.name}", unit="video", disable=not progress or not todo)
+    runs = _run_ray(todo, card, options, out) if executor == "ray" else _run_local(todo, card, options, out,
                                                                                       workers)
     for _, record in runs:
         report.records.append(record)
         bar.update()
     bar.close()
     report.manifest = writer.finalize(out, {
-        "dataset": recipe.name,
-        "recipe": {"name": recipe.name, "title": recipe.title, "sha256": recipe.sha256, "citation": recipe.citation},
+        "dataset": card.name,
+        "recipe": {"name": card.name, "title": card.title, "sha256": card.sha256, "citation": card.citation},
         "options": options.fingerprint(),
         "backends": versions,
         "source": str(source.resolve()),

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import http.client
-import importlib
 import json
 import os
 import shutil
@@ -83,17 +82,18 @@ TORCH_LOAD = "torch.load(map_location='cpu', weights_only=True)"  # the `loader`
 #: each entry is a tuple of Artifact declared beside the code that reads the files. A method declares its
 #: artifacts in its package description (the `toolkit.methods` entry, toolkit/package.py) instead.
 ARTIFACT_GROUP = "toolkit.artifacts"
-_METHOD_GROUP = "toolkit.methods"
+_ARTIFACTS = plugins.Registry("artifact declaration", group=ARTIFACT_GROUP)
+_METHODS = plugins.Registry("method", group="toolkit.methods")  # toolkit.package.METHODS (package imports us)
 
 
 def declared() -> dict[str, Artifact]:
     """Every artifact that installed code declares: the `toolkit.artifacts` entries and the `artifacts` of every
     method package. Two different declarations of one name, or of one file, are an error naming both."""
     sources: list[tuple[str, tuple[Artifact, ...]]] = []
-    for entry in plugins.names(ARTIFACT_GROUP):
-        sources.append((f"{ARTIFACT_GROUP} {entry}", tuple(plugins.load(ARTIFACT_GROUP, entry))))
-    for entry in plugins.names(_METHOD_GROUP):
-        sources.append((f"method {entry}", tuple(getattr(plugins.load(_METHOD_GROUP, entry), "artifacts", ()))))
+    for entry in _ARTIFACTS:
+        sources.append((f"{ARTIFACT_GROUP} {entry}", tuple(_ARTIFACTS.get(entry))))
+    for entry in _METHODS:
+        sources.append((f"method {entry}", tuple(getattr(_METHODS.get(entry), "artifacts", ()))))
     found: dict[str, tuple[Artifact, str]] = {}
     files: dict[str, str] = {}
     for source, artifacts in sources:

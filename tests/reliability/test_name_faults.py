@@ -53,7 +53,7 @@ def test_the_store_refuses_an_unsafe_run_id(tmp_path):
 def test_an_over_long_video_id_is_shortened_and_the_other_videos_prepared(tmp_path, capsys):
     from toolkit.prepare import PrepareOptions, prepare
     from toolkit.shards.reader import Shards
-    from toolkit.sources import load_recipe
+    from toolkit.sources import load_card
     from toolkit.video import write_video
 
     src = tmp_path / "src"
@@ -61,7 +61,7 @@ def test_an_over_long_video_id_is_shortened_and_the_other_videos_prepared(tmp_pa
     deep = src / ("a" * 200) / ("b" * 200)
     write_video(deep / "clip.mp4", frames, fps=10)            # id a..a__b..b__clip: 408 bytes
     write_video(src / "short.mp4", frames + 9, fps=10)
-    report = prepare(load_recipe("folder"), src, tmp_path / "shards", PrepareOptions(size=32), progress=False)
+    report = prepare(load_card("folder"), src, tmp_path / "shards", PrepareOptions(size=32), progress=False)
     ids = set(Shards(tmp_path / "shards").videos.video_id)
     assert "short" in ids and len(ids) == 2 and not report.failed
     long_id = (ids - {"short"}).pop()

@@ -19,7 +19,7 @@ from toolkit.io import stale_temporaries
 from toolkit.prepare import PrepareOptions, prepare
 from toolkit.shards.reader import Shards
 from toolkit.shards.verify import verify
-from toolkit.sources import discover, load_recipe
+from toolkit.sources import discover, load_card
 from toolkit.video import write_video
 
 OPTS = PrepareOptions(size=32)
@@ -105,7 +105,7 @@ def test_a_symlink_loop_is_walked_once(tmp_path):
     src = tmp_path / "src"
     clip(src / "a.mp4", 0)
     (src / "loop").symlink_to(src, target_is_directory=True)
-    videos = discover(load_recipe("folder"), src)
+    videos = discover(load_card("folder"), src)
     assert [v.video_id for v in videos] == ["a"]
 
 

@@ -22,7 +22,7 @@ from toolkit.cli import main as cli  # noqa: E402
 from toolkit.harness.runner import evaluate  # noqa: E402
 from toolkit.prepare import PrepareOptions, prepare  # noqa: E402
 from toolkit.shards.reader import Shards  # noqa: E402
-from toolkit.sources import load_recipe  # noqa: E402
+from toolkit.sources import load_card  # noqa: E402
 from toolkit.video import write_video  # noqa: E402
 
 
@@ -48,12 +48,12 @@ def files(folder: Path) -> dict[str, bytes]:
 
 
 def test_shards_are_byte_identical_to_the_local_executors(tmp_path: Path) -> None:
-    recipe = load_recipe("synthetic")
+    card = load_card("synthetic")
     source = ROOT / "data" / "raw" / "synthetic"   # generated here by the first prepare if absent
     # the test split (6 videos) at 128 px: every column and file kind of the full prepare, a twentieth of the work
     options = PrepareOptions(size=128, pose="synthetic", densepose="synthetic", splits=("test",))
-    local = prepare(recipe, source, tmp_path / "local", options, workers=2, progress=False)
-    remote = prepare(recipe, source, tmp_path / "ray", options, progress=False, executor="ray")
+    local = prepare(card, source, tmp_path / "local", options, workers=2, progress=False)
+    remote = prepare(card, source, tmp_path / "ray", options, progress=False, executor="ray")
     assert not local.failed and not remote.failed and len(remote.records) == 6
     a, b = files(tmp_path / "local"), files(tmp_path / "ray")
     assert sorted(a) == sorted(b)

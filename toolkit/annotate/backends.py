@@ -10,11 +10,13 @@ is touched.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol, runtime_checkable
+import sys
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from toolkit.keypoints import N_KEYPOINTS
+from toolkit.plugins import Registry
 
 
 class BackendUnavailable(RuntimeError):
@@ -100,38 +102,22 @@ def pick_person(people: np.ndarray, threshold: float = 0.3) -> np.ndarray:
     return people[best].copy()
 
 
-# Registry: name -> (module, factory attribute). Modules are imported only when asked for,
-# so importing this file never pulls in onnxruntime, mediapipe, mmpose or detectron2. Masks a source ships
-# (`toolkit prepare --mask source`) need no backend.
-_POSE = {
-    "mediapipe": ("toolkit.annotate.pose_mediapipe", "MediapipePose"),
-    "dwpose": ("toolkit.annotate.pose_dwpose", "DWPose"),
-    "mmpose": ("toolkit.annotate.pose_mmpose", "MMPoseWholebody"),
-    "synthetic": ("toolkit.annotate.ground_truth", "GroundTruthPose"),
-}
-_DENSEPOSE = {
-    "densepose": ("toolkit.annotate.densepose_detectron2", "Detectron2Densepose"),
-    "synthetic": ("toolkit.annotate.ground_truth", "GroundTruthDensepose"),
-}
-_MASK = {
-    "mediapipe": ("toolkit.annotate.mask_mediapipe", "MediapipeMask"),
-}
-_ALIASES = {"source": "synthetic", "detectron2": "densepose"}
-
-POSE_BACKENDS = tuple(_POSE)
-DENSEPOSE_BACKENDS = tuple(_DENSEPOSE)
-MASK_BACKENDS = tuple(_MASK)
-
-
-def _load(table: dict[str, tuple[str, str]], kind: str, name: str) -> Callable:
-    import importlib
-
-    key = _ALIASES.get(name, name)
-    if key not in table:
-        names = ", ".join(sorted(set(table) | {a for a, t in _ALIASES.items() if t in table}))
-        raise ValueError(f"unknown {kind} backend {name!r}: choose one of {names}")
-    module, attr = table[key]
-    return getattr(importlib.import_module(module), attr)
+# The backends by name, each a "module:factory" spec imported only when asked for, so importing this file never
+# pulls in onnxruntime, mediapipe, mmpose or detectron2. "source" is the ground truth a synthetic source ships;
+# masks a source ships (`toolkit prepare --mask source`) need no backend.
+POSE_BACKENDS = Registry("pose backend", {
+    "mediapipe": "toolkit.annotate.pose_mediapipe:MediapipePose",
+    "dwpose": "toolkit.annotate.pose_dwpose:DWPose",
+    "mmpose": "toolkit.annotate.pose_mmpose:MMPoseWholebody",
+    "synthetic": "toolkit.annotate.ground_truth:GroundTruthPose",
+}, aliases={"source": "synthetic"})
+DENSEPOSE_BACKENDS = Registry("densepose backend", {
+    "densepose": "toolkit.annotate.densepose_detectron2:Detectron2Densepose",
+    "synthetic": "toolkit.annotate.ground_truth:GroundTruthDensepose",
+}, aliases={"source": "synthetic", "detectron2": "densepose"})
+MASK_BACKENDS = Registry("mask backend", {
+    "mediapipe": "toolkit.annotate.mask_mediapipe:MediapipeMask",
+})
 
 
 def get_pose_backend(name: str, **options) -> PoseBackend:
@@ -139,12 +125,12 @@ def get_pose_backend(name: str, **options) -> PoseBackend:
 
     Raises BackendUnavailable when it cannot run here (missing library, environment or weights).
     """
-    return _load(_POSE, "pose", name)(**options)
+    return POSE_BACKENDS.get(name)(**options)
 
 
 def get_densepose_backend(name: str, **options) -> DenseposeBackend:
     """Build the DensePose backend `name` ("densepose"/"detectron2", "synthetic"/"source")."""
-    return _load(_DENSEPOSE, "densepose", name)(**options)
+    return DENSEPOSE_BACKENDS.get(name)(**options)
 
 
 def get_mask_backend(name: str, **options) -> MaskBackend:
@@ -152,22 +138,20 @@ def get_mask_backend(name: str, **options) -> MaskBackend:
 
     Raises BackendUnavailable when it cannot run here (the mediapipe environment missing).
     """
-    return _load(_MASK, "mask", name)(**options)
+    return MASK_BACKENDS.get(name)(**options)
 
 
 def backend_status() -> list[dict]:
     """Whether each backend can run here, and if not, why and how to fix it.
 
-    Cheap: checks libraries, environments and cached weights without loading models.
-    Returns [{kind, name, available, reason}] for `toolkit weights status` and the docs.
+    Cheap: checks libraries, environments and cached weights without loading models (each backend's module has
+    a ``status()`` function). Returns [{kind, name, available, reason}] for `toolkit weights status` and the docs.
     """
-    import importlib
-
     rows = []
-    for kind, table in (("pose", _POSE), ("densepose", _DENSEPOSE), ("mask", _MASK)):
-        for name, (module, _) in table.items():
+    for kind, registry in (("pose", POSE_BACKENDS), ("densepose", DENSEPOSE_BACKENDS), ("mask", MASK_BACKENDS)):
+        for name in registry:
             try:
-                available, reason = importlib.import_module(module).status()
+                available, reason = sys.modules[registry.get(name).__module__].status()
             except Exception as exc:  # a broken optional install must not break the status table
                 available, reason = False, f"{type(exc).__name__}: {exc}"
             rows.append({"kind": kind, "name": name, "available": bool(available), "reason": reason})

@@ -10,15 +10,22 @@ argument is reported with the subcommand's own usage. One spelling per concept
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
 from toolkit import __version__
 from toolkit.cli.flags import SubcommandParser
+from toolkit.plugins import Registry
 
-# Modules under toolkit.cli that contribute subcommands, in the order --help lists them.
-COMMAND_MODULES = ("data", "weights", "evaluate", "leaderboard", "train", "animate")
+# The command groups: each module's register(subparsers) adds its subcommands, in the order --help lists them.
+COMMANDS = Registry("command group", {
+    "data": "toolkit.cli.data:register",
+    "weights": "toolkit.cli.weights:register",
+    "evaluate": "toolkit.cli.evaluate:register",
+    "leaderboard": "toolkit.cli.leaderboard:register",
+    "train": "toolkit.cli.train:register",
+    "animate": "toolkit.cli.animate:register",
+})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"toolkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=SubcommandParser)
-    for name in COMMAND_MODULES:  # a command module that fails to import is an error, never skipped
-        importlib.import_module(f"toolkit.cli.{name}").register(sub)
+    for name in COMMANDS:  # a command module that fails to import is an error naming it, never skipped
+        COMMANDS.get(name)(sub)
     return parser
 
 

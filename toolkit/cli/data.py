@@ -30,11 +30,11 @@ The exit status is 1 when any video failed (each is named, with its reason, in t
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from toolkit.sources.recipe import available_recipes
+    from toolkit.sources.card import available_cards
 
-    datasets = ", ".join(available_recipes())
+    datasets = ", ".join(available_cards())
     p = sub.add_parser("prepare", help="turn a dataset on disk into Parquet shards",
-                       description="Read a dataset (recipe in datasets/NAME.toml), annotate it and write "
+                       description="Read a dataset (its card: datasets/NAME.toml), annotate it and write "
                        "Parquet shards: one frames file per video, a videos table and a manifest.",
                        epilog=PREPARE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", required=True,
@@ -52,14 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pose", default=None, choices=("mediapipe", "dwpose", "mmpose", "synthetic", "source", "none"),
                    help="keypoint backend: synthetic/source = ground truth shipped by the source, mediapipe "
                    "(offline default for real video), dwpose (ONNX, needs weights), mmpose (optional), none "
-                   "(default: the recipe's); `toolkit weights status` says which run here")
+                   "(default: the dataset card's); `toolkit weights status` says which run here")
     p.add_argument("--densepose", default=None, choices=("densepose", "detectron2", "synthetic", "source", "none"),
                    help="DensePose backend: synthetic/source = IUV shipped by the source (the synthetic data, the "
-                   "TikTok release's densepose/), densepose (detectron2, optional), none (default: the recipe's)")
+                   "TikTok release's densepose/), densepose (detectron2, optional), none (default: the dataset card's)")
     p.add_argument("--mask", default=None, choices=("mediapipe", "source", "none"),
                    help="person masks (the harness's _fg/_bg metrics): source = the masks a video ships (TikTok's "
                    "masks/), mediapipe = MediaPipe Holistic's segmentation for every video that ships none (a "
-                   "video's shipped masks are never replaced), none = no masks (default: the recipe's, else "
+                   "video's shipped masks are never replaced), none = no masks (default: the dataset card's, else "
                    "mediapipe when --pose is mediapipe, from the same pass, else source)")
     p.add_argument("--workers", type=int, default=None,
                    help="videos processed in parallel: processes here (default 1), or with --executor ray and no "
@@ -80,13 +80,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     v = sub.add_parser("verify", help="check shards: schema, counts, checksums",
                        description="Check a shard folder: manifest schema version and per-file sha256, table "
-                       "schemas, frame counts and order, the recipe's expected counts, and failed videos. "
+                       "schemas, frame counts and order, the dataset card's expected counts, and failed videos. "
                        "Exit status 1 if anything is wrong.",
                        epilog="examples:\n  toolkit verify data/shards/synthetic\n  toolkit verify --shards "
                        "data/shards/synthetic --deep", formatter_class=argparse.RawDescriptionHelpFormatter)
     add_shards(v, positional="SHARDS")
     v.add_argument("--deep", action="store_true", help="also decode every stored image, IUV map and mask")
-    v.add_argument("--no-expected", action="store_true", help="skip the recipe's expected video counts")
+    v.add_argument("--no-expected", action="store_true", help="skip the dataset card's expected video counts")
     v.add_argument("--quiet", action="store_true", help="no progress bars")
     v.set_defaults(func=cmd_verify)
 
@@ -108,11 +108,11 @@ def _fmt_bytes(n: float) -> str:
     return str(n)
 
 
-def _no_keypoints_note(recipe_name: str) -> str:
+def _no_keypoints_note(card_name: str) -> str:
     """What to tell a user whose shards will carry no keypoints: the backends that would add them, and their state."""
     from toolkit.annotate.backends import backend_status
 
-    lines = [f"note: no --pose given and the {recipe_name} recipe names no pose backend, so the shards will have "
+    lines = [f"note: no --pose given and the {card_name} card names no pose backend, so the shards will have "
              "no keypoints (and no pose conditions). To add them, rerun into a new --out with one of:"]
     for row in backend_status():
         if row["kind"] == "pose" and row["name"] != "synthetic":
@@ -123,20 +123,20 @@ def _no_keypoints_note(recipe_name: str) -> str:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from toolkit.prepare import PrepareOptions, default_mask, prepare
-    from toolkit.sources.recipe import load_recipe
+    from toolkit.sources.card import load_card
     from toolkit.shards.verify import info
 
     from toolkit.ray_executor import check_executor
 
-    recipe = load_recipe(args.dataset)
+    card = load_card(args.dataset)
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
     check_executor(args.executor, args.ray_address)  # before a download: Ray missing fails now
     if args.download:
         from toolkit.sources.download import download
 
-        download(recipe, args.source)
-    defaults = recipe.raw.get("annotate", {})
+        download(card, args.source)
+    defaults = card.raw.get("annotate", {})
     pose = args.pose or defaults.get("pose", "none")
     options = PrepareOptions(
         size=None if args.size == 0 else args.size, fps=args.fps, image_format=args.image_format,
@@ -146,8 +146,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         splits=tuple(args.splits) if args.splits else None,
     )
     if args.pose is None and options.pose == "none":
-        print(_no_keypoints_note(recipe.name), file=sys.stderr)
-    report = prepare(recipe, args.source, args.out, options, workers=args.workers, progress=not args.quiet,
+        print(_no_keypoints_note(card.name), file=sys.stderr)
+    report = prepare(card, args.source, args.out, options, workers=args.workers, progress=not args.quiet,
                      prune=args.prune, executor=args.executor, ray_address=args.ray_address)
     summary = info(args.out)
     rows = [["split", "videos", "failed", "frames", "bytes", "size", "format", "annotations"]]
@@ -155,7 +155,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         rows.append([split, str(s["videos"]), str(s["failed"]), str(s["frames"]), _fmt_bytes(s["bytes"]),
                      ",".join(s["sizes"]) or "-", ",".join(s["image_formats"]) or "-",
                      ",".join(s["annotations"]) or "-"])
-    print(f"\n{recipe.name}: {args.out}  ({report.skipped} already done, {len(report.records)} processed, "
+    print(f"\n{card.name}: {args.out}  ({report.skipped} already done, {len(report.records)} processed, "
           f"{report.seconds:.1f} s)")
     print(format_table(rows[0], rows[1:]))
     if report.gone:
@@ -174,13 +174,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from toolkit.shards.reader import Shards
     from toolkit.shards.verify import verify
-    from toolkit.sources.recipe import load_recipe
+    from toolkit.sources.card import load_card
 
     expected = None
     if not args.no_expected:
         try:
             dataset = Shards(args.shards).manifest.get("dataset")
-            expected = load_recipe(dataset).expected if dataset else None
+            expected = load_card(dataset).expected if dataset else None
         except FileNotFoundError:
             expected = None
     problems = verify(args.shards, deep=args.deep, expected=expected, progress=not args.quiet)

@@ -13,13 +13,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from toolkit import weights
+from toolkit import plugins, weights
 from toolkit.harness.method import Conditions, Method
 from toolkit.harness.protocols import Protocol
 from toolkit.harness.saved_predictions import PredictionWriter
 from toolkit.harness.store import Note
 from toolkit.metrics.functional.pixel import pixel_metrics
 from toolkit.shards.reader import Shards
+
+#: The network metrics by name; each is built with (profile=, device=, ...) and imported only when a protocol uses it.
+LEARNED_METRICS = plugins.Registry("learned metric", {
+    "lpips": "toolkit.metrics.lpips:LPIPS", "fid": "toolkit.metrics.features:FID",
+    "fid_vid": "toolkit.metrics.features:FIDVID", "fvd": "toolkit.metrics.features:FVD",
+})
 
 
 class LearnedMetrics:
@@ -34,14 +40,11 @@ class LearnedMetrics:
         self.metrics: dict[str, Any] = {}
         self.unavailable: dict[str, str] = {}
         self.weights_artifacts: dict[str, str] = {}     # metric -> the artifact that is missing or mismatched
-        builders = {"lpips": ("toolkit.metrics.lpips", "LPIPS"), "fid": ("toolkit.metrics.features", "FID"),
-                    "fid_vid": ("toolkit.metrics.features", "FIDVID"), "fvd": ("toolkit.metrics.features", "FVD")}
         for name in protocol.metrics:
-            if name not in builders or (names is not None and name not in names):
+            if name not in LEARNED_METRICS or (names is not None and name not in names):
                 continue
-            module, cls = builders[name]
             try:
-                mod = __import__(module, fromlist=[cls])
+                build = LEARNED_METRICS.get(name)
                 # FID-VID has one network definition (DisCo's); the card picks its clips, as it does FVD's
                 profile = "disco" if name == "fid_vid" else protocol.base
                 extra: dict[str, Any] = {}
@@ -52,7 +55,7 @@ class LearnedMetrics:
                     if "fvd_clips_per_video" in protocol.raw:
                         extra.update(clips_per_video=protocol.raw["fvd_clips_per_video"],
                                      seed=protocol.raw.get("seed", 0))
-                self.metrics[name] = getattr(mod, cls)(profile=profile, device=device, **extra)
+                self.metrics[name] = build(profile=profile, device=device, **extra)
             except weights.WeightsMissing as exc:
                 self.weights_artifacts[name] = exc.artifact
                 self.unavailable[name] = Note(f"unavailable ({exc.reason})", weights_artifact=exc.artifact)
@@ -60,8 +63,11 @@ class LearnedMetrics:
                 if exc.artifact:
                     self.weights_artifacts[name] = exc.artifact
                 self.unavailable[name] = Note(f"unavailable (weights: {exc})", weights_artifact=exc.artifact)
-            except ImportError as exc:
-                self.unavailable[name] = f"unavailable (package: {exc.name} missing)"
+            except (ImportError, plugins.PluginError) as exc:
+                missing = exc.__cause__ if isinstance(exc, plugins.PluginError) else exc
+                if not isinstance(missing, ImportError):  # a broken metric module is an error, not a gap
+                    raise
+                self.unavailable[name] = f"unavailable (package: {missing.name} missing)"
 
     def weights_sha256(self) -> dict[str, str]:
         return {k: getattr(m, "weights_sha256", "") for k, m in self.metrics.items()}

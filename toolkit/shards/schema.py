@@ -2,7 +2,7 @@
 
 A prepared dataset is a folder::
 
-    manifest.json                    schema version, toolkit version, recipe, options,
+    manifest.json                    schema version, toolkit version, recipe (the dataset card), options,
                                      annotation backends, per-file sha256, counts
     videos.parquet                   one row per source video (also the failed ones)
     frames/<split>/<video_id>.parquet  one row per frame, sorted by frame index

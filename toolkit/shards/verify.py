@@ -72,7 +72,7 @@ def verify(root: str | Path, deep: bool = False, expected: dict[str, int] | None
         for split, n in expected.items():
             have = int((ok.split == split).sum())
             if have != n:
-                problems.append(f"{root}: split {split!r} has {have} videos, the recipe expects {n}")
+                problems.append(f"{root}: split {split!r} has {have} videos, the dataset card expects {n}")
     failed = videos[videos.status != "ok"]
     for row in failed.itertuples():
         problems.append(f"{row.source_path}: failed to prepare ({row.failure_reason})")

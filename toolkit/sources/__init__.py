@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import sys
 from pathlib import Path
 
 from toolkit.paths import safe_video_id
+from toolkit.plugins import Registry
 from toolkit.sources.base import SourceVideo
-from toolkit.sources.recipe import Recipe, load_recipe
+from toolkit.sources.card import DatasetCard, load_card
 
-# adapter name -> module under toolkit.sources with a discover(root, recipe) function
-ADAPTERS = {"tiktok": "tiktok", "ted": "ted", "fashion": "fashion", "folder": "folder"}
+# adapter name -> its discover(root, card) function, imported when a dataset uses it
+ADAPTERS = Registry("source adapter", {
+    "tiktok": "toolkit.sources.tiktok:discover",
+    "ted": "toolkit.sources.ted:discover",
+    "fashion": "toolkit.sources.fashion:discover",
+    "folder": "toolkit.sources.folder:discover",
+})
 
 
-def discover(recipe: Recipe, root: str | Path) -> list[SourceVideo]:
-    """Find the videos of a dataset under root with the recipe's adapter."""
-    if recipe.adapter not in ADAPTERS:
-        raise ValueError(f"recipe {recipe.name!r} names unknown adapter {recipe.adapter!r}; known: {sorted(ADAPTERS)}")
-    module = importlib.import_module(f"toolkit.sources.{ADAPTERS[recipe.adapter]}")
+def discover(card: DatasetCard, root: str | Path) -> list[SourceVideo]:
+    """Find the videos of a dataset under root with the card's adapter."""
+    if card.adapter not in ADAPTERS:
+        raise ValueError(f"dataset card {card.name!r} names unknown adapter {card.adapter!r}; "
+                         f"known: {', '.join(ADAPTERS)}")
     videos = []
-    for sv in module.discover(Path(root), recipe):  # an id that cannot be a file name is shortened with a hash
+    for sv in ADAPTERS.get(card.adapter)(Path(root), card):  # an id that cannot be a file name is shortened with a hash
         safe = safe_video_id(sv.video_id)
         if safe != sv.video_id:
             print(f"{sv.path}: video id shortened to {safe} (the id is {len(sv.video_id.encode())} bytes or not a "
@@ -31,4 +36,4 @@ def discover(recipe: Recipe, root: str | Path) -> list[SourceVideo]:
     return videos
 
 
-__all__ = ["ADAPTERS", "Recipe", "SourceVideo", "discover", "load_recipe"]
+__all__ = ["ADAPTERS", "DatasetCard", "SourceVideo", "discover", "load_card"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from toolkit.io import atomic_write_bytes
-from toolkit.sources.recipe import Recipe
+from toolkit.sources.card import DatasetCard
 
 
 class DownloadError(RuntimeError):
@@ -26,20 +26,20 @@ def _get(url: str, timeout: float = 30.0) -> bytes:
                             "download on a connected machine and pass the folder as --source") from None
 
 
-def download(recipe: Recipe, dest: str | Path) -> Path:
-    """Fetch what the recipe's [download] table lists into dest; raise DownloadError with instructions otherwise."""
+def download(card: DatasetCard, dest: str | Path) -> Path:
+    """Fetch what the card's [download] table lists into dest; raise DownloadError with instructions otherwise."""
     dest = Path(dest)
-    spec = recipe.download
+    spec = card.download
     if "lists" in spec:
         for split, list_url in spec["lists"].items():
             text = _get(list_url).decode("utf-8")
             atomic_write_bytes(dest / Path(list_url).name, text.encode())
             urls = [u.strip() for u in text.splitlines() if u.strip()]
-            for url in tqdm(urls, desc=f"download {recipe.name} {split}", unit="video"):
+            for url in tqdm(urls, desc=f"download {card.name} {split}", unit="video"):
                 target = dest / split / url.split("/")[-1]
                 if not target.exists():
                     atomic_write_bytes(target, _get(url, timeout=120))
         return dest
     if "manual" in spec:
-        raise DownloadError(f"{recipe.name} cannot be downloaded by script:\n{spec['manual']}")
-    raise DownloadError(f"{recipe.name}: the recipe names no download source")
+        raise DownloadError(f"{card.name} cannot be downloaded by script:\n{spec['manual']}")
+    raise DownloadError(f"{card.name}: the card names no download source")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from toolkit.sources.base import SourceVideo
-from toolkit.sources.recipe import Recipe
+from toolkit.sources.card import DatasetCard
 
 
 def _list_names(path: Path) -> set[str]:
@@ -22,7 +22,7 @@ def _list_names(path: Path) -> set[str]:
     return names
 
 
-def discover(root: Path, recipe: Recipe) -> list[SourceVideo]:
+def discover(root: Path, card: DatasetCard) -> list[SourceVideo]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: UBC-Fashion source folder does not exist")
@@ -38,7 +38,7 @@ def discover(root: Path, recipe: Recipe) -> list[SourceVideo]:
             split = p.parent.name
         if split is None and listed:
             continue  # not in the official lists
-        videos.append(SourceVideo(video_id=stem, split=recipe.split_of(stem, split), path=p, root=root))
+        videos.append(SourceVideo(video_id=stem, split=card.split_of(stem, split), path=p, root=root))
     if not videos:
         raise FileNotFoundError(f"{root}: no UBC-Fashion mp4 files found (expected train/*.mp4 and test/*.mp4, "
                                 "or mp4 files with fashion_train.txt / fashion_test.txt)")

@@ -2,7 +2,7 @@
 
 Video files (mp4, mov, avi, mkv, webm, m4v, gif) and folders of images become
 videos; a folder named ``train``, ``test`` or ``val`` on the way sets the split
-(otherwise the recipe's default). Ids are the relative paths with ``/`` -> ``__``.
+(otherwise the card's default). Ids are the relative paths with ``/`` -> ``__``.
 Symbolic links are followed, each real folder once (a link loop ends there).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from toolkit.sources.base import SourceVideo
-from toolkit.sources.recipe import Recipe
+from toolkit.sources.card import DatasetCard
 from toolkit.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 SPLIT_FOLDERS = ("train", "test", "val", "validation")
@@ -21,7 +21,7 @@ def _has_images(d: Path) -> bool:
     return any(p.suffix.lower() in IMAGE_EXTENSIONS for p in d.iterdir() if p.is_file())
 
 
-def discover(root: Path, recipe: Recipe) -> list[SourceVideo]:
+def discover(root: Path, card: DatasetCard) -> list[SourceVideo]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: source folder does not exist")
@@ -52,8 +52,8 @@ def discover(root: Path, recipe: Recipe) -> list[SourceVideo]:
         split = next((("val" if part == "validation" else part) for part in rel.parts[:-1]
                       if part in SPLIT_FOLDERS), None)
         vid_id = "__".join(rel.parts)
-        videos.append(SourceVideo(video_id=vid_id, split=recipe.split_of(vid_id, split), path=path, root=root,
-                                  fps=recipe.fps if path.is_dir() else None))
+        videos.append(SourceVideo(video_id=vid_id, split=card.split_of(vid_id, split), path=path, root=root,
+                                  fps=card.fps if path.is_dir() else None))
     if not videos:
         raise FileNotFoundError(f"{root}: no videos or frame folders found")
     ids = [v.video_id for v in videos]

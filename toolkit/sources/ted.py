@@ -21,13 +21,13 @@ from pathlib import Path
 
 from toolkit import video as vid
 from toolkit.sources.base import SourceVideo
-from toolkit.sources.recipe import Recipe
+from toolkit.sources.card import DatasetCard
 
 METADATA_NAMES = ("ted384-metadata.csv", "ted-metadata.csv")
 COLUMNS = ("video_id", "start", "end", "bbox", "fps", "width", "height", "partition")
 
 
-def _from_metadata(root: Path, csv_path: Path, recipe: Recipe) -> list[SourceVideo]:
+def _from_metadata(root: Path, csv_path: Path, card: DatasetCard) -> list[SourceVideo]:
     with open(csv_path, newline="") as fh:
         reader = csv.DictReader(fh)
         missing = set(COLUMNS) - set(reader.fieldnames or ())
@@ -56,20 +56,20 @@ def _from_metadata(root: Path, csv_path: Path, recipe: Recipe) -> list[SourceVid
         last = int(-(-end * info.fps // csv_fps))
         clip_id = row["video_id"].replace("#", "_")
         videos.append(SourceVideo(
-            video_id=clip_id, split=recipe.split_of(clip_id, row["partition"]), path=src, root=root,
+            video_id=clip_id, split=card.split_of(clip_id, row["partition"]), path=src, root=root,
             crop=(round(left * sx), round(top * sy), round(right * sx), round(bottom * sy)),
             frame_range=(first, last),
         ))
     return videos
 
 
-def discover(root: Path, recipe: Recipe) -> list[SourceVideo]:
+def discover(root: Path, card: DatasetCard) -> list[SourceVideo]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: TED source folder does not exist")
     csv_path = next((root / n for n in METADATA_NAMES if (root / n).is_file()), None)
     if csv_path is not None and not (root / "train").is_dir():
-        videos = _from_metadata(root, csv_path, recipe)
+        videos = _from_metadata(root, csv_path, card)
     else:
         videos = []
         for split in ("train", "test"):
@@ -82,8 +82,8 @@ def discover(root: Path, recipe: Recipe) -> list[SourceVideo]:
                 if (p.is_file() and p.suffix.lower() in vid.VIDEO_EXTENSIONS) or (p.is_dir() and vid.list_frame_files(p)):
                     clip_id = p.stem if p.is_file() else p.name
                     clip_id = clip_id.replace("#", "_")
-                    videos.append(SourceVideo(video_id=clip_id, split=recipe.split_of(clip_id, split), path=p,
-                                              root=root, fps=recipe.fps if p.is_dir() else None))
+                    videos.append(SourceVideo(video_id=clip_id, split=card.split_of(clip_id, split), path=p,
+                                              root=root, fps=card.fps if p.is_dir() else None))
     if not videos:
         raise FileNotFoundError(f"{root}: no TED clips found (expected train/ and test/ folders of clips, "
                                 f"or <youtube id>.mp4 files with {METADATA_NAMES[0]})")

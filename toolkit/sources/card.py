@@ -1,4 +1,4 @@
-"""Dataset recipes: `datasets/NAME.toml` says where a dataset comes from, its splits and expected counts."""
+"""Dataset cards: `datasets/NAME.toml` says where a dataset comes from, its splits and expected counts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from toolkit.paths import datasets_dir
 
 
 @dataclass(frozen=True)
-class Recipe:
+class DatasetCard:
     name: str
     adapter: str
     title: str
@@ -40,21 +40,21 @@ class Recipe:
         return split in self.eval_splits
 
 
-def recipe_path(name: str) -> Path:
+def card_path(name: str) -> Path:
     return datasets_dir() / f"{name}.toml"
 
 
-def available_recipes() -> list[str]:
+def available_cards() -> list[str]:
     return sorted(p.stem for p in datasets_dir().glob("*.toml"))
 
 
-def load_recipe(name_or_path: str | Path) -> Recipe:
-    """Load a recipe by dataset name (datasets/NAME.toml) or from a path."""
+def load_card(name_or_path: str | Path) -> DatasetCard:
+    """Load a dataset card by name (datasets/NAME.toml) or from a path."""
     path = Path(name_or_path)
     if not path.suffix:
-        path = recipe_path(str(name_or_path))
+        path = card_path(str(name_or_path))
     if not path.exists():
-        raise FileNotFoundError(f"no recipe {path}; known datasets: {', '.join(available_recipes())}")
+        raise FileNotFoundError(f"no dataset card {path}; known datasets: {', '.join(available_cards())}")
     data = path.read_bytes()
     try:
         raw = tomllib.loads(data.decode("utf-8"))
@@ -64,8 +64,8 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     split_ids = {k: tuple(str(i) for i in v.get("ids", ())) for k, v in splits.items() if isinstance(v, dict)}
     missing = [k for k in ("name", "adapter", "title") if k not in raw]
     if missing:
-        raise ValueError(f"{path}: recipe lacks {', '.join(missing)}")
-    return Recipe(
+        raise ValueError(f"{path}: the dataset card lacks {', '.join(missing)}")
+    return DatasetCard(
         name=raw["name"], adapter=raw["adapter"], title=raw["title"], citation=raw.get("citation", ""),
         homepage=raw.get("homepage", ""), license=raw.get("license", ""), fps=raw.get("fps"),
         default_split=splits.get("default", "train"), eval_splits=tuple(splits.get("eval", ("test",))),
