@@ -194,7 +194,7 @@ def test_bad_inputs_raise_clear_errors():
 
 def test_unianimate_aligned_frame_needs_no_further_alignment(real_fixtures):
     """UniAnimate already aligned its saved first frame to ref_pose: fitting again finds ratios near 1, no offset."""
-    from helpers.pose_from_render import recover_keypoints_from_render
+    from tests.helpers.pose_from_render import recover_keypoints_from_render
     from toolkit.video import read_image
 
     folder = real_fixtures / "unianimate" / "dwpose_render" / "IMG_20240514_104337"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_shards
+from tests.helpers.builders import make_shards
 from toolkit.animate import Driving, build_conditions, even_size
 from toolkit.cli import main
 from toolkit.video import read_video, write_image

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_shards
+from tests.helpers.builders import make_shards
 from toolkit import conditions
 from toolkit.annotate.render_densepose import render_densepose
 from toolkit.annotate.render_pose import draw_discs, render_pose

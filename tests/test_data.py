@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import make_shards
+from tests.helpers.builders import make_shards
 from toolkit import conditions
 from toolkit import video as vid
 from toolkit.data import ClipDataset

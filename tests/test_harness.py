@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import make_shards
+from tests.helpers.builders import make_shards
 from toolkit.cli import main as cli
 from toolkit.harness.method import Conditions, Method
 from toolkit.harness.registry import get_method, method_names
@@ -239,7 +239,7 @@ def test_disco_tm_shares_disco_pixel_metrics_and_frames(shards, tmp_path):
 def test_every_metric_available_with_standin_weights(tmp_path, monkeypatch):
     """With stand-in networks of the right architectures in the cache, no metric is unavailable and the
     oracle scores zero distance; the results record the stand-ins' sha256."""
-    import standin
+    from tests.helpers import standin
 
     shards = make_shards(tmp_path, n_videos=2, n_frames=18, h=48, w=48, test_ids=("00001", "00002"))
 
@@ -282,7 +282,7 @@ def test_each_disco_profile_takes_fid_vid_and_fvd_from_one_clip_path(tmp_path, m
     """disco scores stride-1 16-frame windows for both (DisCo's frame-folder path), disco-tm one sample per video
     for both (its mp4 path); on videos where the two paths give different values, each profile's values are
     those of its own path."""
-    import standin
+    from tests.helpers import standin
     from toolkit.harness.scoring import conditions_for
     from toolkit.metrics import features
 

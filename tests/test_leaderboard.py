@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_shards
-from helpers.results_store import AGGREGATES, FVD_NOTE, LPIPS_NOTE, make_store
+from tests.helpers.builders import make_shards
+from tests.helpers.results_store import AGGREGATES, FVD_NOTE, LPIPS_NOTE, make_store
 from toolkit.cli import main as cli
 from toolkit.harness.protocols import higher_is_better
 from toolkit.harness.runner import evaluate

@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_shards
-from helpers.results_store import make_store
+from tests.helpers.builders import make_shards
+from tests.helpers.results_store import make_store
 from toolkit.harness.runner import evaluate
 from toolkit.report.leaderboard import write_leaderboard
 

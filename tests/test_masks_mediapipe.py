@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from helpers.person_on_white import iou, person_on_white
+from tests.helpers.person_on_white import iou, person_on_white
 from toolkit.annotate import mediapipe_worker as mw
 from toolkit.annotate.mask_mediapipe import binarize
 

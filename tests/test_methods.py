@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_shards
+from tests.helpers.builders import make_shards
 from toolkit import plugins
 from toolkit.harness.registry import get_method, method_class, method_names
 from toolkit.harness.runner import evaluate

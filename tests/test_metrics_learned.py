@@ -15,7 +15,7 @@ import pytest
 import scipy.linalg
 import torch
 
-import standin
+from tests.helpers import standin
 from toolkit import weights
 from toolkit.metrics import features, frechet
 from toolkit.metrics import lpips as tk_lpips

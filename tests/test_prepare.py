@@ -10,7 +10,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import layout_recipe, make_tiktok_layout, make_video_folder
+from tests.helpers.builders import layout_recipe, make_tiktok_layout, make_video_folder
 from toolkit import prepare as prep
 from toolkit.cli import main as cli
 from toolkit.prepare import PrepareOptions, prepare

@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import layout_recipe, make_tiktok_layout, make_video_folder
+from tests.helpers.builders import layout_recipe, make_tiktok_layout, make_video_folder
 from toolkit import prepare as prep
 from toolkit.annotate import backends
 from toolkit.cli import main as cli

@@ -10,7 +10,7 @@ import pytest
 
 import toolkit.annotate.render_pose as render_pose_module
 from toolkit.keypoints import FACE, HAND_EDGES, INDEX, LEFT_HAND, RIGHT_HAND
-from helpers.pose_from_render import (
+from tests.helpers.pose_from_render import (
     FOUND,
     body_stroke_iou,
     hand_masks,
@@ -21,7 +21,7 @@ from helpers.pose_from_render import (
     recover_hands_from_render,
     recover_keypoints_from_render,
 )
-from helpers.compare_render import compare_pose_render, side_by_side
+from tests.helpers.compare_render import compare_pose_render, side_by_side
 from toolkit.annotate.render_densepose import (
     densepose_palette,
     densepose_render_to_parts,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import make_shards
+from tests.helpers.builders import make_shards
 from toolkit.cli import main as cli
 from toolkit.harness.method import Conditions, Method
 from toolkit.harness.runner import evaluate

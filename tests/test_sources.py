@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import make_tiktok_layout, make_video_folder
+from tests.helpers.builders import make_tiktok_layout, make_video_folder
 from toolkit.sources import discover, load_recipe
 from toolkit.sources.base import iter_source_chunks, plan_geometry, resample_indices, stored_size
 from toolkit.video import write_image, write_video

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-import standin
+from tests.helpers import standin
 from toolkit import weights
 from toolkit.harness import availability
 from toolkit.cli import main

@@ -11,7 +11,7 @@ from baselines.magicanimate import convert
 from baselines.magicanimate.convert import (
     NO_PLACE, ConversionError, convert_state_dict, map_name, model_shapes, not_in_checkpoint, read_published_keys)
 from baselines.magicanimate.model import MagicAnimateConfig, MagicAnimateModel
-from helpers.magicanimate_standin import MICRO, inputs, install_release, nudged
+from tests.helpers.magicanimate_standin import MICRO, inputs, install_release, nudged
 
 PAPER = MagicAnimateConfig.named("paper")
 # values per released file, and its size on Hugging Face (GB as the hub prints them)
@@ -193,7 +193,7 @@ def test_convert_and_from_published_reproduce_the_model(tmp_path, monkeypatch, m
 
 
 def test_from_published_names_the_missing_file(tmp_path, monkeypatch):
-    from standin import use_home
+    from tests.helpers.standin import use_home
     from toolkit import weights
 
     use_home(monkeypatch, tmp_path / "home")

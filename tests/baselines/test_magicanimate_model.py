@@ -9,7 +9,7 @@ import torch
 from diffusers import UNet2DConditionModel, UNetMotionModel
 
 from baselines.magicanimate.model import MagicAnimateConfig, MagicAnimateModel
-from helpers.magicanimate_standin import MICRO, fresh, inputs, nudged
+from tests.helpers.magicanimate_standin import MICRO, fresh, inputs, nudged
 
 # diffusers' UNetMotionModel norm axes (the release's pool ResNet norms over the window's frames)
 DIFFUSERS_NORMS = dataclasses.replace(MICRO, video_norm="diffusers", reference_bank_dtype="model")

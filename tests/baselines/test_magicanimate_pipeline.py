@@ -9,7 +9,7 @@ import torch
 from baselines.magicanimate.model import MagicAnimateModel
 from baselines.magicanimate.pipeline import (MagicAnimatePipeline, SamplingConfig, context_windows, make_scheduler,
                                              pad_frames)
-from helpers.magicanimate_standin import MICRO, nudged
+from tests.helpers.magicanimate_standin import MICRO, nudged
 from toolkit.models.codec import PixelCodec
 
 SIZE = 16  # pixels; MICRO's 2x pixel codec makes 8x8 latents

@@ -13,9 +13,9 @@ from safetensors.torch import load_file
 from baselines.magicanimate.method import MagicAnimateMethod
 from baselines.magicanimate.model import MagicAnimateModel
 from baselines.magicanimate.recipe import MagicAnimateRecipe
-from conftest import make_shards
-from helpers.magicanimate_standin import MICRO, nudged
-from helpers.toml_text import toml_text
+from tests.helpers.builders import make_shards
+from tests.helpers.magicanimate_standin import MICRO, nudged
+from tests.helpers.toml_text import toml_text
 from toolkit.harness.method import Conditions
 from toolkit.models.pretrained import read_state
 from toolkit.train.loop import train
@@ -295,7 +295,7 @@ def sd15(tmp_path, monkeypatch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Stand-in SD 1.5 UNet and text encoder in a temporary registry; returns the UNet's tensors and the "" context."""
     from safetensors.torch import save_file
 
-    from standin import clip_text_state, pin, use_home
+    from tests.helpers.standin import clip_text_state, pin, use_home
     from toolkit import weights
     from toolkit.models.clip_text import empty_prompt_embedding
 
@@ -342,7 +342,7 @@ def test_stage_1_starts_from_sd15(sd15, shards, tmp_path):
 def test_pretrained_errors_come_before_anything_is_written(shards, tmp_path, monkeypatch):
     from safetensors.torch import save_file
 
-    from standin import pin, use_home
+    from tests.helpers.standin import pin, use_home
     from toolkit import weights
 
     cfg = micro_config()
@@ -415,8 +415,8 @@ def animatediff_standin(monkeypatch, tmp_path: Path, seed: int = 9, drop: str | 
     sinusoid tables per module) for MICRO, imported into a fresh registry as animatediff-mm-sd-v15 (`drop`: a
     tensor left out; `extra`: tensors added). Returns the motion modules it holds, in our names."""
     from baselines.magicanimate.convert import model_shapes, motion_keys
-    from standin import pin, use_home
-    from helpers.magicanimate_standin import release
+    from tests.helpers.standin import pin, use_home
+    from tests.helpers.magicanimate_standin import release
     from toolkit import weights
 
     use_home(monkeypatch, tmp_path / "home")
@@ -459,7 +459,7 @@ def test_stage_2_starts_the_motion_modules_from_animatediff(stages, shards, tmp_
 
 def test_a_missing_or_foreign_motion_module_file_stops_before_anything_is_written(stages, shards, tmp_path,
                                                                                    monkeypatch):
-    from standin import use_home
+    from tests.helpers.standin import use_home
 
     s1, _ = stages
     cfg = micro_config()
@@ -533,7 +533,7 @@ def test_init_published_fine_tunes_the_release(shards, tmp_path, monkeypatch):
     import json
 
     from baselines.magicanimate import convert
-    from helpers.magicanimate_standin import install_release, nudged
+    from tests.helpers.magicanimate_standin import install_release, nudged
     from toolkit.cli import main as cli
 
     monkeypatch.setattr(convert.MagicAnimateConfig, "named", classmethod(lambda cls, name: MICRO))

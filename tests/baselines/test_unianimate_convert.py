@@ -11,7 +11,7 @@ from baselines.unianimate.convert import (
     NOT_IN_CHECKPOINT, ConversionError, convert_state_dict, load_published_checkpoint, map_name, module_map,
     read_published_keys)
 from baselines.unianimate.model import UniAnimateConfig, UniAnimateModel
-from helpers.unianimate_standin import SMALL, SMALL_RELEASE, as_published, perturbed
+from tests.helpers.unianimate_standin import SMALL, SMALL_RELEASE, as_published, perturbed
 
 PAPER = UniAnimateConfig.named("paper")
 # Model entries with no published tensor, and why: UniAnimate computes the "" text context at start-up
@@ -151,7 +151,7 @@ def test_published_method_names_each_missing_file_and_its_fix(tmp_path, monkeypa
     """`--checkpoint published` never substitutes: each absent file raises the registry's error naming the command
     that fetches it (or the conversion still to run)."""
     from baselines.unianimate import convert, method
-    from standin import openclip_state, pin, use_home
+    from tests.helpers.standin import openclip_state, pin, use_home
     from toolkit import weights
 
     monkeypatch.setattr(convert.UniAnimateConfig, "named", classmethod(lambda cls, name: SMALL_RELEASE))

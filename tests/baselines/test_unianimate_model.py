@@ -10,7 +10,7 @@ import torch
 from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
 
 from baselines.unianimate.model import UniAnimateConfig, UniAnimateModel
-from helpers.unianimate_standin import TINY, perturbed
+from tests.helpers.unianimate_standin import TINY, perturbed
 
 B, F, LAT = 2, 3, 8  # latent 8x8 -> pose renders at 32x32 for the tiny config
 

@@ -13,8 +13,8 @@ from baselines.unianimate.method import UniAnimateMethod
 from baselines.unianimate.model import UniAnimateModel
 from baselines.unianimate.pipeline import make_sampler
 from baselines.unianimate.recipe import UniAnimateRecipe
-from conftest import make_shards
-from helpers.fake_hub import FakeHub
+from tests.helpers.builders import make_shards
+from tests.helpers.fake_hub import FakeHub
 from toolkit.conditions import colour_batch
 from toolkit.harness.method import Conditions
 from toolkit.models import openclip
@@ -98,7 +98,7 @@ def test_pose_draw_scale_must_be_a_positive_integer(scale):
 @pytest.fixture
 def clip_state(tmp_path, monkeypatch) -> dict[str, torch.Tensor]:
     """A stand-in OpenCLIP (ViT-H-14's head widths, text 64 wide, embeddings of 32) in a temporary registry."""
-    from standin import install, use_home
+    from tests.helpers.standin import install, use_home
 
     use_home(monkeypatch, tmp_path / "home")
     state = openclip_state_for_tiny()
@@ -107,7 +107,7 @@ def clip_state(tmp_path, monkeypatch) -> dict[str, torch.Tensor]:
 
 
 def openclip_state_for_tiny() -> dict[str, torch.Tensor]:
-    from standin import openclip_state
+    from tests.helpers.standin import openclip_state
 
     return openclip_state(text_width=64, vision_width=80, embed_dim=32)
 
@@ -146,7 +146,7 @@ def test_openclip_table_sets_the_text_context_and_feeds_reference_embeddings(sha
 
 
 def test_openclip_errors_come_before_training(shards, tmp_path, monkeypatch):
-    from standin import use_home
+    from tests.helpers.standin import use_home
 
     with pytest.raises(ValueError, match=r"\[openclip\] takes one key"):
         UniAnimateRecipe().build_model(micro_config(openclip={"weight": OPENCLIP}))
@@ -301,7 +301,7 @@ def test_validation_in_a_two_process_run(shards, tmp_path):
     import subprocess
     import sys
 
-    from helpers.toml_text import toml_text
+    from tests.helpers.toml_text import toml_text
 
     root = Path(__file__).resolve().parents[2]
     cfg = micro_config()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from standin import clip_text_state
+from tests.helpers.standin import clip_text_state
 from toolkit.models import clip_text
 
 

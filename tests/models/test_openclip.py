@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from standin import openclip_fixture, openclip_state
+from tests.helpers.standin import openclip_fixture, openclip_state
 from toolkit.models import openclip
 
 

@@ -1,4 +1,4 @@
-"""The selective scan against the sequential recurrence (tests/models/scan_reference.py), in float64."""
+"""The selective scan against the sequential recurrence (tests/helpers/scan_reference.py), in float64."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from scan_reference import selective_scan_sequential
+from tests.helpers.scan_reference import selective_scan_sequential
 from toolkit.models.scan import chunk_length, cuda_kernel_available, selective_scan
 
 TOL = 1e-6

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # for tests.train.* (the toy recipe), as tests/train/conftest.py does under `pytest`
     sys.path.insert(0, str(ROOT))
 
-from conftest import make_shards  # noqa: E402
+from tests.helpers.builders import make_shards  # noqa: E402
 from toolkit.cli import main  # noqa: E402
 from toolkit.shards.reader import Shards  # noqa: E402
 from toolkit.video import encode_image, write_image  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from tests.conftest import make_shards
+from tests.helpers.builders import make_shards
 from toolkit.data import ClipDataset
 from toolkit.train.loop import _EpochItems
 from toolkit.train.thread_loader import ThreadLoader

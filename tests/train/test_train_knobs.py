@@ -93,7 +93,7 @@ def test_accumulation_matches_the_bigger_batch(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def validation_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.conftest import make_shards
+    from tests.helpers.builders import make_shards
 
     return make_shards(tmp_path_factory.mktemp("toy-shards"), n_videos=2, n_frames=5, h=24, w=20,
                        test_ids=("00002",))
