@@ -164,7 +164,7 @@ def openclip_state(text_width: int = 64, text_layers: int = 2, vision_width: int
     return state
 
 
-OPENCLIP_FIXTURE = Path(__file__).resolve().parents[1] / "models" / "openclip_reference.safetensors"
+OPENCLIP_FIXTURE = Path(__file__).resolve().parents[1] / "toolkit" / "models" / "openclip_reference.safetensors"
 
 
 def openclip_fixture(path: Path = OPENCLIP_FIXTURE) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], object]:

@@ -33,7 +33,7 @@ from toolkit.metrics.functional import (
 )
 from toolkit.metrics.pixel import L1, PSNR, SSIM, PixelMetrics, PSNRLegacy
 
-FIXTURES = Path(os.environ.get("TOOLKIT_FIXTURES", Path(__file__).resolve().parents[2] / "shared/fixtures/real"))
+FIXTURES = Path(os.environ.get("TOOLKIT_FIXTURES", Path(__file__).resolve().parents[4] / "shared/fixtures/real"))
 SSIM_TOL = 1e-9
 
 

@@ -19,7 +19,7 @@ from toolkit.annotate import pose_dwpose as dw
 from toolkit.annotate.backends import BackendUnavailable, get_pose_backend, pick_person
 from toolkit.keypoints import FACE, INDEX, LEFT_HAND, N_KEYPOINTS, RIGHT_HAND
 
-FIXTURES = Path(os.environ.get("TOOLKIT_FIXTURES", Path(__file__).resolve().parents[2] / "shared/fixtures/real"))
+FIXTURES = Path(os.environ.get("TOOLKIT_FIXTURES", Path(__file__).resolve().parents[4] / "shared/fixtures/real"))
 
 
 # ----------------------------------------------------------------------------- registry, ground truth

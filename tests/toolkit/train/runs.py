@@ -11,8 +11,8 @@ from typing import Iterator
 import torch
 from safetensors.torch import load_file
 
-ROOT = Path(__file__).resolve().parents[2]
-TOY = "tests.train.toy_recipe:ToyRecipe"
+ROOT = Path(__file__).resolve().parents[3]
+TOY = "tests.toolkit.train.toy_recipe:ToyRecipe"
 
 
 @contextlib.contextmanager

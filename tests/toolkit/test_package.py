@@ -13,7 +13,7 @@ import pytest
 from toolkit import plugins, weights
 from toolkit.package import describe, method_package, recipe_names
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _entry_points() -> dict[str, dict[str, str]]:

@@ -1,6 +1,6 @@
 """Our UniAnimate model and sampler against golden outputs of the authors' released code.
 
-The fixture (tests/baselines/fixtures/unianimate_authors.npz, ~290 kB) was written by
+The fixture (tests/baselines/unianimate/fixtures/unianimate_authors.npz, ~290 kB) was written by
 scripts/reference_unianimate.py from ali-vilab/UniAnimate @643c963 run in its own environment: their
 UNetSD_UniAnimate at reduced widths (dim 32, mult (1, 2), head dim 16, concat_dim 8), their DDIM loops
 (DiffusionDDIM, DiffusionDDIMLong) and window schedule, on fixed inputs. Their weights are not stored: every
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FIXTURE = Path(__file__).parent / "fixtures" / "unianimate_authors.npz"
 
 

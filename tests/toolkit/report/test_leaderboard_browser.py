@@ -9,7 +9,7 @@ made and checked, from a report of the default dataset):
 
     make train-tiny && make leaderboard      # writes reports/leaderboard.html
     LEADERBOARD_PAGE=reports/leaderboard.html LEADERBOARD_SCREENSHOT=docs/img/leaderboard.png \
-        .venv/bin/pytest -q -s tests/test_leaderboard_browser.py -k "screenshot or plays"
+        .venv/bin/pytest -q -s tests/toolkit/report/test_leaderboard_browser.py -k "screenshot or plays"
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from typing import Callable, Iterator
 import pytest
 import torch
 
-from tests.train.runs import ROOT, TOY, assert_same_run, loss_lines, one_thread, subprocess_env, weights
-from tests.train.toy_recipe import ToyModel, ToyRecipe
+from tests.toolkit.train.runs import ROOT, TOY, assert_same_run, loss_lines, one_thread, subprocess_env, weights
+from tests.toolkit.train.toy_recipe import ToyModel, ToyRecipe
 from toolkit.train.checkpoint import latest
 from toolkit.train.loop import DataOrder, _StepBatches, train
 
@@ -28,7 +28,7 @@ STEPS, GLOBAL_BATCH, ITEMS = 10, 8, 40   # two epochs of five steps
 
 
 def deterministic_config(folder: Path) -> Path:
-    """tests/train/configs/tiny.toml without dropout or loss noise, for STEPS steps, with a layer the loss never
+    """tests/toolkit/train/configs/tiny.toml without dropout or loss noise, for STEPS steps, with a layer the loss never
     uses; beside it the same with FSDP, each Linear layer its own unit (deterministic-fsdp.toml)."""
     text = (ROOT / "tests" / "train" / "configs" / "tiny.toml").read_text()
     for old, new in (("dropout = 0.1", "dropout = 0.0\nspare = true"), ("noise_std = 0.05", "noise_std = 0.0"),

@@ -1,4 +1,4 @@
-"""Fixtures for the training-loop tests: the checkout importable (for tests.train.*), one thread, one reference run."""
+"""Fixtures for the training-loop tests: the checkout importable (for tests.toolkit.train.*), one thread, one reference run."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Iterator
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:  # `pytest` does not put the checkout on sys.path; `python -m pytest` does
     sys.path.insert(0, str(ROOT))
 
-from tests.train.runs import TOY, one_thread  # noqa: E402
+from tests.toolkit.train.runs import TOY, one_thread  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +24,7 @@ def _one_thread() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The uninterrupted 30-step run of the toy tiny config that interrupted runs must reproduce."""
-    from tests.train.toy_recipe import ToyRecipe
+    from tests.toolkit.train.toy_recipe import ToyRecipe
     from toolkit.train.loop import train
 
     out = tmp_path_factory.mktemp("reference") / "run"

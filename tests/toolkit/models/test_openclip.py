@@ -1,6 +1,6 @@
 """OpenCLIP's towers in plain torch: equal to open_clip on a fixture it made, and the structure UniAnimate uses.
 
-The fixture (tests/models/openclip_reference.safetensors, ~125 kB) was written by
+The fixture (tests/toolkit/models/openclip_reference.safetensors, ~125 kB) was written by
 scripts/openclip_reference.py with open_clip 3.3.0: a random OpenCLIP model of ViT-H-14's layout at
 width 16 (2 heads of 8 per tower, 2 blocks each, 28 px images) and UniAnimate's tensors computed through
 open_clip's own modules. The larger comparison (ViT-H-14's head widths, 224 px) is in the README.

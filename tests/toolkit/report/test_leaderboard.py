@@ -385,7 +385,7 @@ def test_strip_tiles_are_large_enough_to_judge(evaluated, tmp_path):
 def test_default_dataset_report_is_small_enough(tmp_path, monkeypatch):
     """The report of the default dataset (3 methods x 2 profiles, 3 strips of 48 frames at 384 px tiles) stays
     under 2 MB of HTML: the strips are files beside the page, only small stills are embedded."""
-    shards = Path(__file__).resolve().parents[1] / "data" / "shards" / "synthetic"
+    shards = Path(__file__).resolve().parents[3] / "data" / "shards" / "synthetic"
     if not (shards / "videos.parquet").is_file():
         pytest.skip(f"{shards} not prepared (make prepare-data)")
     monkeypatch.setenv("TOOLKIT_HOME", str(tmp_path / "empty_cache"))

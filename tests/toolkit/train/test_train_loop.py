@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from tests.train.runs import TOY, assert_same_run, loss_lines, snapshot, weights
-from tests.train.toy_recipe import OtherToyRecipe, ToyModel, ToyRecipe
+from tests.toolkit.train.runs import TOY, assert_same_run, loss_lines, snapshot, weights
+from tests.toolkit.train.toy_recipe import OtherToyRecipe, ToyModel, ToyRecipe
 from toolkit.train.checkpoint import latest
 from toolkit.train.ema import EMA
 from toolkit.train.loop import DataOrder, resolve_config, train

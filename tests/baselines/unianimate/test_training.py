@@ -22,7 +22,7 @@ from toolkit.shards.reader import Shards
 from toolkit.train.loop import train
 from toolkit.train.recipe import check_data
 
-TINY = Path(__file__).resolve().parents[2] / "baselines" / "unianimate" / "configs" / "tiny.toml"
+TINY = Path(__file__).resolve().parents[3] / "baselines" / "unianimate" / "configs" / "tiny.toml"
 OPENCLIP = "openclip-vit-h-14-laion2b"
 
 
@@ -303,7 +303,7 @@ def test_validation_in_a_two_process_run(shards, tmp_path):
 
     from tests.helpers.toml_text import toml_text
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     cfg = micro_config()
     cfg["train"].update(validate_every=1, validate_videos=1, validate_steps=2, batch_size=1)
     config = tmp_path / "micro.toml"

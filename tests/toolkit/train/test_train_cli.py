@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.train.runs import ROOT, TOY, assert_same_run, snapshot, subprocess_env
+from tests.toolkit.train.runs import ROOT, TOY, assert_same_run, snapshot, subprocess_env
 from toolkit.cli import main
 
 

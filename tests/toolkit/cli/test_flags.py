@@ -15,7 +15,7 @@ import pytest
 from toolkit.cli import build_parser, main
 from toolkit.cli.flags import DeprecatedAlias
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 # concept -> (its one spelling, the commands that take it)
 CANONICAL = {

@@ -1,7 +1,7 @@
 """`toolkit prepare --mask`: where each video's masks come from, provenance, defaults, errors and resuming.
 
 A stand-in mask backend takes MediaPipe's place, so these run without the mediapipe
-environment; tests/test_masks_mediapipe.py runs the real one.
+environment; tests/toolkit/annotate/test_mask_mediapipe.py runs the real one.
 """
 
 from __future__ import annotations

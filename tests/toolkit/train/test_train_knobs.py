@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from tests.train.runs import TOY, assert_same_run, loss_lines, snapshot, weights
-from tests.train.toy_recipe import ToyRecipe
+from tests.toolkit.train.runs import TOY, assert_same_run, loss_lines, snapshot, weights
+from tests.toolkit.train.toy_recipe import ToyRecipe
 from toolkit.train.checkpoint import latest
 from toolkit.train.loop import learning_rate, resolve_config, train
 
-TOY_ANIMATOR = "tests.train.toy_recipe:ToyAnimator"
+TOY_ANIMATOR = "tests.toolkit.train.toy_recipe:ToyAnimator"
 KNOBS = {"steps": 12, "grad_accum_steps": 2, "lr_schedule": "cosine", "lr_warmup_steps": 2, "checkpoint_every": 4}
 
 

@@ -21,7 +21,7 @@ from toolkit.models.pretrained import read_state
 from toolkit.train.loop import train
 from toolkit.train.recipe import select_stage
 
-TINY = Path(__file__).resolve().parents[2] / "baselines" / "magicanimate" / "configs" / "tiny.toml"
+TINY = Path(__file__).resolve().parents[3] / "baselines" / "magicanimate" / "configs" / "tiny.toml"
 
 
 def micro_config() -> dict:
@@ -183,7 +183,7 @@ def test_stage_2_shards_with_fsdp_on_two_processes_as_ddp_does(stages, shards, t
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
            "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
 
