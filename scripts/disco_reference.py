@@ -3,7 +3,7 @@
 Not part of the package and not a test: it makes the README's table "disco and disco-tm against DisCo's code".
 DisCo's code is read from a checkout you fetched yourself and runs unchanged except for its device
 (``torch.device("cuda")`` becomes cpu in a copy under OUT). Both sides load the identical stand-in weights
-(random networks of the right architectures, ``tests/standin.py``), since the real files cannot be fetched here.
+(random networks of the right architectures, ``tests/helpers/standin.py``), since the real files cannot be fetched here.
 
   # 1. this toolkit's environment: predictions, stand-in weights, our numbers -> OUT/ours.json
   PYTHONPATH=. .venv/bin/python scripts/disco_reference.py ours OUT --dataset data/shards/synthetic

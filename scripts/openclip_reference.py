@@ -30,7 +30,7 @@ from pathlib import Path
 SMALL_VISION = dict(image_size=224, layers=3, width=160, head_width=80, patch_size=14)
 SMALL_TEXT = dict(context_length=77, vocab_size=49408, width=128, heads=2, layers=3)
 SMALL_EMBED = 48
-# The committed test fixture (tests/models/openclip_reference.safetensors, ~100 kB): the same structure at
+# The committed test fixture (tests/toolkit/models/openclip_reference.safetensors, ~100 kB): the same structure at
 # width 16 with head width 8 (2 heads per tower), 2 blocks per tower, 28 px images (2 x 2 patches of 14).
 FIXTURE_VISION = dict(image_size=28, layers=2, width=16, head_width=8, patch_size=14)
 FIXTURE_TEXT = dict(context_length=77, vocab_size=49408, width=16, heads=2, layers=2)

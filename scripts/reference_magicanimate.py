@@ -2,7 +2,7 @@
 
 Not part of the package and not a test: it makes the model card's table "magicanimate against the
 authors' code" (baselines/magicanimate/README.md) and the golden fixture of
-tests/baselines/test_magicanimate_reference.py. The authors' code (magic-research/magic-animate
+tests/baselines/magicanimate/test_reference.py. The authors' code (magic-research/magic-animate
 @d2bc3bc) is imported from a checkout and runs unchanged, with two shims that touch no arithmetic:
 ``Tensor.cuda`` returns the tensor itself (the pipeline hard-codes ``.cuda()`` for the reference
 latent; everything runs on the CPU in float32), and the pipeline's prompt encoding returns a fixed
@@ -575,9 +575,9 @@ def main() -> None:
     p.add_argument("--checkout", type=Path, required=True)
     p = sub.add_parser("ours", help="run our conversion and model on the same files")
     p.add_argument("out", type=Path)
-    p = sub.add_parser("fixture", help="write the golden fixture of tests/baselines/test_magicanimate_reference.py")
+    p = sub.add_parser("fixture", help="write the golden fixture of tests/baselines/magicanimate/test_reference.py")
     p.add_argument("out", type=Path)
-    p.add_argument("--to", type=Path, default=Path("tests/baselines/fixtures") / FIXTURE)
+    p.add_argument("--to", type=Path, default=Path("tests/baselines/magicanimate/fixtures") / FIXTURE)
     args = parser.parse_args()
     if args.phase == "authors":
         authors(args.out, args.checkout)

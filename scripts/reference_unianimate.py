@@ -12,7 +12,7 @@ lays it out (a flat dict in a ``torch.save`` .pth). Our side converts that .pth 
   /tmp/venv-ua/bin/python scripts/reference_unianimate.py authors OUT --checkout /tmp/ua-checkout
   # 2. this toolkit's environment: our model and sampler on the same weights and inputs -> OUT/unianimate_rows.json
   PYTHONPATH=. .venv/bin/python scripts/reference_unianimate.py ours OUT
-  # 3. (optional) the small golden fixture for tests/baselines/test_unianimate_reference.py
+  # 3. (optional) the small golden fixture for tests/baselines/unianimate/test_reference.py
   PYTHONPATH=. .venv/bin/python scripts/reference_unianimate.py fixture OUT
 
 What runs of theirs: ``tools/modules/unet/unet_unianimate.py`` (the UNet, with their ``util.py``),
@@ -415,7 +415,7 @@ def fixture(out: Path, destination: Path | None = None) -> Path:
     import numpy as np
 
     data = np.load(out / "unianimate_authors.npz")
-    destination = destination or Path(__file__).resolve().parents[1] / "tests/baselines/fixtures/unianimate_authors.npz"
+    destination = destination or Path(__file__).resolve().parents[1] / "tests/baselines/unianimate/fixtures/unianimate_authors.npz"
     destination.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(destination, **{k: data[k] for k in FIXTURE_KEYS}, torch_version=data["torch_version"])
     print(f"wrote {destination} ({destination.stat().st_size / 1e3:.0f} kB)")
@@ -430,7 +430,7 @@ def main() -> None:
     a.add_argument("--checkout", type=Path, required=True, help="a checkout of ali-vilab/UniAnimate")
     o = sub.add_parser("ours", help="run ours on the same weights and inputs -> OUT/unianimate_rows.json")
     o.add_argument("out", type=Path)
-    fx = sub.add_parser("fixture", help="write tests/baselines/fixtures/unianimate_authors.npz from OUT")
+    fx = sub.add_parser("fixture", help="write tests/baselines/unianimate/fixtures/unianimate_authors.npz from OUT")
     fx.add_argument("out", type=Path)
     fx.add_argument("--to", type=Path, default=None)
     args = parser.parse_args()

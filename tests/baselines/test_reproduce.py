@@ -33,10 +33,10 @@ from baselines.magicanimate import method as ma_method
 from baselines.magicanimate.model import MagicAnimateModel
 from baselines.unianimate import convert as ua_convert
 from baselines.unianimate import method as ua_method
-from conftest import make_tiktok_layout
-from helpers.magicanimate_standin import MICRO, install_release
-from helpers.unianimate_standin import SMALL_RELEASE as UA_STANDIN
-from helpers.unianimate_standin import as_published, perturbed
+from tests.helpers.builders import make_tiktok_layout
+from tests.helpers.magicanimate_standin import MICRO, install_release
+from tests.helpers.unianimate_standin import SMALL_RELEASE as UA_STANDIN
+from tests.helpers.unianimate_standin import as_published, perturbed
 from toolkit.models import codec, openclip
 
 # SD's 4-channel latent and the paper's 8x DensePose embedder (like the VAE), at MICRO's widths
@@ -68,7 +68,7 @@ def _make_commands(tmp_path, src, method: str) -> list[list[str]]:
 
 @pytest.mark.slow
 def test_make_reproduce_end_to_end_on_standin_release(tmp_path, monkeypatch):
-    from standin import pin
+    from tests.helpers.standin import pin
     from toolkit import weights
 
     monkeypatch.setattr(convert.MagicAnimateConfig, "named", classmethod(lambda cls, name: STANDIN))
@@ -119,7 +119,7 @@ def _run_and_check(tmp_path, method: str, paper_name: str, ssim: float, fvd: str
 
 @pytest.mark.slow
 def test_make_reproduce_unianimate_end_to_end_on_standin_release(tmp_path, monkeypatch):
-    from standin import ldm_vae_state, openclip_state, pin, save_lightning_checkpoint, use_home
+    from tests.helpers.standin import ldm_vae_state, openclip_state, pin, save_lightning_checkpoint, use_home
     from toolkit import weights
 
     monkeypatch.setattr(ua_convert.UniAnimateConfig, "named", classmethod(lambda cls, name: UA_STANDIN))

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from helpers.pose_from_render import (
+from tests.helpers.pose_from_render import (
     body_stroke_iou,
     hand_masks,
     hand_stroke_iou,

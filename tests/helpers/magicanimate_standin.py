@@ -84,7 +84,7 @@ def release(model: MagicAnimateModel, motion_only: bool = False) -> dict[str, di
 def install_release(monkeypatch, tmp_path, model: MagicAnimateModel, motion_only: bool = False) -> None:
     """Write the stand-in release (plus SD 1.5's text encoder and, for a motion-only file, its UNet) into a fresh
     registry cache, each pinned to its stand-in file so the production import and checks run unchanged."""
-    from standin import clip_text_state, pin, use_home
+    from tests.helpers.standin import clip_text_state, pin, use_home
     from toolkit import weights
 
     use_home(monkeypatch, tmp_path / "home")

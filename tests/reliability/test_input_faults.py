@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # for tests.train.* (the toy recipe), as tests/train/conftest.py does under `pytest`
+if str(ROOT) not in sys.path:  # for tests.toolkit.train.* (the toy recipe), as tests/toolkit/train/conftest.py does under `pytest`
     sys.path.insert(0, str(ROOT))
 
-from conftest import make_shards  # noqa: E402
+from tests.helpers.builders import make_shards  # noqa: E402
 from toolkit.cli import main  # noqa: E402
 from toolkit.shards.reader import Shards  # noqa: E402
 from toolkit.video import encode_image, write_image  # noqa: E402
@@ -59,7 +59,7 @@ def test_a_malformed_init_file_is_named(tmp_path, capsys):
     bad = tmp_path / "weights.safetensors"
     bad.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{not json")
     (tmp_path / "shards").mkdir()
-    assert main(["train", "--method", "tests.train.toy_recipe:ToyRecipe", "--config", "tiny", "--shards",
+    assert main(["train", "--method", "tests.toolkit.train.toy_recipe:ToyRecipe", "--config", "tiny", "--shards",
                  str(tmp_path / "shards"), "--out", str(tmp_path / "run"), "--init", str(bad), "--quiet"]) == 1
     err = capsys.readouterr().err
     assert str(bad) in err and "not a readable safetensors file" in err and "SafetensorError" not in err

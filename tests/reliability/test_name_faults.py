@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import make_shards
+from tests.helpers.builders import make_shards
 from toolkit.cli import main as cli
 from toolkit.harness.store import load_results, write_run
 from toolkit.paths import MAX_NAME_BYTES, safe_filename

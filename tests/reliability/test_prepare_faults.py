@@ -13,7 +13,7 @@ import stat
 import numpy as np
 import pytest
 
-from conftest import make_video_folder
+from tests.helpers.builders import make_video_folder
 from toolkit.cli import main as cli
 from toolkit.io import stale_temporaries
 from toolkit.prepare import PrepareOptions, prepare

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import make_shards
+from tests.helpers.builders import make_shards
 from toolkit.cli import main as cli
 from toolkit.data import ClipDataset
 from toolkit.shards.reader import ShardError, Shards

@@ -15,11 +15,11 @@ import torch
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # for tests.train.* (the toy recipe), as tests/train/conftest.py does under `pytest`
+if str(ROOT) not in sys.path:  # for tests.toolkit.train.* (the toy recipe), as tests/toolkit/train/conftest.py does under `pytest`
     sys.path.insert(0, str(ROOT))
 
-from tests.train.runs import TOY, one_thread, snapshot  # noqa: E402
-from tests.train.toy_recipe import ToyModel, ToyRecipe  # noqa: E402
+from tests.toolkit.train.runs import TOY, one_thread, snapshot  # noqa: E402
+from tests.toolkit.train.toy_recipe import ToyModel, ToyRecipe  # noqa: E402
 from toolkit.cli import main as cli  # noqa: E402
 from toolkit.models import run_folder  # noqa: E402
 from toolkit.train import checkpoint  # noqa: E402

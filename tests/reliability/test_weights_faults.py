@@ -9,7 +9,7 @@ import pickle
 import pytest
 import torch
 
-from conftest import make_shards
+from tests.helpers.builders import make_shards
 from toolkit import weights
 from toolkit.harness.runner import evaluate
 from toolkit.safe_pickle import UnsafeCheckpoint, unsafe_globals
@@ -105,7 +105,7 @@ def test_lightning_metadata_loads_inert_only_where_the_artifact_allows_it(home, 
     """SD 2.1's checkpoint carries a Lightning callback class and numpy scalars beside its tensors: refused by
     default, loaded weights-only with them as inert placeholders under sd21-512-ema-pruned's allow-list, and a
     payload beside them is still refused."""
-    from standin import save_lightning_checkpoint
+    from tests.helpers.standin import save_lightning_checkpoint
     from toolkit import safe_pickle
 
     path = tmp_path / "v2-1_512-ema-pruned.ckpt"

@@ -17,7 +17,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]' (the dev extra has it)")
 
-from conftest import ROOT  # noqa: E402
+from tests.helpers.paths import ROOT  # noqa: E402
 from toolkit.cli import main as cli  # noqa: E402
 from toolkit.harness.runner import evaluate  # noqa: E402
 from toolkit.prepare import PrepareOptions, prepare  # noqa: E402
