@@ -142,15 +142,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def load_recipe(name: str) -> Recipe:
     """An instance of the recipe registered as `name` (or named by a package.module:Class spec)."""
     from toolkit import plugins
-    from toolkit.package import method_package, recipe_names
+    from toolkit.package import method_names, method_package, recipe_names
 
     if ":" in name:
         obj = plugins.resolve(name)
     else:
+        trainable = ", ".join(recipe_names()) or "none"
+        if name not in method_names():
+            raise plugins.PluginError(f"unknown recipe {name!r}; trainable methods: {trainable} (or give "
+                                      "package.module:Class for your own)")
         obj = method_package(name).recipe_class()
         if obj is None:
-            raise plugins.PluginError(f"method {name!r} has no training recipe; trainable methods: "
-                                      f"{', '.join(recipe_names()) or 'none'}")
+            raise plugins.PluginError(f"method {name!r} has no training recipe; trainable methods: {trainable}")
     recipe = obj() if isinstance(obj, type) else obj
     needed = ("load_config", "build_model", "build_dataset", "loss")
     missing = [m for m in needed if not callable(getattr(recipe, m, None))]

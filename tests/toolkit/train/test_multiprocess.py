@@ -30,7 +30,7 @@ STEPS, GLOBAL_BATCH, ITEMS = 10, 8, 40   # two epochs of five steps
 def deterministic_config(folder: Path) -> Path:
     """tests/toolkit/train/configs/tiny.toml without dropout or loss noise, for STEPS steps, with a layer the loss never
     uses; beside it the same with FSDP, each Linear layer its own unit (deterministic-fsdp.toml)."""
-    text = (ROOT / "tests" / "train" / "configs" / "tiny.toml").read_text()
+    text = (ROOT / "tests" / "toolkit" / "train" / "configs" / "tiny.toml").read_text()
     for old, new in (("dropout = 0.1", "dropout = 0.0\nspare = true"), ("noise_std = 0.05", "noise_std = 0.0"),
                      ("p_drop = 0.1", "p_drop = 0.0"), ("steps = 30", f"steps = {STEPS}")):
         assert old in text

@@ -77,7 +77,7 @@ def test_errors_are_caught_before_anything_is_written(tmp_path: Path, capsys: py
         argv += ["--init", "published"]
     elif case == "fsdp-unit":
         config = tmp_path / "units.toml"
-        config.write_text((ROOT / "tests" / "train" / "configs" / "tiny.toml").read_text().replace(
+        config.write_text((ROOT / "tests" / "toolkit" / "train" / "configs" / "tiny.toml").read_text().replace(
             "[train]\n", '[train]\ndistributed = "fsdp"\nfsdp_wrap = ["Linear", "Conv3d"]\n'))
         argv[argv.index("tiny")] = str(config)
     else:

@@ -16,6 +16,7 @@ from tests.toolkit.train.toy_recipe import OtherToyRecipe, ToyModel, ToyRecipe
 from toolkit.train.checkpoint import latest
 from toolkit.train.ema import EMA
 from toolkit.train.loop import DataOrder, resolve_config, train
+from toolkit.train.recipe import Trainee
 
 
 def test_loss_decreases(tmp_path: Path) -> None:
