@@ -2,8 +2,9 @@
 Fréchet distance.
 
 Each metric is a small accumulating class (a :class:`toolkit.metrics.base.Metric`: ``update(pred, target)`` /
-``compute()`` / ``reset()`` / ``state()`` / ``merge()``) that keeps only features, plus functional twins: ``*_features`` turns frames or one video into feature
-vectors (the class calls it), and ``fid`` / ``fid_vid`` / ``fvd`` run the whole metric in one call.
+``compute()`` / ``reset()`` / ``state()`` / ``merge()``) that keeps only features, plus functional twins:
+``*_features`` turns frames or one video into feature vectors (the class calls it), and ``fid`` / ``fid_vid`` /
+``fvd`` run the whole metric in one call.
 Inputs are RGB frames, numpy or torch in either layout, uint8 or float in [0, 1] (quantised to uint8 first;
 rules in ``toolkit.metrics.functional.frames.as_frames``): frames (N, H, W, 3) for FID, videos (T, H, W, 3)
 -- or a list / a (B, T, H, W, 3) batch of them -- for FID-VID and FVD (channels-first: (B, T, 3, H, W)).
