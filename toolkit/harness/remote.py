@@ -1,10 +1,11 @@
-"""`toolkit eval --executor ray`: each test video scored as a Ray task, the distribution metrics merged here.
+"""`toolkit eval --executor ray`: each test video scored as a Ray task, the metrics' states merged here.
 
 A task generates (or loads) one video and scores it with the same code as the local executor
 (:func:`toolkit.harness.scoring.score_video`); the method and the metric networks are built once per Ray
-worker process and kept for the next video. FID, FID-VID and FVD need every video's features: each task
-sends its video's features back and this process adds them in the split's order, so the Fréchet
-distances are computed from the same feature matrices as a local run.
+worker process and kept for the next video. Each task resets its metrics, scores its video and sends back every
+metric's `state()` (for FID, FID-VID and FVD the video's features); this process `merge`s them in the split's
+order (``toolkit.metrics.base.Metric``), so the Fréchet distances are computed from the same feature matrices as
+a local run.
 
 A task whose worker died is retried (Ray re-executes it, up to `RETRIES` times: scoring is deterministic);
 an error of the method or the data stops the run with that video named, as the local executor does, and
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 from toolkit import ray_executor
 from toolkit.harness.protocols import load_protocol
 from toolkit.harness.registry import get_method
-from toolkit.harness.scoring import LearnedMetrics, score_video
+from toolkit.harness.scoring import ProtocolMetrics, score_video
 from toolkit.shards.reader import Shards
 
 RETRIES = 3
@@ -48,13 +49,13 @@ class RemoteScoring:
 
 @dataclass
 class RemoteScores:
-    """A video's scores and its features for the distribution metrics (metric -> state)."""
+    """A video's scores and every metric's state after that video alone (metric -> state)."""
 
     scores: Any
-    frechet: dict[str, dict]
+    states: dict[str, dict]
 
 
-# The run whose method and metric networks this worker process holds: (token, shards, protocol, learned, runner).
+# The run whose method and metric networks this worker process holds: (token, shards, protocol, metrics, runner).
 _HELD: dict[str, tuple] = {}
 
 
@@ -65,33 +66,31 @@ def _held(job: RemoteScoring) -> tuple:
 
         _HELD.clear()  # one run at a time: free the previous run's networks
         protocol = load_protocol(job.profile)
-        learned = LearnedMetrics(protocol, job.device)
-        if sorted(learned.metrics) != job.metrics:
-            missing = {m: learned.unavailable.get(m, "?") for m in job.metrics if m not in learned.metrics}
+        metrics = ProtocolMetrics(protocol, job.device)
+        if sorted(metrics.metrics) != job.metrics:
+            missing = {m: metrics.unavailable.get(m, "?") for m in job.metrics if m not in metrics.metrics}
             raise RuntimeError(f"Ray worker on {socket.gethostname()} cannot compute the metrics the run started "
                                f"with: {missing}; give every node the same weights cache (toolkit weights status)")
         runner = job.method
         if isinstance(runner, str):
             runner = get_method(runner, **job.method_options)
-        _HELD[job.token] = (Shards(job.shards), protocol, learned, runner)
+        _HELD[job.token] = (Shards(job.shards), protocol, metrics, runner)
     return _HELD[job.token]
 
 
 def score_remote(video_id: str, job: RemoteScoring) -> RemoteScores:
-    """The Ray task: score one video with this worker's networks; return its scores and its features."""
-    shards, protocol, learned, runner = _held(job)
-    for metric in learned.metrics.values():
-        metric.reset()  # this video's features alone
-    scores = score_video(shards, video_id, protocol, learned, job.method_name, runner, job.found.get(video_id),
+    """The Ray task: score one video with this worker's networks; return its scores and its metrics' states."""
+    shards, protocol, metrics, runner = _held(job)
+    metrics.reset()  # this video's state alone
+    scores = score_video(shards, video_id, protocol, metrics, job.method_name, runner, job.found.get(video_id),
                          job.keep)
-    frechet = {name: m.state() for name, m in learned.metrics.items() if hasattr(m, "state")}
-    return RemoteScores(scores, frechet)
+    return RemoteScores(scores, metrics.states())
 
 
-def score_on_ray(job: RemoteScoring, video_ids: list[str], learned: LearnedMetrics, bar: tqdm, address: str | None,
+def score_on_ray(job: RemoteScoring, video_ids: list[str], metrics: ProtocolMetrics, bar: tqdm, address: str | None,
                  workers: int | None) -> list[Any]:
     """Score `video_ids` on the cluster (`bar` advances as tasks finish); return their scores in `video_ids`
-    order, with their features merged into `learned` in that order."""
+    order, with their metrics' states merged into `metrics` in that order."""
     ray = ray_executor.require_ray()
     started = ray_executor.connect(address, workers)
     try:
@@ -114,6 +113,5 @@ def score_on_ray(job: RemoteScoring, video_ids: list[str], learned: LearnedMetri
         if started:
             ray.shutdown()
     for video_id in video_ids:
-        for name, state in done[video_id].frechet.items():
-            learned.metrics[name].merge(state)
+        metrics.merge(done[video_id].states)
     return [done[video_id].scores for video_id in video_ids]

@@ -29,7 +29,7 @@ from toolkit.harness.protocols import DISTRIBUTION_METRICS, higher_is_better, lo
 from toolkit.harness.registry import get_method
 from toolkit.harness.remote import RemoteScoring, score_on_ray
 from toolkit.harness.saved_predictions import PredictionWriter
-from toolkit.harness.scoring import LearnedMetrics, score_video
+from toolkit.harness.scoring import ProtocolMetrics, score_video
 from toolkit.harness.store import write_run
 from toolkit.io import sha256_file
 from toolkit.paths import default_results, safe_filename
@@ -130,7 +130,7 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
         runner = get_method(method, **(method_options or {})) if isinstance(method, str) else method
         method_name, codec = name or runner.name or type(runner).__name__, ["in-memory uint8 (lossless)"]
 
-    learned = LearnedMetrics(protocol, device)
+    metrics = ProtocolMetrics(protocol, device)
     per_frame: dict[str, list[tuple[str, int, float]]] = {}
     region_sources = set()
     n_frames = 0
@@ -142,10 +142,10 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
                 keep = PredictionWriter(Path(results).resolve(), frames=save_frames, token=keep.token)
             job = RemoteScoring(shards=shards.root, method=method if runner is not None else None,
                                 method_options=method_options or {}, method_name=method_name, found=found,
-                                profile=protocol.name, device=device, metrics=sorted(learned.metrics), keep=keep)
-            scored = score_on_ray(job, ids, learned, bar, ray_address, workers)
+                                profile=protocol.name, device=device, metrics=sorted(metrics.metrics), keep=keep)
+            scored = score_on_ray(job, ids, metrics, bar, ray_address, workers)
         else:
-            scored = [score_video(shards, video_id, protocol, learned, method_name, runner, found.get(video_id),
+            scored = [score_video(shards, video_id, protocol, metrics, method_name, runner, found.get(video_id),
                                   keep) for video_id in bar]
     except BaseException:
         if keep is not None:
@@ -185,11 +185,11 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
             add("video", metric, float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan"), video)
     details = {}
     for metric in protocol.metrics:
-        if metric in learned.unavailable:
-            notes[metric] = learned.unavailable[metric]
+        if metric in metrics.unavailable:
+            notes[metric] = metrics.unavailable[metric]
         elif metric in DISTRIBUTION_METRICS:
             try:
-                res = learned.metrics[metric].compute()
+                res = metrics.metric(metric).compute()
                 aggregate[metric] = float(res.value)
                 details[metric] = {"num_pred": res.num_pred, "num_target": res.num_target, **res.details}
             except ValueError as exc:
@@ -227,7 +227,7 @@ def evaluate(shards_path: str | Path, method: str | Method | None = None, predic
         "clips": details,
         "codec": codec,
         "region_source": sorted(region_sources),
-        "weights_sha256": learned.weights_sha256(),
+        "weights_sha256": metrics.weights_sha256(),
         "unavailable": notes,
         "toolkit_version": __version__,
         "toolkit_commit": toolkit_commit(),

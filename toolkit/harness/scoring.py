@@ -2,8 +2,9 @@
 
 Shared by the local executor (:mod:`toolkit.harness.runner`), the Ray tasks (:mod:`toolkit.harness.remote`),
 validation while training and the leaderboard's strips, so that a video is given to a method and scored the
-same way wherever it runs. :class:`LearnedMetrics` holds the protocol's network metrics (LPIPS, FID, FID-VID,
-FVD), built once per process; a metric whose weights or package are missing is recorded with why.
+same way wherever it runs. :class:`ProtocolMetrics` holds the protocol's metrics, built once per process from the
+metrics' one table (``toolkit.metrics.registry.METRICS``) with the card's settings; a metric whose weights or package
+are missing is recorded with why. Every metric is given each video the same way (``Metric.update_video``).
 """
 
 from __future__ import annotations
@@ -18,44 +19,32 @@ from toolkit.harness.method import Conditions, Method
 from toolkit.harness.protocols import Protocol
 from toolkit.harness.saved_predictions import PredictionWriter
 from toolkit.harness.store import Note
-from toolkit.metrics.functional.pixel import pixel_metrics
+from toolkit.metrics.base import Metric, Video
+from toolkit.metrics.registry import METRICS
 from toolkit.shards.reader import Shards
 
-#: The network metrics by name; each is built with (profile=, device=, ...) and imported only when a protocol uses it.
-LEARNED_METRICS = plugins.Registry("learned metric", {
-    "lpips": "toolkit.metrics.lpips:LPIPS", "fid": "toolkit.metrics.features:FID",
-    "fid_vid": "toolkit.metrics.features:FIDVID", "fvd": "toolkit.metrics.features:FVD",
-})
 
+class ProtocolMetrics:
+    """The protocol's metrics, built once (`metrics`: by each class's name, e.g. one "pixel" entry for l1, psnr,
+    ...); a missing one is recorded, never dropped.
 
-class LearnedMetrics:
-    """The protocol's network metrics, built once; a missing one is recorded, never dropped.
-
-    `unavailable` maps a metric to its note; a note caused by weights is a :class:`~toolkit.harness.store.Note`
-    that also names the artifact, which the store keeps in its own column (`weights_artifact`).
+    `unavailable` maps a card's metric to its note; a note caused by weights is a
+    :class:`~toolkit.harness.store.Note` that also names the artifact, which the store keeps in its own column
+    (`weights_artifact`).
     """
 
     def __init__(self, protocol: Protocol, device: str, names: Sequence[str] | None = None):
-        """`names`: build only these of the protocol's network metrics (default: all; () for none)."""
-        self.metrics: dict[str, Any] = {}
+        """`names`: build only the metrics of these of the card's names (default: all)."""
+        self.metrics: dict[str, Metric] = {}
         self.unavailable: dict[str, str] = {}
         self.weights_artifacts: dict[str, str] = {}     # metric -> the artifact that is missing or mismatched
         for name in protocol.metrics:
-            if name not in LEARNED_METRICS or (names is not None and name not in names):
+            if names is not None and name not in names:
                 continue
             try:
-                build = LEARNED_METRICS.get(name)
-                # FID-VID has one network definition (DisCo's); the card picks its clips, as it does FVD's
-                profile = "disco" if name == "fid_vid" else protocol.base
-                extra: dict[str, Any] = {}
-                if name == "fid_vid":
-                    extra = {"clips": protocol.fid_vid_clips}
-                elif name == "fvd":
-                    extra = {"clips": protocol.fvd_clips or None}
-                    if "fvd_clips_per_video" in protocol.raw:
-                        extra.update(clips_per_video=protocol.raw["fvd_clips_per_video"],
-                                     seed=protocol.raw.get("seed", 0))
-                self.metrics[name] = build(profile=profile, device=device, **extra)
+                cls = METRICS.get(name)
+                if cls.name not in self.metrics:
+                    self.metrics[cls.name] = cls.from_protocol(protocol, device)
             except weights.WeightsMissing as exc:
                 self.weights_artifacts[name] = exc.artifact
                 self.unavailable[name] = Note(f"unavailable ({exc.reason})", weights_artifact=exc.artifact)
@@ -69,13 +58,46 @@ class LearnedMetrics:
                     raise
                 self.unavailable[name] = f"unavailable (package: {missing.name} missing)"
 
+    def metric(self, name: str) -> Metric:
+        """The metric that computes the card's metric `name` (KeyError when it was not built)."""
+        return self.metrics[METRICS.get(name).name]
+
+    def update_video(self, video: Video) -> dict[str, np.ndarray]:
+        """Give the video to every metric; the per-frame values they report, by name."""
+        values: dict[str, np.ndarray] = {}
+        for metric in self.metrics.values():
+            values.update(metric.update_video(video))
+        return values
+
+    def reset(self) -> None:
+        """Every metric emptied (a Ray task scores each video from empty states)."""
+        for metric in self.metrics.values():
+            metric.reset()
+
+    def states(self) -> dict[str, dict]:
+        """Every metric's `state()`, by name (what a Ray task sends back)."""
+        return {name: metric.state() for name, metric in self.metrics.items()}
+
+    def merge(self, states: dict[str, dict]) -> None:
+        """Add `states()` of another instance built from the same card, metric by metric."""
+        for name, state in states.items():
+            self.metrics[name].merge(state)
+
     def weights_sha256(self) -> dict[str, str]:
-        return {k: getattr(m, "weights_sha256", "") for k, m in self.metrics.items()}
+        return {k: m.weights_sha256 for k, m in self.metrics.items() if m.needs_weights}
 
 
-def pixel_only(protocol: Protocol) -> LearnedMetrics:
+def pixel_only(protocol: Protocol) -> ProtocolMetrics:
     """No network metrics: `score_video` then scores the protocol's pixel metrics alone (validation in training)."""
-    return LearnedMetrics(protocol, "cpu", names=())
+    return ProtocolMetrics(protocol, "cpu", names=[n for n in protocol.metrics if not _needs_weights(n)])
+
+
+def _needs_weights(name: str) -> bool:
+    """Whether the card's metric `name` reads pretrained weights (one whose package is missing counts as such)."""
+    try:
+        return METRICS.get(name).needs_weights
+    except plugins.PluginError:
+        return True
 
 
 def _region(shards: Shards, row, sl: slice) -> tuple[np.ndarray | None, str]:
@@ -116,11 +138,12 @@ class VideoScores:
     saved: dict[str, str] = field(default_factory=dict)   # stored prediction files: path in run folder -> sha256
 
 
-def score_video(shards: Shards, video_id: str, protocol: Protocol, learned: LearnedMetrics, method_name: str,
+def score_video(shards: Shards, video_id: str, protocol: Protocol, metrics: ProtocolMetrics, method_name: str,
                 runner: Method | None = None, prediction: Any = None,
                 keep: PredictionWriter | None = None) -> VideoScores:
-    """Generate (or load) one video, score its frames, and add it to the distribution metrics in `learned`;
-    `keep` stores what the method generated (every frame, losslessly)."""
+    """Generate (or load) one video and give its scored frames to every metric in `metrics`; the per-frame values
+    are returned (the distribution metrics keep their samples). `keep` stores what the method generated (every frame,
+    losslessly)."""
     row = shards.video(video_id)
     if runner is not None:
         gt, cond = conditions_for(shards, video_id, with_ground_truth=runner.uses_ground_truth)
@@ -136,20 +159,5 @@ def score_video(shards: Shards, video_id: str, protocol: Protocol, learned: Lear
     p, g = pred[sl], gt[sl]
     idx = list(range(len(gt)))[sl]
     region, source = _region(shards, row, sl) if protocol.uses_regions else (None, "none")
-    values = pixel_metrics(p, g, protocol.base, mask=region)
-    if "lpips" in learned.metrics:
-        lp = learned.metrics["lpips"]
-        values["lpips"] = lp.update(p, g)
-        if region is not None:
-            from toolkit.metrics.lpips import lpips_per_frame
-
-            values["lpips_fg"] = lpips_per_frame(lp.model, p, g, protocol.base, mask=region)
-            values["lpips_bg"] = lpips_per_frame(lp.model, p, g, protocol.base, mask=~region)
-    for metric in ("fid", "fid_vid", "fvd"):
-        if metric in learned.metrics:
-            m = learned.metrics[metric]
-            if metric == "fvd":  # clips keyed by the video's id: the same clips in any subset of videos
-                m.update(pred=[p], target=[g], video_ids=[video_id])
-            else:
-                m.update(pred=p if metric == "fid" else [p], target=g if metric == "fid" else [g])
+    values = metrics.update_video(Video(video_id, p, g, region))
     return VideoScores(video_id, idx, values, source, saved)

@@ -1,9 +1,10 @@
 """FID, FID-VID and FVD: network features of generated and ground-truth frames or clips, compared with the
 Fréchet distance.
 
-Each metric is a small accumulating class (``update(pred, target)`` / ``compute()`` / ``reset()``) that
-keeps only features, plus functional twins: ``*_features`` turns frames or one video into feature
-vectors (the class calls it), and ``fid`` / ``fid_vid`` / ``fvd`` run the whole metric in one call.
+Each metric is a small accumulating class (a :class:`toolkit.metrics.base.Metric`: ``update(pred, target)`` /
+``compute()`` / ``reset()`` / ``state()`` / ``merge()``) that keeps only features, plus functional twins:
+``*_features`` turns frames or one video into feature vectors (the class calls it), and ``fid`` / ``fid_vid`` /
+``fvd`` run the whole metric in one call.
 Inputs are RGB frames, numpy or torch in either layout, uint8 or float in [0, 1] (quantised to uint8 first;
 rules in ``toolkit.metrics.functional.frames.as_frames``): frames (N, H, W, 3) for FID, videos (T, H, W, 3)
 -- or a list / a (B, T, H, W, 3) batch of them -- for FID-VID and FVD (channels-first: (B, T, 3, H, W)).
@@ -15,14 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
 
 from toolkit import weights
+from toolkit.metrics.base import Metric, Video
 from toolkit.metrics.frechet import frechet_distance_from_features
 from toolkit.metrics.functional.frames import Frames, as_frames
 from toolkit.metrics.networks import i3d, inception_fid, resnet3d
@@ -97,23 +99,19 @@ def _to_numpy(features: torch.Tensor) -> np.ndarray:
     return features.detach().to("cpu", torch.float64).numpy()
 
 
-class _FrechetMetric(ABC):
-    """Shared accumulation: per-side feature lists, the weights' hash, and the Fréchet step."""
+class _FrechetMetric(Metric):
+    """Shared accumulation: per-side feature lists (the state), the weights' hash, and the Fréchet step."""
 
     metric = ""
     artifact = ""
+    states = {"pred_features": [], "target_features": [], "skipped": {"pred": 0, "target": 0}}
+    needs_weights = True
 
     def __init__(self, profile: str, device: str | torch.device) -> None:
         self.profile = _check_profile(self.metric, profile)
         self.device = torch.device(device)
         self.weights_sha256 = weights.file_sha256(self.artifact)
         self.reset()
-
-    def reset(self) -> None:
-        """Forget all features seen so far."""
-        self.pred_features: list[np.ndarray] = []
-        self.target_features: list[np.ndarray] = []
-        self.skipped = {"pred": 0, "target": 0}
 
     @abstractmethod
     def _features(self, data: object, side: str) -> list[np.ndarray]:
@@ -128,16 +126,10 @@ class _FrechetMetric(ABC):
         if target is not None:
             self.target_features += self._features(target, "target")
 
-    def state(self) -> dict:
-        """What `update` has accumulated (features and counts), to send to another process and `merge` there."""
-        return {"pred": self.pred_features, "target": self.target_features, "skipped": dict(self.skipped)}
-
-    def merge(self, state: dict) -> None:
-        """Add another instance's `state()`, as if its updates had been made here (after this one's)."""
-        self.pred_features += state["pred"]
-        self.target_features += state["target"]
-        for side, n in state["skipped"].items():
-            self.skipped[side] += n
+    def update_video(self, video: Video) -> dict[str, np.ndarray]:
+        """Add the video as one sample source (its clips); a distribution metric reports no per-frame values."""
+        self.update(pred=[video.pred], target=[video.target])
+        return {}
 
     def _details(self) -> dict:
         return {}
@@ -186,7 +178,7 @@ def fid_features(model: torch.nn.Module, frames: Frames, profile: str = "disco",
 class FID(_FrechetMetric):
     """Fréchet Inception Distance over all frames seen (frames pooled across videos)."""
 
-    metric = "fid"
+    metric = name = "fid"
     artifact = inception_fid.ARTIFACT
 
     def __init__(self, profile: str = "disco", device: str | torch.device = "cpu", batch_size: int = 50) -> None:
@@ -196,6 +188,11 @@ class FID(_FrechetMetric):
 
     def _features(self, data: object, side: str) -> list[np.ndarray]:
         return list(fid_features(self.model, as_frames(side, data), self.profile, self.batch_size))
+
+    def update_video(self, video: Video) -> dict[str, np.ndarray]:
+        """Add the video's frames to the pooled frames."""
+        self.update(pred=video.pred, target=video.target)
+        return {}
 
 
 def fid(pred: Frames, target: Frames, profile: str = "disco", device: str | torch.device = "cpu",
@@ -276,7 +273,7 @@ def fid_vid_features(model: resnet3d.ResNet3D50, video: Frames, clips: str = "se
 class FIDVID(_FrechetMetric):
     """FID-VID (DisCo's FVD-3DRN50): 3D ResNet-50 features per video (or per window), Fréchet distance."""
 
-    metric = "fid_vid"
+    metric = name = "fid_vid"
     artifact = resnet3d.ARTIFACT
 
     def __init__(self, profile: str = "disco", device: str | torch.device = "cpu", clips: str = "segments",
@@ -287,6 +284,12 @@ class FIDVID(_FrechetMetric):
         self.clips = clips
         self.batch_size = batch_size
         self.model = resnet3d.load_resnet3d50(self.device)
+
+    @classmethod
+    def from_protocol(cls, protocol: Any, device: str = "cpu") -> FIDVID:
+        """One network definition (DisCo's) under every card, so always the disco profile; the card picks the
+        clips (``fid_vid_clips``), as it does FVD's."""
+        return cls(profile="disco", device=device, clips=protocol.fid_vid_clips)
 
     def _features(self, data: object, side: str) -> list[np.ndarray]:
         rows: list[np.ndarray] = []
@@ -345,8 +348,9 @@ class FVD(_FrechetMetric):
     videos shorter than 16 frames are padded with their last frame.
     """
 
-    metric = "fvd"
+    metric = name = "fvd"
     artifact = i3d.ARTIFACT
+    states = {**_FrechetMetric.states, "videos_seen": {"pred": 0, "target": 0}}
 
     def __init__(self, profile: str = "disco", device: str | torch.device = "cpu", clips: str | None = None,
                  clips_per_video: int = 16, seed: int = 0, batch_size: int = 4) -> None:
@@ -363,9 +367,17 @@ class FVD(_FrechetMetric):
         self.batch_size = batch_size
         self.model = i3d.load_i3d(self.device)
 
+    @classmethod
+    def from_protocol(cls, protocol: Any, device: str = "cpu") -> FVD:
+        """The card's clips (``fvd_clips``, else the computation's default) and, where it sets
+        ``fvd_clips_per_video``, that many sampled clips per video from its ``seed``."""
+        extra: dict[str, Any] = {}
+        if "fvd_clips_per_video" in protocol.raw:
+            extra.update(clips_per_video=protocol.raw["fvd_clips_per_video"], seed=protocol.raw.get("seed", 0))
+        return cls(profile=protocol.base, device=device, clips=protocol.fvd_clips or None, **extra)
+
     def reset(self) -> None:
         super().reset()
-        self.videos_seen = {"pred": 0, "target": 0}
         self._ids: list[str] | None = None
 
     def update(self, pred: object = None, target: object = None, video_ids: Sequence[str] | None = None) -> None:
@@ -377,13 +389,10 @@ class FVD(_FrechetMetric):
         finally:
             self._ids = None
 
-    def state(self) -> dict:
-        return {**super().state(), "videos": dict(self.videos_seen)}
-
-    def merge(self, state: dict) -> None:
-        super().merge(state)
-        for side, n in state["videos"].items():
-            self.videos_seen[side] += n
+    def update_video(self, video: Video) -> dict[str, np.ndarray]:
+        """Add the video, its clips keyed by its id (the same clips in any subset of videos)."""
+        self.update(pred=[video.pred], target=[video.target], video_ids=[video.video_id])
+        return {}
 
     def _starts(self, num_frames: int, side: str, k: int) -> list[int] | None:
         if self.clips == "whole":

@@ -9,7 +9,8 @@ standard: LPIPS-AlexNet, v0.1 heads, inputs scaled to [-1, 1] (the package's and
           bilinearly to the frame) averaged over the masked pixels; with an all-True mask this is close
           to, not bit-identical with, the unmasked value.
 
-``lpips_per_frame`` is the functional twin the ``LPIPS`` class calls; ``lpips_score`` runs it all in one call.
+``lpips_per_frame`` is the functional twin the ``LPIPS`` class (a :class:`toolkit.metrics.base.Metric`) calls;
+``lpips_score`` runs it all in one call.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from toolkit import weights
+from toolkit.metrics.base import Metric, Video
 from toolkit.metrics.functional.frames import Frames, check_frames, check_mask
 from toolkit.metrics.networks.lpips_net import BACKBONES, load_lpips
 
@@ -105,8 +107,13 @@ def lpips_per_frame(model: nn.Module, pred: Frames, target: Frames, profile: str
     return values
 
 
-class LPIPS:
-    """Mean LPIPS over frames: ``update(pred, target, mask=None)`` / ``compute()`` / ``reset()``."""
+class LPIPS(Metric):
+    """Mean LPIPS over frames: ``update(pred, target, mask=None)`` / ``compute()`` / ``reset()``; the state is the
+    per-frame values."""
+
+    name = "lpips"
+    states = {"values": [], "masked": False}
+    needs_weights = True
 
     def __init__(self, profile: str = "disco", device: str | torch.device = "cpu", batch_size: int = 16) -> None:
         self.profile = _check_profile(profile)
@@ -118,17 +125,21 @@ class LPIPS:
         self.model = load_lpips(self.net, self.device)
         self.reset()
 
-    def reset(self) -> None:
-        """Forget every frame seen so far."""
-        self.values: list[np.ndarray] = []
-        self.masked = False
-
     def update(self, pred: Frames, target: Frames, mask: Frames | None = None) -> np.ndarray:
         """Score a batch of frame pairs (as ``lpips_per_frame`` takes them); return and keep the per-frame values."""
         values = lpips_per_frame(self.model, pred, target, self.profile, mask, self.batch_size)
         self.values.append(values)
         self.masked = self.masked or mask is not None
         return values
+
+    def update_video(self, video: Video) -> dict[str, np.ndarray]:
+        """Whole frames (accumulated), and with a region also ``lpips_fg`` / ``lpips_bg`` (returned only)."""
+        out = {self.name: self.update(video.pred, video.target)}
+        if video.region is not None:
+            for part, region in (("fg", video.region), ("bg", ~video.region)):
+                out[f"{self.name}_{part}"] = lpips_per_frame(self.model, video.pred, video.target, self.profile,
+                                                             mask=region)
+        return out
 
     def compute(self) -> LPIPSResult:
         """Mean over frames, skipping frames whose masked region was empty (NaN if none is left)."""

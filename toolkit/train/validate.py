@@ -71,10 +71,10 @@ class Validation:
 
         shards, protocol = Shards(self.shards), load_protocol("standard")
         runner = _Keeping(get_method(self.method, checkpoint=run_dir, **self.options))
-        learned, frames, grids = pixel_only(protocol), {}, {}
+        metrics, frames, grids = pixel_only(protocol), {}, {}
         with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
             for video_id in self.videos:
-                scored = score_video(shards, video_id, protocol, learned, self.method, runner)
+                scored = score_video(shards, video_id, protocol, metrics, self.method, runner)
                 for metric, values in scored.values.items():
                     frames.setdefault(metric, []).append(np.asarray(values, np.float64))
                 grids[video_id] = sample_grid(shards, video_id, runner.last)

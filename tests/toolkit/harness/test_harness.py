@@ -125,7 +125,7 @@ def test_a_method_instance_is_scored_in_memory_from_a_training_loop(shards, tmp_
     with write=False on chosen videos; the scores follow the live weights and no file is written anywhere."""
     import torch
 
-    from toolkit.metrics.batch import batch_frames
+    from tests.helpers.batch_frames import batch_frames
 
     class Recoloured(Method):  # the model being trained: a 1x1 convolution of the reference image
         name = "recoloured"

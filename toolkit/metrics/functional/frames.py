@@ -69,7 +69,7 @@ def as_frames(name: str, frames: object) -> np.ndarray:
     dimension 1 is 3. An (N, 3, H, 3) batch therefore reads as channels-last; permute a 3-pixel-wide
     channels-first batch yourself. Values: uint8 as they are (0..255); float (any precision) must lie in
     [0, 1] (NaN or anything outside is a ValueError: clamp first) and becomes uint8 as round(x * 255), halves
-    to even (``np.rint``, as ``toolkit.metrics.batch`` quantises generated frames), so a float batch equal to
+    to even (``np.rint``; ``torch.round`` rounds halves the same way), so a float batch equal to
     uint8 / 255 scores exactly as the uint8 batch. Other dtypes (bool, int) are a TypeError. The metrics
     compute on uint8, hence the quantisation; a tensor leaves its device once, here.
     """
