@@ -156,7 +156,8 @@ def test_run_files_get_ordinary_modes_and_a_nan_loss_says_no_checkpoint_exists(s
     for path in [out / "checkpoint", out / "model", *(out / "checkpoint").iterdir(), *(out / "model").iterdir()]:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o777 if path.is_dir() else 0o666) & ~mask, path
-    monkeypatch.setattr(ToyRecipe, "loss", lambda self, model, batch, generator: model(batch["x"]).sum() * float("nan"))
+    monkeypatch.setattr(ToyRecipe, "loss",
+                        lambda self, model, batch, generator, needs: model(batch["x"]).sum() * float("nan"))
     with pytest.raises(RuntimeError, match="no checkpoint was saved yet"):
         run(tmp_path / "nan", shards)
 
