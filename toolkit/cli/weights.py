@@ -149,7 +149,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                                         for s in statuses],
                           "unavailable_features": blocked, "annotation_backends": backends}, indent=2))
     else:
-        rows = [[s.name, s.state, "; ".join(weights.get(s.name).used_by), s.pinned, s.detail] for s in statuses]
+        rows = [[s.name, s.state, "; ".join(weights.get(s.name).used_by) or "-", s.pinned, s.detail]
+                for s in statuses]
         print(format_table(["name", "state", "used by", "sha256", "detail"], rows))
         print(f"\ncache: {weights.weights_dir()}")
         if blocked:
