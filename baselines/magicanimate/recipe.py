@@ -34,8 +34,8 @@ stage ``[stages.N.TABLE]`` tables that update them (:func:`toolkit.train.recipe.
 
 from __future__ import annotations
 
-import warnings
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
