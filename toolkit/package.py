@@ -42,14 +42,6 @@ class MethodPackage:
         """The Recipe subclass, or None for a method that does not train."""
         return plugins.resolve(self.recipe) if self.recipe else None
 
-    def converters(self) -> dict[str, str]:
-        """Artifact name -> the spec of its converter, for the artifacts that have one."""
-        return {a.name: a.convert for a in self.artifacts if a.convert}
-
-    def config_names(self) -> list[str]:
-        """The named configs in `configs` (e.g. ["paper", "tiny"])."""
-        return sorted(p.stem for p in self.configs.glob("*.toml")) if self.configs and self.configs.is_dir() else []
-
 
 def describe(obj: Any) -> MethodPackage:
     """A `toolkit.methods` entry's object as a package description (a bare Method class becomes one)."""

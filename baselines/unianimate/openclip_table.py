@@ -29,5 +29,10 @@ def check_openclip(config: dict[str, Any]) -> str | None:
 
 def load_openclip(config: dict[str, Any], device: str | torch.device = "cpu") -> OpenCLIPConditioner | None:
     """OpenCLIP's towers for a config with an `[openclip]` table (through the weights registry), else None."""
-    name = check_openclip(config)
+    return openclip_towers(check_openclip(config), device)
+
+
+def openclip_towers(name: str | None, device: str | torch.device = "cpu") -> OpenCLIPConditioner | None:
+    """The towers of the checked `[openclip]` weights artifact `name` (through the weights registry); None for
+    None."""
     return None if name is None else OpenCLIPConditioner.from_file(weights.path(name), device)

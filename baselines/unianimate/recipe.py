@@ -28,7 +28,7 @@ import torch
 
 from baselines.unianimate.model import UniAnimateConfig, UniAnimateModel
 from baselines.unianimate.objective import ObjectiveConfig, clean_estimate, training_loss
-from baselines.unianimate.openclip_table import check_openclip, load_openclip
+from baselines.unianimate.openclip_table import check_openclip, openclip_towers
 from baselines.unianimate.pipeline import SamplingConfig, make_scheduler
 from toolkit.data import ClipDataset
 from toolkit.models.codec import build_codec, check_fits
@@ -100,7 +100,7 @@ class UniAnimateRecipe(Recipe):
 
     def build_model(self, config: UniAnimateRunConfig) -> Trainee:
         needs = Needs(config=config, scheduler=make_scheduler(**config.scheduler), codec=build_codec(config.codec),
-                      openclip=load_openclip(config.config))
+                      openclip=openclip_towers(config.openclip))
         check_fits(needs.codec, config.model.latent_channels, config.model.pose_downsample, "pose_downsample")
         model = UniAnimateModel(config.model)
         if needs.openclip is not None:

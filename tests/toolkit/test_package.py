@@ -37,8 +37,9 @@ def test_the_package_description_gives_method_recipe_artifacts_converters_and_co
     assert package.method_class() is UniAnimateMethod and package.recipe_class() is UniAnimateRecipe
     assert {a.name for a in package.artifacts} == {"openclip-vit-h-14-laion2b", "sd21-512-ema-pruned",
                                                     "unianimate-16f-32f"}
-    assert package.converters() == {"unianimate-16f-32f": "baselines.unianimate.convert:convert_published_file"}
-    assert package.config_names() == ["paper", "tiny"]
+    converters = {a.name: a.convert for a in package.artifacts if a.convert}
+    assert converters == {"unianimate-16f-32f": "baselines.unianimate.convert:convert_published_file"}
+    assert sorted(p.stem for p in package.configs.glob("*.toml")) == ["paper", "tiny"]
     assert sorted(recipe_names()) == ["magicanimate", "unianimate"]
     bare = method_package("reference-copy")          # a Method class registered directly: a package of one
     assert bare.recipe_class() is None and bare.artifacts == () and describe(bare) is bare
