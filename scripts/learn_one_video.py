@@ -99,7 +99,9 @@ def main() -> int:
         shutil.rmtree(args.out)
     recipe = method_package(args.method).recipe_class()()
     config = recipe.load_config("tiny")
-    config["data"].update(videos=[video], reference="first")
+    row = table.set_index("video_id").loc[video]
+    size = training_size(config, int(row.height), int(row.width))
+    config["data"].update(videos=[video], reference="first", size=list(size))
     config["train"].update(checkpoint_every=200)
     started = time.time()
     if args.score_only:
@@ -124,6 +126,17 @@ def main() -> int:
                         max_minutes=args.minutes, method=args.method)
         trained, steps, logs, seconds = args.out, summary.get("step"), [args.out], summary.get("seconds", 0)
     return score(args, video, trained, steps, logs, seconds, started)
+
+
+def training_size(config: dict, height: int, width: int) -> tuple[int, int]:
+    """The video's own size in the multiples the tiny model takes (codec x UNet levels), nearest its aspect:
+    the person is fitted at the scale and aspect it is regenerated at (a square crop of a portrait clip
+    would cut off head and feet, and the regenerated frames would show them at another scale)."""
+    from toolkit.conditions import generation_size
+    from toolkit.models.codec import build_codec
+
+    multiple = build_codec(config.get("codec", {})).downsample * 2 ** (len(config["model"]["block_out_channels"]) - 1)
+    return generation_size((height, width), multiple, height, width)
 
 
 def previous_run(out: Path, method: str) -> tuple[Path, Any, list[Path], float]:

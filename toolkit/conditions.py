@@ -31,11 +31,16 @@ def cover_crop(source: Size, size: Size) -> tuple[float, int, int]:
     return scale, (sh - out_h) // 2, (sw - out_w) // 2
 
 
-def fit_image(image: np.ndarray, size: Size, nearest: bool = False) -> np.ndarray:
-    """Resize to cover `size` and centre-crop: area when shrinking, bilinear when growing, nearest for labels."""
+def fit_image(image: np.ndarray, size: Size, nearest: bool = False, stretch: bool = False) -> np.ndarray:
+    """Resize to cover `size` and centre-crop: area when shrinking, bilinear when growing, nearest for labels.
+    With `stretch`, resize to `size` whatever the aspect (no crop: the exact inverse is a resize back)."""
     h, w = image.shape[:2]
     if (h, w) == tuple(size):
         return image
+    if stretch:
+        interp = cv2.INTER_NEAREST if nearest else (
+            cv2.INTER_AREA if size[0] * size[1] < h * w else cv2.INTER_LINEAR)
+        return cv2.resize(image, (size[1], size[0]), interpolation=interp)
     scale, oy, ox = cover_crop((h, w), size)
     sh, sw = round(h * scale), round(w * scale)
     if (sh, sw) != (h, w):
@@ -44,19 +49,25 @@ def fit_image(image: np.ndarray, size: Size, nearest: bool = False) -> np.ndarra
     return image[oy:oy + size[0], ox:ox + size[1]]
 
 
-def fit_keypoints(keypoints: np.ndarray, source: Size, size: Size) -> np.ndarray:
-    """(..., 133, 3) keypoints in `source` pixels -> pixels of the fitted `size` image; missing points stay (0, 0, 0)."""
+def fit_keypoints(keypoints: np.ndarray, source: Size, size: Size, stretch: bool = False) -> np.ndarray:
+    """(..., 133, 3) keypoints in `source` pixels -> pixels of the fitted `size` image (:func:`fit_image`, with
+    or without `stretch`); missing points stay (0, 0, 0)."""
     kp = np.array(keypoints, dtype=np.float32, copy=True)
-    scale, oy, ox = cover_crop(source, size)
+    if stretch:
+        (sy, sx), oy, ox = (size[0] / source[0], size[1] / source[1]), 0, 0
+    else:
+        scale, oy, ox = cover_crop(source, size)
+        sy = sx = scale
     absent = kp[..., 2] <= 0
-    kp[..., 0] = kp[..., 0] * scale - ox
-    kp[..., 1] = kp[..., 1] * scale - oy
+    kp[..., 0] = kp[..., 0] * sx - ox
+    kp[..., 1] = kp[..., 1] * sy - oy
     kp[absent] = 0
     return kp
 
 
 def pose_labels(keypoints: np.ndarray, source: Size, size: Size, style: str = "unianimate", hands: bool = True,
-                face: bool = False, align_to: np.ndarray | None = None, draw_scale: int = 1) -> np.ndarray:
+                face: bool = False, align_to: np.ndarray | None = None, draw_scale: int = 1,
+                stretch: bool = False) -> np.ndarray:
     """Label canvases (T, h, w) uint8 of the pose renders of (T, 133, 3) keypoints given in `source` pixels:
     ``pose_palette(style)[labels]`` is :func:`pose_images`' output, exactly.
 
@@ -68,6 +79,7 @@ def pose_labels(keypoints: np.ndarray, source: Size, size: Size, style: str = "u
     limb and joint sizes are fixed in pixels (4 px half-width, radius 4), which suits frames of some hundred
     pixels; at 64 px a person is a blob of discs. With `draw_scale` k they are k times thinner, as if drawn
     at k times the size and shrunk; 1 (the default) draws as the release does at the model's size.
+    `stretch`: place the keypoints as :func:`fit_image` with `stretch` places the frame (no crop).
     """
     seq = np.asarray(keypoints)
     if seq.ndim != 3 or seq.shape[1:] != (133, 3):
@@ -80,7 +92,7 @@ def pose_labels(keypoints: np.ndarray, source: Size, size: Size, style: str = "u
         seq = align_pose_sequence(seq, align_to)
     k = int(draw_scale)
     height, width = size[0] * k, size[1] * k
-    fitted = fit_keypoints(seq, source, (height, width))
+    fitted = fit_keypoints(seq, source, (height, width), stretch)
     out = np.zeros((len(seq), size[0], size[1]), np.uint8)
     for t, kp in enumerate(fitted):
         if k == 1:
@@ -93,14 +105,14 @@ def pose_labels(keypoints: np.ndarray, source: Size, size: Size, style: str = "u
 
 def pose_images(keypoints: np.ndarray, source: Size, size: Size, style: str = "unianimate",
                 hands: bool = True, face: bool = False, align_to: np.ndarray | None = None,
-                chw: bool = False, draw_scale: int = 1) -> np.ndarray:
+                chw: bool = False, draw_scale: int = 1, stretch: bool = False) -> np.ndarray:
     """Pose renders of (T, 133, 3) keypoints given in `source` pixels, as (T, h, w, 3) uint8 at `size`.
 
-    `chw=True` returns (T, 3, h, w) instead, the layout models take. `align_to`, `draw_scale`: see
+    `chw=True` returns (T, 3, h, w) instead, the layout models take. `align_to`, `draw_scale`, `stretch`: see
     :func:`pose_labels`.
     """
     labels = pose_labels(keypoints, source, size, style=style, hands=hands, face=face, align_to=align_to,
-                         draw_scale=draw_scale)
+                         draw_scale=draw_scale, stretch=stretch)
     return colour(labels, pose_palette(style), chw)
 
 
@@ -116,8 +128,7 @@ def densepose_labels(iuv: np.ndarray | Sequence[np.ndarray], size: Size, stretch
             raise ValueError(f"IUV maps must be uint8, got {part.dtype}")
         if part.max(initial=0) > N_PARTS:
             raise ValueError(f"DensePose part indices must lie in 0..{N_PARTS}, got up to {part.max()}")
-        out[t] = (cv2.resize(part, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) if stretch
-                  else fit_image(part, size, nearest=True))
+        out[t] = fit_image(part, size, nearest=True, stretch=stretch)
     return out
 
 
@@ -166,8 +177,23 @@ def to_chw_float(images: np.ndarray) -> np.ndarray:
 
 
 def generation_size(trained: Size, multiple: int, height: int, width: int) -> Size:
-    """The size a model trained at `trained` generates a height x width video at: the trained area with the
-    video's aspect, each side a multiple of `multiple` (what the UNet and codec take)."""
-    h = np.sqrt(trained[0] * trained[1] * height / width)
-    return (max(multiple, int(round(h / multiple)) * multiple),
-            max(multiple, int(round(h * width / height / multiple)) * multiple))
+    """The size a model trained at `trained` generates a height x width video at: about the trained area, each
+    side a multiple of `multiple` (what the UNet and codec take), with the aspect nearest the video's.
+
+    Of the four ways to round the ideal sides (the trained area at the video's aspect) down or up, the one whose
+    aspect is nearest the video's wins (then the one nearest the area): rounding each side alone can turn an
+    84 x 64 (height x width) video into 80 x 48, and a frame stretched back from there is 27% too wide.
+    Methods resize the video to this size (:func:`fit_image` with `stretch`) and the frames back, so the
+    residual aspect error is this rounding's alone."""
+    ideal_h = float(np.sqrt(trained[0] * trained[1] * height / width))
+    ideal_w = ideal_h * width / height
+
+    def sides(ideal: float) -> set[int]:
+        return {max(multiple, int(np.floor(ideal / multiple)) * multiple),
+                max(multiple, int(np.ceil(ideal / multiple)) * multiple)}
+
+    def cost(size: Size) -> tuple[float, float]:
+        return (abs(np.log(size[0] / size[1] * width / height)),
+                abs(np.log(size[0] * size[1] / (trained[0] * trained[1]))))
+
+    return min(((h, w) for h in sides(ideal_h) for w in sides(ideal_w)), key=cost)

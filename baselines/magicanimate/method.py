@@ -8,8 +8,8 @@ the driving DensePose with the builder training used (:mod:`toolkit.conditions`)
 window fusion, and scales the frames back to the evaluation size. It needs IUV maps in the shards
 (prepared with DensePose). How frames are sized follows ``[sampling] frame_fit``: "squash" (the
 release: reference and DensePose resized to the model's square size, aspect ignored) or "aspect"
-(the model's area at the video's aspect, centre-cropped). On CUDA the release's ``precision``
-casts model and codec to float16.
+(the model's area at the nearest aspect its sizes allow, the video resized to it and the frames
+back). On CUDA the release's ``precision`` casts model and codec to float16.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ class MagicAnimateMethod(DiffusionMethod):
             renders = conditions.densepose_images(cond.iuv, (h, w), stretch=True)
         else:
             h, w = conditions.generation_size(self.size, self.multiple, cond.height, cond.width)
-            reference = conditions.fit_image(cond.reference, (h, w))
-            renders = cond.densepose_renders(h, w)
+            reference = conditions.fit_image(cond.reference, (h, w), stretch=True)
+            renders = cond.densepose_renders(h, w, stretch=True)
         for chunk in self.pipeline.iter_frames(to_chw(reference), to_chw(renders)):
             yield self.at_video_size(chunk, cond)
 

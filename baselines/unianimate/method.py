@@ -73,9 +73,9 @@ class UniAnimateMethod(DiffusionMethod):
                  keep_aspect: bool | None = None, precision: str | None = None, window: int | None = None,
                  overlap: int | None = None):
         """`release_config` ("UniAnimate_infer", "UniAnimate_infer_long" or "auto"), `keys` ("randomref" or
-        "local_image") and `keep_aspect` (generate at the trained area with the video's aspect, centre-cropped,
-        from every pose, instead of the release's squash to its size from every 2nd pose) apply to
-        ``--checkpoint published`` only; their defaults are the release's (`RELEASE_DEFAULTS`). `precision`
+        "local_image") and `keep_aspect` (generate at the trained area with the nearest aspect to the video's,
+        resized to it and back, from every pose, instead of the release's squash to its size from every 2nd pose)
+        apply to ``--checkpoint published`` only; their defaults are the release's (`RELEASE_DEFAULTS`). `precision`
         ("fp16" or "fp32") overrides the sampling's (the release: fp16, which takes effect on CUDA only)."""
         self.openclip: OpenCLIPConditioner | None = None
         self.release: dict[str, Any] | None = None
@@ -128,11 +128,11 @@ class UniAnimateMethod(DiffusionMethod):
             yield from self._release_chunks(cond)
             return
         h, w = self.model_size(cond.height, cond.width)
-        reference = conditions.fit_image(cond.reference, (h, w))
+        reference = conditions.fit_image(cond.reference, (h, w), stretch=True)
         to_chw = self.to_chw
         embeds = None if self.openclip is None else self.openclip.embed_image(cond.reference)
-        ref_pose = cond.reference_pose_render(h, w, **self.pose_style)
-        poses = cond.pose_renders(h, w, **self.pose_style)
+        ref_pose = cond.reference_pose_render(h, w, stretch=True, **self.pose_style)
+        poses = cond.pose_renders(h, w, stretch=True, **self.pose_style)
         chunks = self.pipeline.iter_frames(to_chw(reference), to_chw(ref_pose), to_chw(poses),
                                            first_frame=to_chw(reference) if self.first_frame else None,
                                            image_embeds=embeds)
@@ -152,8 +152,9 @@ class UniAnimateMethod(DiffusionMethod):
         keep = np.arange(0, cond.n_frames, interval)
         if self.release["keep_aspect"]:
             h, w = self.model_size(cond.height, cond.width)
-            reference = conditions.fit_image(cond.reference, (h, w))
-            ref_pose, poses = cond.reference_pose_render(h, w), cond.pose_renders(h, w)
+            reference = conditions.fit_image(cond.reference, (h, w), stretch=True)
+            ref_pose, poses = (cond.reference_pose_render(h, w, stretch=True),
+                               cond.pose_renders(h, w, stretch=True))
         else:
             h, w = self.size if name == SHORT else release["size"]
             reference, ref_pose = _squash(cond.reference, (h, w)), _squash(cond.reference_pose_render(), (h, w))

@@ -9,16 +9,20 @@ frames): each contract test should take seconds.
 * `MethodContractMixin` (toolkit/harness/method.py): `generate` on the harness's Conditions returns (T, H, W, 3)
   uint8 frames, as many as asked; with the same seed it returns the same frames; `generate_chunks` streams the
   same frames; the options a user may set are declared (typed, with help) and unknown ones are refused.
+* `DiffusionMethodContractMixin` (toolkit/harness/diffusion_method.py), a MethodContractMixin for methods that
+  sample at the model's size: on a portrait video, frames made at that size land where the video's pixels are.
 * `RecipeContractMixin` (toolkit/train/recipe.py): load_config("tiny"), parse_config, build_model (a Trainee; the
   recipe keeps no state), build_dataset on the default (synthetic) shards, and a loss that is a finite scalar with gradients, the same given the same generator.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -123,6 +127,53 @@ class MethodContractMixin:
         with pytest.raises(ValueError, match="no option 'no_such_option'"):
             cls.parse_options([("no_such_option", "1")])
         assert isinstance(make(**self.seeded()).config(), dict)
+
+
+def portrait(cond: Conditions) -> Conditions:
+    """A portrait video from the (square) test video: the centre 3/4 of its width (an aspect like UBC-Fashion's,
+    which no small multiple of 16 has), keypoints moved along."""
+    w = cond.width * 3 // 4
+    x0 = (cond.width - w) // 2
+
+    def crop(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else np.ascontiguousarray(a[..., x0:x0 + w, :])
+
+    def shift(kp: np.ndarray | None) -> np.ndarray | None:
+        if kp is None:
+            return None
+        kp = kp.copy()
+        kp[..., 0] -= x0
+        return kp
+
+    return dataclasses.replace(cond, width=w, reference=crop(cond.reference), iuv=crop(cond.iuv),
+                               reference_iuv=crop(cond.reference_iuv), keypoints=shift(cond.keypoints),
+                               reference_keypoints=shift(cond.reference_keypoints))
+
+
+class DiffusionMethodContractMixin(MethodContractMixin):
+    """The method contract, and the geometry of sampling at the model's size: hooks as MethodContractMixin's."""
+
+    def test_frames_made_at_the_model_size_land_where_the_videos_pixels_are(self, make, conditions) -> None:
+        """With a pipeline that returns the reference it is given as every frame, a portrait video's frames come
+        back as its reference: the video is resized to the model's size and the frames back (a centre crop
+        stretched back would shift every pixel off the person)."""
+        cond = portrait(conditions)
+        method = make(**self.seeded())
+        method.size = (32, 32)  # a trained area the shift shows at (the stand-ins train at 16 or 32)
+
+        def echo(reference: torch.Tensor, *args: Any, **kwargs: Any):
+            yield np.repeat(np.moveaxis(reference.numpy(), 0, -1)[None], cond.n_frames, axis=0)
+
+        method.pipeline.iter_frames = echo
+        frames = method.generate(cond)
+        assert frames.shape == (cond.n_frames, cond.height, cond.width, 3)
+        # compared on a coarse grid, about the model's: the round trip through a small size blurs, a shift moves
+        grid = (cond.width // 16, cond.height // 16)
+        coarse = [cv2.resize(a, grid, interpolation=cv2.INTER_AREA).astype(np.float32)
+                  for a in (frames[0], cond.reference)]
+        error = np.abs(coarse[0] - coarse[1]).mean()
+        shift = np.abs(coarse[1][1:, 1:] - coarse[1][:-1, :-1]).mean()
+        assert error < shift / 4, f"{error:.1f} levels off the video's reference (a grid cell's shift: {shift:.1f})"
 
 
 class RecipeContractMixin:

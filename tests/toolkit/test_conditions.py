@@ -84,6 +84,34 @@ def test_pose_images_scale_like_the_frames():
     assert np.allclose(conditions.fit_keypoints(kp, (120, 80), (60, 60))[0, 5, :2], (30, 30))
 
 
+def test_stretch_places_keypoints_where_the_resized_frame_has_them():
+    kp = np.zeros((1, 133, 3), np.float32)
+    kp[0, 5] = (40, 60, 1)
+    image = np.zeros((120, 80, 3), np.uint8)
+    image[58:63, 38:43] = 255  # a dot under the keypoint
+    out = conditions.fit_image(image, (48, 64), stretch=True)  # no crop: each axis scaled on its own
+    assert out.shape == (48, 64, 3)
+    y, x = np.unravel_index(out[..., 0].argmax(), out.shape[:2])
+    fitted = conditions.fit_keypoints(kp, (120, 80), (48, 64), stretch=True)[0, 5, :2]
+    assert np.allclose(fitted, (32, 24)) and abs(x - 32) <= 1 and abs(y - 24) <= 1
+    moved = np.zeros_like(kp)
+    moved[0, 5] = (*fitted, 1)  # the keypoint already where the stretch puts it, drawn without a resize
+    assert np.array_equal(conditions.pose_labels(kp, (120, 80), (48, 64), stretch=True),
+                          conditions.pose_labels(moved, (48, 64), (48, 64)))
+
+
+@pytest.mark.parametrize("trained, multiple, video, expected", [
+    ((64, 64), 16, (84, 64), (64, 48)),      # UBC-Fashion's aspect: 80 x 48 (each side rounded alone) is 27% off
+    ((64, 64), 16, (64, 64), (64, 64)),
+    ((80, 64), 16, (84, 64), (80, 64)),
+    ((512, 512), 64, (1254, 960), (576, 448)),
+    ((32, 32), 16, (16, 200), (16, 128)),    # never below one multiple
+])
+def test_generation_size_keeps_the_aspect_nearest_the_videos(trained, multiple, video, expected):
+    size = conditions.generation_size(trained, multiple, *video)
+    assert size == expected and size[0] % multiple == 0 and size[1] % multiple == 0
+
+
 def test_draw_scale_thins_the_pose_as_drawing_larger_and_shrinking():
     kp = np.zeros((1, 133, 3), np.float32)
     kp[0, 5], kp[0, 6], kp[0, 7] = (40, 60, 1), (20, 60, 1), (44, 90, 1)  # shoulders, left elbow

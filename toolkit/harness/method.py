@@ -52,11 +52,13 @@ class Conditions:
         return conditions.pose_images(self.reference_keypoints[None], (self.height, self.width),
                                       (height or self.height, width or self.width), **style)[0]
 
-    def densepose_renders(self, height: int | None = None, width: int | None = None) -> np.ndarray:
-        """MagicAnimate-style DensePose renders of the driving IUV, (T, h, w, 3) uint8."""
+    def densepose_renders(self, height: int | None = None, width: int | None = None,
+                          stretch: bool = False) -> np.ndarray:
+        """MagicAnimate-style DensePose renders of the driving IUV, (T, h, w, 3) uint8 (centre-cropped to the
+        size's aspect, or with `stretch` resized to it)."""
         if self.iuv is None:
             raise ValueError(f"{self.video_id}: the shards have no IUV maps (prepared with --densepose none)")
-        return conditions.densepose_images(self.iuv, (height or self.height, width or self.width))
+        return conditions.densepose_images(self.iuv, (height or self.height, width or self.width), stretch=stretch)
 
 
 TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")

@@ -13,7 +13,7 @@ import torch
 
 from baselines.magicanimate.method import MagicAnimateMethod
 from baselines.magicanimate.recipe import MagicAnimateRecipe
-from tests.helpers.contracts import MethodContractMixin, ModelTesterMixin, RecipeContractMixin
+from tests.helpers.contracts import DiffusionMethodContractMixin, ModelTesterMixin, RecipeContractMixin
 from tests.helpers.magicanimate_standin import MICRO, inputs, nudged
 from toolkit.harness.method import Method
 from toolkit.train.recipe import select_stage
@@ -44,7 +44,7 @@ class TestMagicAnimateRecipe(RecipeContractMixin):
     shrink = staticmethod(shrink)
 
 
-class TestMagicAnimateMethod(MethodContractMixin):
+class TestMagicAnimateMethod(DiffusionMethodContractMixin):
     method_class = MagicAnimateMethod
 
     @pytest.fixture(scope="class")

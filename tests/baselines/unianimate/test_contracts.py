@@ -12,7 +12,7 @@ import torch
 
 from baselines.unianimate.method import UniAnimateMethod
 from baselines.unianimate.recipe import UniAnimateRecipe
-from tests.helpers.contracts import MethodContractMixin, ModelTesterMixin, RecipeContractMixin
+from tests.helpers.contracts import DiffusionMethodContractMixin, ModelTesterMixin, RecipeContractMixin
 from tests.helpers.unianimate_standin import TINY, perturbed
 from toolkit.harness.method import Method
 
@@ -43,7 +43,7 @@ class TestUniAnimateRecipe(RecipeContractMixin):
     shrink = staticmethod(shrink)
 
 
-class TestUniAnimateMethod(MethodContractMixin):
+class TestUniAnimateMethod(DiffusionMethodContractMixin):
     method_class = UniAnimateMethod
 
     @pytest.fixture(scope="class")
