@@ -61,7 +61,7 @@ class SamplingConfig:
     #: edge-pad the driving video to a multiple of `window` frames, dropping the padded frames after (the release)
     pad_frames: bool = True
     #: "squash": reference and DensePose resized to the model's square size (the release, demo/animate.py);
-    #: "aspect": the model's area at the video's aspect, centre-cropped (harness.method.MagicAnimateMethod)
+    #: "aspect": the model's area at the aspect nearest the video's, resized to it and back (method.MagicAnimateMethod)
     frame_fit: str = "squash"
     #: "float16": on CUDA the model and codec in float16, as the release (a CPU stays float32); "float32": always
     precision: str = "float16"

@@ -14,8 +14,9 @@ as the release is on OpenCLIP ViT-H-14 (:mod:`toolkit.models.openclip`): the "" 
 video's reference embedding computed from the reference frame as given (resized to 224 x 224). Each
 generated frame is held for 2 output frames, and frames are scaled back to the evaluation size. A trained
 checkpoint renders the driving poses with the same builder training used (:mod:`toolkit.conditions`) at
-the model's size with the video's aspect, from every pose; one trained with an ``[openclip]`` table embeds
-each reference the same way (its "" context is in its weights).
+the model's size at the aspect nearest the video's (the video resized to it, the frames back), from every
+pose; one trained with an ``[openclip]`` table embeds each reference the same way (its "" context is in
+its weights).
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ class UniAnimateMethod(DiffusionMethod):
         self.first_frame = first_frame
 
     def model_size(self, height: int, width: int) -> tuple[int, int]:
-        """The size frames are generated at: the trained area with the video's aspect, in multiples the UNet takes."""
+        """The size frames are generated at: the trained area in multiples the UNet takes, nearest the video's
+        aspect."""
         return conditions.generation_size(self.size, self.multiple, height, width)
 
     def release_for(self, n_frames: int) -> str:
