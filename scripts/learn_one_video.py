@@ -7,7 +7,8 @@ training, against `reference-copy` on the same video (standard profile):
 person-region L1 (`l1_fg`) at least 30% lower, and whole-frame L1 and SSIM no
 worse (frames without residual sampling noise). Also measured: the clean-sample
 error of one denoising step per timestep (where a model's samples keep noise).
-The numbers, the loss curve, the verdict and a still (OUT/strip.png: reference |
+The tiny config trains at the video's own size in the model's multiples (80x64
+for an 84x64 clip), the size it is regenerated at. The numbers, the loss curve, the verdict and a still (OUT/strip.png: reference |
 pose | ground truth | model) go to OUT/; the bar is reported as measured, met or not.
 
 `unianimate` trains one run; `magicanimate` trains its two stages in the same 15
