@@ -8,8 +8,9 @@ person-region L1 (`l1_fg`) at least 30% lower, and whole-frame L1 and SSIM no
 worse (frames without residual sampling noise). Also measured: the clean-sample
 error of one denoising step per timestep (where a model's samples keep noise).
 The tiny config trains at the video's own size in the model's multiples (80x64
-for an 84x64 clip), the size it is regenerated at. The numbers, the loss curve, the verdict and a still (OUT/strip.png: reference |
-pose | ground truth | model) go to OUT/; the bar is reported as measured, met or not.
+for an 84x64 clip), the size it is regenerated at. The numbers, the loss curve,
+the verdict and a still (OUT/strip.png: reference | pose | ground truth | model)
+go to OUT/; the bar is reported as measured, met or not.
 
 `unianimate` trains one run; `magicanimate` trains its two stages in the same 15
 minutes (stage 1, images, into OUT/stage1; stage 2, motion modules, into OUT/stage2
@@ -134,9 +135,11 @@ def training_size(config: dict, height: int, width: int) -> tuple[int, int]:
     the person is fitted at the scale and aspect it is regenerated at (a square crop of a portrait clip
     would cut off head and feet, and the regenerated frames would show them at another scale)."""
     from toolkit.conditions import generation_size
+    from toolkit.harness.diffusion_method import size_multiple
     from toolkit.models.codec import build_codec
 
-    multiple = build_codec(config.get("codec", {})).downsample * 2 ** (len(config["model"]["block_out_channels"]) - 1)
+    codec = build_codec(config.get("codec", {}))
+    multiple = size_multiple(codec.downsample, len(config["model"]["block_out_channels"]))
     return generation_size((height, width), multiple, height, width)
 
 

@@ -38,13 +38,13 @@ def fit_image(image: np.ndarray, size: Size, nearest: bool = False, stretch: boo
     if (h, w) == tuple(size):
         return image
     if stretch:
-        interp = cv2.INTER_NEAREST if nearest else (
-            cv2.INTER_AREA if size[0] * size[1] < h * w else cv2.INTER_LINEAR)
-        return cv2.resize(image, (size[1], size[0]), interpolation=interp)
-    scale, oy, ox = cover_crop((h, w), size)
-    sh, sw = round(h * scale), round(w * scale)
+        (sh, sw), oy, ox = size, 0, 0
+        shrinking = sh * sw < h * w
+    else:
+        scale, oy, ox = cover_crop((h, w), size)
+        (sh, sw), shrinking = (round(h * scale), round(w * scale)), scale < 1
     if (sh, sw) != (h, w):
-        interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        interp = cv2.INTER_NEAREST if nearest else (cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
         image = cv2.resize(image, (sw, sh), interpolation=interp)
     return image[oy:oy + size[0], ox:ox + size[1]]
 

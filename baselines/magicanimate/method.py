@@ -65,11 +65,10 @@ class MagicAnimateMethod(DiffusionMethod):
         if self.sampling.frame_fit == "squash":
             h, w = self.size
             reference = np.asarray(Image.fromarray(cond.reference).resize((w, h)))  # PIL's bicubic, as the release
-            renders = conditions.densepose_images(cond.iuv, (h, w), stretch=True)
         else:
             h, w = conditions.generation_size(self.size, self.multiple, cond.height, cond.width)
             reference = conditions.fit_image(cond.reference, (h, w), stretch=True)
-            renders = cond.densepose_renders(h, w, stretch=True)
+        renders = cond.densepose_renders(h, w, stretch=True)
         for chunk in self.pipeline.iter_frames(to_chw(reference), to_chw(renders)):
             yield self.at_video_size(chunk, cond)
 

@@ -116,6 +116,14 @@ class UniAnimateMethod(DiffusionMethod):
         aspect."""
         return conditions.generation_size(self.size, self.multiple, height, width)
 
+    def at_model_size(self, cond: Conditions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The reference, its pose render and the driving pose renders at `model_size`, each resized (poses
+        placed) without a crop, so the frames resized back to the video's size sit on its pixels."""
+        h, w = self.model_size(cond.height, cond.width)
+        return (conditions.fit_image(cond.reference, (h, w), stretch=True),
+                cond.reference_pose_render(h, w, stretch=True, **self.pose_style),
+                cond.pose_renders(h, w, stretch=True, **self.pose_style))
+
     def release_for(self, n_frames: int) -> str:
         """The release config a published run of n_frames takes ("auto": the short one while it covers them)."""
         assert self.release is not None
@@ -129,12 +137,9 @@ class UniAnimateMethod(DiffusionMethod):
         if self.release is not None:
             yield from self._release_chunks(cond)
             return
-        h, w = self.model_size(cond.height, cond.width)
-        reference = conditions.fit_image(cond.reference, (h, w), stretch=True)
+        reference, ref_pose, poses = self.at_model_size(cond)
         to_chw = self.to_chw
         embeds = None if self.openclip is None else self.openclip.embed_image(cond.reference)
-        ref_pose = cond.reference_pose_render(h, w, stretch=True, **self.pose_style)
-        poses = cond.pose_renders(h, w, stretch=True, **self.pose_style)
         chunks = self.pipeline.iter_frames(to_chw(reference), to_chw(ref_pose), to_chw(poses),
                                            first_frame=to_chw(reference) if self.first_frame else None,
                                            image_embeds=embeds)
@@ -153,10 +158,7 @@ class UniAnimateMethod(DiffusionMethod):
         interval = 1 if self.release["keep_aspect"] else release["frame_interval"]
         keep = np.arange(0, cond.n_frames, interval)
         if self.release["keep_aspect"]:
-            h, w = self.model_size(cond.height, cond.width)
-            reference = conditions.fit_image(cond.reference, (h, w), stretch=True)
-            ref_pose, poses = (cond.reference_pose_render(h, w, stretch=True),
-                               cond.pose_renders(h, w, stretch=True))
+            reference, ref_pose, poses = self.at_model_size(cond)
         else:
             h, w = self.size if name == SHORT else release["size"]
             reference, ref_pose = _squash(cond.reference, (h, w)), _squash(cond.reference_pose_render(), (h, w))

@@ -29,6 +29,12 @@ SAMPLING_OPTIONS: dict[str, Option] = {
 }
 
 
+def size_multiple(codec_downsample: int, unet_levels: int) -> int:
+    """The multiple every side of a generated frame must be: the codec's downsampling times the UNet's
+    `unet_levels - 1` halvings."""
+    return codec_downsample * 2 ** (unet_levels - 1)
+
+
 class DiffusionMethod(Method):
     """Base of the methods that sample a trained diffusion model (see the module doc).
 
@@ -68,7 +74,7 @@ class DiffusionMethod(Method):
         """The trained size (``[data] size``) and the multiple a generated size must be (codec x UNet levels)."""
         size = self.run_config.get("data", {}).get("size", 64)
         self.size = (size, size) if isinstance(size, int) else tuple(size)
-        self.multiple = codec.downsample * 2 ** (len(model.config.block_out_channels) - 1)
+        self.multiple = size_multiple(codec.downsample, len(model.config.block_out_channels))
 
     def generate(self, cond: Conditions) -> np.ndarray:
         return np.concatenate(list(self.generate_chunks(cond)))
